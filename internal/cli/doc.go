@@ -1,0 +1,3 @@
+// Package cli builds flowctl's command line: one file per subcommand, each
+// a thin layer over the packages that do the work.
+package cli

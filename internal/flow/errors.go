@@ -1,0 +1,44 @@
+package flow
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrUnknownComponent is returned by Registry.Lookup for a name with no
+// built-in behind it.
+var ErrUnknownComponent = errors.New("unknown component")
+
+// BatchError reports which events of a batch a sink failed to write.
+type BatchError struct {
+	// Failed maps an index in the batch to the error for that event.
+	Failed map[int]error
+}
+
+func (e *BatchError) Error() string {
+	return fmt.Sprintf("%d events of the batch failed", len(e.Failed))
+}
+
+// FieldError is a config error at a path inside a component's config, such
+// as "expr" or "cases[1].when". The spec package turns the path into a
+// file:line:col.
+type FieldError struct {
+	Path    string
+	Message string
+	Hint    string
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Message)
+	if e.Hint != "" {
+		b.WriteString(" — ")
+		b.WriteString(e.Hint)
+	}
+	return b.String()
+}
