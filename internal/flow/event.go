@@ -2,13 +2,20 @@ package flow
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
+// MaxBatch is the largest batch a source hands to Emit and the engine
+// passes between components.
+const MaxBatch = 256
+
 // Event is one event flowing through a pipeline. Attributes follow
 // CloudEvents names. An Event is immutable once emitted: a processor that
-// changes one makes a new one (see With*). Data keeps the raw bytes as they
-// arrived; Value parses them at most once, safely from several goroutines.
+// changes one makes a new one (see With*), and nobody modifies Data or
+// Metadata afterwards (the parsed view may point into Data). Data keeps the
+// raw bytes as they arrived; Value parses them at most once, safely from
+// several goroutines.
 type Event struct {
 	ID              string
 	Source          string
@@ -16,23 +23,52 @@ type Event struct {
 	Subject         string
 	DataContentType string
 	Time            time.Time
-	// Data is the payload, JSON unless DataContentType says otherwise.
+	// Data is the payload, JSON unless DataContentType says otherwise. It
+	// must not be modified once the event exists: the parsed view shares
+	// its memory.
 	Data []byte
 	// Metadata holds string extension attributes.
 	Metadata map[string]string
 
-	once   sync.Once
-	value  any
-	valErr error
+	view lazyView
 }
 
-// Value returns the parsed JSON payload (objects as map[string]any, integers
-// as int64, other numbers as float64). It parses at most once per event and
-// is safe for concurrent use. The result must not be modified.
-func (e *Event) Value() (any, error) {
-	e.once.Do(func() { e.value, e.valErr = ParseJSON(e.Data) })
-	return e.value, e.valErr
+// lazyView is the parsed payload. It is a hand-made sync.Once so that a
+// copy of the event (WithType) can inherit a view that already exists:
+// done is read without the lock on the hot path.
+type lazyView struct {
+	done  atomic.Uint32
+	mu    sync.Mutex
+	value any
+	err   error
 }
+
+// Value returns the parsed JSON payload (objects as map[string]any, arrays
+// as []any, strings, integers as int64, other numbers as float64, bool,
+// nil). It parses at most once per event and is safe for concurrent use.
+// The result must not be modified: it is shared by every reader.
+func (e *Event) Value() (any, error) {
+	if e.view.done.Load() == 1 {
+		return e.view.value, e.view.err
+	}
+	return e.parseSlow()
+}
+
+func (e *Event) parseSlow() (any, error) {
+	v := &e.view
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.done.Load() == 0 {
+		v.value, v.err = parseJSON(e.Data)
+		v.done.Store(1)
+	}
+	return v.value, v.err
+}
+
+// Parsed reports whether Value was already computed, so a sink or
+// processor can tell a pass-through event (write Data as is) from one it
+// would have to parse.
+func (e *Event) Parsed() bool { return e.view.done.Load() == 1 }
 
 // WithData returns a copy of e carrying data as its payload. The copy's
 // lazy view starts empty.
@@ -45,9 +81,57 @@ func (e *Event) WithData(data []byte) *Event {
 }
 
 // WithType returns a copy of e with type t, keeping the parsed view if one
-// exists.
+// exists (the payload is the same bytes, so the view is still true).
 func (e *Event) WithType(t string) *Event {
 	c := e.WithData(e.Data)
 	c.Type = t
+	if e.view.done.Load() == 1 {
+		c.view.value, c.view.err = e.view.value, e.view.err
+		c.view.done.Store(1)
+	}
 	return c
+}
+
+// batchFree is a small free list of batch slices shared by sources and the
+// engine: a source takes one with NewBatch, the engine owns it after Emit
+// and returns it with RecycleBatch once every component is done with it.
+// A mutex-guarded stack rather than a sync.Pool, because putting a slice
+// into a sync.Pool allocates its header.
+var batchFree struct {
+	mu    sync.Mutex
+	slots [][]*Event
+}
+
+// maxFreeBatches bounds the free list (256 pointers each: 2 KiB).
+const maxFreeBatches = 1024
+
+// NewBatch returns an empty event slice with room for MaxBatch events,
+// reused from batches the engine finished with when possible. Sources use
+// it for the slices they hand to Emit.
+func NewBatch() []*Event {
+	batchFree.mu.Lock()
+	if n := len(batchFree.slots); n > 0 {
+		b := batchFree.slots[n-1]
+		batchFree.slots[n-1] = nil
+		batchFree.slots = batchFree.slots[:n-1]
+		batchFree.mu.Unlock()
+		return b
+	}
+	batchFree.mu.Unlock()
+	return make([]*Event, 0, MaxBatch)
+}
+
+// RecycleBatch gives a slice back for NewBatch to reuse. The caller must
+// own it (no one else reads it any more). Slices of another capacity are
+// left to the garbage collector.
+func RecycleBatch(b []*Event) {
+	if cap(b) != MaxBatch {
+		return
+	}
+	clear(b[:cap(b)])
+	batchFree.mu.Lock()
+	if len(batchFree.slots) < maxFreeBatches {
+		batchFree.slots = append(batchFree.slots, b[:0])
+	}
+	batchFree.mu.Unlock()
 }

@@ -1,0 +1,406 @@
+package components
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"cel.dev/cel-go/common/types/ref"
+
+	"github.com/flowctl/flowctl/internal/expr"
+	"github.com/flowctl/flowctl/internal/flow"
+)
+
+func init() {
+	builtins = append(builtins, &flow.ComponentSpec{
+		Role:    flow.RoleProcessor,
+		Name:    "map",
+		Summary: "Reshapes the payload: sets or deletes top-level fields, or builds a whole new object with CEL.",
+		Fields: []flow.Field{
+			{
+				Name:        "set",
+				Type:        flow.TypeMap,
+				Items:       &flow.Field{Type: flow.TypeCEL},
+				Description: "Top-level fields to add or replace, each computed by a CEL expression over the incoming event (never over another set). Names are literal keys (no nesting). Existing fields keep their place and bytes; new ones are appended in name order.",
+				Example:     map[string]any{"total_cents": "data.amount * 100"},
+			},
+			{
+				Name:        "delete",
+				Type:        flow.TypeStrings,
+				Description: "Top-level fields to remove (after set).",
+				Example:     []any{"internal_note"},
+			},
+			{
+				Name:        "expr",
+				Type:        flow.TypeCEL,
+				CELResult:   "map",
+				Description: "CEL expression returning an object that replaces the whole payload (keys written in sorted order). Not with set or delete.",
+				Example:     `{"id": data.id, "big": data.amount >= 5000}`,
+			},
+		},
+		Examples: []string{
+			"set:\n  total_cents: \"data.amount * 100\"\n  account: \"data.account.upperAscii()\"\ndelete: [ts]",
+			`expr: '{"id": data.id, "big": data.amount >= 5000}'`,
+		},
+		Validate: validateWith(parseMap),
+		New: func(bc flow.BuildContext) (any, error) {
+			return parseMap(bc.Config)
+		},
+	})
+}
+
+// mapProcessor builds a new payload for every event. The output is a new
+// event carrying the re-encoded JSON (object keys sorted) and the input's
+// other attributes; the input is never modified.
+type mapProcessor struct {
+	set   []mapSetField // sorted by name, so errors come in a stable order
+	del   []string
+	whole *expr.Program
+}
+
+type mapSetField struct {
+	name    string
+	keyJSON []byte // `"name":`, encoded once
+	prg     *expr.Program
+}
+
+func parseMap(cfg flow.Config) (*mapProcessor, error) {
+	var errs []error
+	m := &mapProcessor{}
+
+	set, err := cfgObject(cfg, "set")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	names := make([]string, 0, len(set))
+	for name := range set {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		path := "set." + name
+		if name == "" {
+			errs = append(errs, fieldErr(path, "field name is empty", "name the field to set, for example total: \"data.amount * 2\""))
+			continue
+		}
+		src, ok := set[name].(string)
+		if !ok {
+			errs = append(errs, fieldErr(path, fmt.Sprintf("must be a CEL expression (a string), got %T", set[name]), `quote it, for example "data.amount * 2"`))
+			continue
+		}
+		prg, err := compileField(path, src, expr.Any)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		key, _ := expr.AppendJSON(nil, name)
+		m.set = append(m.set, mapSetField{name: name, keyJSON: append(key, ':'), prg: prg})
+	}
+
+	del, err := cfgList(cfg, "delete")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for i, d := range del {
+		path := fmt.Sprintf("delete[%d]", i)
+		name, ok := d.(string)
+		switch {
+		case !ok || name == "":
+			errs = append(errs, fieldErr(path, "must be a field name", "write the name of a top-level field"))
+		case set[name] != nil:
+			errs = append(errs, fieldErr(path, fmt.Sprintf("field %q is both set and deleted", name), "remove it from set or from delete"))
+		default:
+			m.del = append(m.del, name)
+		}
+	}
+
+	src, hasExpr, err := cfgString(cfg, "expr")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	switch {
+	case hasExpr && (len(set) > 0 || len(del) > 0):
+		errs = append(errs, fieldErr("expr", "cannot be combined with set or delete",
+			"use expr to build a whole new object, or set and delete to change fields of the incoming one"))
+	case hasExpr:
+		if m.whole, err = compileField("expr", src, expr.Map); err != nil {
+			errs = append(errs, err)
+		}
+	case len(set) == 0 && len(del) == 0 && len(errs) == 0:
+		errs = append(errs, fieldErr("", "needs set, delete or expr",
+			`for example set: {total: "data.amount * 2"}, or expr: '{"id": data.id}'`))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return m, nil
+}
+
+// Process emits one new event with the reshaped payload. With set and
+// delete the incoming object's members keep their order and their bytes:
+// replaced fields are rewritten in place, new ones appended in name order.
+// A payload that is not a JSON object (for set and delete) or an
+// expression that fails fails the event; the engine applies on_error.
+// Safe for concurrent use.
+func (m *mapProcessor) Process(_ context.Context, in *flow.Event, out []*flow.Event) ([]*flow.Event, error) {
+	var data []byte
+	var err error
+	if m.whole != nil {
+		data, err = m.whole.AppendMapJSON(make([]byte, 0, len(in.Data)+32), in)
+	} else {
+		data, err = m.edit(in)
+	}
+	if err != nil {
+		return out, err
+	}
+	ev := in.WithData(data)
+	if ev.DataContentType != "" && !strings.Contains(ev.DataContentType, "json") {
+		// The payload is JSON now, whatever it was before.
+		ev.DataContentType = "application/json"
+	}
+	return append(out, ev), nil
+}
+
+// edit applies set and delete to the payload of in.
+func (m *mapProcessor) edit(in *flow.Event) ([]byte, error) {
+	v, err := in.Value()
+	if err != nil {
+		return nil, fmt.Errorf("event data: %w", err)
+	}
+	orig, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("event data is %s, not a JSON object: set and delete change fields of an object", mapJSONKind(v))
+	}
+	// Every expression reads the incoming event, never an earlier set.
+	var small [8]ref.Val
+	vals := small[:0]
+	for _, f := range m.set {
+		x, err := f.prg.Eval(in)
+		if err != nil {
+			return nil, fmt.Errorf("set %s: %w", f.name, err)
+		}
+		vals = append(vals, x)
+	}
+	size := len(in.Data) + 16*len(m.set)
+	if data, ok, err := m.splice(make([]byte, 0, size), in.Data, vals); ok || err != nil {
+		return data, err
+	}
+	return m.rebuild(make([]byte, 0, size), orig, vals)
+}
+
+// splice writes the edited object by copying the members of raw that stay
+// as they are and encoding only the values that set computed, so unchanged
+// fields keep their exact bytes and order. ok is false, with nothing
+// written, for what it does not handle (a key with escapes): rebuild does.
+func (m *mapProcessor) splice(dst, raw []byte, vals []ref.Val) ([]byte, bool, error) {
+	var doneSmall [8]bool
+	done := doneSmall[:0]
+	for range m.set {
+		done = append(done, false)
+	}
+	i := mapSkipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return nil, false, nil
+	}
+	i = mapSkipSpace(raw, i+1)
+	dst = append(dst, '{')
+	first := true
+	for i < len(raw) && raw[i] != '}' {
+		if raw[i] == ',' {
+			i = mapSkipSpace(raw, i+1)
+			continue
+		}
+		if raw[i] != '"' {
+			return nil, false, nil
+		}
+		keyEnd, escaped := mapScanString(raw, i)
+		if escaped || keyEnd < 0 {
+			return nil, false, nil
+		}
+		key := raw[i+1 : keyEnd-1]
+		colon := mapSkipSpace(raw, keyEnd)
+		if colon >= len(raw) || raw[colon] != ':' {
+			return nil, false, nil
+		}
+		valStart := mapSkipSpace(raw, colon+1)
+		valEnd := mapSkipValue(raw, valStart)
+		if valEnd < 0 {
+			return nil, false, nil
+		}
+		memberStart := i
+		i = mapSkipSpace(raw, valEnd)
+
+		if mapHasName(m.del, key) {
+			continue
+		}
+		idx := -1
+		for k := range m.set {
+			if m.set[k].name == string(key) {
+				idx = k
+				break
+			}
+		}
+		if idx >= 0 && done[idx] {
+			continue // a repeated key: the parsed view kept one value, so do we
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		if idx < 0 {
+			dst = append(dst, raw[memberStart:valEnd]...)
+			continue
+		}
+		done[idx] = true
+		var err error
+		if dst, err = m.appendSet(dst, idx, vals[idx]); err != nil {
+			return nil, false, err
+		}
+	}
+	for k := range m.set {
+		if done[k] {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		var err error
+		if dst, err = m.appendSet(dst, k, vals[k]); err != nil {
+			return nil, false, err
+		}
+	}
+	return append(dst, '}'), true, nil
+}
+
+func (m *mapProcessor) appendSet(dst []byte, k int, v ref.Val) ([]byte, error) {
+	dst = append(dst, m.set[k].keyJSON...)
+	dst, err := expr.AppendValue(dst, v)
+	if err != nil {
+		return nil, fmt.Errorf("set %s: %w", m.set[k].name, err)
+	}
+	return dst, nil
+}
+
+// rebuild encodes the edited object from the parsed payload (keys sorted):
+// the general path behind splice.
+func (m *mapProcessor) rebuild(dst []byte, orig map[string]any, vals []ref.Val) ([]byte, error) {
+	obj := make(map[string]any, len(orig)+len(m.set))
+	for k, x := range orig {
+		obj[k] = x
+	}
+	for k, f := range m.set {
+		x, err := expr.ToGo(vals[k])
+		if err != nil {
+			return nil, fmt.Errorf("set %s: %w", f.name, err)
+		}
+		obj[f.name] = x
+	}
+	for _, name := range m.del {
+		delete(obj, name)
+	}
+	dst, err := expr.AppendJSON(dst, obj)
+	if err != nil {
+		return nil, fmt.Errorf("encode the new payload: %w", err)
+	}
+	return dst, nil
+}
+
+// mapHasName reports whether key is one of names, without converting key
+// to a string on the heap.
+func mapHasName(names []string, key []byte) bool {
+	for _, n := range names {
+		if n == string(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// The three scanners below walk a payload the parser already accepted, so
+// they only find boundaries; they return -1 on anything unexpected and the
+// caller takes the general path.
+
+func mapSkipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// mapScanString returns the index after the string starting at b[i] (a
+// quote) and whether it holds escapes.
+func mapScanString(b []byte, i int) (int, bool) {
+	escaped := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j + 1, escaped
+		}
+	}
+	return -1, escaped
+}
+
+// mapSkipValue returns the index after the value starting at b[i].
+func mapSkipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		end, _ := mapScanString(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, _ := mapScanString(b, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
+}
+
+// mapJSONKind names the JSON kind of a parsed value for error messages.
+func mapJSONKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case map[string]any:
+		return "an object"
+	}
+	return "a number"
+}
+
+var _ flow.Processor = (*mapProcessor)(nil)
