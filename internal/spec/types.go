@@ -79,6 +79,9 @@ const (
 	RunBuiltin   Runner = "builtin"
 	RunProcess   Runner = "process"
 	RunContainer Runner = "container"
+	// RunRemote is a component already running elsewhere, reached at its
+	// `url` (protocol http); flowctl starts nothing for it.
+	RunRemote Runner = "remote"
 )
 
 // Component is one source, processor or sink. `name` and `id` are the same
@@ -87,7 +90,8 @@ type Component struct {
 	Name string
 	Role flow.Role
 	// Runner is derived: builtin when Type names a built-in, else container
-	// when Image is set, else process when Command is set.
+	// when Image is set, else process when Command is set, else remote
+	// when only URL is set.
 	Runner Runner
 	// Type names the built-in; in files of the earlier format next to
 	// image/command it is a free label and kept as written.
@@ -97,6 +101,9 @@ type Component struct {
 	Args    []string
 
 	Inputs []Input
+	// InputEventTypes is the earlier format's per-component type
+	// selection; it is also copied into every Input that selects none.
+	InputEventTypes []string
 	// OutputEventTypes is what the component declares it emits (earlier
 	// format field); empty means unknown.
 	OutputEventTypes []string
