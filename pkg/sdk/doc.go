@@ -1,0 +1,49 @@
+// Package sdk is the Go SDK for writing flowctl components: a processor, a
+// source or a sink that runs as its own process (or container) and joins a
+// pipeline over flowctl's native gRPC protocol (pkg/wire/streamv1).
+//
+// Implement one interface and call Serve:
+//
+//	type upper struct{}
+//
+//	func (upper) Process(ctx context.Context, e *sdk.Event) ([]*sdk.Event, error) {
+//		e.Data = bytes.ToUpper(e.Data)
+//		return []*sdk.Event{e}, nil
+//	}
+//
+//	func main() {
+//		if err := sdk.Serve(context.Background(), upper{}); err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+//
+// and name the binary in the pipeline file (`command: [./upper]`). Serve
+// does the rest:
+//
+//  1. reads the environment flowctl sets (ENABLE_FLOWCTL, FLOWCTL_ENDPOINT,
+//     FLOWCTL_COMPONENT_ID, FLOWCTL_HEARTBEAT_INTERVAL, PORT, ...; see the
+//     Env* constants);
+//  2. listens on PORT and serves the stream service of the component's role;
+//  3. registers the bound address with flowctl's control plane and
+//     heartbeats;
+//  4. answers every batch exactly once, grants flow-control credit (an
+//     initial credit, then one batch per answer) and refuses a peer that
+//     sends beyond it;
+//  5. on SIGTERM or SIGINT (or when ctx ends) drains: takes no new batches,
+//     answers those it has, deregisters and returns nil;
+//  6. returns ErrFlowctlGone when its flowctl dies (control plane
+//     unreachable for DefaultLostAfter heartbeat intervals, or the parent process
+//     changed), so that main exits instead of lingering as an orphan.
+//
+// Delivery is at-least-once: after a crash or a broken stream flowctl sends
+// the unanswered batches again with the same sequence number. BatchInfo
+// tells a component whether the batch it is handling is such a redelivery,
+// so a sink can make its writes idempotent.
+//
+// Without ENABLE_FLOWCTL=true (for example when run by hand) Serve skips the
+// control plane and only serves on PORT (default 127.0.0.1:0), logging the
+// address it bound.
+//
+// This package imports only the generated protocol (pkg/wire) and gRPC; it
+// must not import flowctl's internal packages, which its users cannot see.
+package sdk
