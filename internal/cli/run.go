@@ -1,0 +1,292 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+
+	"github.com/flowctl/flowctl/internal/components"
+	"github.com/flowctl/flowctl/internal/engine"
+	"github.com/flowctl/flowctl/internal/flow"
+	"github.com/flowctl/flowctl/internal/metrics"
+	"github.com/flowctl/flowctl/internal/spec"
+)
+
+func init() { subcommands = append(subcommands, newRunCmd) }
+
+// runOptions are run's flags.
+type runOptions struct {
+	file     string
+	grace    time.Duration
+	httpAddr string
+	// cpuProfile, if set, receives a CPU profile of the run (hidden flag,
+	// for the benchmark notes).
+	cpuProfile string
+	// memProfile, if set, receives a heap profile taken one second into
+	// the run (hidden flag: what is live while events flow).
+	memProfile string
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run -f FILE",
+		Short: "Run a pipeline in this process until its sources are done",
+		Long: `run loads and validates a pipeline file, then moves its events through the declared graph
+in this process: built-in sources, processors and sinks, bounded queues, acknowledgements.
+
+It ends when every bounded source is exhausted and everything was written (exit 0). The
+first SIGINT/SIGTERM stops the sources and drains what they already emitted within --grace
+(exit 0 once drained); a second one stops at once. On a terminal a status line shows the
+flow every second; a summary per component is printed at the end (on stderr).`,
+		Example: `  flowctl run -f pipeline.yaml
+  flowctl run -f pipeline.yaml --grace 30s --http 127.0.0.1:9090`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := fileArg(o.file, args)
+			if err != nil {
+				return err
+			}
+			o.file = path
+			return runPipeline(cmd.Context(), g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.file, "file", "f", "", `pipeline file to run ("-" reads standard input)`)
+	f.DurationVar(&o.grace, "grace", engine.DefaultGrace, "how long a stopped run may drain what its sources already emitted")
+	f.StringVar(&o.httpAddr, "http", "", "serve /metrics, /healthz and /readyz on this address (host:port)")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	_ = f.MarkHidden("cpuprofile")
+	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken one second into the run to this file")
+	_ = f.MarkHidden("memprofile")
+	return cmd
+}
+
+// runPipeline is the whole of `flowctl run`.
+func runPipeline(ctx context.Context, g *globals, o runOptions) error {
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	reg := components.NewRegistry()
+	pl, diags, err := spec.Load(o.file, spec.Options{Registry: reg, Stdin: g.stdin})
+	if err != nil {
+		fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+		return &exitError{code: 1}
+	}
+	for _, d := range diags {
+		fmt.Fprintln(g.stderr, d.String())
+	}
+	if diags.HasErrors() || pl == nil {
+		fmt.Fprintf(g.stderr, "flowctl run: %s does not validate; fix the errors above (flowctl validate -f %s checks it)\n", o.file, o.file)
+		return &exitError{code: 1}
+	}
+	if o.grace <= 0 {
+		fmt.Fprintf(g.stderr, "flowctl run: --grace %s: give a positive duration such as 10s\n", o.grace)
+		return &exitError{code: 1}
+	}
+	e, err := engine.New(pl, reg, engine.Options{Grace: o.grace, Logger: log})
+	if err != nil {
+		fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+		return &exitError{code: 1}
+	}
+	name := pl.Name
+	if name == "" {
+		name = "pipeline"
+	}
+
+	if o.cpuProfile != "" {
+		pf, err := os.Create(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(g.stderr, "flowctl run: --cpuprofile: %v\n", err)
+			return &exitError{code: 1}
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			fmt.Fprintf(g.stderr, "flowctl run: --cpuprofile: %v\n", err)
+			return &exitError{code: 1}
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if o.memProfile != "" {
+		runtime.MemProfileRate = 4096 // fine-grained: the heap is small
+		t := time.AfterFunc(time.Second, func() {
+			if pf, err := os.Create(o.memProfile); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(pf, 0)
+				pf.Close()
+			}
+		})
+		defer t.Stop()
+	}
+	if o.httpAddr != "" {
+		srv, err := metrics.Serve(o.httpAddr, name, e)
+		if err != nil {
+			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+			return &exitError{code: 1}
+		}
+		log.Info("serving metrics", "addr", srv.Addr())
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Close(sctx)
+		}()
+	}
+
+	// The root command's context is cancelled by the first SIGINT/SIGTERM
+	// (graceful drain); a second signal aborts. Counting needs our own
+	// subscription.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	interrupted := make(chan struct{})
+	var signalled atomic.Bool
+	go func() {
+		select {
+		case <-sigs:
+		case <-interrupted:
+			return
+		}
+		signalled.Store(true)
+		cancel()
+		fmt.Fprintf(g.stderr, "\nflowctl run: stopping: draining what the sources emitted (up to %s; signal again to stop at once)\n", o.grace)
+		select {
+		case <-sigs:
+			fmt.Fprintln(g.stderr, "flowctl run: second signal: stopping now")
+			e.Abort()
+		case <-interrupted:
+		}
+	}()
+
+	live := false
+	if f, ok := g.stderr.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
+		live = true
+	}
+	stopLive := make(chan struct{})
+	liveDone := make(chan struct{})
+	if live {
+		go liveLoop(g.stderr, e, stopLive, liveDone)
+	} else {
+		close(liveDone)
+	}
+
+	runErr := e.Run(runCtx)
+	close(interrupted)
+	close(stopLive)
+	<-liveDone
+	printSummary(g.stderr, name, e.Stats(), signalled.Load() || ctx.Err() != nil)
+	if runErr != nil {
+		fmt.Fprintf(g.stderr, "flowctl run: pipeline %q failed: %v\n", name, runErr)
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// liveLoop rewrites one status line on w every second until stop closes.
+func liveLoop(w io.Writer, e *engine.Engine, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	prev := map[string]int64{}
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			fmt.Fprint(w, "\r\033[K")
+			return
+		case now := <-tick.C:
+			s := e.Stats()
+			fmt.Fprint(w, "\r\033[K"+liveLine(s, prev, now.Sub(last)))
+			last = now
+		}
+	}
+}
+
+// liveLine is the status line: per component events in/out and the rate
+// of its output since the previous line; prev is updated.
+func liveLine(s engine.Stats, prev map[string]int64, dt time.Duration) string {
+	var parts []string
+	for _, c := range s.Components {
+		rate := float64(c.Out-prev[c.Name]) / max(dt.Seconds(), 1e-3)
+		prev[c.Name] = c.Out
+		switch c.Role {
+		case flow.RoleSource:
+			parts = append(parts, fmt.Sprintf("%s out %s (%s/s)", c.Name, short(c.Out), short(int64(rate))))
+		default:
+			parts = append(parts, fmt.Sprintf("%s in %s out %s (%s/s)", c.Name, short(c.In), short(c.Out), short(int64(rate))))
+		}
+	}
+	return fmt.Sprintf("%s │ %s", s.Elapsed.Truncate(time.Second), strings.Join(parts, " │ "))
+}
+
+// short writes n with a k/M suffix.
+func short(n int64) string {
+	switch {
+	case n >= 10_000_000:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1_000_000:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 10_000:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}
+
+// printSummary writes the end-of-run table: counts per component, wall
+// time and throughput (events the sources emitted per second).
+func printSummary(w io.Writer, name string, s engine.Stats, stopped bool) {
+	var emitted, written, dropped, dead, errs, unrouted int64
+	for _, c := range s.Components {
+		switch {
+		case c.Role == flow.RoleSource:
+			emitted += c.Out
+		case c.Role == flow.RoleSink && !c.DeadLetter:
+			written += c.Out
+		}
+		dropped += c.Dropped
+		dead += c.DeadLettered
+		errs += c.Errors
+		unrouted += c.Unrouted
+	}
+	secs := s.Elapsed.Seconds()
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(emitted) / secs
+	}
+	how := "finished"
+	if stopped {
+		how = "stopped"
+	}
+	fmt.Fprintf(w, "pipeline %q %s in %s: %d events in, %d written, %.0f events/s; %d dead-lettered, %d dropped, %d errors\n",
+		name, how, s.Elapsed.Round(time.Millisecond), emitted, written, rate, dead, dropped, errs)
+	if unrouted > 0 {
+		fmt.Fprintf(w, "%d events matched no input's types and ended where they were emitted (see the unrouted counts below)\n", unrouted)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  component\trole\tin\tout\tfiltered\tdropped\tdead-lettered\terrors\tretries\tunrouted")
+	for _, c := range s.Components {
+		role := string(c.Role)
+		if c.DeadLetter {
+			role = "dead_letter"
+		}
+		in := fmt.Sprint(c.In)
+		if c.Role == flow.RoleSource {
+			in = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", c.Name, role, in, c.Out, c.Filtered, c.Dropped, c.DeadLettered, c.Errors, c.Retries, c.Unrouted)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/engine"
+	"github.com/flowctl/flowctl/internal/flow"
+)
+
+func TestShort(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{{0, "0"}, {9999, "9999"}, {12345, "12k"}, {1_250_000, "1.2M"}, {25_000_000, "25M"}} {
+		if got := short(tc.n); got != tc.want {
+			t.Errorf("short(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
+
+func sampleStats() engine.Stats {
+	return engine.Stats{
+		Elapsed: 2 * time.Second,
+		Components: []engine.ComponentStats{
+			{Name: "ledger", Role: flow.RoleSource, Out: 1000},
+			{Name: "large", Role: flow.RoleProcessor, In: 1000, Out: 400, Filtered: 500, DeadLettered: 100, Errors: 100},
+			{Name: "out", Role: flow.RoleSink, In: 400, Out: 400},
+			{Name: "failed", Role: flow.RoleSink, DeadLetter: true, In: 100, Out: 100},
+		},
+	}
+}
+
+func TestLiveLine(t *testing.T) {
+	prev := map[string]int64{"ledger": 500}
+	got := liveLine(sampleStats(), prev, time.Second)
+	want := "2s │ ledger out 1000 (500/s) │ large in 1000 out 400 (400/s) │ out in 400 out 400 (400/s) │ failed in 100 out 100 (100/s)"
+	if got != want {
+		t.Fatalf("live line\n got %q\nwant %q", got, want)
+	}
+	if prev["ledger"] != 1000 {
+		t.Fatal("liveLine must remember the counts for the next rate")
+	}
+}
+
+func TestSummary(t *testing.T) {
+	var b bytes.Buffer
+	printSummary(&b, "payments", sampleStats(), false)
+	out := b.String()
+	for _, want := range []string{
+		`pipeline "payments" finished in 2s: 1000 events in, 400 written, 500 events/s; 100 dead-lettered, 0 dropped, 100 errors`,
+		"component  role         in    out   filtered  dropped  dead-lettered  errors  retries  unrouted",
+		"large      processor    1000  400   500       0        100            100     0",
+		"failed     dead_letter  100   100",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestRunInProcess runs a small pipeline through Main, as the binary
+// would, and checks the exit code and output file.
+func TestRunInProcess(t *testing.T) {
+	dir := t.TempDir()
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), 10)
+	pf := filepath.Join(dir, "p.yaml")
+	os.WriteFile(pf, []byte(`
+name: tiny
+sources: [{name: ledger, type: file, config: {path: in.jsonl}}]
+sinks: [{name: out, type: file, inputs: [ledger], config: {path: out.jsonl}}]
+`), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"run", "-f", pf, "--grace", "1s"}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	if got := len(readLines(t, filepath.Join(dir, "out.jsonl"))); got != 10 {
+		t.Fatalf("%d lines", got)
+	}
+	if !strings.Contains(stderr.String(), "10 events in, 10 written") {
+		t.Fatalf("summary:\n%s", stderr.String())
+	}
+	if code := Main([]string{"run", "-f", filepath.Join(dir, "missing.yaml")}, nil, &stdout, &stderr); code != 1 {
+		t.Fatalf("missing file: exit %d", code)
+	}
+}

@@ -1,0 +1,128 @@
+package engine
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/flow"
+)
+
+// LatencyBuckets are the upper bounds of the batch latency histogram.
+var LatencyBuckets = []time.Duration{
+	50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond,
+	500 * time.Microsecond, time.Millisecond, 2500 * time.Microsecond,
+	5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+	5 * time.Second, 10 * time.Second,
+}
+
+// counters are one node's live statistics, updated once per batch.
+type counters struct {
+	in, out, errors, dropped, deadLettered, filtered, retries atomic.Int64
+	unrouted                                                  atomic.Int64
+	batches                                                   atomic.Int64
+	latencySum                                                atomic.Int64 // nanoseconds
+	buckets                                                   []atomic.Int64
+}
+
+func newCounters() *counters {
+	return &counters{buckets: make([]atomic.Int64, len(LatencyBuckets)+1)}
+}
+
+// observe records that a component finished a batch d after its source
+// emitted it.
+func (c *counters) observe(d time.Duration) {
+	c.batches.Add(1)
+	c.latencySum.Add(int64(d))
+	i := 0
+	for i < len(LatencyBuckets) && d > LatencyBuckets[i] {
+		i++
+	}
+	c.buckets[i].Add(1)
+}
+
+// ComponentStats is a snapshot of one component's counters.
+type ComponentStats struct {
+	Name       string
+	Role       flow.Role
+	DeadLetter bool
+	// In counts events received (for a source: none), Out events emitted
+	// (for a sink: written).
+	In, Out int64
+	// Errors counts failed attempts (an event retried twice counts 3
+	// errors if the third attempt fails too).
+	Errors int64
+	// Dropped, DeadLettered and Filtered count events that ended here:
+	// dropped by on_error, sent to the dead-letter sink, or kept back by a
+	// processor that emitted nothing for them.
+	Dropped, DeadLettered, Filtered int64
+	// Retries counts events tried again.
+	Retries int64
+	// Unrouted counts events the component emitted that no input took
+	// (every edge out of it selects types, and none matched).
+	Unrouted int64
+	// QueueDepth is the number of events waiting in the input queue now;
+	// QueueCapacity its bound (0 for a source).
+	QueueDepth, QueueCapacity int
+	// Batches counts batches the component finished; LatencyBuckets[i]
+	// how many of them were at most LatencyBuckets[i] old (the last entry:
+	// older than every bound), LatencySum their total age. A batch's age is
+	// the time since its source emitted it.
+	Batches           int64
+	LatencyBucketHits []int64
+	LatencySum        time.Duration
+}
+
+// Stats is a snapshot of a run.
+type Stats struct {
+	// Started is when Run started (zero before), Elapsed the time since
+	// (or the run's length once it ended).
+	Started time.Time
+	Elapsed time.Duration
+	// Components are in topological order, the dead-letter sink last.
+	Components []ComponentStats
+	// Pending is the number of source batches not yet acknowledged.
+	Pending int
+	// Ready is true once every component is open and running.
+	Ready bool
+	// Finished is true once Run returned.
+	Finished bool
+}
+
+// Stats returns a snapshot of every component's counters. It is safe to
+// call from any goroutine at any time.
+func (e *Engine) Stats() Stats {
+	s := Stats{Ready: e.ready.Load(), Finished: e.finished.Load()}
+	if st := e.started.Load(); st != nil {
+		s.Started = *st
+		if end := e.ended.Load(); end != nil {
+			s.Elapsed = end.Sub(*st)
+		} else {
+			s.Elapsed = time.Since(*st)
+		}
+	}
+	for _, n := range e.nodes {
+		c := n.stats
+		cs := ComponentStats{
+			Name: n.name, Role: n.role, DeadLetter: n.deadLetter,
+			In: c.in.Load(), Out: c.out.Load(), Errors: c.errors.Load(),
+			Dropped: c.dropped.Load(), DeadLettered: c.deadLettered.Load(),
+			Filtered: c.filtered.Load(), Retries: c.retries.Load(), Unrouted: c.unrouted.Load(),
+			Batches: c.batches.Load(), LatencySum: time.Duration(c.latencySum.Load()),
+		}
+		cs.LatencyBucketHits = make([]int64, len(c.buckets))
+		for i := range c.buckets {
+			cs.LatencyBucketHits[i] = c.buckets[i].Load()
+		}
+		if n.in != nil {
+			cs.QueueDepth = n.in.depth()
+			cs.QueueCapacity = n.in.capacity
+		}
+		if n.role == flow.RoleSource {
+			s.Pending += n.pendingCount()
+		}
+		s.Components = append(s.Components, cs)
+	}
+	return s
+}

@@ -1,0 +1,20 @@
+package flow
+
+import "context"
+
+// BatchProcessor is an optional interface of a Processor that handles a
+// whole batch in one call, such as an external component for which a call
+// is a round trip. The engine calls ProcessBatch instead of Process when a
+// processor implements it, and still applies on_error per event.
+type BatchProcessor interface {
+	Processor
+	// ProcessBatch handles in and returns, per input index, the events
+	// produced (outs has len(in) entries; nil or empty: none) and the
+	// events that failed (failures maps an input index to its error; such
+	// an index's outputs are ignored). It must not modify in. An error
+	// means the whole batch could not be handled (the component is gone,
+	// or ctx ended): the engine applies on_error to every event of it.
+	// It blocks until the answer arrives; ctx bounds the wait. It must be
+	// safe for concurrent use when parallelism > 1.
+	ProcessBatch(ctx context.Context, in []*Event) (outs [][]*Event, failures map[int]error, err error)
+}
