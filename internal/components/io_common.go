@@ -154,8 +154,8 @@ func ioFieldErr(path, msg, hint string) error {
 // Line reading.
 
 const (
-	ioReadBufSize = 1 << 20  // 1 MiB: few syscalls, and most lines fit
-	ioMaxLineSize = 64 << 20 // a longer line is skipped, not buffered
+	ioReadBufSize = 256 << 10 // 256 KiB: few syscalls, most lines fit, and W1 stays under 32 MiB RSS
+	ioMaxLineSize = 64 << 20  // a longer line is skipped, not buffered
 )
 
 // errIOLineTooLong is returned by ioLineReader.next for a line over the
