@@ -512,7 +512,7 @@ func ioAppendJSONValue(dst []byte, e *flow.Event) []byte {
 		_ = json.Compact(&b, e.Data)
 		return append(dst, b.Bytes()...)
 	}
-	return ioAppendJSONString(dst, e.Data)
+	return flow.AppendJSONBytes(dst, e.Data)
 }
 
 // ioIsJSONContent reports whether a datacontenttype says JSON; empty means
@@ -542,11 +542,11 @@ var ioCoreAttrs = map[string]bool{
 // data_base64 otherwise.
 func ioAppendEnvelope(dst []byte, e *flow.Event) []byte {
 	dst = append(dst, `{"specversion":"1.0","id":`...)
-	dst = ioAppendJSONString(dst, []byte(e.ID))
+	dst = flow.AppendJSONString(dst, (e.ID))
 	dst = append(dst, `,"source":`...)
-	dst = ioAppendJSONString(dst, []byte(e.Source))
+	dst = flow.AppendJSONString(dst, (e.Source))
 	dst = append(dst, `,"type":`...)
-	dst = ioAppendJSONString(dst, []byte(e.Type))
+	dst = flow.AppendJSONString(dst, (e.Type))
 	if !e.Time.IsZero() {
 		dst = append(dst, `,"time":"`...)
 		dst = e.Time.AppendFormat(dst, time.RFC3339Nano)
@@ -554,14 +554,14 @@ func ioAppendEnvelope(dst []byte, e *flow.Event) []byte {
 	}
 	if e.Subject != "" {
 		dst = append(dst, `,"subject":`...)
-		dst = ioAppendJSONString(dst, []byte(e.Subject))
+		dst = flow.AppendJSONString(dst, (e.Subject))
 	}
 	ct := e.DataContentType
 	if ct == "" {
 		ct = "application/json"
 	}
 	dst = append(dst, `,"datacontenttype":`...)
-	dst = ioAppendJSONString(dst, []byte(ct))
+	dst = flow.AppendJSONString(dst, (ct))
 	if len(e.Metadata) > 0 {
 		keys := make([]string, 0, len(e.Metadata))
 		for k := range e.Metadata {
@@ -572,9 +572,9 @@ func ioAppendEnvelope(dst []byte, e *flow.Event) []byte {
 		slices.Sort(keys)
 		for _, k := range keys {
 			dst = append(dst, ',')
-			dst = ioAppendJSONString(dst, []byte(k))
+			dst = flow.AppendJSONString(dst, (k))
 			dst = append(dst, ':')
-			dst = ioAppendJSONString(dst, []byte(e.Metadata[k]))
+			dst = flow.AppendJSONString(dst, (e.Metadata[k]))
 		}
 	}
 	switch {
@@ -584,58 +584,13 @@ func ioAppendEnvelope(dst []byte, e *flow.Event) []byte {
 		dst = ioAppendJSONValue(dst, e)
 	case utf8.Valid(e.Data):
 		dst = append(dst, `,"data":`...)
-		dst = ioAppendJSONString(dst, e.Data)
+		dst = flow.AppendJSONBytes(dst, e.Data)
 	default:
 		dst = append(dst, `,"data_base64":"`...)
 		dst = base64.StdEncoding.AppendEncode(dst, e.Data)
 		dst = append(dst, '"')
 	}
 	return append(dst, '}')
-}
-
-const ioHex = "0123456789abcdef"
-
-// ioAppendJSONString appends s as a JSON string. Invalid UTF-8 becomes
-// U+FFFD, as encoding/json does.
-func ioAppendJSONString(dst []byte, s []byte) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', ioHex[c>>4], ioHex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // ---------------------------------------------------------------------------

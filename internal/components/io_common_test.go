@@ -320,7 +320,7 @@ func TestIOIncDecimal(t *testing.T) {
 
 func TestIOAppendJSONString(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, "nl\ncr\rtab\t", "\x00\x1f", "héllo ☃", "bad\xffutf8", "<html>&"} {
-		got := ioAppendJSONString(nil, []byte(s))
+		got := flow.AppendJSONString(nil, s)
 		var back string
 		if err := json.Unmarshal(got, &back); err != nil {
 			t.Errorf("%q → %s: not JSON: %v", s, got, err)

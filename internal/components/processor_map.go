@@ -171,7 +171,7 @@ func (m *mapProcessor) edit(in *flow.Event) ([]byte, error) {
 	}
 	orig, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("event data is %s, not a JSON object: set and delete change fields of an object", mapJSONKind(v))
+		return nil, fmt.Errorf("event data is %s, not a JSON object: set and delete change fields of an object", flow.JSONKind(v))
 	}
 	// Every expression reads the incoming event, never an earlier set.
 	var small [8]ref.Val
@@ -384,23 +384,6 @@ func mapSkipValue(b []byte, i int) int {
 		return -1
 	}
 	return j
-}
-
-// mapJSONKind names the JSON kind of a parsed value for error messages.
-func mapJSONKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case []any:
-		return "an array"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case map[string]any:
-		return "an object"
-	}
-	return "a number"
 }
 
 var _ flow.Processor = (*mapProcessor)(nil)

@@ -211,7 +211,7 @@ func (s *sqliteSink) Write(ctx context.Context, batch []*flow.Event) error {
 		}
 		o, ok := v.(map[string]any)
 		if !ok {
-			failed[i] = fmt.Errorf("sqlite sink needs JSON object data, got %s", ioJSONKind(v))
+			failed[i] = fmt.Errorf("sqlite sink needs JSON object data, got %s", flow.JSONKind(v))
 			continue
 		}
 		objs[i] = o
@@ -275,23 +275,6 @@ func (s *sqliteSink) insertRows(ctx context.Context, objs []map[string]any, fail
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
-}
-
-// ioJSONKind names the kind of a parsed JSON value, for error messages.
-func ioJSONKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case []any:
-		return "an array"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case int64, float64:
-		return "a number"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 // Close closes the database (a WAL checkpoint happens on the last close).

@@ -8,11 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
+
+	"github.com/flowctl/flowctl/internal/flow"
 )
 
 // ToGo converts a CEL value to the Go values of a parsed JSON payload:
@@ -121,7 +122,7 @@ func AppendValue(dst []byte, v ref.Val) ([]byte, error) {
 	case types.Double:
 		return appendFloat(dst, float64(t))
 	case types.String:
-		return appendString(dst, string(t)), nil
+		return flow.AppendJSONString(dst, string(t)), nil
 	case types.Null:
 		return append(dst, "null"...), nil
 	case *types.Err:
@@ -185,7 +186,7 @@ func appendMapValue(dst []byte, m traits.Mapper) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, mb.key)
+			dst = flow.AppendJSONString(dst, mb.key)
 			dst = append(dst, ':')
 			var err error
 			if dst, err = AppendValue(dst, mb.val); err != nil {
@@ -210,7 +211,7 @@ func appendMapValue(dst []byte, m traits.Mapper) ([]byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, k)
+		dst = flow.AppendJSONString(dst, k)
 		dst = append(dst, ':')
 		var err error
 		if dst, err = AppendValue(dst, m.Get(types.String(k))); err != nil {
@@ -242,7 +243,7 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 	case float64:
 		return appendFloat(dst, t)
 	case string:
-		return appendString(dst, t), nil
+		return flow.AppendJSONString(dst, t), nil
 	case []byte:
 		dst = append(dst, '"')
 		dst = base64.StdEncoding.AppendEncode(dst, t)
@@ -266,7 +267,7 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, k)
+			dst = flow.AppendJSONString(dst, k)
 			dst = append(dst, ':')
 			var err error
 			if dst, err = AppendJSON(dst, t[k]); err != nil {
@@ -316,57 +317,4 @@ func appendFloat(dst []byte, f float64) ([]byte, error) {
 		dst = append(dst, '.', '0')
 	}
 	return dst, nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// in encoding/json; U+2028 and U+2029 are escaped so the output is also
-// valid JavaScript.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
