@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/flowctl/flowctl/internal/components"
 	"github.com/flowctl/flowctl/internal/engine"
+	"github.com/flowctl/flowctl/internal/external"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/metrics"
 	"github.com/flowctl/flowctl/internal/spec"
@@ -37,6 +39,14 @@ type runOptions struct {
 	// memProfile, if set, receives a heap profile taken one second into
 	// the run (hidden flag: what is live while events flow).
 	memProfile string
+	// dir, if set, resolves relative paths instead of the file's
+	// directory (flowctl server runs a stored copy of an applied file).
+	dir string
+	// report* make the run report to a flowctl server (see
+	// internal/report): its components are registered there and
+	// heartbeat their counters.
+	reportTo, reportCA, reportCert, reportKey, reportTokenFile string
+	revision, runID                                            int64
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -71,6 +81,17 @@ flow every second; a summary per component is printed at the end (on stderr).`,
 	_ = f.MarkHidden("cpuprofile")
 	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken one second into the run to this file")
 	_ = f.MarkHidden("memprofile")
+	f.StringVar(&o.dir, "dir", "", "resolve relative paths in the file against this directory [the file's directory]")
+	f.StringVar(&o.reportTo, "report-to", "", "register the components with the flowctl server at this address and heartbeat their counters")
+	f.Int64Var(&o.revision, "pipeline-revision", 0, "the pipeline revision to report (set by flowctl server)")
+	f.Int64Var(&o.runID, "run-id", 0, "the run id to report (set by flowctl server)")
+	f.StringVar(&o.reportCA, "report-ca", "", "CA certificate to verify the --report-to server (TLS)")
+	f.StringVar(&o.reportCert, "report-cert", "", "client certificate for the --report-to server (mutual TLS)")
+	f.StringVar(&o.reportKey, "report-key", "", "client key for the --report-to server (mutual TLS)")
+	f.StringVar(&o.reportTokenFile, "report-token-file", "", "file holding the bearer token of the --report-to server")
+	for _, n := range []string{"pipeline-revision", "run-id", "report-ca", "report-cert", "report-key", "report-token-file"} {
+		_ = f.MarkHidden(n)
+	}
 	return cmd
 }
 
@@ -97,7 +118,29 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		fmt.Fprintf(g.stderr, "flowctl run: --grace %s: give a positive duration such as 10s\n", o.grace)
 		return &exitError{code: 1}
 	}
-	e, err := engine.New(pl, reg, engine.Options{Grace: o.grace, Logger: log})
+	eopts := engine.Options{Grace: o.grace, Logger: log, Dir: o.dir}
+	// Components run by a command or at a url: the manager checks them,
+	// starts the embedded control plane if one speaks gRPC, and supervises
+	// their processes once the engine opens them.
+	var ext *external.Manager
+	if hasExternal(pl) {
+		dir := o.dir
+		if dir == "" && pl.File != "" {
+			dir = filepath.Dir(pl.File)
+		}
+		ext, err = external.NewManager(pl, external.ManagerOptions{Logger: log, Dir: dir, Output: g.stderr})
+		if err != nil {
+			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+			return &exitError{code: 1}
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), o.grace)
+			defer cancel()
+			_ = ext.Close(cctx)
+		}()
+		eopts.External = func(c *spec.Component, _ flow.BuildContext) (any, error) { return ext.Build(c) }
+	}
+	e, err := engine.New(pl, reg, eopts)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
 		return &exitError{code: 1}
@@ -171,6 +214,19 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		}
 	}()
 
+	if o.reportTo != "" {
+		rep, err := startReporter(runCtx, o, pl, e, log)
+		if err != nil {
+			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+			return &exitError{code: 1}
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = rep.Close(cctx)
+		}()
+	}
+
 	live := false
 	if f, ok := g.stderr.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
 		live = true
@@ -188,6 +244,9 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	close(stopLive)
 	<-liveDone
 	printSummary(g.stderr, name, e.Stats(), signalled.Load() || ctx.Err() != nil)
+	if ext != nil {
+		printExternalSummary(g.stderr, ext.Stats())
+	}
 	if runErr != nil {
 		fmt.Fprintf(g.stderr, "flowctl run: pipeline %q failed: %v\n", name, runErr)
 		return &exitError{code: 1}
@@ -289,4 +348,20 @@ func printSummary(w io.Writer, name string, s engine.Stats, stopped bool) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", c.Name, role, in, c.Out, c.Filtered, c.Dropped, c.DeadLettered, c.Errors, c.Retries, c.Unrouted)
 	}
 	tw.Flush()
+}
+
+// hasExternal reports whether p has a component run outside flowctl.
+func hasExternal(p *spec.Pipeline) bool {
+	for _, c := range append(p.Components(), p.DeadLetter) {
+		if c != nil && external.IsExternal(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// printExternalSummary adds, per external component, its restarts and the
+// events sent to it again after a crash (which it may have handled twice).
+func printExternalSummary(w io.Writer, stats []external.ComponentStats) {
+	external.WriteSummary(w, stats)
 }

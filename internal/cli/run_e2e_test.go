@@ -225,15 +225,15 @@ sinks: [{name: out, type: file, config: {path: out.jsonl}}]
 			stderr: []string{"pipeline.yaml:4:", "does not validate"},
 		},
 		{
-			name: "external component refused",
+			name: "image component refused",
 			pipeline: `
 name: ext
 sources: [{name: ledger, type: file, config: {path: in.jsonl}}]
-processors: [{name: enrich, command: [python3, enrich.py], inputs: [ledger]}]
+processors: [{name: enrich, image: example/enrich:1, inputs: [ledger]}]
 sinks: [{name: out, type: file, inputs: [enrich], config: {path: out.jsonl}}]
 `,
 			exit:   1,
-			stderr: []string{`component "enrich" runs a command/image: external components are not supported yet by flowctl run (coming with external components)`},
+			stderr: []string{`component "enrich" (image example/enrich:1): components run from an image need the container driver, which flowctl run does not have yet`},
 		},
 	}
 	for _, tc := range tests {

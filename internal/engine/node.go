@@ -428,6 +428,11 @@ func (n *node) writeBatch(b *batch) {
 			tally.out += len(events)
 			break
 		}
+		if errors.Is(err, flow.ErrStopRun) {
+			tally.errors += len(events)
+			n.e.fail(fmt.Errorf("%s %q: %w", n.role, n.name, err))
+			break
+		}
 		if n.e.stopped() {
 			break
 		}

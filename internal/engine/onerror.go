@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -133,6 +134,10 @@ func (n *node) processEvent(ctx context.Context, ev *flow.Event, out []*flow.Eve
 		}
 		out = res[:start]
 		t.errors++
+		if errors.Is(err, flow.ErrStopRun) {
+			n.e.fail(fmt.Errorf("%s %q: %w", n.role, n.name, err))
+			return out, false
+		}
 		if n.e.stopped() {
 			return out, false
 		}
@@ -183,6 +188,10 @@ func (n *node) processWhole(ctx context.Context, events []*flow.Event, out []*fl
 			break
 		}
 		t.errors += len(bad)
+		if errors.Is(err, flow.ErrStopRun) {
+			n.e.fail(fmt.Errorf("%s %q: %w", n.role, n.name, err))
+			break
+		}
 		if n.e.stopped() {
 			break
 		}

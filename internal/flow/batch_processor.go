@@ -1,6 +1,9 @@
 package flow
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // BatchProcessor is an optional interface of a Processor that handles a
 // whole batch in one call, such as an external component for which a call
@@ -18,3 +21,9 @@ type BatchProcessor interface {
 	// safe for concurrent use when parallelism > 1.
 	ProcessBatch(ctx context.Context, in []*Event) (outs [][]*Event, failures map[int]error, err error)
 }
+
+// ErrStopRun marks an error after which the run cannot go on whatever the
+// component's on_error says: an external component that keeps crashing,
+// or one whose restart_policy forbids a restart. The engine stops the run
+// with it instead of retrying, dropping or dead-lettering the events.
+var ErrStopRun = errors.New("the run cannot go on")

@@ -1,0 +1,119 @@
+#!/bin/sh
+# W1 with the map step over gRPC (w1-grpc.yaml: examples/sdk-processor as
+# an external processor), beside the naive Go baseline and the in-process
+# W1 (../w1.yaml), on the same input in the same run; then the per-hop
+# latency of one external processor at 10,000 events/s (./latency).
+#
+#   bench/external/run.sh                    # 1,000,000 events, 5 runs each
+#   RUNS=3 COUNT=100000 bench/external/run.sh
+#   PARS="1 2 4" bench/external/run.sh       # processor parallelism to try [1 2]
+#   WORK=/tmp/fb bench/external/run.sh       # keep (and reuse) the input there
+#
+# Needs: go, awk, sort, /usr/bin/time (GNU time); python3 to compare outputs.
+set -eu
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+SHARED=${SHARED:-$ROOT/../shared/bench}
+RUNS=${RUNS:-5}
+COUNT=${COUNT:-1000000}
+PARS=${PARS:-1 2}
+RATE=${RATE:-10000}
+LATENCY_FOR=${LATENCY_FOR:-10s}
+WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/flowctl-ext-bench.XXXXXX")}
+mkdir -p "$WORK"
+IN="$WORK/events-$COUNT.jsonl"
+
+if [ ! -s "$IN" ]; then
+	if [ -f "$SHARED/gen.sh" ]; then
+		COUNT=$COUNT sh "$SHARED/gen.sh" "$IN"
+	else
+		# The same rule as gen.sh, for a checkout without ../shared.
+		LC_ALL=C awk -v count="$COUNT" 'BEGIN {
+		  k[0] = "payment"; k[1] = "trade"; k[2] = "fee";
+		  for (n = 0; n < count; n++)
+		    printf "{\"id\":%d,\"ts\":\"2026-01-01T00:00:00Z\",\"account\":\"acct-%d\",\"amount\":%d,\"kind\":\"%s\"}\n", n, n % 1000, (n * 7919) % 10000, k[n % 3];
+		}' > "$IN"
+	fi
+fi
+
+echo "building flowctl, examples/sdk-processor, the latency probe and the naive Go baseline..." >&2
+go build -o "$WORK/flowctl" ./cmd/flowctl
+go build -o "$WORK/sdk-processor" ./examples/sdk-processor
+go build -o "$WORK/latency" ./bench/external/latency
+(cd "$SHARED/naive-go" && go build -o "$WORK/naive-go" .)
+
+# measure LABEL CMD...: runs CMD RUNS times, appends "wall_s rss_kib
+# user_s sys_s" per run to $WORK/LABEL.times. GNU time counts the children
+# flowctl waited for, so the external processor's CPU is included.
+measure() {
+	label=$1
+	shift
+	: > "$WORK/$label.times"
+	i=0
+	while [ "$i" -lt "$RUNS" ]; do
+		/usr/bin/time -f "%e %M %U %S" -o "$WORK/$label.time1" "$@" > /dev/null 2> "$WORK/$label.stderr" || {
+			echo "$label failed:" >&2
+			cat "$WORK/$label.stderr" >&2
+			exit 1
+		}
+		cat "$WORK/$label.time1" >> "$WORK/$label.times"
+		i=$((i + 1))
+	done
+}
+
+# median COLUMN FILE
+median() {
+	sort -n -k"$1","$1" "$2" | awk -v c="$1" '{ v[NR] = $c } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+lines() { wc -l < "$1" | tr -d ' '; }
+
+report() {
+	label=$1 base=$2
+	wall=$(median 1 "$WORK/$label.times")
+	rss=$(median 2 "$WORK/$label.times")
+	bwall=$(median 1 "$WORK/$base.times")
+	awk '{ print $3 + $4 }' "$WORK/$label.times" > "$WORK/$label.cpu"
+	awk '{ print $3 + $4 }' "$WORK/$base.times" > "$WORK/$base.cpu"
+	cpu=$(median 1 "$WORK/$label.cpu")
+	bcpu=$(median 1 "$WORK/$base.cpu")
+	awk -v l="$label" -v w="$wall" -v r="$rss" -v b="$bwall" -v c="$cpu" -v bc="$bcpu" -v n="$COUNT" -v outs="$3" 'BEGIN {
+	  printf "%-16s wall %6.2f s %9.0f ev/s %5.2fx baseline | cpu %5.2f s %5.2fx | peak RSS %5.1f MiB | lines %s\n", l, w, n / w, b / w, c, (c > 0 ? bc / c : 0), r / 1024, outs }'
+}
+
+export IN
+echo "W1 filter-map, $COUNT events, $RUNS runs each (median); load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+measure naive-w1 "$WORK/naive-go" -mode single -w w1 -in "$IN" -out "$WORK/naive-w1.jsonl"
+OUT="$WORK/flowctl-w1.jsonl" measure flowctl-w1 "$WORK/flowctl" run -f bench/w1.yaml
+for par in $PARS; do
+	PAR=$par SDKPROC="$WORK/sdk-processor" OUT="$WORK/grpc-w1-p$par.jsonl" \
+		measure "grpc-w1-p$par" "$WORK/flowctl" run -f bench/external/w1-grpc.yaml
+done
+report naive-w1 naive-w1 "$(lines "$WORK/naive-w1.jsonl")"
+report flowctl-w1 naive-w1 "$(lines "$WORK/flowctl-w1.jsonl")"
+for par in $PARS; do
+	report "grpc-w1-p$par" naive-w1 "$(lines "$WORK/grpc-w1-p$par.jsonl")"
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+# The outputs must agree as JSON values, whatever the field order.
+if command -v python3 > /dev/null; then
+	for par in $PARS; do
+		python3 - "$WORK/naive-w1.jsonl" "$WORK/grpc-w1-p$par.jsonl" << 'PY' || { echo "W1 outputs differ (grpc, parallelism $par)" >&2; exit 1; }
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+key = lambda d: d["id"]
+sys.exit(0 if sorted(a, key=key) == sorted(b, key=key) else 1)
+PY
+	done
+	echo "W1 outputs over gRPC equal the baseline's as JSON values" >&2
+fi
+
+echo >&2
+echo "per-hop latency, $RATE events/s for $LATENCY_FOR" >&2
+"$WORK/latency" -rate "$RATE" -duration "$LATENCY_FOR" -command "$WORK/sdk-processor" 2> "$WORK/latency.stderr" || {
+	cat "$WORK/latency.stderr" >&2
+	exit 1
+}
+echo "work files in $WORK" >&2

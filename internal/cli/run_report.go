@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/engine"
+	"github.com/flowctl/flowctl/internal/report"
+	"github.com/flowctl/flowctl/internal/spec"
+	"github.com/flowctl/flowctl/internal/tlsutil"
+)
+
+// startReporter registers pl's components with the flowctl server of
+// --report-to and heartbeats e's counters (see internal/report).
+func startReporter(ctx context.Context, o runOptions, pl *spec.Pipeline, e *engine.Engine, log *slog.Logger) (*report.Reporter, error) {
+	copts := tlsutil.ClientOptions{CAFile: o.reportCA, CertFile: o.reportCert, KeyFile: o.reportKey}
+	cfg, err := tlsutil.ClientConfig(copts)
+	if err != nil {
+		return nil, fmt.Errorf("--report-to: %w", err)
+	}
+	if !copts.Enabled() {
+		cfg = nil
+	}
+	token := ""
+	if o.reportTokenFile != "" {
+		b, err := os.ReadFile(o.reportTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--report-token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return report.Start(rctx, report.Options{
+		Addr:        o.reportTo,
+		DialOptions: tlsutil.DialOptions(cfg, token, o.reportTo),
+		Pipeline:    pl.Name,
+		Revision:    o.revision,
+		RunID:       o.runID,
+		Components:  report.Components(pl),
+		Counters:    func() report.Counters { return report.FromStats(e.Stats()) },
+		Logger:      log,
+	})
+}

@@ -1,0 +1,139 @@
+package external
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/drivers/process"
+	"github.com/flowctl/flowctl/internal/spec"
+)
+
+// Environment variables flowctl gives every component process (the
+// earlier flowctl's contract; see compat/flowctl-v1.md).
+const (
+	EnvEnable            = "ENABLE_FLOWCTL"
+	EnvEndpoint          = "FLOWCTL_ENDPOINT"
+	EnvComponentID       = "FLOWCTL_COMPONENT_ID"
+	EnvServiceID         = "FLOWCTL_SERVICE_ID"
+	EnvHeartbeatInterval = "FLOWCTL_HEARTBEAT_INTERVAL"
+	EnvHealthPort        = "HEALTH_PORT"
+	EnvPort              = "PORT"
+)
+
+// DefaultHeartbeatInterval is FLOWCTL_HEARTBEAT_INTERVAL when the runtime
+// sets none.
+const DefaultHeartbeatInterval = 10 * time.Second
+
+// BuildEnv returns the environment of one start of c, as a map, from lowest
+// to highest precedence: flowctl's variables and the protocol's (launch),
+// then c's config keys upper-cased (values that are not strings as JSON),
+// then c's env. HEALTH_PORT is a free port unless the user set it.
+func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (map[string]string, error) {
+	env := map[string]string{
+		EnvEnable:      "true",
+		EnvComponentID: c.Name,
+		EnvServiceID:   c.Name,
+	}
+	hb := rt.HeartbeatInterval
+	if hb <= 0 {
+		hb = DefaultHeartbeatInterval
+	}
+	env[EnvHeartbeatInterval] = hb.String()
+	if rt.Endpoint != "" {
+		env[EnvEndpoint] = rt.Endpoint
+	}
+	for k, v := range launch.Env {
+		env[k] = v
+	}
+	for k, v := range c.Config {
+		name := envName(k)
+		if name == "" {
+			continue
+		}
+		switch v := v.(type) {
+		case string:
+			env[name] = v
+		case nil:
+			env[name] = ""
+		default:
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("component %q: config.%s: %w", c.Name, k, err)
+			}
+			env[name] = string(b)
+		}
+	}
+	for k, v := range c.Env {
+		env[k] = v
+	}
+	if _, set := env[EnvHealthPort]; !set {
+		port, err := process.FreePort("127.0.0.1")
+		if err != nil {
+			return nil, err
+		}
+		env[EnvHealthPort] = strconv.Itoa(port)
+	}
+	return env, nil
+}
+
+// envName turns a config key into an environment variable name: upper
+// case, anything but letters, digits and _ becomes _.
+func envName(k string) string {
+	var b strings.Builder
+	for _, r := range k {
+		switch {
+		case r >= 'a' && r <= 'z':
+			b.WriteRune(r - 'a' + 'A')
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// environ is os.Environ overlaid with env, sorted for stable output.
+func environ(env map[string]string) []string {
+	base := os.Environ()
+	out := make([]string, 0, len(base)+len(env))
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, over := env[k]; !over {
+			out = append(out, kv)
+		}
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// argv returns the command line of c and its working directory: both
+// resolved against the pipeline file's directory when relative. A command
+// without a slash is looked up in PATH.
+func argv(rt *Runtime, c *spec.Component) ([]string, string) {
+	dir := c.WorkingDir
+	switch {
+	case dir == "":
+		dir = rt.Dir
+	case !filepath.IsAbs(dir) && rt.Dir != "":
+		dir = filepath.Join(rt.Dir, dir)
+	}
+	args := append(append([]string(nil), c.Command...), c.Args...)
+	if len(args) > 0 && strings.Contains(args[0], "/") && !filepath.IsAbs(args[0]) && dir != "" {
+		args[0] = filepath.Join(dir, args[0])
+	}
+	return args, dir
+}

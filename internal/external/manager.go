@@ -1,0 +1,225 @@
+package external
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/controlplane"
+	"github.com/flowctl/flowctl/internal/flow"
+	"github.com/flowctl/flowctl/internal/spec"
+)
+
+// ErrContainer refuses `image:` components until the container driver
+// exists.
+var ErrContainer = errors.New("components run from an image need the container driver, which flowctl run does not have yet; run it as a local process with `command:` instead, or deploy with a translator")
+
+// IsExternal reports whether c is run outside flowctl: by a command, an
+// image or at a url.
+func IsExternal(c *spec.Component) bool {
+	switch c.Runner {
+	case spec.RunBuiltin:
+		return false
+	case "":
+		return c.Image != "" || len(c.Command) > 0 || c.URL != ""
+	}
+	return true
+}
+
+// ManagerOptions configure a Manager.
+type ManagerOptions struct {
+	// Logger is the run's logger [discard].
+	Logger *slog.Logger
+	// Dir is the pipeline file's directory.
+	Dir string
+	// Output receives the children's output lines [stderr].
+	Output io.Writer
+	// HeartbeatInterval is what components are told [10s].
+	HeartbeatInterval time.Duration
+}
+
+// Manager builds the external components of one run: it checks each can be
+// run, starts the embedded control plane when one speaks a gRPC protocol,
+// and keeps the supervisors for their stats.
+//
+//	NewManager ──► Build (per component; the engine opens and closes them) ──► Close
+type Manager struct {
+	rt *Runtime
+
+	mu   sync.Mutex
+	sups map[string]*Supervisor
+	cp   *controlplane.Server
+}
+
+// needsControlPlane reports whether protocol name is reached through the
+// control plane.
+func needsControlPlane(name string) bool { return name != "stdio" && name != "http" }
+
+// protocolOf returns c's protocol name with the default applied.
+func protocolOf(c *spec.Component) string {
+	switch {
+	case c.Protocol != "":
+		return c.Protocol
+	case c.Runner == spec.RunRemote:
+		return "http"
+	}
+	return ProtocolAuto
+}
+
+// Check reports why c cannot be run by this build, nil if it can.
+func Check(c *spec.Component) error {
+	if c.Runner == spec.RunContainer || (c.Image != "" && len(c.Command) == 0 && c.Runner == "") {
+		return fmt.Errorf("component %q (image %s): %w", c.Name, c.Image, ErrContainer)
+	}
+	name := protocolOf(c)
+	if _, err := LookupProtocol(name); err != nil {
+		return fmt.Errorf("component %q: %w", c.Name, err)
+	}
+	if c.Runner == spec.RunRemote && name != "http" {
+		return fmt.Errorf("component %q has a url and protocol %q: a component flowctl does not start is reached over http; set `protocol: http` or give a command", c.Name, name)
+	}
+	return nil
+}
+
+// NewManager checks every external component of p and starts the
+// embedded control plane on a loopback port if one needs it. Close stops
+// it.
+func NewManager(p *spec.Pipeline, opts ManagerOptions) (*Manager, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{
+		rt: &Runtime{
+			Pipeline: p.Name, Dir: opts.Dir, Logger: log.With("pipeline", p.Name),
+			HeartbeatInterval: opts.HeartbeatInterval, Output: opts.Output,
+		},
+		sups: map[string]*Supervisor{},
+	}
+	needCP := false
+	var errs []error
+	for _, c := range append(p.Components(), p.DeadLetter) {
+		if c == nil || !IsExternal(c) {
+			continue
+		}
+		if err := Check(c); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if c.Runner != spec.RunRemote && needsControlPlane(protocolOf(c)) {
+			needCP = true
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if needCP {
+		reg := controlplane.NewRegistry(controlplane.Options{HeartbeatInterval: opts.HeartbeatInterval})
+		srv := controlplane.NewServer(reg, log.With("pipeline", p.Name, "part", "controlplane"))
+		addr, err := srv.Start("127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("start the embedded control plane: %w", err)
+		}
+		m.cp, m.rt.ControlPlane, m.rt.Endpoint = srv, srv, addr
+		m.rt.HeartbeatInterval = reg.HeartbeatInterval()
+		log.Debug("embedded control plane serving", "addr", addr)
+	}
+	return m, nil
+}
+
+// Runtime returns what the run's external components share.
+func (m *Manager) Runtime() *Runtime { return m.rt }
+
+// Build returns the adapter for c (a *Processor, *Sink or *Source: the
+// engine opens it, which starts the component, and closes it). It starts
+// nothing itself.
+func (m *Manager) Build(c *spec.Component) (any, error) {
+	if err := Check(c); err != nil {
+		return nil, err
+	}
+	proto, err := LookupProtocol(protocolOf(c))
+	if err != nil {
+		return nil, err
+	}
+	s := NewSupervisor(m.rt, c, proto)
+	m.mu.Lock()
+	m.sups[c.Name] = s
+	m.mu.Unlock()
+	switch c.Role {
+	case flow.RoleSource:
+		return NewSource(s), nil
+	case flow.RoleSink:
+		return NewSink(s), nil
+	default:
+		return NewProcessor(s), nil
+	}
+}
+
+// Supervisor returns the supervisor of the named component, nil if Build
+// made none.
+func (m *Manager) Supervisor(name string) *Supervisor {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sups[name]
+}
+
+// ComponentStats is one external component's counters, by name.
+type ComponentStats struct {
+	Name string
+	Stats
+}
+
+// Stats returns every external component's counters, sorted by name.
+func (m *Manager) Stats() []ComponentStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]ComponentStats, 0, len(m.sups))
+	for name, s := range m.sups {
+		out = append(out, ComponentStats{Name: name, Stats: s.Stats()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Close stops every component still running (the engine normally closed
+// them already) and the embedded control plane.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	sups := make([]*Supervisor, 0, len(m.sups))
+	for _, s := range m.sups {
+		sups = append(sups, s)
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, s := range sups {
+		if err := s.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if m.cp != nil {
+		m.cp.Stop()
+	}
+	return errors.Join(errs...)
+}
+
+// WriteSummary writes the run summary's table of external components: per
+// component its restarts and the batches and events sent to it again after
+// an incarnation died (which it may have handled twice: possible
+// duplicates). It writes nothing for no components.
+func WriteSummary(w io.Writer, stats []ComponentStats) {
+	if len(stats) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  external\trestarts\tredelivered batches\tredelivered events (possible duplicates)")
+	for _, c := range stats {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\n", c.Name, c.Restarts, c.RedeliveredBatches, c.RedeliveredEvents)
+	}
+	tw.Flush()
+}

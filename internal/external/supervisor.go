@@ -1,0 +1,565 @@
+package external
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/drivers/process"
+	"github.com/flowctl/flowctl/internal/flow"
+	"github.com/flowctl/flowctl/internal/spec"
+)
+
+// Restart policies (restart_policy).
+const (
+	RestartNo            = "no"
+	RestartOnFailure     = "on-failure"
+	RestartAlways        = "always"
+	RestartUnlessStopped = "unless-stopped"
+)
+
+// Restart tuning. A component that crashes more than CrashLoopLimit times
+// within CrashLoopWindow fails the run.
+const (
+	InitialBackoff  = 100 * time.Millisecond
+	MaxBackoff      = 5 * time.Second
+	CrashLoopLimit  = 5
+	CrashLoopWindow = 30 * time.Second
+	// healthyAfter is how long an incarnation must live for the backoff to
+	// start again from InitialBackoff.
+	healthyAfter = 10 * time.Second
+	// stdioExitWait is how long a stdio component may take to exit after
+	// end of input before it gets SIGTERM.
+	stdioExitWait = 2 * time.Second
+)
+
+// Default timeouts when the component leaves them zero.
+const (
+	DefaultStartupTimeout = 10 * time.Second
+	DefaultStopGrace      = 10 * time.Second
+)
+
+// Stats are a supervised component's counters.
+type Stats struct {
+	// Restarts counts incarnations started after the first.
+	Restarts int64
+	// RedeliveredBatches and RedeliveredEvents count batches (and their
+	// events) sent again after the incarnation handling them died: the
+	// component may have seen (and acted on) them twice.
+	RedeliveredBatches int64
+	RedeliveredEvents  int64
+}
+
+// Supervisor runs one external component: it starts its process (unless it
+// is remote), connects the protocol, watches both, and starts a new
+// incarnation when one dies, under the component's restart_policy.
+//
+//	Start ──► starting ──ready──► running ──exit/broken──► backoff ──► starting
+//	                                 │                        │
+//	                               Stop                  policy/crash loop
+//	                                 ▼                        ▼
+//	                              stopped                  failed (Err)
+//
+// Callers take the current incarnation with acquire; while there is none
+// (between incarnations) they block.
+type Supervisor struct {
+	rt    *Runtime
+	c     *spec.Component
+	proto Protocol
+	log   *slog.Logger
+
+	startupTimeout time.Duration
+	stopGrace      time.Duration
+	policy         string
+
+	mu       sync.Mutex
+	cur      *incarnation  // nil between incarnations
+	ready    chan struct{} // closed when cur is set or the supervisor failed/stopped
+	err      error         // terminal: why the component is gone
+	stopping bool
+	started  bool
+	// exhausted: a source said it has no more events; its exit is expected.
+	exhausted bool
+	gen       int
+	crashes   []time.Time
+	backoff   time.Duration
+
+	restarts           atomic.Int64
+	redeliveredBatches atomic.Int64
+	redeliveredEvents  atomic.Int64
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when watch returned
+}
+
+// incarnation is one started process and its connection.
+type incarnation struct {
+	gen     int
+	h       *process.Handle // nil for a remote component
+	conns   Conns
+	started time.Time
+	stdio   bool // the child's stdin is the protocol: EOF asks it to exit
+
+	inflight atomic.Int64 // batches sent and not answered
+
+	brokenOnce sync.Once
+	broken     chan struct{}
+	brokenErr  error
+}
+
+func (inc *incarnation) breakWith(err error) {
+	inc.brokenOnce.Do(func() {
+		inc.brokenErr = err
+		close(inc.broken)
+	})
+}
+
+func (inc *incarnation) exited() <-chan struct{} {
+	if inc.h == nil {
+		return nil
+	}
+	return inc.h.Done()
+}
+
+// NewSupervisor returns a supervisor of c speaking proto. It starts
+// nothing.
+func NewSupervisor(rt *Runtime, c *spec.Component, proto Protocol) *Supervisor {
+	log := rt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Supervisor{
+		rt: rt, c: c, proto: proto,
+		log:            log.With("component", c.Name),
+		startupTimeout: c.StartupTimeout,
+		stopGrace:      c.StopGrace,
+		policy:         c.RestartPolicy,
+		ready:          make(chan struct{}),
+		done:           make(chan struct{}),
+	}
+	if s.startupTimeout <= 0 {
+		s.startupTimeout = DefaultStartupTimeout
+	}
+	if s.stopGrace <= 0 {
+		s.stopGrace = DefaultStopGrace
+	}
+	if s.policy == "" {
+		s.policy = RestartOnFailure
+	}
+	return s
+}
+
+// Name returns the component's name.
+func (s *Supervisor) Name() string { return s.c.Name }
+
+// Start starts the first incarnation and waits until it is ready (within
+// startup_timeout); then it watches in the background. ctx bounds the
+// first start only.
+func (s *Supervisor) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started || s.stopping {
+		s.mu.Unlock()
+		return fmt.Errorf("component %q: started twice or after Stop", s.c.Name)
+	}
+	s.started = true
+	s.mu.Unlock()
+	inc, err := s.startOne(ctx)
+	if err != nil {
+		close(s.done)
+		return err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	if s.stopping { // Stop came while starting
+		s.mu.Unlock()
+		cancel()
+		inc.conns.Close()
+		if inc.h != nil {
+			inc.h.Kill()
+		}
+		close(s.done)
+		return fmt.Errorf("component %q: %w", s.c.Name, ErrClosed)
+	}
+	s.cancel = cancel
+	s.setCurrentLocked(inc)
+	s.mu.Unlock()
+	go s.watch(wctx, inc)
+	return nil
+}
+
+func (s *Supervisor) setCurrentLocked(inc *incarnation) {
+	s.cur = inc
+	close(s.ready)
+}
+
+// startOne starts one incarnation and connects to it.
+func (s *Supervisor) startOne(ctx context.Context) (*incarnation, error) {
+	s.mu.Lock()
+	s.gen++
+	gen := s.gen
+	s.mu.Unlock()
+	inc := &incarnation{gen: gen, broken: make(chan struct{}), started: time.Now()}
+	inst := &Instance{Component: s.c, ID: s.c.Name, Started: inc.started, Logger: s.log}
+	if s.c.Runner != spec.RunRemote {
+		launch, err := s.proto.Launch(s.rt, s.c)
+		if err != nil {
+			return nil, err
+		}
+		env, err := BuildEnv(s.rt, s.c, launch)
+		if err != nil {
+			return nil, err
+		}
+		args, dir := argv(s.rt, s.c)
+		out := s.rt.Output
+		if out == nil {
+			out = os.Stderr
+		}
+		h, err := process.Start(process.Config{
+			Name: s.c.Name, Argv: args, Env: environ(env), Dir: dir,
+			Stdio: launch.Stdio, Output: out, Logger: s.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("component %q: %w", s.c.Name, err)
+		}
+		inc.h, inc.stdio = h, launch.Stdio
+		inst.Env, inst.Exited = env, h.Done()
+		inst.Stdin, inst.Stdout = h.Stdin(), h.Stdout()
+		s.log.Info("component started", "pid", h.PID(), "protocol", s.proto.Name(), "incarnation", gen)
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.startupTimeout)
+	defer cancel()
+	conns, err := s.proto.Ready(rctx, s.rt, inst)
+	if err != nil {
+		msg := fmt.Sprintf("component %q did not become ready within %v (startup_timeout)", s.c.Name, s.startupTimeout)
+		tail := ""
+		if inc.h != nil {
+			inc.h.Kill()
+			st := inc.h.Inspect()
+			if st.Exited && !st.Stopped {
+				msg = fmt.Sprintf("component %q exited while starting (%s)", s.c.Name, st.ExitString())
+			}
+			tail = tailText(st.Tail)
+		}
+		return nil, fmt.Errorf("%s: %w%s", msg, err, tail)
+	}
+	inc.conns = conns
+	return inc, nil
+}
+
+func tailText(tail []string) string {
+	if len(tail) == 0 {
+		return ""
+	}
+	if len(tail) > 10 {
+		tail = tail[len(tail)-10:]
+	}
+	return "; its last stderr lines:\n    " + strings.Join(tail, "\n    ")
+}
+
+// watch waits for the current incarnation to end, then starts the next.
+func (s *Supervisor) watch(ctx context.Context, inc *incarnation) {
+	defer close(s.done)
+	for {
+		var cause error
+		select {
+		case <-inc.exited():
+			cause = errors.New("the process exited")
+		case <-inc.broken:
+			cause = inc.brokenErr
+		case <-ctx.Done():
+			return
+		}
+		s.mu.Lock()
+		if s.cur == inc {
+			s.cur = nil
+			s.ready = make(chan struct{})
+		}
+		stopping := s.stopping || s.exhausted
+		s.mu.Unlock()
+		if stopping {
+			return
+		}
+		if s.c.Role == flow.RoleSource && inc.h != nil && cleanExit(inc.h) {
+			// A source that exits 0 is exhausted: its conn still yields
+			// what it wrote before (the adapter drains it), then io.EOF.
+			s.mu.Lock()
+			s.exhausted = true
+			s.mu.Unlock()
+			return
+		}
+		inc.breakWith(cause)
+		inc.conns.Close()
+		status := "connection lost"
+		var tail []string
+		clean := false
+		if inc.h != nil {
+			inc.h.Kill()
+			st := inc.h.Inspect()
+			status, tail = st.ExitString(), st.Tail
+			clean = st.ExitCode == 0 && st.Signal == 0 && !st.Stopped
+		}
+		s.log.Warn("component ended", "incarnation", inc.gen, "status", status, "cause", cause,
+			"in_flight_batches", inc.inflight.Load())
+
+		if err := s.mayRestart(status, tail, clean, time.Since(inc.started)); err != nil {
+			s.failWith(err)
+			return
+		}
+		// Start the next incarnation, retrying failed starts as crashes.
+		for {
+			if !sleepCtx(ctx, s.backoff) {
+				return
+			}
+			next, err := s.startOne(ctx)
+			if err == nil {
+				s.restarts.Add(1)
+				s.mu.Lock()
+				if s.stopping {
+					s.mu.Unlock()
+					next.conns.Close()
+					if next.h != nil {
+						next.h.Kill()
+					}
+					return
+				}
+				s.setCurrentLocked(next)
+				s.mu.Unlock()
+				inc = next
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("component restart failed", "err", err)
+			if lerr := s.mayRestart("start failed", nil, false, 0); lerr != nil {
+				s.failWith(fmt.Errorf("%w\n  last start: %v", lerr, err))
+				return
+			}
+		}
+	}
+}
+
+// mayRestart applies the restart policy and the crash-loop limit to an
+// incarnation that ended, and sets the next backoff.
+func (s *Supervisor) mayRestart(status string, tail []string, clean bool, lived time.Duration) error {
+	name := s.c.Name
+	switch s.policy {
+	case RestartNo:
+		return fmt.Errorf("component %q ended (%s) and its restart_policy is \"no\"%s", name, status, tailText(tail))
+	case RestartOnFailure:
+		if clean {
+			return fmt.Errorf("component %q exited on its own with status 0 while the pipeline was running; restart_policy on-failure does not restart it (use always)", name)
+		}
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := s.crashes[:0]
+	for _, t := range s.crashes {
+		if now.Sub(t) < CrashLoopWindow {
+			keep = append(keep, t)
+		}
+	}
+	s.crashes = append(keep, now)
+	if len(s.crashes) > CrashLoopLimit {
+		return fmt.Errorf("component %q crashed %d times within %v (last: %s): %w; fix it and run again%s",
+			name, len(s.crashes), CrashLoopWindow, status, ErrCrashLoop, tailText(tail))
+	}
+	switch {
+	case s.backoff == 0 || lived >= healthyAfter:
+		s.backoff = InitialBackoff
+	default:
+		s.backoff = min(s.backoff*2, MaxBackoff)
+	}
+	return nil
+}
+
+func (s *Supervisor) failWith(err error) {
+	s.log.Error("component failed", "err", err)
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = stopRunError{err}
+	}
+	select {
+	case <-s.ready:
+	default:
+		close(s.ready)
+	}
+	s.mu.Unlock()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// acquire returns the current incarnation, waiting while one is being
+// started. It fails once the supervisor failed or stopped, or ctx ended.
+func (s *Supervisor) acquire(ctx context.Context) (*incarnation, error) {
+	for {
+		s.mu.Lock()
+		cur, ready, err, stopping := s.cur, s.ready, s.err, s.stopping
+		s.mu.Unlock()
+		switch {
+		case err != nil:
+			return nil, err
+		case stopping:
+			return nil, fmt.Errorf("component %q: %w", s.c.Name, ErrClosed)
+		case cur != nil:
+			return cur, nil
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// lost is called by an adapter whose call on inc's conn failed: it breaks
+// the incarnation (the watcher kills and restarts it).
+//
+// The incarnation stops being current at once, so that callers wait for
+// the next one instead of spinning on a broken conn.
+func (s *Supervisor) lost(inc *incarnation, err error) {
+	inc.breakWith(err)
+	s.mu.Lock()
+	if s.cur == inc {
+		s.cur = nil
+		s.ready = make(chan struct{})
+	}
+	s.mu.Unlock()
+}
+
+// redelivered counts a batch of events sent again after an incarnation
+// died with it in flight.
+func (s *Supervisor) redelivered(events int) {
+	s.redeliveredBatches.Add(1)
+	s.redeliveredEvents.Add(int64(events))
+}
+
+// Err returns why the component is gone for good (crash loop, restart
+// policy), nil while it runs or after a clean Stop.
+func (s *Supervisor) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Stats returns the component's counters.
+func (s *Supervisor) Stats() Stats {
+	return Stats{
+		Restarts:           s.restarts.Load(),
+		RedeliveredBatches: s.redeliveredBatches.Load(),
+		RedeliveredEvents:  s.redeliveredEvents.Load(),
+	}
+}
+
+// PID returns the current incarnation's process id, 0 when none runs (or
+// the component is remote).
+func (s *Supervisor) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil || s.cur.h == nil {
+		return 0
+	}
+	return s.cur.h.PID()
+}
+
+// InFlight returns how many batches are in flight on the current
+// incarnation (sent, not answered).
+func (s *Supervisor) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return 0
+	}
+	return int(s.cur.inflight.Load())
+}
+
+// Stop ends the component: it closes the connection (a stdio component
+// sees end of input), then stops the process — SIGTERM to its group,
+// stop_grace, SIGKILL. It waits for the watcher; ctx bounds the wait for
+// the process (then it is killed at once).
+func (s *Supervisor) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		<-s.done
+		return nil
+	}
+	s.stopping = true
+	if !s.started {
+		s.mu.Unlock()
+		return nil
+	}
+	cur := s.cur
+	select {
+	case <-s.ready:
+	default:
+		close(s.ready)
+	}
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	<-s.done
+	if cur == nil {
+		return nil
+	}
+	err := cur.conns.Close()
+	if errors.Is(err, ErrClosed) {
+		err = nil
+	}
+	if cur.h != nil {
+		if cur.stdio {
+			// End of input is a stdio component's signal to finish: give it
+			// a moment to exit on its own before SIGTERM.
+			t := time.NewTimer(min(stdioExitWait, s.stopGrace))
+			select {
+			case <-cur.h.Done():
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+		if serr := cur.h.Stop(ctx, s.stopGrace); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		st := cur.h.Inspect()
+		s.log.Info("component stopped", "status", st.ExitString())
+	}
+	return err
+}
+
+// stopRunError is a supervisor's terminal error: it reads as err and also
+// matches flow.ErrStopRun, so the engine fails the run instead of applying
+// on_error to the events.
+type stopRunError struct{ err error }
+
+func (e stopRunError) Error() string   { return e.err.Error() }
+func (e stopRunError) Unwrap() []error { return []error{e.err, flow.ErrStopRun} }
+
+// cleanExit reports whether h's process exited on its own with status 0.
+func cleanExit(h *process.Handle) bool {
+	select {
+	case <-h.Done():
+	default:
+		return false
+	}
+	st := h.Inspect()
+	return st.ExitCode == 0 && st.Signal == 0 && !st.Stopped
+}

@@ -1,0 +1,98 @@
+package report
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flowctl/flowctl/internal/controlplane"
+	"github.com/flowctl/flowctl/internal/flow"
+)
+
+// startRegistry serves a real control plane on loopback.
+func startRegistry(t *testing.T, interval time.Duration) (*controlplane.Registry, string) {
+	t.Helper()
+	reg := controlplane.NewRegistry(controlplane.Options{HeartbeatInterval: interval})
+	srv := controlplane.NewServer(reg, nil)
+	addr, err := srv.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	return reg, addr
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestReporter(t *testing.T) {
+	reg, addr := startRegistry(t, 50*time.Millisecond)
+	var out atomic.Int64
+	r, err := Start(context.Background(), Options{
+		Addr: addr, Pipeline: "p", Revision: 3, RunID: 7,
+		Components: []Component{{Name: "src", Role: flow.RoleSource, Kind: "generate"}, {Name: "dl", Role: flow.RoleSink, DeadLetter: true, Kind: "file"}},
+		Counters: func() Counters {
+			return Counters{"src": {CounterOut: out.Add(1)}}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Interval() != 50*time.Millisecond {
+		t.Errorf("interval %s, want the server's 50ms", r.Interval())
+	}
+	e, ok := reg.Get("p/src")
+	if !ok {
+		t.Fatal("p/src not registered")
+	}
+	for k, want := range map[string]string{MetaPipeline: "p", MetaComponent: "src", MetaRevision: "3", MetaRun: "7", MetaKind: "generate"} {
+		if e.Metadata[k] != want {
+			t.Errorf("metadata %s = %q, want %q", k, e.Metadata[k], want)
+		}
+	}
+	if e.TTL != 150*time.Millisecond || e.Role != flow.RoleSource {
+		t.Errorf("ttl %s role %s", e.TTL, e.Role)
+	}
+	if dl, _ := reg.Get("p/dl"); dl.Metadata[MetaDeadLetter] != "true" {
+		t.Errorf("dead letter not marked: %v", dl.Metadata)
+	}
+	waitUntil(t, "counters in heartbeats", func() bool {
+		e, _ := reg.Get("p/src")
+		return ParseMetrics(e.Metrics)[CounterOut] >= 2
+	})
+
+	// The server forgot it (it restarted): the next heartbeat registers again.
+	reg.Deregister("p/src")
+	waitUntil(t, "registering again", func() bool { _, ok := reg.Get("p/src"); return ok })
+
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := reg.Get("p/src"); e.Reported != controlplane.HealthStopping {
+		t.Errorf("after Close: reported %v, want stopping", e.Reported)
+	}
+	// No more heartbeats: UNHEALTHY once the TTL passes, whatever was
+	// reported last.
+	waitUntil(t, "the TTL to expire", func() bool {
+		e, _ := reg.Get("p/src")
+		return e.Health == controlplane.HealthUnhealthy
+	})
+}
+
+func TestStartFailsWithoutServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := Start(ctx, Options{Addr: "127.0.0.1:1", Pipeline: "p", Components: []Component{{Name: "x", Role: flow.RoleSink}}})
+	if err == nil {
+		t.Fatal("Start succeeded with no server")
+	}
+}
