@@ -35,6 +35,9 @@ func (p *Processor) Close(ctx context.Context) error { return p.s.Stop(ctx) }
 // means the component is gone for good (crash loop, restart policy) or ctx
 // ended.
 func (p *Processor) ProcessBatch(ctx context.Context, in []*flow.Event) ([][]*flow.Event, map[int]error, error) {
+	// One delivery across attempts: a redelivery keeps its first seq and
+	// says redelivered, so the component can tell it may have seen it.
+	ctx = WithDelivery(ctx)
 	sent := false // a previous attempt reached an incarnation that died
 	for {
 		inc, err := p.s.acquire(ctx)
@@ -92,7 +95,8 @@ func (k *Sink) Close(ctx context.Context) error { return k.s.Stop(ctx) }
 // Write implements flow.Sink; a batch in flight when the component dies is
 // written again by the next incarnation.
 func (k *Sink) Write(ctx context.Context, batch []*flow.Event) error {
-	sent := false // a previous attempt reached an incarnation that died
+	ctx = WithDelivery(ctx) // one delivery across attempts, as in ProcessBatch
+	sent := false           // a previous attempt reached an incarnation that died
 	for {
 		inc, err := k.s.acquire(ctx)
 		if err != nil {
