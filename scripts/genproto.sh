@@ -5,6 +5,9 @@
 #
 #   scripts/genproto.sh
 #
+# Every .proto file under proto/ is compiled (flowctl.stream.v1, flowctl.v1,
+# flowctl.control.v1 ...); a new one needs no change here.
+#
 # Needs protoc with the well-known types (Debian: apt-get install -y
 # protobuf-compiler libprotobuf-dev; .ci/install-protoc.sh does it) and Go.
 # The Go plugins are installed at pinned versions into a private GOBIN so the

@@ -216,15 +216,18 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 
 	if o.reportTo != "" {
 		rep, err := startReporter(runCtx, o, pl, e, log)
-		if err != nil {
+		switch {
+		case err == nil:
+			defer func() {
+				cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_ = rep.Close(cctx)
+			}()
+		case runCtx.Err() == nil:
 			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
 			return &exitError{code: 1}
 		}
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = rep.Close(cctx)
-		}()
+		// Stopped while registering: the run below ends at once.
 	}
 
 	live := false

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flowctl/flowctl/pkg/wire/controlv1"
+)
+
+func init() { subcommands = append(subcommands, newDeleteCmd) }
+
+func newDeleteCmd(g *globals) *cobra.Command {
+	var sf serverFlags
+	cmd := &cobra.Command{
+		Use:   "delete pipeline NAME",
+		Short: "Stop a pipeline and remove it from the flowctl server",
+		Long: `delete drains the pipeline's run (SIGTERM, the server's grace, then SIGKILL), waits
+until every process it started is gone, and removes the pipeline. Its run history and logs
+are kept.`,
+		Example: `  flowctl delete pipeline payments
+  flowctl delete pipeline/payments`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := pipelineArg(args)
+			if err != nil {
+				return err
+			}
+			c, err := sf.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			resp, err := c.pipelines.Delete(cmd.Context(), &controlv1.DeletePipelineRequest{Name: name})
+			if err != nil {
+				return c.rpcError("delete pipeline/"+name, err)
+			}
+			line := fmt.Sprintf("pipeline/%s deleted", name)
+			if pids := resp.GetStoppedPids(); len(pids) > 0 {
+				s := make([]string, len(pids))
+				for i, p := range pids {
+					s[i] = strconv.Itoa(int(p))
+				}
+				word := "process"
+				if len(pids) > 1 {
+					word = "processes"
+				}
+				line += fmt.Sprintf(" (stopped %s %s)", word, strings.Join(s, ", "))
+			}
+			fmt.Fprintln(g.stdout, line)
+			return nil
+		},
+	}
+	addServerFlags(cmd, &sf)
+	return cmd
+}

@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flowctl/flowctl/internal/clientconfig"
+	"github.com/flowctl/flowctl/internal/server"
+	"github.com/flowctl/flowctl/internal/store"
+	"github.com/flowctl/flowctl/internal/store/bolt"
+	"github.com/flowctl/flowctl/internal/tlsutil"
+)
+
+func init() { subcommands = append(subcommands, newServerCmd) }
+
+// serverOptions are server's flags.
+type serverOptions struct {
+	listen, dataDir              string
+	tlsCert, tlsKey, tlsClientCA string
+	childCA, childCert, childKey string
+	tokenFile                    string
+	insecureListen               bool
+	grace, heartbeat             time.Duration
+}
+
+func newServerCmd(g *globals) *cobra.Command {
+	var o serverOptions
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: keep applied pipelines running",
+		Long: `server is the long-running control plane of this machine. It keeps what "flowctl apply"
+stores (pipelines, component registrations, run history) in a bbolt file under --data-dir,
+and runs every applied pipeline as its own supervised "flowctl run" child process: a crash
+in one pipeline never takes another down; a crashed pipeline is restarted with backoff; a
+pipeline whose sources are all bounded finishes as Completed and is not started again until
+a new revision is applied. Children's output is kept as the pipelines' logs.
+
+On one address it serves the flowctl.control.v1 API (apply, get, describe, logs, delete,
+status) and the component registry (flowctl.stream.v1 and the earlier flowctl.v1
+control-plane services). Plaintext is allowed only on a loopback address: give --tls-cert
+and --tls-key (and --tls-client-ca for mutual TLS; "flowctl certs init" makes them) to
+listen elsewhere. --token-file adds a bearer token every call must carry.
+
+SIGINT/SIGTERM drains every pipeline within --grace (its run is recorded as Stopped) and
+closes the store; the next start brings back every applied pipeline. Runs that were in
+progress when a server died without that (SIGKILL, a crash) are recorded as Interrupted.
+
+In-place updates are not done yet: applying a changed file drains the pipeline's child and
+starts the new revision, so unchanged components restart too.`,
+		Example: `  flowctl server
+  flowctl server --listen 0.0.0.0:7070 --tls-cert server.crt --tls-key server.key --tls-client-ca ca.crt
+  flowctl server --data-dir /var/lib/flowctl --grace 30s`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServer(cmd.Context(), g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", clientconfig.DefaultAddress, "address to serve on (host:port)")
+	f.StringVar(&o.dataDir, "data-dir", "", "directory of the state file, spec copies and logs (default: $XDG_STATE_HOME/flowctl or ~/.local/state/flowctl)")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "server certificate file (turns TLS on)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "server key file")
+	f.StringVar(&o.tlsClientCA, "tls-client-ca", "", "CA file of client certificates: clients must present one it signed (mutual TLS)")
+	f.StringVar(&o.childCA, "tls-child-ca", "", "CA file pipeline children use to verify this server (default: --tls-client-ca, else ca.crt beside --tls-cert)")
+	f.StringVar(&o.childCert, "tls-child-cert", "", "client certificate pipeline children present with mutual TLS (default: client.crt beside --tls-cert)")
+	f.StringVar(&o.childKey, "tls-child-key", "", "client key of --tls-child-cert (default: client.key beside --tls-cert)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token every call must carry")
+	f.BoolVar(&o.insecureListen, "insecure-listen", false, "allow plaintext on a non-loopback address (anyone who reaches it controls your pipelines)")
+	f.DurationVar(&o.grace, "grace", server.DefaultGrace, "how long a stopped pipeline may drain before it is killed")
+	f.DurationVar(&o.heartbeat, "heartbeat-interval", server.DefaultHeartbeatInterval, "interval components are told to heartbeat at; a component silent for 3 intervals is UNHEALTHY")
+	return cmd
+}
+
+// existing returns path when it names a file, else "".
+func existing(path string) string {
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		return path
+	}
+	return ""
+}
+
+func runServer(ctx context.Context, g *globals, o serverOptions) error {
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	fail := func(format string, args ...any) error {
+		fmt.Fprintf(g.stderr, "flowctl server: "+format+"\n", args...)
+		return &exitError{code: 1}
+	}
+	if o.grace <= 0 {
+		return fail("--grace %s: give a positive duration such as 10s", o.grace)
+	}
+	lopts := tlsutil.ListenOptions{
+		Addr:           o.listen,
+		TLS:            tlsutil.ServerOptions{CertFile: o.tlsCert, KeyFile: o.tlsKey, ClientCAFile: o.tlsClientCA},
+		InsecureListen: o.insecureListen,
+	}
+	if o.tokenFile != "" {
+		if lopts.Token, err = tlsutil.ReadTokenFile(o.tokenFile); err != nil {
+			return fail("--token-file: %v", err)
+		}
+	}
+	gopts, err := tlsutil.GRPCServerOptions(lopts)
+	if err != nil {
+		return fail("%v", err)
+	}
+	// Children report back to this server: with TLS they need a CA that
+	// verifies it and, with mutual TLS, a client certificate.
+	var childArgs []string
+	if lopts.TLS.Enabled() {
+		dir := filepath.Dir(o.tlsCert)
+		ca := o.childCA
+		if ca == "" {
+			ca = o.tlsClientCA
+		}
+		if ca == "" {
+			ca = existing(filepath.Join(dir, tlsutil.CACertFile))
+		}
+		if ca != "" {
+			childArgs = append(childArgs, "--report-ca", ca)
+		}
+		cert, key := o.childCert, o.childKey
+		if cert == "" && key == "" {
+			cert, key = existing(filepath.Join(dir, tlsutil.ClientCertFile)), existing(filepath.Join(dir, tlsutil.ClientKeyFile))
+		}
+		if o.tlsClientCA != "" && (cert == "" || key == "") {
+			return fail("with --tls-client-ca, pipeline children need a client certificate to report back: give --tls-child-cert and --tls-child-key (flowctl certs init writes client.crt and client.key)")
+		}
+		if cert != "" && key != "" {
+			childArgs = append(childArgs, "--report-cert", cert, "--report-key", key)
+		}
+	}
+	if o.tokenFile != "" {
+		childArgs = append(childArgs, "--report-token-file", o.tokenFile)
+	}
+	// Children run in their pipelines' directories: give them absolute
+	// paths.
+	for i := 1; i < len(childArgs); i += 2 {
+		if abs, err := filepath.Abs(childArgs[i]); err == nil {
+			childArgs[i] = abs
+		}
+	}
+
+	dataDir := o.dataDir
+	if dataDir == "" {
+		if dataDir, err = store.DefaultDataDir(); err != nil {
+			return fail("%v", err)
+		}
+	}
+	if dataDir, err = filepath.Abs(dataDir); err != nil {
+		return fail("--data-dir: %v", err)
+	}
+	st, err := bolt.OpenDir(dataDir, bolt.Options{Logger: log, HashSpec: server.HashSpec})
+	if err != nil {
+		if errors.Is(err, store.ErrNewerSchema) {
+			return fail("%v (upgrade flowctl to read it)", err)
+		}
+		return fail("open the data dir %s: %v", dataDir, err)
+	}
+	defer st.Close()
+
+	// The server's heap is small and mostly short-lived request garbage
+	// (thousands of heartbeats a second): fewer GC cycles cut the latency
+	// tail at the price of a larger heap. GOGC, when set, decides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(300)
+	}
+	srv, err := server.New(server.Options{
+		Store: st, DataDir: dataDir, Grace: o.grace, HeartbeatInterval: o.heartbeat,
+		ServerOptions: gopts, ChildReportArgs: childArgs,
+		TLS: lopts.TLS.Enabled(), MTLS: o.tlsClientCA != "", Version: version, Logger: log,
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	lis, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fail("listen on %s: %v (is another flowctl server running? `flowctl status` asks it)", o.listen, err)
+	}
+	fmt.Fprintf(g.stderr, "flowctl server: serving on %s (data in %s)\n", lis.Addr(), dataDir)
+	if err := srv.Serve(ctx, lis); err != nil {
+		return fail("%v", err)
+	}
+	if err := st.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+		return fail("close the store: %v", err)
+	}
+	fmt.Fprintln(g.stderr, "flowctl server: stopped; every pipeline drained")
+	return nil
+}

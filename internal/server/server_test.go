@@ -1,0 +1,312 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/flowctl/flowctl/internal/store"
+	"github.com/flowctl/flowctl/internal/store/memory"
+	controlv1 "github.com/flowctl/flowctl/pkg/wire/controlv1"
+	"github.com/flowctl/flowctl/pkg/wire/streamv1"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// flowctlBinary builds the real flowctl once: the server runs it as its
+// pipelines' children.
+func flowctlBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds flowctl and runs pipelines as child processes")
+	}
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "flowctl-server-test")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "flowctl")
+		if out, err := exec.Command("go", "build", "-o", binPath, "github.com/flowctl/flowctl/cmd/flowctl").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// testServer is a Server serving on loopback in this process.
+type testServer struct {
+	srv    *Server
+	cancel context.CancelFunc
+	done   chan error
+	conn   *grpc.ClientConn
+	pl     controlv1.PipelineServiceClient
+	runs   controlv1.RunServiceClient
+	stat   controlv1.StatusServiceClient
+	cp     streamv1.ControlPlaneServiceClient
+	once   sync.Once
+}
+
+func startTestServer(t *testing.T, st store.Store) *testServer {
+	t.Helper()
+	srv, err := New(Options{Store: st, Executable: flowctlBinary(t), Grace: 3 * time.Second, Backoff: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &testServer{srv: srv, cancel: cancel, done: make(chan error, 1)}
+	go func() { ts.done <- srv.Serve(ctx, lis) }()
+	ts.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.pl = controlv1.NewPipelineServiceClient(ts.conn)
+	ts.runs = controlv1.NewRunServiceClient(ts.conn)
+	ts.stat = controlv1.NewStatusServiceClient(ts.conn)
+	ts.cp = streamv1.NewControlPlaneServiceClient(ts.conn)
+	t.Cleanup(ts.stop)
+	return ts
+}
+
+func (ts *testServer) stop() {
+	ts.once.Do(func() {
+		ts.cancel()
+		<-ts.done
+		ts.conn.Close()
+	})
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+const tickPipeline = `name: tick
+sources:
+  - name: gen
+    type: generate
+    config: {count: 0, rate: 100, data: {n: 1}}
+processors:
+  - name: keep
+    type: filter
+    inputs: [gen]
+    config: {expr: "true"}
+sinks:
+  - name: out
+    type: drop
+    inputs: [keep]
+`
+
+func TestApplyValidation(t *testing.T) {
+	ts := startTestServer(t, memory.New())
+	ctx := context.Background()
+	cases := []struct {
+		name     string
+		req      *controlv1.ApplyRequest
+		code     codes.Code
+		rejected bool
+	}{
+		{name: "names disagree", req: &controlv1.ApplyRequest{Name: "other", Spec: []byte(tickPipeline)}, code: codes.InvalidArgument},
+		{name: "bad name in file", req: &controlv1.ApplyRequest{Spec: []byte(strings.Replace(tickPipeline, "name: tick", "name: Tick!", 1))}, code: codes.InvalidArgument},
+		{name: "empty", req: &controlv1.ApplyRequest{}, code: codes.InvalidArgument},
+		{name: "does not validate", req: &controlv1.ApplyRequest{Spec: []byte(strings.Replace(tickPipeline, "inputs: [keep]", "inputs: [kep]", 1))}, rejected: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := ts.pl.Apply(ctx, tc.req)
+			if status.Code(err) != tc.code {
+				t.Fatalf("code = %v (%v), want %v", status.Code(err), err, tc.code)
+			}
+			if err == nil && resp.GetRejected() != tc.rejected {
+				t.Fatalf("rejected = %v, want %v: %v", resp.GetRejected(), tc.rejected, resp)
+			}
+			if tc.rejected && (len(resp.GetDiagnostics()) == 0 || !strings.Contains(resp.GetDiagnostics()[0].GetHint()+resp.GetDiagnostics()[0].GetMessage(), "kep")) {
+				t.Errorf("diagnostics %v do not name the bad input", resp.GetDiagnostics())
+			}
+		})
+	}
+	// A dry run stores nothing.
+	resp, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(tickPipeline), DryRun: true})
+	if err != nil || !resp.GetChanged() || resp.GetRevision() != 1 || len(resp.GetPlan()) != 3 {
+		t.Fatalf("dry run = %v, %v", resp, err)
+	}
+	if _, err := ts.pl.Get(ctx, &controlv1.GetPipelineRequest{Name: "tick"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("get after a dry run: %v, want NotFound", err)
+	}
+}
+
+func TestApplyChangeRestartsChild(t *testing.T) {
+	st := memory.New()
+	ts := startTestServer(t, st)
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(tickPipeline), Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	var p1 *controlv1.Pipeline
+	eventually(t, "every component healthy with counters", func() bool {
+		r, err := ts.pl.Get(ctx, &controlv1.GetPipelineRequest{Name: "tick"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p1 = r.GetPipeline()
+		for _, c := range p1.GetComponents() {
+			if c.GetHealth() != streamv1.HealthStatus_HEALTH_STATUS_HEALTHY || c.GetCounters()["out"] == 0 {
+				return false
+			}
+		}
+		return p1.GetStatus().GetPid() > 0
+	})
+	// Components are registered in the registry under PIPELINE/COMPONENT.
+	list, err := ts.cp.List(ctx, &streamv1.ListRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, c := range list.GetComponents() {
+		ids = append(ids, c.GetRegistration().GetId())
+	}
+	if strings.Join(ids, ",") != "tick/gen,tick/keep,tick/out" {
+		t.Errorf("registry ids = %v", ids)
+	}
+
+	changed := strings.Replace(tickPipeline, `expr: "true"`, `expr: "data.n == 1"`, 1)
+	resp, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(changed), Dir: dir})
+	if err != nil || !resp.GetChanged() || resp.GetRevision() != 2 || !resp.GetRestartsAll() {
+		t.Fatalf("apply changed = %v, %v", resp, err)
+	}
+	eventually(t, "revision 2 to run in a new child", func() bool {
+		r, _ := ts.pl.Get(ctx, &controlv1.GetPipelineRequest{Name: "tick"})
+		s := r.GetPipeline().GetStatus()
+		return s.GetRunningRevision() == 2 && s.GetPid() != 0 && s.GetPid() != p1.GetStatus().GetPid()
+	})
+	runs, err := ts.runs.ListRuns(ctx, &controlv1.ListRunsRequest{Pipeline: "tick"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := runs.GetRuns()[1]; r.GetState() != controlv1.RunState_RUN_STATE_STOPPED || r.GetReason() != "revision 2 applied" || len(r.GetCounters()) == 0 {
+		t.Errorf("revision 1's run = %v, want STOPPED by revision 2 with counters", r)
+	}
+	s, err := ts.stat.Status(ctx, &controlv1.StatusRequest{})
+	if err != nil || s.GetPipelines()["running"] != 1 {
+		t.Errorf("status = %v, %v", s, err)
+	}
+}
+
+func TestRegistrationsSurviveRestart(t *testing.T) {
+	st := memory.New()
+	ts := startTestServer(t, st)
+	ctx := context.Background()
+	if _, err := ts.cp.Register(ctx, &streamv1.RegisterRequest{Registration: &streamv1.Registration{Id: "ext-1", Endpoint: "127.0.0.1:9", Role: streamv1.Role_ROLE_SINK}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the registration to be stored", func() bool {
+		regs, _ := st.ListRegistrations(ctx, "")
+		return len(regs) == 1
+	})
+	ts.stop()
+	// One stored long ago comes back as stale as it is.
+	if err := st.PutRegistration(ctx, store.Registration{ID: "ext-old", Endpoint: "127.0.0.1:9", RegisteredAt: time.Now().Add(-time.Hour), TTL: 3 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+
+	ts2 := startTestServer(t, st)
+	list, err := ts2.cp.List(ctx, &streamv1.ListRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetComponents()) != 2 || list.GetComponents()[0].GetRegistration().GetId() != "ext-1" {
+		t.Fatalf("after restart: %v", list.GetComponents())
+	}
+	if h := list.GetComponents()[1].GetHealth(); h != streamv1.HealthStatus_HEALTH_STATUS_UNHEALTHY {
+		t.Errorf("a registration last seen an hour ago is %v, want UNHEALTHY", h)
+	}
+	// It was restored, not faked alive: healthy only once it heartbeats.
+	c := list.GetComponents()[0]
+	if time.Since(c.GetLastHeartbeat().AsTime()) > 30*time.Second {
+		t.Fatalf("last heartbeat %v is not the stored one", c.GetLastHeartbeat().AsTime())
+	}
+	if _, err := ts2.cp.Heartbeat(ctx, &streamv1.HeartbeatRequest{Id: "ext-1"}); err != nil {
+		t.Fatalf("heartbeat of a restored registration: %v", err)
+	}
+}
+
+func TestLogsFollowUntilDelete(t *testing.T) {
+	ts := startTestServer(t, memory.New())
+	ctx := context.Background()
+	if _, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(tickPipeline), Dir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	logs := controlv1.NewLogServiceClient(ts.conn)
+	stream, err := logs.Logs(ctx, &controlv1.LogsRequest{Pipeline: "tick", Tail: -1, Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the child to run", func() bool {
+		r, _ := ts.pl.Get(ctx, &controlv1.GetPipelineRequest{Name: "tick"})
+		return r.GetPipeline().GetStatus().GetPid() > 0
+	})
+	delAt := time.Now()
+	del, err := ts.pl.Delete(ctx, &controlv1.DeletePipelineRequest{Name: "tick"})
+	t.Logf("delete took %s", time.Since(delAt))
+	if err != nil || len(del.GetStoppedPids()) == 0 {
+		t.Fatalf("delete = %v, %v", del, err)
+	}
+	var lines []string
+	for {
+		l, err := stream.Recv()
+		if err != nil {
+			break // the stream ends with the pipeline
+		}
+		if l.GetPipeline() != "tick" || l.GetRunId() != 1 || l.GetStream() != "stderr" {
+			t.Errorf("line %v: want pipeline tick, run 1, stderr", l)
+		}
+		lines = append(lines, l.GetText())
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), `pipeline "tick" stopped`) {
+		t.Errorf("followed lines lack the child's summary:\n%s", strings.Join(lines, "\n"))
+	}
+	// The logs outlive the pipeline.
+	after, err := logs.Logs(ctx, &controlv1.LogsRequest{Pipeline: "tick", Tail: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := after.Recv(); err != nil {
+		t.Errorf("logs of the deleted pipeline: %v", err)
+	}
+	missing, _ := logs.Logs(ctx, &controlv1.LogsRequest{Pipeline: "never"})
+	if _, err := missing.Recv(); status.Code(err) != codes.NotFound {
+		t.Errorf("logs of an unknown pipeline: %v, want NotFound", err)
+	}
+}
