@@ -12,17 +12,15 @@ import (
 	"github.com/flowctl/flowctl/pkg/sdk"
 )
 
+// usd edits the JSON payload in place: no map, no re-encoding.
 func usd(_ context.Context, e *sdk.Event) ([]*sdk.Event, error) {
-	var m map[string]any
-	if err := e.Decode(&m); err != nil {
-		return nil, sdk.Permanent(err) // not JSON: retrying will not help
+	amount, _ := e.Field("amount").Float()
+	kind, _ := e.Field("kind").Str()
+	if err := e.SetField("amount_usd", amount/100); err != nil {
+		return nil, sdk.Permanent(err) // not a JSON object: retrying will not help
 	}
-	amount, _ := m["amount"].(float64)
-	kind, _ := m["kind"].(string)
-	m["amount_usd"] = amount / 100.0
-	m["kind"] = strings.ToUpper(kind)
-	if err := e.SetJSON(m); err != nil {
-		return nil, err
+	if err := e.SetField("kind", strings.ToUpper(kind)); err != nil {
+		return nil, sdk.Permanent(err)
 	}
 	return []*sdk.Event{e}, nil
 }

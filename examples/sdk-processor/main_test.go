@@ -12,8 +12,10 @@ func TestUSD(t *testing.T) {
 		name, in, want string
 		permanent      bool
 	}{
-		{"maps amount and kind", `{"amount":12345,"id":7,"kind":"payment"}`, `{"amount":12345,"amount_usd":123.45,"id":7,"kind":"PAYMENT"}`, false},
+		{"maps amount and kind", `{"amount":12345,"id":7,"kind":"payment"}`, `{"amount":12345,"id":7,"kind":"PAYMENT","amount_usd":123.45}`, false},
 		{"missing fields", `{}`, `{"amount_usd":0,"kind":""}`, false},
+		{"replaces amount_usd", `{"amount":5000,"amount_usd":"x","kind":"fee"}`, `{"amount":5000,"amount_usd":50,"kind":"FEE"}`, false},
+		{"spaces and nesting", ` { "kind" : "trade" , "n" : {"amount":1}, "amount": 7.5e2 } `, ` { "kind" : "TRADE" , "n" : {"amount":1}, "amount": 7.5e2 ,"amount_usd":7.5} `, false},
 		{"not JSON", `nope`, "", true},
 	}
 	for _, c := range cases {

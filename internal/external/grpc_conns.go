@@ -43,7 +43,8 @@ func newGRPCProcessorConn(cc *grpc.ClientConn, log *slog.Logger, maxBatch, strea
 
 func openProcessStream(cc *grpc.ClientConn, log *slog.Logger, maxBatch int) (*batchClient, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := streamv1.NewProcessorServiceClient(cc).Process(ctx)
+	// Answers are decoded straight into flow events (grpc_decode.go).
+	stream, err := streamv1.NewProcessorServiceClient(cc).Process(ctx, grpc.ForceCodecV2(newResponseCodec()))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("open the processor stream: %w", err)
@@ -52,13 +53,13 @@ func openProcessStream(cc *grpc.ClientConn, log *slog.Logger, maxBatch int) (*ba
 	c.send = func(b *streamv1.Batch) error { return stream.Send(&streamv1.ProcessRequest{Batch: b}) }
 	c.close = stream.CloseSend
 	c.recv = func() (incoming, error) {
-		m, err := stream.Recv()
-		if err != nil {
+		var m processResponse
+		if err := stream.RecvMsg(&m); err != nil {
 			return incoming{}, err
 		}
-		in := incoming{credit: m.GetCredit().GetBatches(), drain: m.GetDrain()}
-		if r := m.GetResult(); r != nil {
-			in.seq, in.result = r.GetSeq(), r
+		in := incoming{credit: m.credit, drain: m.drain}
+		if r := m.result; r != nil {
+			in.seq, in.result = r.seq, r
 		}
 		return in, nil
 	}
@@ -109,33 +110,38 @@ func (p *grpcProcessorConn) Process(ctx context.Context, batch []*flow.Event) (R
 // batch, to res. A failed input's outputs are ignored (stream.proto). An
 // answer naming an input index outside the chunk is a component bug: the
 // whole chunk fails, permanently, since resending cannot fix it.
-func resultInto(res *Result, off, n int, r *streamv1.Result) {
-	for _, o := range r.GetOutputs() {
-		if int(o.GetInputIndex()) >= n {
+func resultInto(res *Result, off, n int, r *decodedResult) {
+	for _, o := range r.outputs {
+		if int(o.index) >= n {
 			for i := range n {
 				res.Outputs[off+i] = nil
 				setFailure(res, off+i, fmt.Errorf("processor answered batch seq %d with an output for input %d of %d: %w",
-					r.GetSeq(), o.GetInputIndex(), n, ErrPermanent))
+					r.seq, o.index, n, ErrPermanent))
 			}
 			return
 		}
 	}
-	for _, f := range r.GetFailures() {
+	for _, f := range r.failures {
 		if int(f.GetIndex()) >= n {
 			continue
 		}
 		setFailure(res, off+int(f.GetIndex()), failureError(f))
 	}
-	// The outputs' events are allocated together, one slab per answer.
-	slab := make([]flow.Event, len(r.GetOutputs()))
-	for k, o := range r.GetOutputs() {
-		i := off + int(o.GetInputIndex())
-		if _, failed := res.Failures[i]; failed || o.GetEvent() == nil {
+	// The events were decoded in one slab per answer; the pointers are
+	// allocated together too: an input's first output gets a one-element
+	// window of ptrs (capacity 1, so a second output appends elsewhere).
+	ptrs := make([]*flow.Event, len(r.outputs))
+	for k, o := range r.outputs {
+		i := off + int(o.index)
+		if _, failed := res.Failures[i]; failed || o.event == nil {
 			continue
 		}
-		e := &slab[k]
-		eventFromStreamInto(e, o.GetEvent())
-		res.Outputs[i] = append(res.Outputs[i], e)
+		if res.Outputs[i] == nil {
+			ptrs[k] = o.event
+			res.Outputs[i] = ptrs[k : k+1 : k+1]
+		} else {
+			res.Outputs[i] = append(res.Outputs[i], o.event)
+		}
 	}
 }
 

@@ -19,7 +19,7 @@ var errDraining = errors.New("component is draining: batch not sent; it goes to 
 // answer is what the receive loop hands a waiting caller: a processor's
 // Result or a sink's Ack, or the error that ended the stream first.
 type answer struct {
-	result *streamv1.Result
+	result *decodedResult
 	ack    *streamv1.Ack
 	err    error
 }
@@ -36,7 +36,7 @@ type call struct {
 // client needs.
 type incoming struct {
 	seq    uint64 // 0: no answer in this message
-	result *streamv1.Result
+	result *decodedResult
 	ack    *streamv1.Ack
 	credit uint32
 	drain  *streamv1.Drain

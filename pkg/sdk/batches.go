@@ -19,10 +19,10 @@ import (
 type batchConn[Resp any] struct {
 	ctx context.Context
 	// recv returns the next batch; a message without one returns nil, nil.
-	recv func() (*streamv1.Batch, error)
+	recv func() (*inBatch, error)
 	send func(*Resp) error
 	// handle does the work for a batch and returns its answer.
-	handle func(ctx context.Context, b *streamv1.Batch) *Resp
+	handle func(ctx context.Context, b *inBatch) *Resp
 	// grant and drain build the other messages, or add to an answer.
 	grant func(r *Resp, c *streamv1.Credit) *Resp
 	drain func(r *Resp, d *streamv1.Drain) *Resp
@@ -74,7 +74,7 @@ func serveBatches[Resp any](rt *runtime, c batchConn[Resp]) error {
 	// hand is finished and answered).
 	hctx, cancelWork := context.WithCancel(c.ctx)
 	defer cancelWork()
-	in := make(chan *streamv1.Batch, initial)
+	in := make(chan *inBatch, initial)
 	workerErr := make(chan error, 1)
 	go func() {
 		var err error
@@ -91,7 +91,7 @@ func serveBatches[Resp any](rt *runtime, c batchConn[Resp]) error {
 				resp = c.grant(resp, &streamv1.Credit{Batches: 1})
 			}
 			inMu.Lock()
-			delete(inflight, b.GetSeq())
+			delete(inflight, b.seq)
 			inMu.Unlock()
 			err = send(resp)
 		}
@@ -135,25 +135,25 @@ func serveBatches[Resp any](rt *runtime, c batchConn[Resp]) error {
 			violation = true
 			recvErr = status.Errorf(codes.ResourceExhausted,
 				"batch seq %d sent without credit: %d batches granted so far, this is batch %d; wait for a Credit before sending",
-				b.GetSeq(), granted.Load(), received)
+				b.seq, granted.Load(), received)
 			break
 		}
-		if b.GetSeq() == 0 {
+		if b.seq == 0 {
 			violation = true
 			recvErr = status.Error(codes.InvalidArgument, "batch without seq: sequence numbers start at 1")
 			break
 		}
 		inMu.Lock()
-		dup := inflight[b.GetSeq()]
-		inflight[b.GetSeq()] = true
+		dup := inflight[b.seq]
+		inflight[b.seq] = true
 		inMu.Unlock()
 		if dup {
 			violation = true
-			recvErr = status.Errorf(codes.InvalidArgument, "batch seq %d sent again on the same stream before it was answered", b.GetSeq())
+			recvErr = status.Errorf(codes.InvalidArgument, "batch seq %d sent again on the same stream before it was answered", b.seq)
 			break
 		}
 		rt.batches.Add(1)
-		rt.eventsIn.Add(int64(len(b.GetEvents())))
+		rt.eventsIn.Add(int64(b.count()))
 		in <- b
 	}
 	if recvErr != nil {
@@ -219,43 +219,48 @@ func (ps *processorService) Health(context.Context, *streamv1.HealthRequest) (*s
 }
 
 func (ps *processorService) Process(stream streamv1.ProcessorService_ProcessServer) error {
-	return serveBatches(ps.rt, batchConn[streamv1.ProcessResponse]{
+	// The stream's messages go through wireCodec (wire.go): RecvMsg and
+	// SendMsg with its own types.
+	return serveBatches(ps.rt, batchConn[processAnswer]{
 		ctx: stream.Context(),
-		recv: func() (*streamv1.Batch, error) {
-			m, err := stream.Recv()
-			return m.GetBatch(), err
+		recv: func() (*inBatch, error) {
+			var m processRequest
+			if err := stream.RecvMsg(&m); err != nil {
+				return nil, err
+			}
+			return m.batch, nil
 		},
-		send:   stream.Send,
+		send:   func(a *processAnswer) error { return stream.SendMsg(a) },
 		handle: ps.handle,
-		grant: func(r *streamv1.ProcessResponse, c *streamv1.Credit) *streamv1.ProcessResponse {
-			r.Credit = c
+		grant: func(r *processAnswer, c *streamv1.Credit) *processAnswer {
+			r.credit = c
 			return r
 		},
-		drain: func(r *streamv1.ProcessResponse, d *streamv1.Drain) *streamv1.ProcessResponse {
-			r.Drain = d
+		drain: func(r *processAnswer, d *streamv1.Drain) *processAnswer {
+			r.drain = d
 			return r
 		},
 	})
 }
 
-func (ps *processorService) handle(ctx context.Context, b *streamv1.Batch) *streamv1.ProcessResponse {
-	ctx = withBatch(ctx, Batch{Seq: b.GetSeq(), Redelivered: b.GetRedelivered()})
-	res := &streamv1.Result{Seq: b.GetSeq(), Outputs: make([]*streamv1.Output, 0, len(b.GetEvents()))}
-	for i, we := range b.GetEvents() {
-		outs, err := callProcess(ctx, ps.p, EventFromWire(we))
+func (ps *processorService) handle(ctx context.Context, b *inBatch) *processAnswer {
+	ctx = withBatch(ctx, Batch{Seq: b.seq, Redelivered: b.redelivered})
+	res := &processAnswer{result: true, seq: b.seq, outputs: make([]answerOutput, 0, len(b.events))}
+	for i := range b.events {
+		outs, err := callProcess(ctx, ps.p, &b.events[i])
 		if err != nil {
-			res.Failures = append(res.Failures, failure(i, err))
+			res.failures = append(res.failures, failure(i, err))
 			continue
 		}
 		for _, o := range outs {
 			if o != nil {
-				res.Outputs = append(res.Outputs, &streamv1.Output{InputIndex: uint32(i), Event: o.ToWire()})
+				res.outputs = append(res.outputs, answerOutput{index: uint32(i), event: o})
 			}
 		}
 	}
-	ps.rt.eventsOut.Add(int64(len(res.Outputs)))
-	ps.rt.failures.Add(int64(len(res.Failures)))
-	return &streamv1.ProcessResponse{Result: res}
+	ps.rt.eventsOut.Add(int64(len(res.outputs)))
+	ps.rt.failures.Add(int64(len(res.failures)))
+	return res
 }
 
 // sinkService serves SinkService for a Sink.
@@ -283,9 +288,12 @@ func (ss *sinkService) Health(context.Context, *streamv1.HealthRequest) (*stream
 func (ss *sinkService) Write(stream streamv1.SinkService_WriteServer) error {
 	return serveBatches(ss.rt, batchConn[streamv1.SinkResponse]{
 		ctx: stream.Context(),
-		recv: func() (*streamv1.Batch, error) {
+		recv: func() (*inBatch, error) {
 			m, err := stream.Recv()
-			return m.GetBatch(), err
+			if b := m.GetBatch(); b != nil {
+				return &inBatch{seq: b.GetSeq(), redelivered: b.GetRedelivered(), pb: b}, err
+			}
+			return nil, err
 		},
 		send:   stream.Send,
 		handle: ss.handle,
@@ -300,13 +308,15 @@ func (ss *sinkService) Write(stream streamv1.SinkService_WriteServer) error {
 	})
 }
 
-func (ss *sinkService) handle(ctx context.Context, b *streamv1.Batch) *streamv1.SinkResponse {
-	ctx = withBatch(ctx, Batch{Seq: b.GetSeq(), Redelivered: b.GetRedelivered()})
-	events := make([]*Event, len(b.GetEvents()))
-	for i, we := range b.GetEvents() {
-		events[i] = EventFromWire(we)
+func (ss *sinkService) handle(ctx context.Context, b *inBatch) *streamv1.SinkResponse {
+	ctx = withBatch(ctx, Batch{Seq: b.seq, Redelivered: b.redelivered})
+	events := make([]*Event, b.count())
+	slab := make([]Event, len(events)) // one allocation per batch
+	for i, we := range b.pb.GetEvents() {
+		slab[i].fromWire(we)
+		events[i] = &slab[i]
 	}
-	ack := &streamv1.Ack{Seq: b.GetSeq()}
+	ack := &streamv1.Ack{Seq: b.seq}
 	err := callWrite(ctx, ss.s, events)
 	var be *BatchError
 	switch {

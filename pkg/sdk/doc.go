@@ -40,6 +40,23 @@
 // tells a component whether the batch it is handling is such a redelivery,
 // so a sink can make its writes idempotent.
 //
+// A processor that reads or sets a few top-level fields of a JSON payload
+// can edit the raw bytes instead of decoding them into a map and encoding
+// them back (several times cheaper; see Event.Field and Event.SetField):
+//
+//	amount, _ := e.Field("amount").Float()
+//	if err := e.SetField("amount_usd", amount/100); err != nil {
+//		return nil, sdk.Permanent(err) // not a JSON object
+//	}
+//
+// The processor stream decodes each batch into one buffer: an event's Data
+// is its own part of it (the event may change it in place or replace it),
+// and its string attributes point into it, so an event (or an attribute)
+// kept after Process returns keeps its batch's buffer alive.
+//
+// FLOWCTL_SDK_CPUPROFILE=file makes Serve write a CPU profile of the
+// component to file until it returns (go tool pprof).
+//
 // Without ENABLE_FLOWCTL=true (for example when run by hand) Serve skips the
 // control plane and only serves on PORT (default 127.0.0.1:0), logging the
 // address it bound.

@@ -63,34 +63,38 @@ func (e *Event) Clone() *Event {
 // EventFromWire converts a wire event. The result shares nothing mutable
 // with w except Data, which the caller must treat as owned by the result.
 func EventFromWire(w *streamv1.Event) *Event {
-	e := &Event{
-		ID:              w.GetId(),
-		Source:          w.GetSource(),
-		Type:            w.GetType(),
-		Subject:         w.GetSubject(),
-		DataContentType: w.GetDatacontenttype(),
-		Data:            w.GetData(),
-		Metadata:        w.GetMetadata(),
-	}
+	e := &Event{}
+	e.fromWire(w)
+	return e
+}
+
+// fromWire sets e from w, as EventFromWire does.
+func (e *Event) fromWire(w *streamv1.Event) {
+	e.ID, e.Source, e.Type, e.Subject = w.GetId(), w.GetSource(), w.GetType(), w.GetSubject()
+	e.DataContentType, e.Data, e.Metadata = w.GetDatacontenttype(), w.GetData(), w.GetMetadata()
 	if t := w.GetTime(); t != nil {
 		e.Time = t.AsTime()
 	}
-	return e
 }
 
 // ToWire converts e to the wire event.
 func (e *Event) ToWire() *streamv1.Event {
-	w := &streamv1.Event{
-		Id:              e.ID,
-		Source:          e.Source,
-		Type:            e.Type,
-		Subject:         e.Subject,
-		Datacontenttype: e.DataContentType,
-		Data:            e.Data,
-		Metadata:        e.Metadata,
-	}
-	if !e.Time.IsZero() {
+	w := &streamv1.Event{}
+	e.intoWire(w)
+	return w
+}
+
+// intoWire sets every field of w from e, reusing w's timestamp if it has
+// one.
+func (e *Event) intoWire(w *streamv1.Event) {
+	w.Id, w.Source, w.Type, w.Subject = e.ID, e.Source, e.Type, e.Subject
+	w.Datacontenttype, w.Data, w.Metadata = e.DataContentType, e.Data, e.Metadata
+	switch {
+	case e.Time.IsZero():
+		w.Time = nil
+	case w.Time != nil:
+		w.Time.Seconds, w.Time.Nanos = e.Time.Unix(), int32(e.Time.Nanosecond())
+	default:
 		w.Time = timestamppb.New(e.Time)
 	}
-	return w
 }

@@ -41,6 +41,9 @@ const (
 	// EnvAdvertise is the host:port to register when PORT binds every
 	// interface (in a container: the service name and port).
 	EnvAdvertise = "FLOWCTL_ADVERTISE_ADDR"
+	// EnvCPUProfile, when set, names a file Serve writes a CPU profile of
+	// the component to (go tool pprof), from start until Serve returns.
+	EnvCPUProfile = "FLOWCTL_SDK_CPUPROFILE"
 )
 
 // Defaults of the settings.
@@ -103,6 +106,7 @@ type settings struct {
 	port          string
 	advertise     string
 	healthPort    string
+	cpuProfile    string // EnvCPUProfile
 	interval      time.Duration
 	ttl           time.Duration
 	initialCredit int
@@ -158,6 +162,7 @@ func loadSettings(opts []Option) (*settings, error) {
 	s.port = env(EnvPort)
 	s.advertise = env(EnvAdvertise)
 	s.healthPort = env(EnvHealthPort)
+	s.cpuProfile = env(EnvCPUProfile)
 	var err error
 	if s.interval, err = envDuration(env, EnvHeartbeatInterval, DefaultHeartbeatInterval); err != nil {
 		return nil, err

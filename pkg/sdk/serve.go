@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,6 +129,13 @@ func run(ctx context.Context, role streamv1.Role, opts []Option, newRole func(*r
 		rt.log = rt.log.With("id", s.id)
 	}
 	rs := newRole(rt)
+	if s.cpuProfile != "" {
+		stop, err := startCPUProfile(s.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("flowctl sdk: %s: %w", EnvCPUProfile, err)
+		}
+		defer stop()
+	}
 
 	lis := s.listener
 	if lis == nil {
@@ -137,7 +145,10 @@ func run(ctx context.Context, role streamv1.Role, opts []Option, newRole func(*r
 		}
 	}
 	rt.endpoint = advertiseAddr(lis.Addr(), s.advertise)
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize))
+	// wireCodec reads and writes processor batches without the generated
+	// types (wire.go); every other message as gRPC's proto codec does.
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize),
+		grpc.ForceServerCodecV2(newWireCodec()))
 	rs.register(gs)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
@@ -458,3 +469,19 @@ func (rt *runtime) serveHealthPort() func() {
 
 // grpcRegistrar is what a roleServer registers its service on.
 type grpcRegistrar = grpc.ServiceRegistrar
+
+// startCPUProfile starts a CPU profile written to path; stop ends it.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create the CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start the CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
