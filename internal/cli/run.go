@@ -47,6 +47,9 @@ type runOptions struct {
 	// heartbeat their counters.
 	reportTo, reportCA, reportCert, reportKey, reportTokenFile string
 	revision, runID                                            int64
+	// heartbeat and heartbeatTTL tune the health of external components
+	// that register with the embedded control plane.
+	heartbeat, heartbeatTTL time.Duration
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -82,6 +85,8 @@ flow every second; a summary per component is printed at the end (on stderr).`,
 	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken one second into the run to this file")
 	_ = f.MarkHidden("memprofile")
 	f.StringVar(&o.dir, "dir", "", "resolve relative paths in the file against this directory [the file's directory]")
+	f.DurationVar(&o.heartbeat, "heartbeat-interval", external.DefaultRunHeartbeatInterval, "interval gRPC components are told to heartbeat at (FLOWCTL_HEARTBEAT_INTERVAL)")
+	f.DurationVar(&o.heartbeatTTL, "heartbeat-ttl", 0, "a gRPC component silent for longer is UNHEALTHY and restarted (FLOWCTL_TTL) [3 × --heartbeat-interval]")
 	f.StringVar(&o.reportTo, "report-to", "", "register the components with the flowctl server at this address and heartbeat their counters")
 	f.Int64Var(&o.revision, "pipeline-revision", 0, "the pipeline revision to report (set by flowctl server)")
 	f.Int64Var(&o.runID, "run-id", 0, "the run id to report (set by flowctl server)")
@@ -128,7 +133,10 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		if dir == "" && pl.File != "" {
 			dir = filepath.Dir(pl.File)
 		}
-		ext, err = external.NewManager(pl, external.ManagerOptions{Logger: log, Dir: dir, Output: g.stderr})
+		ext, err = external.NewManager(pl, external.ManagerOptions{
+			Logger: log, Dir: dir, Output: g.stderr,
+			HeartbeatInterval: o.heartbeat, HeartbeatTTL: o.heartbeatTTL,
+		})
 		if err != nil {
 			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
 			return &exitError{code: 1}

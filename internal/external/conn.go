@@ -172,6 +172,10 @@ type Runtime struct {
 	Endpoint string
 	// HeartbeatInterval is passed as FLOWCTL_HEARTBEAT_INTERVAL [10s].
 	HeartbeatInterval time.Duration
+	// HeartbeatTTL, if positive, is passed as FLOWCTL_TTL: how long a
+	// component's registration stays healthy without a heartbeat. Zero
+	// leaves FLOWCTL_TTL unset (the SDK then uses 3 intervals).
+	HeartbeatTTL time.Duration
 	// Output receives the children's captured output lines, each already
 	// prefixed with the component name; nil means the run's stderr.
 	Output io.Writer

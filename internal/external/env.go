@@ -22,6 +22,7 @@ const (
 	EnvComponentID       = "FLOWCTL_COMPONENT_ID"
 	EnvServiceID         = "FLOWCTL_SERVICE_ID"
 	EnvHeartbeatInterval = "FLOWCTL_HEARTBEAT_INTERVAL"
+	EnvTTL               = "FLOWCTL_TTL"
 	EnvHealthPort        = "HEALTH_PORT"
 	EnvPort              = "PORT"
 )
@@ -45,6 +46,9 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (map[string]string,
 		hb = DefaultHeartbeatInterval
 	}
 	env[EnvHeartbeatInterval] = hb.String()
+	if rt.HeartbeatTTL > 0 {
+		env[EnvTTL] = rt.HeartbeatTTL.String()
+	}
 	if rt.Endpoint != "" {
 		env[EnvEndpoint] = rt.Endpoint
 	}

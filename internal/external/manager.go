@@ -40,9 +40,20 @@ type ManagerOptions struct {
 	Dir string
 	// Output receives the children's output lines [stderr].
 	Output io.Writer
-	// HeartbeatInterval is what components are told [10s].
+	// HeartbeatInterval is what components are told to heartbeat at
+	// (FLOWCTL_HEARTBEAT_INTERVAL) [DefaultRunHeartbeatInterval].
 	HeartbeatInterval time.Duration
+	// HeartbeatTTL is how long a component stays healthy without a
+	// heartbeat; a component silent for longer is UNHEALTHY and its
+	// supervisor kills and restarts it. Positive values are also passed as
+	// FLOWCTL_TTL. [3 × HeartbeatInterval, FLOWCTL_TTL unset]
+	HeartbeatTTL time.Duration
 }
+
+// DefaultRunHeartbeatInterval is the heartbeat interval flowctl run tells
+// its components when ManagerOptions sets none: with the default TTL of
+// three intervals, a hung component is found within about 3 s.
+const DefaultRunHeartbeatInterval = time.Second
 
 // Manager builds the external components of one run: it checks each can be
 // run, starts the embedded control plane when one speaks a gRPC protocol,
@@ -95,10 +106,17 @@ func NewManager(p *spec.Pipeline, opts ManagerOptions) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = DefaultRunHeartbeatInterval
+	}
+	if opts.HeartbeatTTL < 0 {
+		opts.HeartbeatTTL = 0
+	}
 	m := &Manager{
 		rt: &Runtime{
 			Pipeline: p.Name, Dir: opts.Dir, Logger: log.With("pipeline", p.Name),
-			HeartbeatInterval: opts.HeartbeatInterval, Output: opts.Output,
+			HeartbeatInterval: opts.HeartbeatInterval, HeartbeatTTL: opts.HeartbeatTTL,
+			Output: opts.Output,
 		},
 		sups: map[string]*Supervisor{},
 	}
@@ -120,7 +138,7 @@ func NewManager(p *spec.Pipeline, opts ManagerOptions) (*Manager, error) {
 		return nil, err
 	}
 	if needCP {
-		reg := controlplane.NewRegistry(controlplane.Options{HeartbeatInterval: opts.HeartbeatInterval})
+		reg := controlplane.NewRegistry(controlplane.Options{HeartbeatInterval: opts.HeartbeatInterval, DefaultTTL: opts.HeartbeatTTL})
 		srv := controlplane.NewServer(reg, log.With("pipeline", p.Name, "part", "controlplane"))
 		addr, err := srv.Start("127.0.0.1:0")
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/drivers/process"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/spec"
@@ -54,6 +55,9 @@ type Stats struct {
 	// component may have seen (and acted on) them twice.
 	RedeliveredBatches int64
 	RedeliveredEvents  int64
+	// Unhealthy counts incarnations killed because they stopped
+	// heartbeating for longer than their TTL while their process lived.
+	Unhealthy int64
 }
 
 // Supervisor runs one external component: it starts its process (unless it
@@ -93,6 +97,7 @@ type Supervisor struct {
 	restarts           atomic.Int64
 	redeliveredBatches atomic.Int64
 	redeliveredEvents  atomic.Int64
+	unhealthy          atomic.Int64
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when watch returned
@@ -267,14 +272,17 @@ func (s *Supervisor) watch(ctx context.Context, inc *incarnation) {
 	defer close(s.done)
 	for {
 		var cause error
+		stopHealth := s.watchHealth(ctx, inc)
 		select {
 		case <-inc.exited():
 			cause = errors.New("the process exited")
 		case <-inc.broken:
 			cause = inc.brokenErr
 		case <-ctx.Done():
+			stopHealth()
 			return
 		}
+		stopHealth()
 		s.mu.Lock()
 		if s.cur == inc {
 			s.cur = nil
@@ -464,6 +472,7 @@ func (s *Supervisor) Stats() Stats {
 		Restarts:           s.restarts.Load(),
 		RedeliveredBatches: s.redeliveredBatches.Load(),
 		RedeliveredEvents:  s.redeliveredEvents.Load(),
+		Unhealthy:          s.unhealthy.Load(),
 	}
 }
 
@@ -562,4 +571,92 @@ func cleanExit(h *process.Handle) bool {
 	}
 	st := h.Inspect()
 	return st.ExitCode == 0 && st.Signal == 0 && !st.Stopped
+}
+
+// ErrUnhealthy means a component stopped heartbeating for longer than its
+// TTL while its process lived: its supervisor killed it to restart it.
+var ErrUnhealthy = errors.New("component stopped heartbeating (UNHEALTHY)")
+
+// Health watching of components that register with the control plane.
+const (
+	// healthPollDefault is how often a registry entry is read before its
+	// TTL is known.
+	healthPollDefault = 100 * time.Millisecond
+	// healthPollMin and healthPollMax bound TTL/healthPollDivisor.
+	healthPollMin     = 10 * time.Millisecond
+	healthPollMax     = 500 * time.Millisecond
+	healthPollDivisor = 5
+)
+
+// healthPoll is how often an entry with this TTL is read: a fifth of it,
+// so that a hung component is killed within TTL + TTL/5 of its last
+// heartbeat, bounded by healthPollMin and healthPollMax.
+func healthPoll(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		return healthPollDefault
+	}
+	return min(max(ttl/healthPollDivisor, healthPollMin), healthPollMax)
+}
+
+// watchHealth watches the registry entry of inc, a process that registers
+// with the embedded control plane (gRPC and flowctl.v1 components): when
+// the entry turns UNHEALTHY because its last heartbeat is older than its
+// TTL while the process still lives (hung, SIGSTOPped, deadlocked), it
+// breaks the incarnation, and the watcher kills its process group with
+// SIGKILL (a stopped process cannot handle SIGTERM) and restarts it through
+// the restart path: backoff, crash-loop limit, in-flight batches sent
+// again. A component that reports itself UNHEALTHY while it still
+// heartbeats is logged, not killed: it is alive and says so. Only entries
+// registered by this incarnation count (a predecessor's entry is stale by
+// design). The returned func stops the watching.
+func (s *Supervisor) watchHealth(ctx context.Context, inc *incarnation) (stop func()) {
+	if inc.h == nil || s.rt.ControlPlane == nil || !needsControlPlane(s.proto.Name()) {
+		return func() {}
+	}
+	reg := s.rt.ControlPlane.Registry()
+	id := s.c.Name
+	hctx, cancel := context.WithCancel(ctx)
+	go func() {
+		poll := healthPollDefault
+		t := time.NewTimer(poll)
+		defer t.Stop()
+		reportedBad := false
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-inc.broken:
+				return
+			case <-inc.exited():
+				return
+			case <-t.C:
+			}
+			e, ok := reg.Get(id)
+			if ok && !e.RegisteredAt.Before(inc.started) {
+				poll = healthPoll(e.TTL)
+				if e.Health == controlplane.HealthUnhealthy {
+					age := time.Since(e.LastHeartbeat)
+					if e.Reported != controlplane.HealthUnhealthy || age > e.TTL {
+						s.unhealthy.Add(1)
+						s.log.Warn("component unhealthy: no heartbeat within its TTL while its process lives; killing it (SIGKILL) to restart it",
+							"pid", inc.h.PID(), "incarnation", inc.gen,
+							"last_heartbeat_age", age.Round(time.Millisecond), "ttl", e.TTL,
+							"in_flight_batches", inc.inflight.Load())
+						inc.breakWith(fmt.Errorf("component %q unhealthy: last heartbeat %v ago, TTL %v: %w",
+							id, age.Round(time.Millisecond), e.TTL, ErrUnhealthy))
+						return
+					}
+					if !reportedBad {
+						s.log.Warn("component reports itself UNHEALTHY (it still heartbeats, so it is not restarted)",
+							"pid", inc.h.PID(), "incarnation", inc.gen)
+					}
+					reportedBad = true
+				} else {
+					reportedBad = false
+				}
+			}
+			t.Reset(poll)
+		}
+	}()
+	return cancel
 }
