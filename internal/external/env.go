@@ -52,6 +52,13 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (map[string]string,
 	if rt.Endpoint != "" {
 		env[EnvEndpoint] = rt.Endpoint
 	}
+	// The embedded control plane is plaintext on loopback: TLS settings a
+	// user exported for the CLI are not for it, so a child does not inherit
+	// them (the SDK treats empty as unset). The component's env may still
+	// set them.
+	for _, k := range controlPlaneTLSEnv {
+		env[k] = ""
+	}
 	for k, v := range launch.Env {
 		env[k] = v
 	}
@@ -84,6 +91,12 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (map[string]string,
 		env[EnvHealthPort] = strconv.Itoa(port)
 	}
 	return env, nil
+}
+
+// controlPlaneTLSEnv are the variables with which the Go SDK (pkg/sdk
+// EnvTLS*, EnvToken) and the CLI secure their control-plane connection.
+var controlPlaneTLSEnv = []string{
+	"FLOWCTL_TLS_CA", "FLOWCTL_TLS_CERT", "FLOWCTL_TLS_KEY", "FLOWCTL_TLS_SERVER_NAME", "FLOWCTL_TOKEN",
 }
 
 // envName turns a config key into an environment variable name: upper

@@ -247,6 +247,10 @@ func TestStartupFailure(t *testing.T) {
 }
 
 func TestEnvironment(t *testing.T) {
+	// TLS settings exported for the CLI must not reach a child, whose
+	// control plane is the embedded plaintext one.
+	t.Setenv("FLOWCTL_TLS_CA", "/from/the/cli/ca.crt")
+	t.Setenv("FLOWCTL_TOKEN", "cli-token")
 	rt, _ := runtimeFor(t)
 	rt.Endpoint = "127.0.0.1:7000"
 	c := component(t, "envy", flow.RoleProcessor, "stdio", "env", map[string]string{"MODE": "user", "HEALTH_PORT": "9999"})
@@ -264,6 +268,7 @@ func TestEnvironment(t *testing.T) {
 		"ENABLE_FLOWCTL": "true", "FLOWCTL_ENDPOINT": "127.0.0.1:7000", "FLOWCTL_COMPONENT_ID": "envy",
 		"FLOWCTL_SERVICE_ID": "envy", "FLOWCTL_HEARTBEAT_INTERVAL": "10s", "HEALTH_PORT": "9999",
 		"MODE": "user", "BATCH_SIZE": "10", "NESTED": `{"a":1}`, "_WD": filepath.Join(rt.Dir, "sub"),
+		"FLOWCTL_TLS_CA": "", "FLOWCTL_TOKEN": "",
 	}
 	for k, v := range want {
 		if env[k] != v {

@@ -61,6 +61,17 @@
 // control plane and only serves on PORT (default 127.0.0.1:0), logging the
 // address it bound.
 //
-// This package imports only the generated protocol (pkg/wire) and gRPC; it
-// must not import flowctl's internal packages, which its users cannot see.
+// The connection to the control plane is plaintext by default (the
+// embedded control plane of `flowctl run` listens on loopback). For a
+// `flowctl server` with TLS, set FLOWCTL_TLS_CA (and FLOWCTL_TLS_CERT,
+// FLOWCTL_TLS_KEY for mutual TLS; FLOWCTL_TLS_SERVER_NAME when the
+// certificate names another host) and FLOWCTL_TOKEN for a bearer token, or
+// use WithControlPlaneTLS and WithControlPlaneToken. A refused handshake or
+// token makes Serve return at once with an error that names the variable to
+// check.
+//
+// This package imports the generated protocol (pkg/wire), gRPC and
+// internal/tlsutil (standard library and gRPC only; it is shared with the
+// CLI so that both load certificates alike, and Go lets this module's
+// public packages import it). It must not import anything of the engine.
 package sdk

@@ -158,3 +158,23 @@ func ExampleServeSource() {
 	// end: exhausted
 	// serve: <nil>
 }
+
+// A component of a `flowctl server` with mutual TLS reads FLOWCTL_TLS_CA,
+// FLOWCTL_TLS_CERT and FLOWCTL_TLS_KEY; options say the same in code. A
+// token is never sent in plaintext off this machine: Serve refuses to start.
+func ExampleWithControlPlaneToken() {
+	env := map[string]string{
+		sdk.EnvEnable:      "true",
+		sdk.EnvEndpoint:    "192.0.2.10:7070", // another machine, no TLS configured
+		sdk.EnvComponentID: "upper",
+	}
+	err := sdk.Serve(context.Background(), Upper{},
+		sdk.WithEnv(func(k string) string { return env[k] }),
+		sdk.WithControlPlaneToken("s3cret"),
+		// With TLS the token is sent:
+		// sdk.WithControlPlaneTLS("pki/ca.crt", "pki/client.crt", "pki/client.key"),
+		sdk.WithSignals(), sdk.WithLogger(slog.New(slog.DiscardHandler)))
+	fmt.Println(err)
+	// Output:
+	// flowctl sdk: FLOWCTL_TOKEN is set but the control plane 192.0.2.10:7070 is not on this machine and TLS is off: refusing to send the token in plaintext; set FLOWCTL_TLS_CA to the CA that signed the control plane's certificate
+}

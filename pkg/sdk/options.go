@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -44,6 +45,24 @@ const (
 	// EnvCPUProfile, when set, names a file Serve writes a CPU profile of
 	// the component to (go tool pprof), from start until Serve returns.
 	EnvCPUProfile = "FLOWCTL_SDK_CPUPROFILE"
+	// EnvTLSCA is a PEM file of the CA that verifies the control plane's
+	// certificate. Setting it (or any EnvTLS* variable) dials the control
+	// plane over TLS; without any, the connection is plaintext (the
+	// embedded control plane of `flowctl run` is plaintext on loopback).
+	// A FLOWCTL_ENDPOINT of tls://host:port asks for TLS with the system's
+	// roots.
+	EnvTLSCA = "FLOWCTL_TLS_CA"
+	// EnvTLSCert and EnvTLSKey are the PEM client certificate and key the
+	// SDK presents for mutual TLS; both or neither.
+	EnvTLSCert = "FLOWCTL_TLS_CERT"
+	EnvTLSKey  = "FLOWCTL_TLS_KEY"
+	// EnvTLSServerName overrides the name checked against the control
+	// plane's certificate (default: the host of FLOWCTL_ENDPOINT).
+	EnvTLSServerName = "FLOWCTL_TLS_SERVER_NAME"
+	// EnvToken is a bearer token sent with every control-plane call. It is
+	// sent only over TLS or to a loopback address; Serve refuses to start
+	// rather than send it in plaintext off the machine.
+	EnvToken = "FLOWCTL_TOKEN"
 )
 
 // Defaults of the settings.
@@ -113,6 +132,7 @@ type settings struct {
 	drainTimeout  time.Duration
 	lostAfter     int
 	ppidCheck     time.Duration
+	cpTLS         controlPlaneTLS
 }
 
 // WithInfo describes the component.
@@ -146,6 +166,36 @@ func WithSignals(sig ...os.Signal) Option { return func(s *settings) { s.signals
 // the control plane Serve gives up with ErrFlowctlGone.
 func WithLostAfter(n int) Option { return func(s *settings) { s.lostAfter = n } }
 
+// WithControlPlaneTLS dials the control plane over TLS: caFile verifies its
+// certificate ("" for the system's roots), and certFile and keyFile, when
+// given, are the client certificate for mutual TLS. It overrides EnvTLSCA,
+// EnvTLSCert and EnvTLSKey.
+func WithControlPlaneTLS(caFile, certFile, keyFile string) Option {
+	return func(s *settings) {
+		s.cpTLS.files.CAFile, s.cpTLS.files.CertFile, s.cpTLS.files.KeyFile = caFile, certFile, keyFile
+		s.cpTLS.forced = true
+	}
+}
+
+// WithControlPlaneTLSConfig dials the control plane over TLS with cfg (for
+// certificates that are not in files); it wins over the file settings.
+func WithControlPlaneTLSConfig(cfg *tls.Config) Option {
+	return func(s *settings) { s.cpTLS.config = cfg }
+}
+
+// WithControlPlaneServerName sets the name checked against the control
+// plane's certificate; it overrides EnvTLSServerName.
+func WithControlPlaneServerName(name string) Option {
+	return func(s *settings) { s.cpTLS.files.ServerName = name }
+}
+
+// WithControlPlaneToken sets the bearer token sent to the control plane; it
+// overrides EnvToken. The token is sent only over TLS or to a loopback
+// address.
+func WithControlPlaneToken(token string) Option {
+	return func(s *settings) { s.cpTLS.token = token }
+}
+
 // loadSettings reads the environment, then applies opts.
 func loadSettings(opts []Option) (*settings, error) {
 	s := &settings{getenv: os.Getenv, signals: []os.Signal{syscall.SIGTERM, os.Interrupt}}
@@ -163,6 +213,11 @@ func loadSettings(opts []Option) (*settings, error) {
 	s.advertise = env(EnvAdvertise)
 	s.healthPort = env(EnvHealthPort)
 	s.cpuProfile = env(EnvCPUProfile)
+	s.cpTLS.files.CAFile = env(EnvTLSCA)
+	s.cpTLS.files.CertFile = env(EnvTLSCert)
+	s.cpTLS.files.KeyFile = env(EnvTLSKey)
+	s.cpTLS.files.ServerName = env(EnvTLSServerName)
+	s.cpTLS.token = env(EnvToken)
 	var err error
 	if s.interval, err = envDuration(env, EnvHeartbeatInterval, DefaultHeartbeatInterval); err != nil {
 		return nil, err
@@ -209,6 +264,9 @@ func loadSettings(opts []Option) (*settings, error) {
 		if s.id == "" {
 			return nil, fmt.Errorf("%s=true but %s is empty: set it to the component's id in the pipeline", EnvEnable, EnvComponentID)
 		}
+		var force bool
+		s.endpoint, force = splitEndpoint(s.endpoint)
+		s.cpTLS.forced = s.cpTLS.forced || force
 	}
 	return s, nil
 }

@@ -10,13 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -309,9 +309,15 @@ func (rt *runtime) metrics() map[string]string {
 
 // connect dials the control plane and registers, retrying until
 // LostAfter heartbeat intervals have passed (flowctl may still be starting
-// its listener when a fast component is ready).
+// its listener when a fast component is ready). A refusal that retrying
+// cannot cure (a failed TLS handshake, a wrong token) ends it at once.
 func (rt *runtime) connect(ctx context.Context) error {
-	conn, err := grpc.NewClient(rt.s.endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cpTLS := rt.s.cpTLS
+	dopts, tlsCfg, err := cpTLS.dialOptions(rt.s.endpoint)
+	if err != nil {
+		return fmt.Errorf("flowctl sdk: %w", err)
+	}
+	conn, err := grpc.NewClient(rt.s.endpoint, dopts...)
 	if err != nil {
 		return fmt.Errorf("flowctl sdk: control plane %s=%q: %w", EnvEndpoint, rt.s.endpoint, err)
 	}
@@ -322,15 +328,28 @@ func (rt *runtime) connect(ctx context.Context) error {
 	for {
 		err = rt.register(ctx)
 		if err == nil {
-			rt.log.Info("registered", "control_plane", rt.s.endpoint, "endpoint", rt.endpoint)
+			rt.log.Info("registered", "control_plane", rt.s.endpoint, "security", cpTLS.describe(), "endpoint", rt.endpoint)
 			return nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			conn.Close()
-			return fmt.Errorf("flowctl sdk: register with the control plane at %s: %w (is flowctl running? check %s)",
-				rt.s.endpoint, err, EnvEndpoint)
+		if status.Code(err) == codes.Unavailable && !permanent(err) && !strings.Contains(err.Error(), "connection refused") {
+			// gRPC may have hidden a refused handshake behind "broken
+			// pipe": dial once more by hand to see the TLS layer's error.
+			if perr := probe(ctx, rt.s.endpoint, tlsCfg); isTLSError(perr) {
+				conn.Close()
+				return fmt.Errorf("flowctl sdk: register with the control plane at %s (%s): %w (%s)",
+					rt.s.endpoint, cpTLS.describe(), perr, cpTLS.connectHint(perr))
+			}
 		}
-		time.Sleep(backoff)
+		if permanent(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			conn.Close()
+			return fmt.Errorf("flowctl sdk: register with the control plane at %s (%s): %w (%s)",
+				rt.s.endpoint, cpTLS.describe(), err, cpTLS.connectHint(err))
+		}
+		rt.log.Debug("register failed; retrying", "err", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
 		backoff = min(2*backoff, time.Second)
 	}
 }
