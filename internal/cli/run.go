@@ -50,6 +50,10 @@ type runOptions struct {
 	// heartbeat and heartbeatTTL tune the health of external components
 	// that register with the embedded control plane.
 	heartbeat, heartbeatTTL time.Duration
+	// reloadFrom is the file a SIGHUP applies [-f]; reloadRevisionFile,
+	// if set, holds the revision to report after a reload (flowctl
+	// server). See run_reload.go.
+	reloadFrom, reloadRevisionFile string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -63,7 +67,13 @@ in this process: built-in sources, processors and sinks, bounded queues, acknowl
 It ends when every bounded source is exhausted and everything was written (exit 0). The
 first SIGINT/SIGTERM stops the sources and drains what they already emitted within --grace
 (exit 0 once drained); a second one stops at once. On a terminal a status line shows the
-flow every second; a summary per component is printed at the end (on stderr).`,
+flow every second; a summary per component is printed at the end (on stderr).
+
+SIGHUP reads the file again (or --reload-from's) and applies it in place when only the
+config or on_error of built-in processors and sinks changed: those drain, close and open
+again with the new settings; every other component keeps running. A file that does not
+validate is ignored; any other change drains the run and exits with code 3, so that a
+supervisor starts it again with the new file.`,
 		Example: `  flowctl run -f pipeline.yaml
   flowctl run -f pipeline.yaml --grace 30s --http 127.0.0.1:9090`,
 		Args: cobra.MaximumNArgs(1),
@@ -94,7 +104,9 @@ flow every second; a summary per component is printed at the end (on stderr).`,
 	f.StringVar(&o.reportCert, "report-cert", "", "client certificate for the --report-to server (mutual TLS)")
 	f.StringVar(&o.reportKey, "report-key", "", "client key for the --report-to server (mutual TLS)")
 	f.StringVar(&o.reportTokenFile, "report-token-file", "", "file holding the bearer token of the --report-to server")
-	for _, n := range []string{"pipeline-revision", "run-id", "report-ca", "report-cert", "report-key", "report-token-file"} {
+	f.StringVar(&o.reloadFrom, "reload-from", "", "the pipeline file SIGHUP applies to the running pipeline [--file]")
+	f.StringVar(&o.reloadRevisionFile, "reload-revision-file", "", "file holding the revision to report after a SIGHUP reload (set by flowctl server)")
+	for _, n := range []string{"reload-revision-file", "pipeline-revision", "run-id", "report-ca", "report-cert", "report-key", "report-token-file"} {
 		_ = f.MarkHidden(n)
 	}
 	return cmd
@@ -222,10 +234,14 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		}
 	}()
 
+	// SIGHUP applies the file again (run_reload.go).
+	rl := startReloader(runCtx, g, o, e, log, cancel)
+	defer rl.stop()
 	if o.reportTo != "" {
 		rep, err := startReporter(runCtx, o, pl, e, log)
 		switch {
 		case err == nil:
+			rl.setReporter(rep)
 			defer func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
@@ -254,13 +270,18 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	close(interrupted)
 	close(stopLive)
 	<-liveDone
-	printSummary(g.stderr, name, e.Stats(), signalled.Load() || ctx.Err() != nil)
+	printSummary(g.stderr, name, e.Stats(), signalled.Load() || ctx.Err() != nil || rl.needsRestart())
 	if ext != nil {
 		printExternalSummary(g.stderr, ext.Stats())
 	}
 	if runErr != nil {
 		fmt.Fprintf(g.stderr, "flowctl run: pipeline %q failed: %v\n", name, runErr)
-		return &exitError{code: 1}
+		if !rl.needsRestart() {
+			return &exitError{code: 1}
+		}
+	}
+	if rl.needsRestart() {
+		return &exitError{code: exitReloadRestart}
 	}
 	return nil
 }

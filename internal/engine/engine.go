@@ -53,6 +53,10 @@ type Engine struct {
 	log   *slog.Logger
 	nodes []*node // topological order, dead-letter sink last
 	dead  *node
+	reg   *flow.Registry
+
+	// reloadMu serialises Reload calls and guards p and g against them.
+	reloadMu sync.Mutex
 
 	running  atomic.Bool
 	ready    atomic.Bool
@@ -94,7 +98,7 @@ func New(p *spec.Pipeline, reg *flow.Registry, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build graph: %w", err)
 	}
-	e := &Engine{p: p, g: g, opts: opts, log: opts.Logger.With(logKeyPipeline, p.Name)}
+	e := &Engine{p: p, g: g, reg: reg, opts: opts, log: opts.Logger.With(logKeyPipeline, p.Name)}
 	e.hardCtx, e.hardCancel = context.WithCancel(context.Background())
 	e.hard = e.hardCtx.Done()
 
@@ -188,7 +192,11 @@ func (e *Engine) buildNode(gn *graph.Node, reg *flow.Registry) (*node, error) {
 }
 
 // Graph returns the graph the engine runs.
-func (e *Engine) Graph() *graph.Graph { return e.g }
+func (e *Engine) Graph() *graph.Graph {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	return e.g
+}
 
 // now is the run-relative monotonic time in nanoseconds.
 func (e *Engine) now() int64 { return int64(time.Since(e.epoch)) }

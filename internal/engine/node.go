@@ -58,6 +58,9 @@ type node struct {
 
 	lastLog    atomic.Int64 // run-relative nanoseconds of the last error log
 	suppressed atomic.Int64
+
+	// gate lets Reload pause the workers between batches (see reload.go).
+	gate gate
 }
 
 // run drives the node until its input is drained (or its source is
@@ -90,9 +93,14 @@ func (n *node) run(srcCtx context.Context) {
 }
 
 // close closes the component, if it has resources, within the grace
-// period; a failure fails the run.
+// period; a failure fails the run. A Reload after it leaves the node
+// alone.
 func (n *node) close() {
-	c, ok := n.comp.(flow.Closer)
+	n.gate.swap.Lock()
+	n.gate.closed = true
+	comp := n.comp
+	n.gate.swap.Unlock()
+	c, ok := comp.(flow.Closer)
 	if !ok {
 		return
 	}
@@ -111,11 +119,16 @@ func (n *node) work() {
 		if !ok {
 			return
 		}
+		if !n.enter() {
+			return // stopped hard while paused for a reload
+		}
 		if n.sink != nil {
 			n.writeBatch(b)
+			n.leave()
 			continue
 		}
 		buf = n.processBatch(b, seq, buf)
+		n.leave()
 		if n.e.stopped() {
 			return
 		}

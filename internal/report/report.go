@@ -178,6 +178,9 @@ type Reporter struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed sync.Once
+
+	// revMu guards opts.Revision, which SetRevision changes.
+	revMu sync.Mutex
 }
 
 // Start dials the server, registers every component (waiting up to ctx for
@@ -234,7 +237,7 @@ func (r *Reporter) registration(c Component) *streamv1.Registration {
 	md := map[string]string{
 		MetaPipeline:  r.opts.Pipeline,
 		MetaComponent: c.Name,
-		MetaRevision:  strconv.FormatInt(r.opts.Revision, 10),
+		MetaRevision:  strconv.FormatInt(r.revision(), 10),
 		MetaPID:       strconv.Itoa(os.Getpid()),
 		MetaKind:      c.Kind,
 	}
@@ -257,6 +260,29 @@ func (r *Reporter) registration(c Component) *streamv1.Registration {
 		reg.Ttl = durationpb.New(ttl)
 	}
 	return reg
+}
+
+func (r *Reporter) revision() int64 {
+	r.revMu.Lock()
+	defer r.revMu.Unlock()
+	return r.opts.Revision
+}
+
+// SetRevision labels every registration with revision rev from now on (a
+// run that reloaded a new revision of its pipeline in place): it registers
+// every component again with the new label, then heartbeats their
+// counters at once so they stay visible. It is bounded by ctx.
+func (r *Reporter) SetRevision(ctx context.Context, rev int64) error {
+	r.revMu.Lock()
+	r.opts.Revision = rev
+	r.revMu.Unlock()
+	for _, c := range r.opts.Components {
+		if _, err := r.client.Register(ctx, &streamv1.RegisterRequest{Registration: r.registration(c)}); err != nil {
+			return fmt.Errorf("report: register %q with revision %d: %w", c.Name, rev, err)
+		}
+	}
+	r.beat(ctx, streamv1.HealthStatus_HEALTH_STATUS_HEALTHY)
+	return nil
 }
 
 // register registers c, retrying while the server is unreachable and ctx

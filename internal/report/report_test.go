@@ -96,3 +96,30 @@ func TestStartFailsWithoutServer(t *testing.T) {
 		t.Fatal("Start succeeded with no server")
 	}
 }
+
+// TestSetRevision: after a reload in place every registration carries the
+// new revision, with its counters right away.
+func TestSetRevision(t *testing.T) {
+	reg, addr := startRegistry(t, time.Hour) // no heartbeat but SetRevision's
+	r, err := Start(context.Background(), Options{
+		Addr: addr, Pipeline: "p", Revision: 1, Interval: time.Hour,
+		Components: []Component{{Name: "a", Role: flow.RoleSource}, {Name: "b", Role: flow.RoleSink}},
+		Counters:   func() Counters { return Counters{"a": {CounterOut: 42}} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	if err := r.SetRevision(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"p/a", "p/b"} {
+		e, ok := reg.Get(id)
+		if !ok || e.Metadata[MetaRevision] != "2" {
+			t.Errorf("%s: registered %v with metadata %v, want revision 2", id, ok, e.Metadata)
+		}
+	}
+	if e, _ := reg.Get("p/a"); ParseMetrics(e.Metrics)[CounterOut] != 42 {
+		t.Errorf("p/a counters after SetRevision: %v", e.Metrics)
+	}
+}

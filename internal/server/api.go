@@ -98,7 +98,13 @@ func (a *api) Apply(ctx context.Context, req *controlv1.ApplyRequest) (*controlv
 	resp.Hash = hash
 	resp.Plan = plan(p, oldParsed)
 	changed := old == nil || old.Hash != hash
-	resp.RestartsAll = changed && old != nil
+	// A change a running child applies in place (settings of processors
+	// and sinks only) leaves the other components running.
+	inPlace := false
+	if old != nil {
+		inPlace, _ = reloadable(oldParsed, p, old.Dir, req.GetDir())
+	}
+	resp.RestartsAll = changed && old != nil && !inPlace
 	if req.GetDryRun() {
 		resp.Changed = changed
 		switch {
@@ -115,7 +121,7 @@ func (a *api) Apply(ctx context.Context, req *controlv1.ApplyRequest) (*controlv
 	}
 	resp.Revision = res.Pipeline.Revision
 	resp.Changed = res.Changed
-	resp.RestartsAll = res.Changed && !res.Created
+	resp.RestartsAll = res.Changed && !res.Created && !inPlace
 	if res.Changed {
 		a.s.log.Info("pipeline applied", logKeyPipeline, name, logKeyRevision, res.Pipeline.Revision, logKeyHash, hash)
 		a.s.rec.queue.Add(name)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -119,11 +120,18 @@ type observed struct {
 
 // child is one running `flowctl run` process.
 type child struct {
-	h        *process.Handle
-	pid      int
-	revision int64
-	run      store.Run
-	started  time.Time
+	h   *process.Handle
+	pid int
+	// rev is the revision the child runs (a reload in place changes it).
+	rev     atomic.Int64
+	run     store.Run // guarded by mu once the child runs
+	started time.Time
+	// spec, dir and reloadPath are what the child was started with (then
+	// last reloaded): the applied file, its directory and the file a
+	// SIGHUP makes it apply (see reload.go).
+	spec, dir, reloadPath, revisionPath string
+	// reloadingRev is the revision a SIGHUP asked the child to apply.
+	reloadingRev int64 // guarded by mu
 	// stopReason is set before the reconciler stops the child on purpose.
 	mu         sync.Mutex
 	stopReason string
@@ -131,6 +139,9 @@ type child struct {
 	// exited is closed once the exit was recorded.
 	exited chan struct{}
 }
+
+// revision is the revision the child runs.
+func (c *child) revision() int64 { return c.rev.Load() }
 
 func (c *child) setStopReason(r string) {
 	c.mu.Lock()
@@ -280,9 +291,15 @@ func (r *reconciler) sync(ctx context.Context, name string) (time.Duration, sync
 	shutting := r.shutting
 	r.mu.Unlock()
 
-	// An outdated child drains before the new revision starts.
-	if c != nil && c.revision != desired.Revision {
-		res.stoppedPIDs = r.stopChild(c, fmt.Sprintf("revision %d applied", desired.Revision))
+	// An outdated child applies the new revision in place when it can
+	// (only settings of processors and sinks changed); otherwise it
+	// drains before the new revision starts.
+	if c != nil && c.revision() != desired.Revision && !r.reloadChild(ctx, c, desired) {
+		select {
+		case <-c.exited: // it stopped itself: the change needs a restart
+		default:
+			res.stoppedPIDs = r.stopChild(c, fmt.Sprintf("revision %d applied", desired.Revision))
+		}
 		c = nil
 	}
 	r.mu.Lock()
@@ -373,7 +390,7 @@ func (r *reconciler) setPhase(o *observed, p store.Phase) {
 func (r *reconciler) observeRunning(ctx context.Context, desired store.Pipeline, o *observed, c *child) time.Duration {
 	r.setPhase(o, store.PhaseRunning)
 	next := resyncRunning
-	entries := r.components(desired.Name, c.revision)
+	entries := r.components(desired.Name, c.revision())
 	if len(entries) > 0 {
 		all := true
 		for _, e := range entries {
@@ -410,7 +427,9 @@ func (r *reconciler) observeRunning(ctx context.Context, desired store.Pipeline,
 	}
 	c.mu.Unlock()
 	if save && len(entries) > 0 {
+		c.mu.Lock()
 		run := c.run
+		c.mu.Unlock()
 		run.Counters = countersOf(entries)
 		if err := r.opts.store.UpdateRun(ctx, run); err != nil {
 			r.opts.log.Warn("save run counters", logKeyPipeline, desired.Name, logKeyError, err)
@@ -496,6 +515,9 @@ func (r *reconciler) startChild(ctx context.Context, p store.Pipeline, o *observ
 	argv := []string{r.opts.exe, "run", "-f", path, "--dir", dir, "--grace", childGrace.String(),
 		"--report-to", r.opts.reportAddr, "--pipeline-revision", strconv.FormatInt(p.Revision, 10),
 		"--run-id", strconv.FormatInt(run.ID, 10)}
+	reloadPath := filepath.Join(filepath.Dir(path), "reload"+filepath.Ext(path))
+	revisionPath := filepath.Join(filepath.Dir(path), "reload.revision")
+	argv = append(argv, "--reload-from", reloadPath, "--reload-revision-file", revisionPath)
 	argv = append(argv, r.opts.reportArgs...)
 	known := map[string]bool{}
 	if ps := parseSpec("", p.Spec); ps.pl != nil {
@@ -519,7 +541,9 @@ func (r *reconciler) startChild(ctx context.Context, p store.Pipeline, o *observ
 		r.opts.log.Warn("record run pid", logKeyPipeline, p.Name, logKeyError, err)
 	}
 	outW := &lineWriter{store: r.opts.logs, pipeline: p.Name, stream: "stdout", run: run.ID, known: known}
-	c := &child{h: h, pid: run.PID, revision: p.Revision, run: run, started: time.Now(), lastSaved: time.Now(), exited: make(chan struct{})}
+	c := &child{h: h, pid: run.PID, run: run, started: time.Now(), lastSaved: time.Now(), exited: make(chan struct{}),
+		spec: string(p.Spec), dir: p.Dir, reloadPath: reloadPath, revisionPath: revisionPath}
+	c.rev.Store(p.Revision)
 	if o.failures > 0 {
 		o.restarts++
 	}
@@ -542,12 +566,15 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 	defer r.wg.Done()
 	<-c.h.Done()
 	st := c.h.Inspect()
+	c.mu.Lock()
 	run := c.run
+	reloading := c.reloadingRev
+	c.mu.Unlock()
 	run.EndedAt = st.ExitedAt
 	if run.EndedAt.IsZero() {
 		run.EndedAt = time.Now()
 	}
-	entries := r.components(name, c.revision)
+	entries := r.components(name, c.revision())
 	if len(entries) > 0 {
 		run.Counters = countersOf(entries)
 	}
@@ -556,9 +583,11 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 	switch {
 	case reason != "" && reason != hungReason:
 		run.State, run.Reason = store.RunStopped, reason
+	case reason == "" && reloading != 0 && st.ExitCode == childExitReloadRestart:
+		run.State, run.Reason = store.RunStopped, fmt.Sprintf("revision %d applied (the change needs a restart)", reloading)
 	case reason == "" && st.ExitCode == 0 && st.Signal == 0:
 		run.State, run.Reason = store.RunCompleted, "every source finished"
-		o.completedRev = c.revision
+		o.completedRev = c.revision()
 		o.failures, o.lastError = 0, ""
 	default:
 		run.State = store.RunFailed
@@ -780,12 +809,12 @@ func (r *reconciler) status(p store.Pipeline, o *observed) store.PipelineStatus 
 		st.Conditions = append(st.Conditions, store.Condition{Type: typ, Status: status, Reason: reason, Message: msg, LastTransition: now})
 	}
 	switch {
-	case c != nil && c.revision == p.Revision:
+	case c != nil && c.revision() == p.Revision:
 		cond(condApplied, "True", "ChildRunning", fmt.Sprintf("revision %d runs as pid %d (run %d)", p.Revision, c.pid, c.run.ID))
 	case phase == store.PhaseCompleted:
 		cond(condApplied, "True", "Completed", fmt.Sprintf("revision %d ran to completion", p.Revision))
 	case c != nil:
-		cond(condApplied, "False", "OlderRevisionRunning", fmt.Sprintf("revision %d still runs; revision %d is applied", c.revision, p.Revision))
+		cond(condApplied, "False", "OlderRevisionRunning", fmt.Sprintf("revision %d still runs; revision %d is applied", c.revision(), p.Revision))
 	default:
 		cond(condApplied, "False", "NotRunning", fmt.Sprintf("revision %d is applied; no child runs it", p.Revision))
 	}
@@ -812,7 +841,7 @@ func (r *reconciler) status(p store.Pipeline, o *observed) store.PipelineStatus 
 // readiness says whether the child of the applied revision runs with every
 // component registered and healthy.
 func (r *reconciler) readiness(p store.Pipeline, c *child) (bool, string) {
-	if c == nil || c.revision != p.Revision {
+	if c == nil || c.revision() != p.Revision {
 		return false, "no child runs the applied revision"
 	}
 	want := map[string]bool{}
@@ -823,7 +852,7 @@ func (r *reconciler) readiness(p store.Pipeline, c *child) (bool, string) {
 	}
 	var missing, unhealthy []string
 	have := map[string]controlplane.Entry{}
-	for _, e := range r.components(p.Name, c.revision) {
+	for _, e := range r.components(p.Name, c.revision()) {
 		have[e.Metadata[report.MetaComponent]] = e
 	}
 	for _, n := range slices.Sorted(maps.Keys(want)) {
@@ -854,7 +883,7 @@ func (r *reconciler) snapshot(name string) *observedView {
 	}
 	v := &observedView{phase: o.phase, since: o.phaseSince, restarts: o.restarts, lastError: o.lastError, nextRetry: o.nextRetry}
 	if o.child != nil {
-		v.pid, v.runID, v.revision = o.child.pid, o.child.run.ID, o.child.revision
+		v.pid, v.runID, v.revision = o.child.pid, o.child.run.ID, o.child.revision()
 	} else if o.lastRun != nil {
 		v.runID = o.lastRun.ID
 	}
