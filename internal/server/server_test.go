@@ -201,7 +201,9 @@ func TestApplyChangeRestartsChild(t *testing.T) {
 		t.Errorf("registry ids = %v", ids)
 	}
 
-	changed := strings.Replace(tickPipeline, `expr: "true"`, `expr: "data.n == 1"`, 1)
+	// A changed source cannot be applied in place (a filter can: see
+	// TestApplyChangeReloadsInPlace).
+	changed := strings.Replace(tickPipeline, `rate: 100`, `rate: 200`, 1)
 	resp, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(changed), Dir: dir})
 	if err != nil || !resp.GetChanged() || resp.GetRevision() != 2 || !resp.GetRestartsAll() {
 		t.Fatalf("apply changed = %v, %v", resp, err)
@@ -221,6 +223,63 @@ func TestApplyChangeRestartsChild(t *testing.T) {
 	s, err := ts.stat.Status(ctx, &controlv1.StatusRequest{})
 	if err != nil || s.GetPipelines()["running"] != 1 {
 		t.Errorf("status = %v, %v", s, err)
+	}
+}
+
+// TestApplyChangeReloadsInPlace: a revision that changes only a filter's
+// condition is applied by the running child (SIGHUP): the same pid, the
+// same run, now of revision 2, restarts_all false, and the source's
+// counter keeps rising from where it was.
+func TestApplyChangeReloadsInPlace(t *testing.T) {
+	st := memory.New()
+	ts := startTestServer(t, st)
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(tickPipeline), Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	genOut := func(p *controlv1.Pipeline) int64 {
+		for _, c := range p.GetComponents() {
+			if c.GetName() == "gen" {
+				return c.GetCounters()["out"]
+			}
+		}
+		return -1
+	}
+	get := func() *controlv1.Pipeline {
+		r, err := ts.pl.Get(ctx, &controlv1.GetPipelineRequest{Name: "tick"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetPipeline()
+	}
+	var p1 *controlv1.Pipeline
+	eventually(t, "the child to run with counters", func() bool {
+		p1 = get()
+		return p1.GetStatus().GetPid() > 0 && genOut(p1) > 0 && len(p1.GetComponents()) == 3
+	})
+	before := genOut(p1)
+
+	changed := strings.Replace(tickPipeline, `expr: "true"`, `expr: "data.n == 1"`, 1)
+	resp, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(changed), Dir: dir})
+	if err != nil || !resp.GetChanged() || resp.GetRevision() != 2 || resp.GetRestartsAll() {
+		t.Fatalf("apply changed = %v, %v; want revision 2 without restarts_all", resp, err)
+	}
+	var p2 *controlv1.Pipeline
+	eventually(t, "revision 2 to run", func() bool {
+		p2 = get()
+		return p2.GetStatus().GetRunningRevision() == 2
+	})
+	if p2.GetStatus().GetPid() != p1.GetStatus().GetPid() {
+		t.Fatalf("pid %d after the reload, want the same %d", p2.GetStatus().GetPid(), p1.GetStatus().GetPid())
+	}
+	eventually(t, "the source's counter to keep rising", func() bool { return genOut(get()) > before+20 })
+	runs, err := ts.runs.ListRuns(ctx, &controlv1.ListRunsRequest{Pipeline: "tick"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := runs.GetRuns(); len(rs) != 1 || rs[0].GetRevision() != 2 || rs[0].GetState() != controlv1.RunState_RUN_STATE_RUNNING {
+		t.Fatalf("runs = %v, want the one run, now of revision 2", rs)
 	}
 }
 
@@ -273,9 +332,21 @@ func TestLogsFollowUntilDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the child to run", func() bool {
+	// Wait until the child is Ready (its components registered): only then
+	// has it installed its signal handling, so the delete's SIGTERM drains
+	// it and it prints its summary, instead of the default action killing
+	// a process still starting up.
+	eventually(t, "the child to be ready", func() bool {
 		r, _ := ts.pl.Get(ctx, &controlv1.GetPipelineRequest{Name: "tick"})
-		return r.GetPipeline().GetStatus().GetPid() > 0
+		if r.GetPipeline().GetStatus().GetPid() == 0 {
+			return false
+		}
+		for _, c := range r.GetPipeline().GetStatus().GetConditions() {
+			if c.GetType() == "Ready" && c.GetStatus() == controlv1.ConditionStatus_CONDITION_STATUS_TRUE {
+				return true
+			}
+		}
+		return false
 	})
 	delAt := time.Now()
 	del, err := ts.pl.Delete(ctx, &controlv1.DeletePipelineRequest{Name: "tick"})
