@@ -244,7 +244,7 @@ const grpcProbeBudget = 64 << 20
 
 // grpcCredits opens one raw stream beside the conn's (the conn by
 // construction never sends beyond credit), reads the initial credit C,
-// then stops reading the component's answers and sends batches of 64 KiB
+// then stops reading the component's answers and sends batches of 4 KiB
 // without waiting for credit. A component that keeps its credit refuses
 // them (the protocol says with RESOURCE_EXHAUSTED) or, once its answers
 // back up, stops taking more, so the sends stall; one that queues its
@@ -291,7 +291,11 @@ func (r *runner) grpcCredits(ctx context.Context, _ *instance) (Outcome, string)
 	}
 	initial := int(credit)
 
-	const eventSize = 64 << 10
+	// Small batches, so that even a sink, whose answers are a few bytes,
+	// fills the 64 KiB answer window long before the budget is spent: with
+	// 64 KiB batches a sink that answers as fast as it reads took the whole
+	// budget before its answers backed up, and passed or failed by timing.
+	const eventSize = 4 << 10
 	pad := strings.Repeat("x", eventSize-100)
 	var sentBytes, sentBatches atomic.Int64
 	sendDone := make(chan error, 1)
