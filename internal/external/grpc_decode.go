@@ -1,11 +1,7 @@
 package external
 
 import (
-	"errors"
 	"fmt"
-	"time"
-	"unicode/utf8"
-	"unsafe"
 
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
@@ -14,6 +10,7 @@ import (
 	gproto "google.golang.org/protobuf/proto"
 
 	"github.com/flowctl/flowctl/internal/flow"
+	"github.com/flowctl/flowctl/internal/wirecodec"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
 
@@ -72,43 +69,9 @@ func (c responseCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return nil
 }
 
-var errWire = errors.New("malformed message")
-
-// fields calls f for every field of the message b, with the field's wire
-// type and its raw value (for bytes fields, the contents).
-func fields(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error) error {
-	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return errWire
-		}
-		b = b[l:]
-		var (
-			v []byte
-			n uint64
-		)
-		switch typ {
-		case protowire.VarintType:
-			n, l = protowire.ConsumeVarint(b)
-		case protowire.BytesType:
-			v, l = protowire.ConsumeBytes(b)
-		default:
-			l = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if l < 0 {
-			return errWire
-		}
-		b = b[l:]
-		if err := f(num, typ, v, n); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (r *processResponse) decode(b []byte) error {
 	*r = processResponse{}
-	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+	return wirecodec.Fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if typ != protowire.BytesType {
 			return nil // not ours: unknown fields are skipped
 		}
@@ -135,7 +98,7 @@ func (r *processResponse) decode(b []byte) error {
 func (r *decodedResult) decode(b []byte) error {
 	// Count the outputs first, to allocate their events in one slab.
 	n := 0
-	err := fields(b, func(num protowire.Number, typ protowire.Type, _ []byte, _ uint64) error {
+	err := wirecodec.Fields(b, func(num protowire.Number, typ protowire.Type, _ []byte, _ uint64) error {
 		if num == 2 && typ == protowire.BytesType {
 			n++
 		}
@@ -146,7 +109,7 @@ func (r *decodedResult) decode(b []byte) error {
 	}
 	slab := make([]flow.Event, n)
 	r.outputs = make([]decodedOutput, 0, n)
-	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+	return wirecodec.Fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch {
 		case num == 1 && typ == protowire.VarintType:
 			r.seq = x
@@ -170,7 +133,7 @@ func (r *decodedResult) decode(b []byte) error {
 // decodeOutput decodes an Output whose event, if any, goes into e.
 func decodeOutput(b []byte, e *flow.Event) (decodedOutput, error) {
 	var o decodedOutput
-	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+	err := wirecodec.Fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch {
 		case num == 1 && typ == protowire.VarintType:
 			o.index = uint32(x)
@@ -188,91 +151,11 @@ func decodeOutput(b []byte, e *flow.Event) (decodedOutput, error) {
 
 // decodeEvent decodes an Event into e, pointing into b.
 func decodeEvent(b []byte, e *flow.Event) error {
-	var secs, nanos int64
-	hasTime := false
-	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if typ != protowire.BytesType {
-			return nil
-		}
-		var err error
-		switch num {
-		case 1:
-			e.ID, err = wireString(v)
-		case 2:
-			e.Source, err = wireString(v)
-		case 3:
-			e.Type, err = wireString(v)
-		case 4:
-			hasTime = true
-			secs, nanos, err = decodeTimestamp(v)
-		case 5:
-			e.Subject, err = wireString(v)
-		case 6:
-			e.DataContentType, err = wireString(v)
-		case 7:
-			e.Data = v[:len(v):len(v)]
-		case 8:
-			if e.Metadata == nil {
-				e.Metadata = map[string]string{}
-			}
-			err = decodeMapEntry(v, e.Metadata)
-		}
-		return err
-	})
-	if err != nil {
+	var w wirecodec.Event
+	if err := wirecodec.DecodeEvent(b, &w); err != nil {
 		return err
 	}
-	if hasTime {
-		e.Time = time.Unix(secs, nanos).UTC()
-	}
+	e.ID, e.Source, e.Type, e.Subject, e.DataContentType = w.ID, w.Source, w.Type, w.Subject, w.DataContentType
+	e.Time, e.Data, e.Metadata = w.Time, w.Data, w.Metadata
 	return nil
-}
-
-func decodeTimestamp(b []byte) (secs, nanos int64, err error) {
-	err = fields(b, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
-		if typ == protowire.VarintType {
-			switch num {
-			case 1:
-				secs = int64(x)
-			case 2:
-				nanos = int64(int32(x))
-			}
-		}
-		return nil
-	})
-	return secs, nanos, err
-}
-
-func decodeMapEntry(b []byte, m map[string]string) error {
-	var k, v string
-	err := fields(b, func(num protowire.Number, typ protowire.Type, raw []byte, _ uint64) error {
-		if typ != protowire.BytesType {
-			return nil
-		}
-		var err error
-		switch num {
-		case 1:
-			k, err = wireString(raw)
-		case 2:
-			v, err = wireString(raw)
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	m[k] = v
-	return nil
-}
-
-// wireString returns a proto3 string field, which must be UTF-8, without
-// copying it: b is never written to.
-func wireString(b []byte) (string, error) {
-	if !utf8.Valid(b) {
-		return "", fmt.Errorf("%w: a string field is not valid UTF-8", errWire)
-	}
-	if len(b) == 0 {
-		return "", nil
-	}
-	return unsafe.String(&b[0], len(b)), nil
 }

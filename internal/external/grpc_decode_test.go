@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flowctl/flowctl/internal/flow"
+	"github.com/flowctl/flowctl/internal/wirecodec"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
 
@@ -107,7 +108,7 @@ func TestResponseCodecMalformed(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var got processResponse
 			err := newResponseCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &got)
-			if err == nil || !errors.Is(err, errWire) {
+			if err == nil || !errors.Is(err, wirecodec.ErrMalformed) {
 				t.Fatalf("err = %v, want a malformed-message error", err)
 			}
 			// The generated code refuses it too.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/flowctl/flowctl/internal/flow"
 )
 
 // Field helpers: read and set top-level fields of a JSON object payload
@@ -156,7 +158,7 @@ func (e *Event) SetField(name string, value any) error {
 	if !emptyObject(e.Data, closing) {
 		out = append(out, ',')
 	}
-	out = appendString(out, name)
+	out = flow.AppendJSONString(out, name)
 	out = append(out, ':')
 	out, err = appendValue(out, value)
 	if err != nil {
@@ -313,13 +315,15 @@ func skipValue(d []byte, i int) (int, error) {
 	}
 }
 
-// appendValue appends the JSON encoding of v.
+// appendValue appends the JSON encoding of v. Strings are written by
+// flowctl's own writer: invalid UTF-8 becomes U+FFFD, and U+2028 and
+// U+2029 are escaped, as encoding/json does.
 func appendValue(b []byte, v any) ([]byte, error) {
 	switch x := v.(type) {
 	case nil:
 		return append(b, "null"...), nil
 	case string:
-		return appendString(b, x), nil
+		return flow.AppendJSONString(b, x), nil
 	case bool:
 		return strconv.AppendBool(b, x), nil
 	case int:
@@ -369,50 +373,6 @@ func appendFloat(b []byte, f float64, bits int) ([]byte, error) {
 		}
 	}
 	return b, nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // unquote resolves the escapes of the JSON string q (quotes included).
