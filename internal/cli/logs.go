@@ -93,6 +93,13 @@ func streamLogs(ctx context.Context, c *client, w io.Writer, pipe, comp string, 
 			if ctx.Err() != nil || status.Code(err) == codes.Canceled {
 				return nil
 			}
+			// The caller's deadline travels to the server as grpc-timeout,
+			// and the server may end the stream a moment before ctx's own
+			// timer fires: that is the deadline ending the follow, too.
+			if _, ok := ctx.Deadline(); ok && status.Code(err) == codes.DeadlineExceeded {
+				<-ctx.Done()
+				return nil
+			}
 			return c.rpcError("logs of "+pipe, err)
 		}
 		var b strings.Builder
