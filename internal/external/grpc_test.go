@@ -629,6 +629,9 @@ func TestGRPCRedeliveryAfterSIGKILL(t *testing.T) {
 	// Freeze the child so that the batches sent stay unanswered, then
 	// kill it: every one of them must come back as an error.
 	syscall.Kill(cmd.Process.Pid, syscall.SIGSTOP)
+	// SIGSTOP takes effect asynchronously: a batch sent before every
+	// thread has stopped can still be answered.
+	waitStopped(t, cmd.Process.Pid)
 	const inflight = 3
 	batches := make([][]*flow.Event, inflight)
 	ctxs := make([]context.Context, inflight)
