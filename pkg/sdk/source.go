@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -130,9 +131,24 @@ func (ss *sourceService) Health(context.Context, *streamv1.HealthRequest) (*stre
 	return ss.rt.health(), nil
 }
 
+// previousStreamGrace is how long a new Read stream waits for the previous
+// one to end before it is refused.
+const previousStreamGrace = 2 * time.Second
+
 // Read is the source stream: see SourceService in stream.proto.
 func (ss *sourceService) Read(srv streamv1.SourceService_ReadServer) error {
 	ss.mu.Lock()
+	// A reconnecting flowctl may open its new stream before this side has
+	// seen the old one end: give the old one a moment to go.
+	for wait := time.Now().Add(previousStreamGrace); ss.active != nil && time.Now().Before(wait); {
+		ss.mu.Unlock()
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-srv.Context().Done():
+			return srv.Context().Err()
+		}
+		ss.mu.Lock()
+	}
 	if ss.active != nil {
 		ss.mu.Unlock()
 		return status.Error(codes.FailedPrecondition, "a Read stream is already open: a source serves one stream at a time")
