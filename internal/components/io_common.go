@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -45,24 +44,6 @@ func ioCfgBool(cfg flow.Config, key string, def bool) bool {
 		return b
 	}
 	return def
-}
-
-func ioCfgInt(cfg flow.Config, key string, def int) (int, error) {
-	switch v := cfg[key].(type) {
-	case nil:
-		return def, nil
-	case int:
-		return v, nil
-	case int64:
-		return int(v), nil
-	case float64:
-		if v != math.Trunc(v) {
-			return 0, &flow.FieldError{Path: key, Message: fmt.Sprintf("must be a whole number, not %v", v)}
-		}
-		return int(v), nil
-	default:
-		return 0, &flow.FieldError{Path: key, Message: fmt.Sprintf("must be a number, not %T", v)}
-	}
 }
 
 // ioCfgDuration reads a duration written as a Go duration string ("250ms",
@@ -354,7 +335,7 @@ func ioParseLineSource(name string, cfg flow.Config) (ioLineSource, error) {
 	default:
 		errs = append(errs, ioFieldErr("format", fmt.Sprintf("unknown format %q", f), `use "json" (JSON lines) or "lines" (raw text lines)`))
 	}
-	bs, err := ioCfgInt(cfg, "batch_size", ioMaxBatch)
+	bs, err := cfgInt(cfg, "batch_size", ioMaxBatch)
 	switch {
 	case err != nil:
 		errs = append(errs, err)

@@ -94,7 +94,7 @@ func ioParseHTTPSink(cfg flow.Config) (*httpSink, error) {
 		err = ioFieldErr("timeout", "must be positive", `use e.g. "10s"`)
 	}
 	add(err)
-	s.maxAttempts, err = ioCfgInt(cfg, "max_attempts", 5)
+	s.maxAttempts, err = cfgInt(cfg, "max_attempts", 5)
 	if err == nil && s.maxAttempts < 1 {
 		err = ioFieldErr("max_attempts", "must be at least 1", "1 means no retry")
 	}

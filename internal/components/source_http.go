@@ -96,7 +96,7 @@ func ioParseHTTPSource(cfg flow.Config) (*httpSource, error) {
 	if !strings.HasPrefix(s.path, "/") {
 		errs = append(errs, ioFieldErr("path", fmt.Sprintf("%q must start with /", s.path), "write it like /events"))
 	}
-	mb, err := ioCfgInt(cfg, "max_body", 10<<20)
+	mb, err := cfgInt(cfg, "max_body", 10<<20)
 	if err == nil && mb <= 0 {
 		err = ioFieldErr("max_body", "must be positive", "use a size in bytes, e.g. 10485760 for 10 MiB")
 	}
@@ -104,7 +104,7 @@ func ioParseHTTPSource(cfg flow.Config) (*httpSource, error) {
 		errs = append(errs, err)
 	}
 	s.maxBody = int64(mb)
-	mif, err := ioCfgInt(cfg, "max_in_flight", 64)
+	mif, err := cfgInt(cfg, "max_in_flight", 64)
 	if err == nil && mif <= 0 {
 		err = ioFieldErr("max_in_flight", "must be positive", "use e.g. 64")
 	}
