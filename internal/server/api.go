@@ -355,7 +355,9 @@ func (a *api) Logs(req *controlv1.LogsRequest, stream controlv1.LogService_LogsS
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			// Canceled or DeadlineExceeded, never OK: an OK end tells the
+			// client the pipeline was deleted, not that its own time ran out.
+			return status.FromContextError(ctx.Err()).Err()
 		case <-a.s.done:
 			return status.Error(codes.Unavailable, "logs: the server is shutting down")
 		case l, ok := <-f.C:

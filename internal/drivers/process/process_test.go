@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -255,5 +257,27 @@ func TestChildDiesWithParent(t *testing.T) {
 			t.Fatalf("child %d outlived its parent", kid)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestFreePortOutsideEphemeralRange(t *testing.T) {
+	seen := map[int]bool{}
+	for range 50 {
+		p, err := FreePort("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < portRangeLow || p >= portRangeHigh {
+			t.Errorf("port %d outside [%d, %d)", p, portRangeLow, portRangeHigh)
+		}
+		if seen[p] {
+			t.Errorf("port %d handed out twice", p)
+		}
+		seen[p] = true
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatalf("port %d not bindable: %v", p, err)
+		}
+		l.Close()
 	}
 }
