@@ -31,6 +31,8 @@ const (
 	EnvPort = "PORT"
 	// EnvHealthPort, when set, serves plain HTTP GET /health on that port
 	// (200 while serving, 503 while draining) for container health checks.
+	// A bare port binds the host EnvPort names, or every interface when
+	// EnvPort names none.
 	EnvHealthPort = "HEALTH_PORT"
 	// EnvTTL is the registration TTL; default three heartbeat intervals.
 	EnvTTL = "FLOWCTL_TTL"
@@ -297,6 +299,21 @@ func listenAddr(port string) string {
 	default:
 		return port
 	}
+}
+
+// healthAddr is where to serve HEALTH_PORT: as given when it names a host;
+// a bare port binds the host of PORT when PORT names one (flowctl runs a
+// local process with PORT=127.0.0.1:N, and its health port should not be
+// reachable from other machines either), else every interface (the
+// convention inside a container, where the engine probes from outside).
+func healthAddr(health, port string) string {
+	if strings.Contains(health, ":") {
+		return health
+	}
+	if host, _, err := net.SplitHostPort(port); err == nil && host != "" {
+		return net.JoinHostPort(host, health)
+	}
+	return ":" + health
 }
 
 // advertiseAddr is the endpoint to register for a bound address: the bound

@@ -477,7 +477,7 @@ func (rt *runtime) serveHealthPort() func() {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{Addr: listenAddr(rt.s.healthPort), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: healthAddr(rt.s.healthPort, rt.s.port), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			rt.log.Warn("health port", "port", rt.s.healthPort, "err", err)
