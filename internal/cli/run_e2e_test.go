@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -413,12 +412,7 @@ sources: [{name: ledger, type: file, config: {path: in.jsonl, follow: true, poll
 processors: [{name: large, type: filter, inputs: [ledger], config: {expr: "data.amount >= 5000"}}]
 sinks: [{name: out, type: file, inputs: [large], config: {path: out.jsonl}}]
 `), 0o644)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	cmd := exec.Command(bin, "run", "-f", pf, "--http", addr)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

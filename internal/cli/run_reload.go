@@ -151,8 +151,13 @@ func (rl *reloader) reload(ctx context.Context) {
 	rl.repMu.Lock()
 	rep := rl.rep
 	rl.repMu.Unlock()
-	if rep != nil && rev > 0 {
-		if err := rep.SetRevision(ctx, rev); err != nil {
+	if rep != nil {
+		if rev <= 0 {
+			rev = rep.Revision()
+		}
+		// Components may have been added or removed: the server sees the
+		// new set, labelled with the new revision.
+		if err := rep.Update(ctx, rev, report.Components(pl)); err != nil {
 			rl.log.Error("reload: report the new revision", "revision", rev, "error", err)
 		}
 	}

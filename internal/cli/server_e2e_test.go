@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/flowctl/flowctl/internal/drivers/process"
 	controlv1 "github.com/flowctl/flowctl/pkg/wire/controlv1"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
@@ -50,13 +52,13 @@ func (s *syncBuffer) String() string {
 // freeAddr returns a loopback address nothing listens on.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Below the kernel's ephemeral range, so no outgoing connection takes
+	// it before the server binds it (see process.FreePort).
+	port, err := process.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // startServerProc starts the real binary as a server on addr with dataDir

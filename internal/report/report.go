@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -179,7 +180,8 @@ type Reporter struct {
 	wg     sync.WaitGroup
 	closed sync.Once
 
-	// revMu guards opts.Revision, which SetRevision changes.
+	// revMu guards opts.Revision and opts.Components, which SetRevision
+	// and Update change.
 	revMu sync.Mutex
 }
 
@@ -262,6 +264,9 @@ func (r *Reporter) registration(c Component) *streamv1.Registration {
 	return reg
 }
 
+// Revision is the revision the registrations carry.
+func (r *Reporter) Revision() int64 { return r.revision() }
+
 func (r *Reporter) revision() int64 {
 	r.revMu.Lock()
 	defer r.revMu.Unlock()
@@ -273,16 +278,44 @@ func (r *Reporter) revision() int64 {
 // every component again with the new label, then heartbeats their
 // counters at once so they stay visible. It is bounded by ctx.
 func (r *Reporter) SetRevision(ctx context.Context, rev int64) error {
+	return r.Update(ctx, rev, r.components())
+}
+
+// Update is SetRevision for a reload that may also have added or removed
+// components: comps is the new set. Components no longer in it are
+// deregistered, the others registered (again) with revision rev.
+func (r *Reporter) Update(ctx context.Context, rev int64, comps []Component) error {
 	r.revMu.Lock()
+	old := r.opts.Components
 	r.opts.Revision = rev
+	r.opts.Components = slices.Clone(comps)
 	r.revMu.Unlock()
-	for _, c := range r.opts.Components {
+	keep := make(map[string]bool, len(comps))
+	var errs []error
+	for _, c := range comps {
+		keep[c.Name] = true
 		if _, err := r.client.Register(ctx, &streamv1.RegisterRequest{Registration: r.registration(c)}); err != nil {
-			return fmt.Errorf("report: register %q with revision %d: %w", c.Name, rev, err)
+			errs = append(errs, fmt.Errorf("report: register %q with revision %d: %w", c.Name, rev, err))
+		}
+	}
+	for _, c := range old {
+		if keep[c.Name] {
+			continue
+		}
+		_, err := r.client.Deregister(ctx, &streamv1.DeregisterRequest{Id: ID(r.opts.Pipeline, c.Name)})
+		if err != nil && status.Code(err) != codes.NotFound {
+			errs = append(errs, fmt.Errorf("report: deregister removed component %q: %w", c.Name, err))
 		}
 	}
 	r.beat(ctx, streamv1.HealthStatus_HEALTH_STATUS_HEALTHY)
-	return nil
+	return errors.Join(errs...)
+}
+
+// components is the current set of components.
+func (r *Reporter) components() []Component {
+	r.revMu.Lock()
+	defer r.revMu.Unlock()
+	return r.opts.Components
 }
 
 // register registers c, retrying while the server is unreachable and ctx
@@ -327,7 +360,7 @@ func (r *Reporter) beat(ctx context.Context, h streamv1.HealthStatus) {
 	if r.opts.Counters != nil {
 		counters = r.opts.Counters()
 	}
-	for _, c := range r.opts.Components {
+	for _, c := range r.components() {
 		var m map[string]string
 		if cs, ok := counters[c.Name]; ok {
 			m = make(map[string]string, len(cs))

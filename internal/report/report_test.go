@@ -123,3 +123,41 @@ func TestSetRevision(t *testing.T) {
 		t.Errorf("p/a counters after SetRevision: %v", e.Metrics)
 	}
 }
+
+// TestUpdateComponents: a reload that added and removed components
+// registers the new ones and deregisters the removed ones.
+func TestUpdateComponents(t *testing.T) {
+	reg, addr := startRegistry(t, time.Hour)
+	r, err := Start(context.Background(), Options{
+		Addr: addr, Pipeline: "p", Revision: 1, Interval: time.Hour,
+		Components: []Component{{Name: "a", Role: flow.RoleSource}, {Name: "b", Role: flow.RoleSink}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	next := []Component{{Name: "a", Role: flow.RoleSource}, {Name: "c", Role: flow.RoleProcessor}, {Name: "b", Role: flow.RoleSink}}
+	if err := r.Update(context.Background(), 2, next[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reg.Get("p/a"); ok {
+		t.Error("p/a still registered after it was removed")
+	}
+	for _, id := range []string{"p/b", "p/c"} {
+		e, ok := reg.Get(id)
+		if !ok || e.Metadata[MetaRevision] != "2" {
+			t.Errorf("%s: registered %v with metadata %v, want revision 2", id, ok, e.Metadata)
+		}
+	}
+	// A removed component the server already forgot is not an error.
+	reg.Deregister("p/b")
+	if err := r.Update(context.Background(), 3, next[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reg.Get("p/a"); !ok {
+		t.Error("p/a not registered again")
+	}
+	if _, ok := reg.Get("p/c"); ok {
+		t.Error("p/c still registered")
+	}
+}
