@@ -232,6 +232,12 @@ func TestApplyGetDeleteAgainstServer(t *testing.T) {
 			t.Errorf("describe lacks %q:\n%s", want, out)
 		}
 	}
+	// Created (revision 1) and Updated (revision 2) are both filled.
+	for _, f := range []string{"Created", "Updated"} {
+		if !regexp.MustCompile(`(?m)^` + f + `: +\S+ \(.+ ago\)$`).MatchString(out) {
+			t.Errorf("describe lacks a %s time:\n%s", f, out)
+		}
+	}
 	// The counters come from the components' heartbeats.
 	counted := regexp.MustCompile(`(?m)^  ticks +source +generate +<none> +Healthy +\S+ +\S+ +[1-9]\d*\b`)
 	for deadline := time.Now().Add(5 * time.Second); !counted.MatchString(out); time.Sleep(200 * time.Millisecond) {

@@ -29,6 +29,7 @@ type serverOptions struct {
 	tokenFile                    string
 	insecureListen               bool
 	grace, heartbeat             time.Duration
+	keepRuns                     int
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -76,6 +77,7 @@ starts the new revision, so unchanged components restart too.`,
 	f.BoolVar(&o.insecureListen, "insecure-listen", false, "allow plaintext on a non-loopback address (anyone who reaches it controls your pipelines)")
 	f.DurationVar(&o.grace, "grace", server.DefaultGrace, "how long a stopped pipeline may drain before it is killed")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", server.DefaultHeartbeatInterval, "interval components are told to heartbeat at; a component silent for 3 intervals is UNHEALTHY")
+	f.IntVar(&o.keepRuns, "keep-runs", server.DefaultKeepRuns, "runs of each pipeline the history keeps; older ones that ended are pruned as new ones start (0 keeps all)")
 	return cmd
 }
 
@@ -98,6 +100,13 @@ func runServer(ctx context.Context, g *globals, o serverOptions) error {
 	}
 	if o.grace <= 0 {
 		return fail("--grace %s: give a positive duration such as 10s", o.grace)
+	}
+	if o.keepRuns < 0 {
+		return fail("--keep-runs %d: give how many runs of each pipeline to keep, or 0 to keep all", o.keepRuns)
+	}
+	keepRuns := o.keepRuns
+	if keepRuns == 0 {
+		keepRuns = -1 // server.Options: negative keeps all, 0 is the default
 	}
 	lopts := tlsutil.ListenOptions{
 		Addr:           o.listen,
@@ -175,7 +184,7 @@ func runServer(ctx context.Context, g *globals, o serverOptions) error {
 		debug.SetGCPercent(300)
 	}
 	srv, err := server.New(server.Options{
-		Store: st, DataDir: dataDir, Grace: o.grace, HeartbeatInterval: o.heartbeat,
+		Store: st, DataDir: dataDir, Grace: o.grace, HeartbeatInterval: o.heartbeat, KeepRuns: keepRuns,
 		ServerOptions: gopts, ChildReportArgs: childArgs,
 		TLS: lopts.TLS.Enabled(), MTLS: o.tlsClientCA != "", Version: version, Logger: log,
 	})

@@ -107,11 +107,15 @@ func (a *api) Apply(ctx context.Context, req *controlv1.ApplyRequest) (*controlv
 	resp.RestartsAll = changed && old != nil && !inPlace
 	if req.GetDryRun() {
 		resp.Changed = changed
-		switch {
-		case old == nil:
-			resp.Revision = 1
-		case changed:
-			resp.Revision = old.Revision + 1
+		if changed {
+			// The store numbers revisions (a pipeline applied again after
+			// a delete continues its old numbers): ask it what the real
+			// apply would get.
+			next, err := a.s.opts.Store.NextRevision(ctx, name)
+			if err != nil {
+				return nil, storeError("apply", err)
+			}
+			resp.Revision = next
 		}
 		return resp, nil
 	}
@@ -158,17 +162,37 @@ func (a *api) List(ctx context.Context, _ *controlv1.ListPipelinesRequest) (*con
 // every process it started are gone.
 func (a *api) Delete(ctx context.Context, req *controlv1.DeletePipelineRequest) (*controlv1.DeletePipelineResponse, error) {
 	name := req.GetName()
+	notFound := func() error {
+		return status.Errorf(codes.NotFound, "pipeline %q not found: `flowctl get pipelines` lists them", name)
+	}
+	// The applied file names the components whose registrations go with
+	// the pipeline, whatever metadata they carry.
+	var components []string
+	switch p, err := a.s.opts.Store.GetPipeline(ctx, name); {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, notFound()
+	case err != nil:
+		return nil, storeError("delete pipeline", err)
+	default:
+		if ps := parseSpec("", p.Spec); ps.pl != nil {
+			components = ps.order
+		}
+	}
 	if err := a.s.opts.Store.DeletePipeline(ctx, name); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, status.Errorf(codes.NotFound, "pipeline %q not found: `flowctl get pipelines` lists them", name)
+			return nil, notFound()
 		}
 		return nil, storeError("delete pipeline", err)
 	}
 	a.s.log.Info("pipeline deleted", logKeyPipeline, name)
-	_, res, err := a.s.rec.sync(context.WithoutCancel(ctx), name)
+	wctx := context.WithoutCancel(ctx)
+	_, res, err := a.s.rec.sync(wctx, name)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "delete pipeline %q: %v", name, err)
 	}
+	// The child is gone: nothing registers for the pipeline any more, so
+	// what is left of it goes now rather than when its TTL runs out.
+	a.s.dropRegistrations(wctx, name, components)
 	resp := &controlv1.DeletePipelineResponse{}
 	for _, pid := range res.stoppedPIDs {
 		resp.StoppedPids = append(resp.StoppedPids, int32(pid))
@@ -215,7 +239,7 @@ func ts(t time.Time) *timestamppb.Timestamp {
 func (a *api) pipelineProto(p store.Pipeline) *controlv1.Pipeline {
 	out := &controlv1.Pipeline{
 		Name: p.Name, Revision: p.Revision, Hash: p.Hash, Spec: p.Spec, Dir: p.Dir,
-		UpdatedAt: ts(p.AppliedAt),
+		CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(p.AppliedAt),
 	}
 	live, _ := a.s.rec.statusOf(p)
 	st := &controlv1.PipelineStatus{Phase: phaseToProto(live.Phase), LastError: live.LastError}

@@ -70,6 +70,9 @@ type reconcilerOptions struct {
 	// UNHEALTHY (no heartbeat for longer than the TTL) this much longer is
 	// killed and restarted; 0 kills it as soon as that is seen.
 	hungGrace time.Duration
+	// keepRuns is passed to StartRun: how many runs of a pipeline its
+	// history keeps (0: all).
+	keepRuns int
 }
 
 // reconciler makes the running children match the applied pipelines.
@@ -504,7 +507,7 @@ func (r *reconciler) startChild(ctx context.Context, p store.Pipeline, o *observ
 	if r.shutting {
 		return errShuttingDown
 	}
-	run, err := r.opts.store.StartRun(ctx, store.Run{Pipeline: p.Name, Revision: p.Revision, StartedAt: time.Now()})
+	run, err := r.opts.store.StartRun(ctx, store.Run{Pipeline: p.Name, Revision: p.Revision, StartedAt: time.Now()}, r.opts.keepRuns)
 	if err != nil {
 		return fmt.Errorf("record run: %w", err)
 	}

@@ -62,6 +62,38 @@ func (s *Server) restoreRegistrations(ctx context.Context) error {
 	return nil
 }
 
+// dropRegistrations removes the registrations of a deleted pipeline from
+// the registry and the store: every one whose metadata names the pipeline,
+// every one the store files under it, and those with the ids of its
+// components (PIPELINE/COMPONENT, components naming them). The caller has
+// stopped the pipeline's child first, so nothing registers them again.
+func (s *Server) dropRegistrations(ctx context.Context, pipeline string, components []string) {
+	ids := map[string]bool{}
+	for _, c := range components {
+		ids[report.ID(pipeline, c)] = true
+	}
+	for _, e := range s.registry.Discover(controlplane.Query{IncludeUnhealthy: true, Metadata: map[string]string{report.MetaPipeline: pipeline}}) {
+		ids[e.ID] = true
+	}
+	stored, err := s.opts.Store.ListRegistrations(ctx, pipeline)
+	if err != nil {
+		s.log.Warn("list the registrations of a deleted pipeline", logKeyPipeline, pipeline, logKeyError, err)
+	}
+	for _, r := range stored {
+		ids[r.ID] = true
+	}
+	for id := range ids {
+		s.registry.Deregister(id)
+		if err := s.opts.Store.DeleteRegistration(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("delete the registration of a deleted pipeline", logKeyPipeline, pipeline, logKeyID, id, logKeyError, err)
+		}
+		// A flush already under way may have read the registration before
+		// it went and write it back; noting the id makes the next flush
+		// delete it again.
+		s.persist.note(id)
+	}
+}
+
 // regPersister writes registrations made through the control-plane
 // services to the store, in the background: a registration call never
 // waits for the disk, and a burst of registrations of one id is written

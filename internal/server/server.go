@@ -26,6 +26,7 @@ const (
 	DefaultHeartbeatInterval = time.Second
 	DefaultBackoff           = time.Second
 	DefaultMaxBackoff        = time.Minute
+	DefaultKeepRuns          = 100
 )
 
 // Options configure a Server.
@@ -46,6 +47,10 @@ type Options struct {
 	// Backoff and MaxBackoff bound the restarts of a crashing pipeline
 	// [1s doubling to 1m].
 	Backoff, MaxBackoff time.Duration
+	// KeepRuns is how many runs of each pipeline the history keeps: each
+	// new run prunes the ended runs older than the newest KeepRuns (a run
+	// still running is never pruned). Negative keeps every run [100].
+	KeepRuns int
 	// HungGrace: a child whose every component is UNHEALTHY (no heartbeat
 	// for longer than the TTL: the child hangs although its process lives)
 	// is killed and restarted once this much more has passed, so that a
@@ -106,6 +111,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = DefaultMaxBackoff
 	}
+	if opts.KeepRuns == 0 {
+		opts.KeepRuns = DefaultKeepRuns
+	}
 	if opts.HungGrace <= 0 {
 		opts.HungGrace = controlplane.DefaultTTLFactor * opts.HeartbeatInterval
 	}
@@ -146,7 +154,7 @@ func New(opts Options) (*Server, error) {
 		store: opts.Store, registry: s.registry, logs: logs, log: s.log,
 		exe: opts.Executable, specDir: specDir, reportArgs: opts.ChildReportArgs,
 		grace: opts.Grace, backoff: opts.Backoff, maxBackoff: opts.MaxBackoff,
-		hungGrace: opts.HungGrace,
+		hungGrace: opts.HungGrace, keepRuns: max(opts.KeepRuns, 0),
 	})
 	sopts := append([]grpc.ServerOption{}, opts.ServerOptions...)
 	// A fixed pool of stream workers: thousands of heartbeats a second

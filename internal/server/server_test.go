@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/flowctl/flowctl/internal/report"
 	"github.com/flowctl/flowctl/internal/store"
 	"github.com/flowctl/flowctl/internal/store/memory"
 	controlv1 "github.com/flowctl/flowctl/pkg/wire/controlv1"
@@ -69,8 +70,18 @@ type testServer struct {
 
 func startTestServer(t *testing.T, st store.Store) *testServer {
 	t.Helper()
-	srv, err := New(Options{Store: st, Executable: flowctlBinary(t), Grace: 3 * time.Second, Backoff: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	return startTestServerWith(t, st, nil)
+}
+
+// startTestServerWith is startTestServer with options changed by set.
+func startTestServerWith(t *testing.T, st store.Store, set func(*Options)) *testServer {
+	t.Helper()
+	opts := Options{Store: st, Executable: flowctlBinary(t), Grace: 3 * time.Second, Backoff: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if set != nil {
+		set(&opts)
+	}
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,5 +390,238 @@ func TestLogsFollowUntilDelete(t *testing.T) {
 	missing, _ := logs.Logs(ctx, &controlv1.LogsRequest{Pipeline: "never"})
 	if _, err := missing.Recv(); status.Code(err) != codes.NotFound {
 		t.Errorf("logs of an unknown pipeline: %v, want NotFound", err)
+	}
+}
+
+// TestDeleteDeregisters: once `delete` returns, no registration of the
+// pipeline is left, in the registry or the store — those its child made,
+// one left by an older revision, one of its component ids that carries no
+// metadata — while other registrations stay.
+func TestDeleteDeregisters(t *testing.T) {
+	st := memory.New()
+	ts := startTestServer(t, st)
+	ctx := context.Background()
+	if _, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(tickPipeline), Dir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	registryIDs := func() []string {
+		list, err := ts.cp.List(ctx, &streamv1.ListRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{}
+		for _, c := range list.GetComponents() {
+			ids = append(ids, c.GetRegistration().GetId())
+		}
+		return ids
+	}
+	eventually(t, "the child's components to register", func() bool {
+		return strings.Join(registryIDs(), ",") == "tick/gen,tick/keep,tick/out"
+	})
+	for _, reg := range []*streamv1.Registration{
+		// Left by an older revision of tick.
+		{Id: "tick/old", Endpoint: "pid:1", Role: streamv1.Role_ROLE_SINK,
+			Metadata: map[string]string{report.MetaPipeline: "tick", report.MetaRevision: "0"}},
+		// A component of no pipeline: it stays.
+		{Id: "ext-1", Endpoint: "127.0.0.1:9", Role: streamv1.Role_ROLE_SINK},
+	} {
+		if _, err := ts.cp.Register(ctx, &streamv1.RegisterRequest{Registration: reg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the registrations to be stored", func() bool {
+		regs, _ := st.ListRegistrations(ctx, "")
+		return len(regs) == 5
+	})
+
+	if _, err := ts.pl.Delete(ctx, &controlv1.DeletePipelineRequest{Name: "tick"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(registryIDs(), ","); got != "ext-1" {
+		t.Fatalf("registry right after delete = %s, want ext-1", got)
+	}
+	regs, err := st.ListRegistrations(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := []string{}
+	for _, r := range regs {
+		stored = append(stored, r.ID)
+	}
+	if got := strings.Join(stored, ","); got != "ext-1" {
+		t.Fatalf("stored registrations right after delete = %s, want ext-1", got)
+	}
+}
+
+// TestDeleteDeregistersWithoutChild: a pipeline whose child never started
+// (its directory is gone) still takes along, when deleted, the
+// registrations under its component ids, metadata or not.
+func TestDeleteDeregistersWithoutChild(t *testing.T) {
+	st := memory.New()
+	ts := startTestServer(t, st)
+	ctx := context.Background()
+	gone := filepath.Join(t.TempDir(), "gone")
+	if _, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(tickPipeline), Dir: gone}); err != nil {
+		t.Fatal(err)
+	}
+	for _, reg := range []*streamv1.Registration{
+		// A component registered by hand under the pipeline's id for it.
+		{Id: "tick/gen", Endpoint: "127.0.0.1:7", Role: streamv1.Role_ROLE_SOURCE},
+		{Id: "ext-1", Endpoint: "127.0.0.1:9", Role: streamv1.Role_ROLE_SINK},
+	} {
+		if _, err := ts.cp.Register(ctx, &streamv1.RegisterRequest{Registration: reg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the registrations to be stored", func() bool {
+		regs, _ := st.ListRegistrations(ctx, "")
+		return len(regs) == 2
+	})
+	if _, err := ts.pl.Delete(ctx, &controlv1.DeletePipelineRequest{Name: "tick"}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := ts.cp.List(ctx, &streamv1.ListRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := list.GetComponents(); len(cs) != 1 || cs[0].GetRegistration().GetId() != "ext-1" {
+		t.Fatalf("registry right after delete = %v, want only ext-1", cs)
+	}
+	if regs, err := st.ListRegistrations(ctx, ""); err != nil || len(regs) != 1 || regs[0].ID != "ext-1" {
+		t.Fatalf("stored registrations right after delete = %+v, %v; want only ext-1", regs, err)
+	}
+}
+
+// TestDryRunRevisionAfterDelete: a pipeline applied again after a delete
+// continues its revisions; a dry run says the revision the real apply then
+// gets, not 1.
+func TestDryRunRevisionAfterDelete(t *testing.T) {
+	ts := startTestServer(t, memory.New())
+	ctx := context.Background()
+	// A directory that is not there: no child starts, none has to stop.
+	dir := filepath.Join(t.TempDir(), "gone")
+	apply := func(spec string, dry bool) *controlv1.ApplyResponse {
+		t.Helper()
+		resp, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(spec), Dir: dir, DryRun: dry})
+		if err != nil || resp.GetRejected() {
+			t.Fatalf("apply (dry run %v) = %v, %v", dry, resp, err)
+		}
+		return resp
+	}
+	changed := strings.Replace(tickPipeline, `rate: 100`, `rate: 200`, 1)
+	apply(tickPipeline, false)
+	if r := apply(changed, false); r.GetRevision() != 2 {
+		t.Fatalf("second apply: revision %d, want 2", r.GetRevision())
+	}
+	if r := apply(changed, true); r.GetChanged() || r.GetRevision() != 2 {
+		t.Fatalf("dry run of the applied file = %v; want unchanged at revision 2", r)
+	}
+	if r := apply(tickPipeline, true); !r.GetChanged() || r.GetRevision() != 3 {
+		t.Fatalf("dry run of a change = %v; want changed, revision 3", r)
+	}
+	if _, err := ts.pl.Delete(ctx, &controlv1.DeletePipelineRequest{Name: "tick"}); err != nil {
+		t.Fatal(err)
+	}
+	dry := apply(changed, true)
+	real := apply(changed, false)
+	if !dry.GetChanged() || !real.GetChanged() || dry.GetRevision() != real.GetRevision() || real.GetRevision() != 3 {
+		t.Fatalf("after delete: dry run says revision %d (changed %v), the apply got %d (changed %v); want both 3",
+			dry.GetRevision(), dry.GetChanged(), real.GetRevision(), real.GetChanged())
+	}
+}
+
+// TestCreatedAt: created_at is when the pipeline was created, kept by
+// later revisions, new when it is created again after a delete.
+func TestCreatedAt(t *testing.T) {
+	ts := startTestServer(t, memory.New())
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "gone") // no child starts
+	apply := func(spec string) *controlv1.Pipeline {
+		t.Helper()
+		if resp, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(spec), Dir: dir}); err != nil || !resp.GetChanged() {
+			t.Fatalf("apply = %v, %v", resp, err)
+		}
+		r, err := ts.pl.Get(ctx, &controlv1.GetPipelineRequest{Name: "tick"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetPipeline()
+	}
+	changed := strings.Replace(tickPipeline, `rate: 100`, `rate: 200`, 1)
+	p1 := apply(tickPipeline)
+	created := p1.GetCreatedAt().AsTime()
+	if p1.GetCreatedAt() == nil || !created.Equal(p1.GetUpdatedAt().AsTime()) {
+		t.Fatalf("revision 1: created_at %v, updated_at %v; want both, equal", p1.GetCreatedAt(), p1.GetUpdatedAt())
+	}
+	p2 := apply(changed)
+	if p2.GetRevision() != 2 || !p2.GetCreatedAt().AsTime().Equal(created) || p2.GetUpdatedAt().AsTime().Before(created) {
+		t.Fatalf("revision 2: created_at %v, updated_at %v; want created_at kept at %v",
+			p2.GetCreatedAt().AsTime(), p2.GetUpdatedAt().AsTime(), created)
+	}
+	if _, err := ts.pl.Delete(ctx, &controlv1.DeletePipelineRequest{Name: "tick"}); err != nil {
+		t.Fatal(err)
+	}
+	p3 := apply(tickPipeline)
+	if p3.GetRevision() != 3 || p3.GetCreatedAt().AsTime().Equal(created) || !p3.GetCreatedAt().AsTime().Equal(p3.GetUpdatedAt().AsTime()) {
+		t.Fatalf("created again: revision %d, created_at %v, updated_at %v; want revision 3 created when applied",
+			p3.GetRevision(), p3.GetCreatedAt().AsTime(), p3.GetUpdatedAt().AsTime())
+	}
+}
+
+// TestRunHistoryPruned: with KeepRuns 2, a pipeline whose child keeps
+// failing (its input file is missing) keeps only its two newest runs, and
+// their ids keep counting.
+func TestRunHistoryPruned(t *testing.T) {
+	ts := startTestServerWith(t, memory.New(), func(o *Options) { o.KeepRuns = 2 })
+	ctx := context.Background()
+	const broken = `name: broken
+sources:
+  - name: in
+    type: file
+    config: {path: does-not-exist.jsonl}
+sinks:
+  - name: out
+    type: drop
+    inputs: [in]
+`
+	if _, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(broken), Dir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	var runs []*controlv1.Run
+	eventually(t, "a fourth run", func() bool {
+		resp, err := ts.runs.ListRuns(ctx, &controlv1.ListRunsRequest{Pipeline: "broken"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = resp.GetRuns()
+		return len(runs) > 0 && runs[0].GetId() >= 4
+	})
+	// The newest run has just started or failed; the one before it ended
+	// before the newest started. Nothing older is left.
+	if len(runs) != 2 || runs[1].GetId() != runs[0].GetId()-1 || runs[1].GetState() != controlv1.RunState_RUN_STATE_FAILED {
+		t.Fatalf("runs = %v; want the newest two, the older FAILED", runs)
+	}
+}
+
+func TestKeepRunsOption(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opt  int
+		want int
+	}{
+		{"default", 0, DefaultKeepRuns},
+		{"set", 7, 7},
+		{"keep all", -1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Options{Store: memory.New(), Executable: "flowctl", KeepRuns: tc.opt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(s.cleanup)
+			if got := s.rec.opts.keepRuns; got != tc.want {
+				t.Fatalf("the reconciler keeps %d runs, want %d", got, tc.want)
+			}
+		})
 	}
 }

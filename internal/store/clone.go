@@ -11,6 +11,7 @@ import (
 func (p Pipeline) Clone() Pipeline {
 	p.Spec = slices.Clone(p.Spec)
 	p.AppliedAt = NormTime(p.AppliedAt)
+	p.CreatedAt = NormTime(p.CreatedAt)
 	p.Status = p.Status.Clone()
 	return p
 }

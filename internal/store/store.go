@@ -37,12 +37,19 @@ type Store interface {
 	// first applied). Otherwise Spec, Hash, Dir and AppliedAt are replaced
 	// and Revision becomes the stored revision + 1 (1 for a new pipeline;
 	// a pipeline re-applied after a delete continues after the revision it
-	// was deleted at). p.Revision and p.Status are ignored: a new pipeline
-	// starts with Status.Phase PhasePending, an existing one keeps its
-	// status (ObservedRevision now lags Revision until the reconciler
-	// writes status). A zero p.AppliedAt means now. p.Name and p.Hash must
-	// not be empty.
+	// was deleted at). p.Revision, p.CreatedAt and p.Status are ignored: a
+	// new pipeline (a re-applied deleted one too) gets CreatedAt =
+	// AppliedAt and Status.Phase PhasePending, an existing one keeps its
+	// CreatedAt and its status (ObservedRevision now lags Revision until
+	// the reconciler writes status). A zero p.AppliedAt means now. p.Name
+	// and p.Hash must not be empty.
 	PutPipeline(ctx context.Context, p Pipeline, expected int64) (PutResult, error)
+	// NextRevision returns the revision the next PutPipeline of name that
+	// writes would give it: the stored revision + 1, the revision a deleted
+	// pipeline of that name reached + 1, or 1 for a name never applied.
+	// It only reads: a PutPipeline that runs meanwhile may take that
+	// revision first.
+	NextRevision(ctx context.Context, name string) (int64, error)
 	// GetPipeline returns the pipeline called name, or ErrNotFound.
 	GetPipeline(ctx context.Context, name string) (Pipeline, error)
 	// ListPipelines returns every pipeline, sorted by name.
@@ -54,7 +61,7 @@ type Store interface {
 	DeletePipeline(ctx context.Context, name string) error
 	// UpdatePipelineStatus replaces the status of the pipeline called name
 	// (ErrNotFound if there is none). It never changes Revision, Hash, Spec,
-	// Dir or AppliedAt.
+	// Dir, AppliedAt or CreatedAt.
 	UpdatePipelineStatus(ctx context.Context, name string, status PipelineStatus) error
 
 	// PutRegistration creates or replaces the registration with reg.ID
@@ -69,10 +76,15 @@ type Store interface {
 
 	// StartRun records a new run of run.Pipeline and returns it with ID set
 	// to the next number of that pipeline's sequence (1, 2, 3…; never
-	// reused, even after DeletePipeline). run.ID is ignored; a zero State
-	// means RunStarted and a zero StartedAt means now. The pipeline need
-	// not exist.
-	StartRun(ctx context.Context, run Run) (Run, error)
+	// reused, even after DeletePipeline or pruning). run.ID is ignored; a
+	// zero State means RunStarted and a zero StartedAt means now. The
+	// pipeline need not exist.
+	//
+	// keep > 0 prunes the pipeline's history in the same call: of its runs
+	// older than the newest keep (the new one included), every one that
+	// has ended is removed; one still RunStarted is never removed, so more
+	// than keep may remain. keep <= 0 removes nothing.
+	StartRun(ctx context.Context, run Run, keep int) (Run, error)
 	// UpdateRun replaces the run identified by run.Pipeline and run.ID
 	// (ErrNotFound if there is none) with run.
 	UpdateRun(ctx context.Context, run Run) error
@@ -122,6 +134,10 @@ type Pipeline struct {
 	Dir string `json:"dir"`
 	// AppliedAt is when this revision was applied.
 	AppliedAt time.Time `json:"applied_at"`
+	// CreatedAt is when the pipeline was created: the AppliedAt of the
+	// PutPipeline that created it (revision 1, or the first revision after
+	// a delete), kept by every later revision.
+	CreatedAt time.Time `json:"created_at"`
 	// Status is what the reconciler last observed.
 	Status PipelineStatus `json:"status"`
 }

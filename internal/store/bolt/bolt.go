@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,6 +237,21 @@ func getPipeline(tx *bbolt.Tx, name string) (p pipelineV2, ok bool, err error) {
 	return p, true, nil
 }
 
+// current reads what the rules package decides on: the live pipeline
+// called name (nil when there is none) and the revision a deleted one of
+// that name reached (0 when none).
+func current(tx *bbolt.Tx, name string) (cur *store.Pipeline, tombstone int64, err error) {
+	rec, ok, err := getPipeline(tx, name)
+	switch {
+	case err != nil || !ok:
+		return nil, 0, err
+	case rec.Deleted:
+		return nil, rec.Revision, nil
+	}
+	c := rec.toStore()
+	return &c, 0, nil
+}
+
 func putPipeline(tx *bbolt.Tx, p pipelineV2) error {
 	b, err := encode(p)
 	if err != nil {
@@ -270,18 +286,9 @@ func (s *Store) PutPipeline(ctx context.Context, p store.Pipeline, expected int6
 		return res, nil
 	}
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
-		rec, ok, err := getPipeline(tx, p.Name)
+		cur, tombstone, err := current(tx, p.Name)
 		if err != nil {
 			return err
-		}
-		var cur *store.Pipeline
-		var tombstone int64
-		switch {
-		case ok && rec.Deleted:
-			tombstone = rec.Revision
-		case ok:
-			c := rec.toStore()
-			cur = &c
 		}
 		next, r, err := rules.Put(cur, tombstone, p, expected, s.now())
 		if err != nil || !r.Changed {
@@ -298,6 +305,23 @@ func (s *Store) PutPipeline(ctx context.Context, p store.Pipeline, expected int6
 		return store.PutResult{}, err
 	}
 	return res, nil
+}
+
+// NextRevision implements store.Store.
+func (s *Store) NextRevision(ctx context.Context, name string) (int64, error) {
+	var next int64
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		cur, tombstone, err := current(tx, name)
+		if err != nil {
+			return err
+		}
+		next = rules.NextRevision(cur, tombstone)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return next, nil
 }
 
 // GetPipeline implements store.Store.
@@ -425,7 +449,7 @@ func runKey(id int64) []byte {
 }
 
 // StartRun implements store.Store.
-func (s *Store) StartRun(ctx context.Context, run store.Run) (store.Run, error) {
+func (s *Store) StartRun(ctx context.Context, run store.Run, keep int) (store.Run, error) {
 	if err := rules.CheckRun(run, true); err != nil {
 		return store.Run{}, err
 	}
@@ -447,10 +471,50 @@ func (s *Store) StartRun(ctx context.Context, run store.Run) (store.Run, error) 
 		if err := b.Put(runKey(r.ID), v); err != nil {
 			return err
 		}
+		if err := pruneRuns(b, run.Pipeline, keep); err != nil {
+			return err
+		}
 		out = r
 		return nil
 	})
 	return out, err
+}
+
+// pruneRuns removes the runs in b (one pipeline's) older than the newest
+// keep that have ended; keep <= 0 removes none. The bucket's sequence is
+// untouched, so ids are never reused.
+func pruneRuns(b *bbolt.Bucket, pipeline string, keep int) error {
+	if keep <= 0 {
+		return nil
+	}
+	// Walk back over the newest keep; what lies before is prunable.
+	c := b.Cursor()
+	k, _ := c.Last()
+	for i := 1; i < keep && k != nil; i++ {
+		k, _ = c.Prev()
+	}
+	if k == nil {
+		return nil
+	}
+	oldestKept := slices.Clone(k)
+	var drop [][]byte
+	for k, v := c.First(); k != nil && bytes.Compare(k, oldestKept) < 0; k, v = c.Next() {
+		r, err := decodeRun(pipeline, k, v)
+		if err != nil {
+			return err
+		}
+		if rules.Prunable(r) {
+			drop = append(drop, slices.Clone(k))
+		}
+	}
+	// Deleted after the walk: a bbolt cursor skips keys when the bucket
+	// changes under it.
+	for _, k := range drop {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("prune run %s/%d: %w", pipeline, binary.BigEndian.Uint64(k), err)
+		}
+	}
+	return nil
 }
 
 // UpdateRun implements store.Store.

@@ -109,7 +109,7 @@ func TestReopenPersists(t *testing.T) {
 	if err := errors.Join(steps...); err != nil {
 		t.Fatal(err)
 	}
-	run, err := s.StartRun(ctx, store.Run{Pipeline: "orders", Revision: 2, PID: 42, StartedAt: t0})
+	run, err := s.StartRun(ctx, store.Run{Pipeline: "orders", Revision: 2, PID: 42, StartedAt: t0}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestReopenPersists(t *testing.T) {
 	}
 	// Counters continue: the next run id and the deleted pipeline's
 	// revision.
-	r, err := s.StartRun(ctx, store.Run{Pipeline: "orders"})
+	r, err := s.StartRun(ctx, store.Run{Pipeline: "orders"}, 0)
 	if err != nil || r.ID != 2 {
 		t.Fatalf("next run after reopen = %+v, %v; want id 2", r, err)
 	}
@@ -344,4 +344,58 @@ func TestSecondServerRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPipelineWithoutCreatedAt: a v2 pipeline written before CreatedAt was
+// kept reads back as created when its revision was applied, keeps that
+// across later revisions, and the schema version stays 2 (an optional
+// field needs no migration).
+func TestPipelineWithoutCreatedAt(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	s.Close()
+	writeRaw(t, path, map[[2]string]string{
+		{"pipelines", "orders"}: `{"v":2,"data":{"name":"orders","revision":4,"hash":"h4","spec":"eA==","dir":"/srv",` +
+			`"applied_at":"2026-10-01T10:00:00+02:00","status":{"observed_revision":4,"phase":"Running","ready":true}}}`,
+	})
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	applied := time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)
+	got, err := s.GetPipeline(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.CreatedAt.Equal(applied) || got.CreatedAt != got.AppliedAt || got.Revision != 4 {
+		t.Fatalf("old record read back as %+v; want CreatedAt = AppliedAt = %v", got, applied)
+	}
+	res, err := s.PutPipeline(ctx, store.Pipeline{Name: "orders", Hash: "h5", Spec: []byte("y")}, 4)
+	if err != nil || res.Pipeline.Revision != 5 || res.Pipeline.CreatedAt != applied {
+		t.Fatalf("next revision of the old record = %+v, %v; want revision 5 created at %v", res.Pipeline, err, applied)
+	}
+	if got, _ := s.GetPipeline(ctx, "orders"); got.CreatedAt != applied {
+		t.Fatalf("stored CreatedAt after the next revision = %v, want %v", got.CreatedAt, applied)
+	}
+	s.Close()
+	if v := schemaVersion(t, path); v != "2" {
+		t.Fatalf("schema version = %q, want 2", v)
+	}
+}
+
+// schemaVersion reads the schema version of the closed data file at path.
+func schemaVersion(t *testing.T, path string) string {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	_ = db.View(func(tx *bbolt.Tx) error {
+		v = string(tx.Bucket([]byte("meta")).Get([]byte("schema_version")))
+		return nil
+	})
+	return v
 }

@@ -195,7 +195,7 @@ func TestMigrateV1(t *testing.T) {
 				t.Fatalf("schema after migration = %q, want 2", v)
 			}
 			// The run sequence continues after the migrated ids.
-			r, err := s.StartRun(ctx, store.Run{Pipeline: "orders", Revision: 3})
+			r, err := s.StartRun(ctx, store.Run{Pipeline: "orders", Revision: 3}, 0)
 			if err != nil || r.ID != 4 {
 				t.Fatalf("next run = %+v, %v; want id 4", r, err)
 			}

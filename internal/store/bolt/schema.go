@@ -66,12 +66,17 @@ func decode(what string, b []byte, out any) error {
 // accident: a format change is a new schema version with a migration.
 
 type pipelineV2 struct {
-	Name      string           `json:"name"`
-	Revision  int64            `json:"revision"`
-	Hash      string           `json:"hash"`
-	Spec      []byte           `json:"spec"`
-	Dir       string           `json:"dir"`
-	AppliedAt time.Time        `json:"applied_at"`
+	Name      string    `json:"name"`
+	Revision  int64     `json:"revision"`
+	Hash      string    `json:"hash"`
+	Spec      []byte    `json:"spec"`
+	Dir       string    `json:"dir"`
+	AppliedAt time.Time `json:"applied_at"`
+	// CreatedAt came after schema v2 was first written and did not bump
+	// the schema version: it is an optional field, so older v2 values
+	// without it still decode (toStore reads them as created at
+	// AppliedAt), and an older binary reading a newer value ignores it.
+	CreatedAt time.Time        `json:"created_at,omitzero"`
 	Status    pipelineStatusV2 `json:"status"`
 	// Deleted marks a tombstone: the pipeline was deleted at Revision,
 	// which a later apply continues from.
@@ -127,7 +132,7 @@ func pipelineToV2(p store.Pipeline, deleted bool) pipelineV2 {
 	p = p.Clone()
 	return pipelineV2{
 		Name: p.Name, Revision: p.Revision, Hash: p.Hash, Spec: p.Spec, Dir: p.Dir,
-		AppliedAt: p.AppliedAt, Status: statusToV2(p.Status), Deleted: deleted,
+		AppliedAt: p.AppliedAt, CreatedAt: p.CreatedAt, Status: statusToV2(p.Status), Deleted: deleted,
 	}
 }
 
@@ -144,10 +149,15 @@ func statusToV2(s store.PipelineStatus) pipelineStatusV2 {
 func (p pipelineV2) toStore() store.Pipeline {
 	out := store.Pipeline{
 		Name: p.Name, Revision: p.Revision, Hash: p.Hash, Spec: p.Spec, Dir: p.Dir, AppliedAt: p.AppliedAt,
+		CreatedAt: p.CreatedAt,
 		Status: store.PipelineStatus{
 			ObservedRevision: p.Status.ObservedRevision, Phase: store.Phase(p.Status.Phase),
 			Ready: p.Status.Ready, LastError: p.Status.LastError,
 		},
+	}
+	if out.CreatedAt.IsZero() {
+		// Written before CreatedAt was kept: the oldest time known.
+		out.CreatedAt = p.AppliedAt
 	}
 	for _, c := range p.Status.Conditions {
 		out.Status.Conditions = append(out.Status.Conditions, store.Condition(c))

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -22,8 +23,10 @@ type Store struct {
 	// tombstones remembers the revision deleted pipelines reached.
 	tombstones map[string]int64
 	regs       map[string]store.Registration
-	// runs holds each pipeline's runs in ID order: runs[p][i].ID == i+1.
+	// runs holds each pipeline's runs in ascending ID order; pruning
+	// leaves gaps. seq is the last ID each pipeline's sequence gave out.
 	runs map[string][]store.Run
+	seq  map[string]int64
 }
 
 // New returns an empty, open store.
@@ -34,6 +37,7 @@ func New() *Store {
 		tombstones: map[string]int64{},
 		regs:       map[string]store.Registration{},
 		runs:       map[string][]store.Run{},
+		seq:        map[string]int64{},
 	}
 }
 
@@ -68,6 +72,19 @@ func (s *Store) PutPipeline(ctx context.Context, p store.Pipeline, expected int6
 	s.pipelines[p.Name] = next
 	delete(s.tombstones, p.Name)
 	return res, nil
+}
+
+// NextRevision implements store.Store.
+func (s *Store) NextRevision(ctx context.Context, name string) (int64, error) {
+	if err := s.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	var cur *store.Pipeline
+	if c, ok := s.pipelines[name]; ok {
+		cur = &c
+	}
+	return rules.NextRevision(cur, s.tombstones[name]), nil
 }
 
 // GetPipeline implements store.Store.
@@ -174,7 +191,7 @@ func (s *Store) ListRegistrations(ctx context.Context, pipeline string) ([]store
 }
 
 // StartRun implements store.Store.
-func (s *Store) StartRun(ctx context.Context, run store.Run) (store.Run, error) {
+func (s *Store) StartRun(ctx context.Context, run store.Run, keep int) (store.Run, error) {
 	if err := rules.CheckRun(run, true); err != nil {
 		return store.Run{}, err
 	}
@@ -182,10 +199,24 @@ func (s *Store) StartRun(ctx context.Context, run store.Run) (store.Run, error) 
 		return store.Run{}, err
 	}
 	defer s.mu.Unlock()
-	runs := s.runs[run.Pipeline]
-	r := rules.NewRun(run, int64(len(runs))+1, s.now())
-	s.runs[run.Pipeline] = append(runs, r)
+	s.seq[run.Pipeline]++
+	r := rules.NewRun(run, s.seq[run.Pipeline], s.now())
+	runs := append(s.runs[run.Pipeline], r)
+	if keep > 0 && len(runs) > keep {
+		old := len(runs) - keep
+		runs = slices.Concat(slices.DeleteFunc(slices.Clone(runs[:old]), rules.Prunable), runs[old:])
+	}
+	s.runs[run.Pipeline] = runs
 	return r.Clone(), nil
+}
+
+// findRun returns the index of run id in runs, or -1.
+func findRun(runs []store.Run, id int64) int {
+	i, ok := slices.BinarySearchFunc(runs, id, func(r store.Run, id int64) int { return cmp.Compare(r.ID, id) })
+	if !ok {
+		return -1
+	}
+	return i
 }
 
 // UpdateRun implements store.Store.
@@ -198,10 +229,11 @@ func (s *Store) UpdateRun(ctx context.Context, run store.Run) error {
 	}
 	defer s.mu.Unlock()
 	runs := s.runs[run.Pipeline]
-	if run.ID > int64(len(runs)) {
+	i := findRun(runs, run.ID)
+	if i < 0 {
 		return fmt.Errorf("update run %s/%d: %w", run.Pipeline, run.ID, store.ErrNotFound)
 	}
-	runs[run.ID-1] = run.Clone()
+	runs[i] = run.Clone()
 	return nil
 }
 
@@ -236,7 +268,7 @@ func (s *Store) Close() error {
 		return store.ErrClosed
 	}
 	s.closed = true
-	s.pipelines, s.tombstones, s.regs, s.runs = nil, nil, nil, nil
+	s.pipelines, s.tombstones, s.regs, s.runs, s.seq = nil, nil, nil, nil, nil
 	return nil
 }
 

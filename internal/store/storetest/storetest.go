@@ -105,6 +105,7 @@ var cases = []testCase{
 		res := mustPut(t, s, in, store.NoRevision)
 		want := in
 		want.Revision = 1
+		want.CreatedAt = in.AppliedAt
 		want.Status = store.PipelineStatus{Phase: store.PhasePending}
 		equal(t, "result", res, store.PutResult{Pipeline: want, Created: true, Changed: true})
 		equal(t, "stored", mustGet(t, s, "orders"), want)
@@ -118,6 +119,47 @@ var cases = []testCase{
 			t.Fatalf("AppliedAt = %v, want about now", got.AppliedAt)
 		}
 		equal(t, "stored AppliedAt", mustGet(t, s, "orders").AppliedAt, got.AppliedAt)
+	}},
+	{"pipeline/created at", func(t *testing.T, s store.Store) {
+		at := func(d time.Duration) store.Pipeline {
+			p := pipe("orders", fmt.Sprintf("h%d", d))
+			p.AppliedAt = t0.Add(d)
+			p.CreatedAt = t0.Add(-time.Hour) // ignored
+			return p
+		}
+		created := func(what string, got store.Pipeline, want time.Time) {
+			t.Helper()
+			if !got.CreatedAt.Equal(want) || got.CreatedAt.Location() != time.UTC {
+				t.Fatalf("CreatedAt %s = %v, want %v", what, got.CreatedAt, want)
+			}
+			created := mustGet(t, s, "orders").CreatedAt
+			if !created.Equal(want) {
+				t.Fatalf("stored CreatedAt %s = %v, want %v", what, created, want)
+			}
+		}
+		created("of revision 1", mustPut(t, s, at(0), store.NoRevision).Pipeline, t0)
+		created("of revision 2", mustPut(t, s, at(time.Minute), 1).Pipeline, t0)
+		if err := s.UpdatePipelineStatus(ctx, "orders", store.PipelineStatus{Phase: store.PhaseRunning}); err != nil {
+			t.Fatal(err)
+		}
+		created("after a status update", mustGet(t, s, "orders"), t0)
+		if err := s.DeletePipeline(ctx, "orders"); err != nil {
+			t.Fatal(err)
+		}
+		// Created again after the delete: a new CreatedAt, though the
+		// revisions continue.
+		res := mustPut(t, s, at(time.Hour), store.NoRevision)
+		if res.Pipeline.Revision != 3 {
+			t.Fatalf("revision after delete = %d, want 3", res.Pipeline.Revision)
+		}
+		created("after delete", res.Pipeline, t0.Add(time.Hour))
+		// A zero AppliedAt means now, for both.
+		p := pipe("payments", "h1")
+		p.AppliedAt = time.Time{}
+		got := mustPut(t, s, p, store.NoRevision).Pipeline
+		if got.CreatedAt.IsZero() || !got.CreatedAt.Equal(got.AppliedAt) {
+			t.Fatalf("CreatedAt %v, AppliedAt %v: want the same time, now", got.CreatedAt, got.AppliedAt)
+		}
 	}},
 	{"pipeline/same hash is a no-op", func(t *testing.T, s store.Store) {
 		first := mustPut(t, s, pipe("orders", "h1"), store.AnyRevision).Pipeline
@@ -143,6 +185,7 @@ var cases = []testCase{
 			res := mustPut(t, s, p, store.AnyRevision)
 			want := p
 			want.Revision = int64(i + 2)
+			want.CreatedAt = t0
 			want.Status = st
 			equal(t, "result "+h, res, store.PutResult{Pipeline: want, Changed: true})
 			equal(t, "stored "+h, mustGet(t, s, "orders"), want)
@@ -236,8 +279,51 @@ var cases = []testCase{
 		res := mustPut(t, s, pipe("orders", "h2"), store.NoRevision)
 		want := pipe("orders", "h2")
 		want.Revision = 3
+		want.CreatedAt = want.AppliedAt
 		want.Status = store.PipelineStatus{Phase: store.PhasePending}
 		equal(t, "re-applied", res, store.PutResult{Pipeline: want, Created: true, Changed: true})
+	}},
+	{"pipeline/next revision is what the next put stores", func(t *testing.T, s store.Store) {
+		next := func(what string, want int64) {
+			t.Helper()
+			got, err := s.NextRevision(ctx, "orders")
+			if err != nil || got != want {
+				t.Fatalf("NextRevision %s = %d, %v; want %d", what, got, err, want)
+			}
+		}
+		next("of a name never applied", 1)
+		for _, step := range []struct {
+			what string
+			do   func()
+			want int64
+		}{
+			{"after the first put", func() { mustPut(t, s, pipe("orders", "h1"), store.AnyRevision) }, 2},
+			{"after a change", func() { mustPut(t, s, pipe("orders", "h2"), store.AnyRevision) }, 3},
+			{"after a no-op put", func() { mustPut(t, s, pipe("orders", "h2"), store.AnyRevision) }, 3},
+			{"after a status update", func() {
+				if err := s.UpdatePipelineStatus(ctx, "orders", store.PipelineStatus{ObservedRevision: 2}); err != nil {
+					t.Fatal(err)
+				}
+			}, 3},
+			{"after delete", func() {
+				if err := s.DeletePipeline(ctx, "orders"); err != nil {
+					t.Fatal(err)
+				}
+			}, 3},
+		} {
+			step.do()
+			next(step.what, step.want)
+		}
+		// The put that follows a delete stores exactly what was announced,
+		// whatever its hash.
+		want, _ := s.NextRevision(ctx, "orders")
+		if got := mustPut(t, s, pipe("orders", "h2"), store.NoRevision).Pipeline.Revision; got != want {
+			t.Fatalf("revision after delete = %d, NextRevision said %d", got, want)
+		}
+		next("after the re-apply", want+1)
+		if got, err := s.NextRevision(ctx, "payments"); err != nil || got != 1 {
+			t.Fatalf("NextRevision of another name = %d, %v; want 1", got, err)
+		}
 	}},
 	{"pipeline/status update never bumps revision", func(t *testing.T, s store.Store) {
 		applied := mustPut(t, s, pipe("orders", "h1"), store.AnyRevision).Pipeline
@@ -349,7 +435,7 @@ var cases = []testCase{
 	{"runs/ids and newest first", func(t *testing.T, s store.Store) {
 		for i := range 3 {
 			r, err := s.StartRun(ctx, store.Run{Pipeline: "orders", Revision: 1, ID: 99, PID: 100 + i,
-				StartedAt: t0.Add(time.Duration(i) * time.Second)})
+				StartedAt: t0.Add(time.Duration(i) * time.Second)}, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -358,7 +444,7 @@ var cases = []testCase{
 			equal(t, "started", r, want)
 		}
 		// Each pipeline has its own sequence.
-		r, err := s.StartRun(ctx, store.Run{Pipeline: "pay", StartedAt: t0.Add(1500 * time.Millisecond)})
+		r, err := s.StartRun(ctx, store.Run{Pipeline: "pay", StartedAt: t0.Add(1500 * time.Millisecond)}, 0)
 		if err != nil || r.ID != 1 {
 			t.Fatalf("first run of pay: %+v, %v", r, err)
 		}
@@ -386,7 +472,7 @@ var cases = []testCase{
 		}
 	}},
 	{"runs/update", func(t *testing.T, s store.Store) {
-		r, err := s.StartRun(ctx, store.Run{Pipeline: "orders", Revision: 2})
+		r, err := s.StartRun(ctx, store.Run{Pipeline: "orders", Revision: 2}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,20 +506,95 @@ var cases = []testCase{
 				t.Errorf("UpdateRun(%+v) = %v, want a validation error", bad, err)
 			}
 		}
-		if _, err := s.StartRun(ctx, store.Run{}); err == nil {
+		if _, err := s.StartRun(ctx, store.Run{}, 0); err == nil {
 			t.Error("StartRun without a pipeline accepted")
+		}
+	}},
+	{"runs/pruned to keep", func(t *testing.T, s store.Store) {
+		const keep = 100
+		start := func(p string) store.Run {
+			t.Helper()
+			r, err := s.StartRun(ctx, store.Run{Pipeline: p}, keep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		end := func(r store.Run) {
+			t.Helper()
+			r.State, r.EndedAt = store.RunCompleted, r.StartedAt.Add(time.Second)
+			if err := s.UpdateRun(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids := func(p string) []int64 {
+			t.Helper()
+			runs, err := s.ListRuns(ctx, p, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := []int64{}
+			for _, r := range runs {
+				out = append(out, r.ID)
+			}
+			slices.Reverse(out)
+			return out
+		}
+		span := func(from, to int64) []int64 {
+			out := []int64{}
+			for i := from; i <= to; i++ {
+				out = append(out, i)
+			}
+			return out
+		}
+		// 105 runs that all end: the oldest 5 go, ids keep increasing.
+		for i := range 105 {
+			r := start("orders")
+			if r.ID != int64(i+1) {
+				t.Fatalf("run %d got id %d", i+1, r.ID)
+			}
+			end(r)
+		}
+		equal(t, "orders after 105 runs", ids("orders"), span(6, 105))
+		// A run still running is never pruned: pay's run 1 outlives the
+		// runs after it until it ends.
+		first := start("pay")
+		for range 104 {
+			end(start("pay"))
+		}
+		equal(t, "pay after 105 runs, the first running", ids("pay"), append([]int64{1}, span(6, 105)...))
+		end(first)
+		if r := start("pay"); r.ID != 106 {
+			t.Fatalf("run after pruning got id %d, want 106", r.ID)
+		}
+		equal(t, "pay after 106 runs", ids("pay"), span(7, 106))
+		// A pruned run is gone for UpdateRun too; a kept one is there.
+		wantErr(t, "update a pruned run", s.UpdateRun(ctx, store.Run{Pipeline: "orders", ID: 5, State: store.RunFailed}), store.ErrNotFound)
+		if err := s.UpdateRun(ctx, store.Run{Pipeline: "orders", ID: 6, State: store.RunFailed}); err != nil {
+			t.Fatalf("update a kept run: %v", err)
+		}
+		// keep <= 0 prunes nothing.
+		for range 3 {
+			if _, err := s.StartRun(ctx, store.Run{Pipeline: "orders", State: store.RunCompleted}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		equal(t, "orders after 3 unpruned runs", ids("orders"), span(6, 108))
+		all, err := s.ListRuns(ctx, "", 0)
+		if err != nil || len(all) != 203 {
+			t.Fatalf("ListRuns of every pipeline: %d runs, %v; want 203", len(all), err)
 		}
 	}},
 	{"runs/survive pipeline delete", func(t *testing.T, s store.Store) {
 		mustPut(t, s, pipe("orders", "h1"), store.AnyRevision)
-		if _, err := s.StartRun(ctx, store.Run{Pipeline: "orders", Revision: 1}); err != nil {
+		if _, err := s.StartRun(ctx, store.Run{Pipeline: "orders", Revision: 1}, 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.DeletePipeline(ctx, "orders"); err != nil {
 			t.Fatal(err)
 		}
 		mustPut(t, s, pipe("orders", "h1"), store.AnyRevision)
-		r, err := s.StartRun(ctx, store.Run{Pipeline: "orders", Revision: 2})
+		r, err := s.StartRun(ctx, store.Run{Pipeline: "orders", Revision: 2}, 0)
 		if err != nil || r.ID != 2 {
 			t.Fatalf("run after re-apply: %+v, %v; want id 2", r, err)
 		}
@@ -443,7 +604,7 @@ var cases = []testCase{
 	{"runs/interrupt", func(t *testing.T, s store.Store) {
 		var started []store.Run
 		for i, p := range []string{"a", "b", "a"} {
-			r, err := s.StartRun(ctx, store.Run{Pipeline: p, StartedAt: t0.Add(time.Duration(i) * time.Second)})
+			r, err := s.StartRun(ctx, store.Run{Pipeline: p, StartedAt: t0.Add(time.Duration(i) * time.Second)}, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -535,7 +696,7 @@ var cases = []testCase{
 		for w := range workers {
 			wg.Go(func() {
 				for i := range each {
-					if _, err := s.StartRun(ctx, store.Run{Pipeline: "orders"}); err != nil {
+					if _, err := s.StartRun(ctx, store.Run{Pipeline: "orders"}, 0); err != nil {
 						errs <- err
 					}
 					reg := store.Registration{ID: fmt.Sprintf("c%d-%d", w, i), Pipeline: "orders"}
@@ -581,6 +742,7 @@ var cases = []testCase{
 		calls := map[string]func() error{
 			"PutPipeline":    func() error { _, err := s.PutPipeline(ctx, pipe("orders", "h2"), store.AnyRevision); return err },
 			"GetPipeline":    func() error { _, err := s.GetPipeline(ctx, "orders"); return err },
+			"NextRevision":   func() error { _, err := s.NextRevision(ctx, "orders"); return err },
 			"ListPipelines":  func() error { _, err := s.ListPipelines(ctx); return err },
 			"DeletePipeline": func() error { return s.DeletePipeline(ctx, "orders") },
 			"UpdatePipelineStatus": func() error {
@@ -589,7 +751,7 @@ var cases = []testCase{
 			"PutRegistration":    func() error { return s.PutRegistration(ctx, store.Registration{ID: "x"}) },
 			"DeleteRegistration": func() error { return s.DeleteRegistration(ctx, "x") },
 			"ListRegistrations":  func() error { _, err := s.ListRegistrations(ctx, ""); return err },
-			"StartRun":           func() error { _, err := s.StartRun(ctx, store.Run{Pipeline: "orders"}); return err },
+			"StartRun":           func() error { _, err := s.StartRun(ctx, store.Run{Pipeline: "orders"}, 0); return err },
 			"UpdateRun":          func() error { return s.UpdateRun(ctx, store.Run{Pipeline: "orders", ID: 1}) },
 			"ListRuns":           func() error { _, err := s.ListRuns(ctx, "", 0); return err },
 			"Close":              s.Close,
@@ -605,6 +767,8 @@ var cases = []testCase{
 		wantErr(t, "PutPipeline", err, context.Canceled)
 		_, err = s.ListRuns(c, "", 0)
 		wantErr(t, "ListRuns", err, context.Canceled)
+		_, err = s.NextRevision(c, "orders")
+		wantErr(t, "NextRevision", err, context.Canceled)
 		if _, err := s.GetPipeline(ctx, "orders"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("a canceled put stored something: %v", err)
 		}

@@ -41,14 +41,24 @@ func Put(cur *store.Pipeline, tombstone int64, p store.Pipeline, expected int64,
 	if next.AppliedAt.IsZero() {
 		next.AppliedAt = store.NormTime(now)
 	}
+	next.Revision = NextRevision(cur, tombstone)
 	if cur != nil {
-		next.Revision = cur.Revision + 1
+		next.CreatedAt = cur.CreatedAt
 		next.Status = cur.Status.Clone()
 	} else {
-		next.Revision = tombstone + 1
+		next.CreatedAt = next.AppliedAt
 		next.Status = store.PipelineStatus{Phase: store.PhasePending}
 	}
 	return next, store.PutResult{Pipeline: next.Clone(), Created: cur == nil, Changed: true}, nil
+}
+
+// NextRevision is the revision a changing Put stores, given the same cur
+// and tombstone as Put.
+func NextRevision(cur *store.Pipeline, tombstone int64) int64 {
+	if cur != nil {
+		return cur.Revision + 1
+	}
+	return tombstone + 1
 }
 
 // CheckRun validates a run passed to StartRun (start true) or UpdateRun.
@@ -74,6 +84,10 @@ func NewRun(r store.Run, id int64, now time.Time) store.Run {
 	}
 	return r
 }
+
+// Prunable reports whether a run that is not among its pipeline's newest
+// keep may be removed: only one that has ended.
+func Prunable(r store.Run) bool { return r.State.Terminal() }
 
 // SortRuns orders runs newest first: StartedAt, then pipeline name, then
 // ID, all descending.
