@@ -952,9 +952,9 @@ type Pipeline struct {
 	Spec []byte `protobuf:"bytes,4,opt,name=spec,proto3" json:"spec,omitempty"`
 	// dir is where relative paths resolve (ApplyRequest.dir).
 	Dir string `protobuf:"bytes,5,opt,name=dir,proto3" json:"dir,omitempty"`
-	// created_at is when revision 1 was applied (not filled in yet: the store
-	// keeps only when the current revision was applied); updated_at is when
-	// the current revision was applied.
+	// created_at is when the pipeline was created (its first revision was
+	// applied; a pipeline applied again after a delete is created anew);
+	// updated_at is when the current revision was applied.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// status is what the reconciler observed.
