@@ -17,6 +17,12 @@
 // already emitted drains to the sinks within Options.Grace, then the run is
 // stopped hard. Abort stops at once.
 //
+// Reload: a running pipeline takes a changed file in place. Unchanged
+// components keep running untouched; added ones start, removed ones drain
+// and stop, changed ones drain before their new instance starts, and
+// edges are switched while their upstream is held between batches (see
+// Engine.Reload). Only a change of the dead-letter sink needs a restart.
+//
 // engine imports flow, spec and graph; it must not import the built-in
 // components (they come through the flow.Registry it is handed) nor the
 // CLI.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,16 +48,42 @@ type Options struct {
 // Engine runs one pipeline once. Build it with New, start it with Run;
 // Stats may be read at any time from any goroutine.
 type Engine struct {
-	p     *spec.Pipeline
-	g     *graph.Graph
-	opts  Options
-	log   *slog.Logger
-	nodes []*node // topological order, dead-letter sink last
-	dead  *node
-	reg   *flow.Registry
+	p    *spec.Pipeline
+	g    *graph.Graph
+	opts Options
+	log  *slog.Logger
+	dead *node
+	reg  *flow.Registry
 
-	// reloadMu serialises Reload calls and guards p and g against them.
+	// nodes is the current node list (topological order, dead-letter sink
+	// last). Reload replaces the slice, never changes one: readers (Stats,
+	// the metrics) may keep what they loaded.
+	nodes atomic.Pointer[[]*node]
+
+	// reloadMu serialises Reload calls and guards p, g and stale against
+	// them.
 	reloadMu sync.Mutex
+	// stale names the components whose running instance (or absence) does
+	// not match g after a Reload that failed for them: the next Reload
+	// applies them again.
+	stale map[string]bool
+
+	// srcCtx is the parent of every source's context; set by Run before
+	// ready.
+	srcCtx context.Context
+
+	// live counts the node goroutines and the Reload in progress; allDone
+	// is closed when it drops to zero, and nothing starts after that.
+	liveMu  sync.Mutex
+	live    int
+	over    bool
+	allDone chan struct{}
+
+	// retired holds the nodes Reload took out of the list that may still
+	// matter: a source with unacknowledged batches, a component still
+	// draining. stop wakes them and Run's end sweeps their pending acks.
+	retiredMu sync.Mutex
+	retired   []*node
 
 	running  atomic.Bool
 	ready    atomic.Bool
@@ -98,18 +125,20 @@ func New(p *spec.Pipeline, reg *flow.Registry, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build graph: %w", err)
 	}
-	e := &Engine{p: p, g: g, reg: reg, opts: opts, log: opts.Logger.With(logKeyPipeline, p.Name)}
+	e := &Engine{p: p, g: g, reg: reg, opts: opts, log: opts.Logger.With(logKeyPipeline, p.Name),
+		allDone: make(chan struct{})}
 	e.hardCtx, e.hardCancel = context.WithCancel(context.Background())
 	e.hard = e.hardCtx.Done()
 
 	byName := map[string]*node{}
 	producersOfDead := 0
+	var nodes []*node
 	for _, gn := range g.Nodes() {
 		n, err := e.buildNode(gn, reg)
 		if err != nil {
 			return nil, err
 		}
-		e.nodes = append(e.nodes, n)
+		nodes = append(nodes, n)
 		byName[n.name] = n
 		if gn.DeadLetter {
 			e.dead = n
@@ -117,14 +146,13 @@ func New(p *spec.Pipeline, reg *flow.Registry, opts Options) (*Engine, error) {
 			producersOfDead++
 		}
 	}
-	for _, n := range e.nodes {
-		for _, out := range n.gn.Outputs {
-			n.outs = append(n.outs, outEdge{to: byName[out.To], types: out.Types})
-		}
+	for _, n := range nodes {
+		n.outs = outsOf(n.gn, byName)
 	}
 	if e.dead != nil {
 		e.dead.in.producers = producersOfDead
 	}
+	e.nodes.Store(&nodes)
 	return e, nil
 }
 
@@ -164,8 +192,10 @@ func (e *Engine) buildNode(gn *graph.Node, reg *flow.Registry) (*node, error) {
 		comp: comp, log: log, stats: newCounters(),
 		parallel: max(1, c.Parallelism), ordered: c.Ordered,
 		pending: map[*ack]struct{}{},
+		done:    make(chan struct{}),
 	}
 	n.seq.cond = sync.NewCond(&n.seq.mu)
+	n.gate.pausing = make(chan struct{})
 	var ok bool
 	switch gn.Role {
 	case flow.RoleSource:
@@ -191,7 +221,8 @@ func (e *Engine) buildNode(gn *graph.Node, reg *flow.Registry) (*node, error) {
 	return n, nil
 }
 
-// Graph returns the graph the engine runs.
+// Graph returns the graph of the pipeline the engine runs: the last one
+// Reload applied (even in part, when it returned an error).
 func (e *Engine) Graph() *graph.Graph {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
@@ -222,11 +253,16 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.hardCancel()
 	}()
 
-	for i := len(e.nodes) - 1; i >= 0; i-- {
-		n := e.nodes[i]
+	nodes := e.list()
+	for i := len(nodes) - 1; i >= 0; i-- {
+		n := nodes[i]
 		if o, ok := n.comp.(flow.Opener); ok {
 			if err := o.Open(ctx); err != nil {
-				e.closeFrom(i + 1)
+				for _, n := range nodes[i+1:] {
+					if err := n.close(); err != nil {
+						e.recordErr(err)
+					}
+				}
 				return fmt.Errorf("open %s %q: %w", n.role, n.name, err)
 			}
 		}
@@ -239,21 +275,19 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.stopped() { // Abort came before the sources started
 		cancelSrc()
 	}
-	e.ready.Store(true)
+	e.srcCtx = srcCtx
 
-	var wg sync.WaitGroup
-	for _, n := range e.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n.run(srcCtx)
-		}()
+	// Run holds a reference to live until every node started, so that
+	// allDone cannot close early.
+	e.liveMu.Lock()
+	e.live = 1
+	for _, n := range nodes {
+		e.startLocked(n)
 	}
-	allDone := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(allDone)
-	}()
+	e.liveMu.Unlock()
+	e.ready.Store(true)
+	e.release()
+	allDone := e.allDone
 
 	select {
 	case <-allDone:
@@ -281,11 +315,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.errMu.Lock()
 	err, cause := e.err, e.stopCause
 	e.errMu.Unlock()
+	sources := e.sources()
 	pending := 0
-	for _, n := range e.nodes {
-		if n.role == flow.RoleSource {
-			pending += n.pendingCount()
-		}
+	for _, n := range sources {
+		pending += n.pendingCount()
 	}
 	sweep := err
 	if sweep == nil {
@@ -294,10 +327,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	if sweep == nil && pending > 0 {
 		sweep = errors.New("run ended before the batch was written")
 	}
-	for _, n := range e.nodes {
-		if n.role == flow.RoleSource {
-			n.failPending(sweep)
-		}
+	for _, n := range sources {
+		n.failPending(sweep)
 	}
 	switch {
 	case err != nil:
@@ -329,7 +360,7 @@ func (e *Engine) stop(cause error) {
 			cancelSrc()
 		}
 		e.hardCancel()
-		for _, n := range e.nodes {
+		for _, n := range append(e.list(), e.retiredNodes()...) {
 			n.seq.mu.Lock()
 			n.seq.cond.Broadcast()
 			n.seq.mu.Unlock()
@@ -368,9 +399,74 @@ func (e *Engine) stopped() bool {
 	}
 }
 
-// closeFrom closes the components of nodes[i:] (after a failed Open).
-func (e *Engine) closeFrom(i int) {
-	for _, n := range e.nodes[i:] {
-		n.close()
+// list returns the current nodes (topological order, dead-letter sink
+// last). The slice must not be modified.
+func (e *Engine) list() []*node { return *e.nodes.Load() }
+
+// retiredNodes returns a copy of the nodes Reload took out that may still
+// matter.
+func (e *Engine) retiredNodes() []*node {
+	e.retiredMu.Lock()
+	defer e.retiredMu.Unlock()
+	return slices.Clone(e.retired)
+}
+
+// sources returns every source node that may hold pending acks: the
+// current ones and the retired ones.
+func (e *Engine) sources() []*node {
+	var out []*node
+	for _, n := range append(e.list(), e.retiredNodes()...) {
+		if n.role == flow.RoleSource {
+			out = append(out, n)
+		}
 	}
+	return out
+}
+
+// startLocked starts n's goroutine, counted in live. e.liveMu is held and
+// the run is not over.
+func (e *Engine) startLocked(n *node) {
+	if n.role == flow.RoleSource {
+		n.ctx, n.cancel = context.WithCancel(e.srcCtx)
+	}
+	e.live++
+	go func() {
+		defer e.release()
+		n.run()
+	}()
+}
+
+// acquire counts the caller in live (a Reload), unless every node already
+// finished.
+func (e *Engine) acquire() bool {
+	e.liveMu.Lock()
+	defer e.liveMu.Unlock()
+	if e.over {
+		return false
+	}
+	e.live++
+	return true
+}
+
+// release drops one reference to live; the last closes allDone.
+func (e *Engine) release() {
+	e.liveMu.Lock()
+	defer e.liveMu.Unlock()
+	e.live--
+	if e.live == 0 && !e.over {
+		e.over = true
+		close(e.allDone)
+	}
+}
+
+// outsOf returns gn's output edges to the nodes of byName; an edge to a
+// name byName lacks is left out.
+func outsOf(gn *graph.Node, byName map[string]*node) []outEdge {
+	var outs []outEdge
+	for _, out := range gn.Outputs {
+		if to := byName[out.To]; to != nil {
+			outs = append(outs, outEdge{to: to, types: out.Types})
+		}
+	}
+	return outs
 }

@@ -59,16 +59,36 @@ type node struct {
 	lastLog    atomic.Int64 // run-relative nanoseconds of the last error log
 	suppressed atomic.Int64
 
-	// gate lets Reload pause the workers between batches (see reload.go).
+	// gate lets Reload hold the node between batches (see reload.go).
 	gate gate
+
+	// ctx and cancel bound a source's Run (a child of the run's source
+	// context, so that Reload can stop one source).
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// done is closed when the node's goroutine returned.
+	done chan struct{}
+	// ended is set once the node will send nothing more: it told its
+	// downstream queues, or Reload took its place over.
+	ended atomic.Bool
+	// endMu guards exited and owned: whether the goroutine finished its
+	// work, and whether Reload (rather than the goroutine) then tells the
+	// downstream queues and closes the component.
+	endMu  sync.Mutex
+	exited bool
+	owned  bool
 }
 
 // run drives the node until its input is drained (or its source is
-// exhausted), tells the nodes downstream, and closes the component.
-func (n *node) run(srcCtx context.Context) {
+// exhausted), tells the nodes downstream, and closes the component —
+// unless Reload took the node over meanwhile (see takeOver), which then
+// does both itself.
+func (n *node) run() {
+	defer close(n.done)
 	switch n.role {
 	case flow.RoleSource:
-		err := n.src.Run(srcCtx, &emitter{n: n})
+		err := n.src.Run(n.ctx, &emitter{n: n})
 		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errStopped) {
 			n.e.fail(fmt.Errorf("source %q: %w", n.name, err))
 		}
@@ -83,44 +103,69 @@ func (n *node) run(srcCtx context.Context) {
 		}
 		wg.Wait()
 	}
+	n.endMu.Lock()
+	n.exited = true
+	owned := n.owned
+	n.endMu.Unlock()
+	if owned {
+		return
+	}
+	// Between batches, so that Reload is not rewiring the edges meanwhile;
+	// a run stopped hard needs no more signals.
+	if _, ok := n.enter(nil); ok {
+		n.finish()
+		n.leave()
+	}
+	n.ended.Store(true)
+	if err := n.close(); err != nil {
+		n.e.recordErr(err)
+	}
+}
+
+// finish tells every queue n feeds (and the dead-letter sink's) that n
+// will push no more.
+func (n *node) finish() {
 	for i := range n.outs {
 		n.outs[i].to.in.producerDone()
 	}
 	if d := n.e.dead; d != nil && !n.deadLetter {
 		d.in.producerDone()
 	}
-	n.close()
+	n.ended.Store(true)
 }
 
 // close closes the component, if it has resources, within the grace
-// period; a failure fails the run. A Reload after it leaves the node
-// alone.
-func (n *node) close() {
-	n.gate.swap.Lock()
-	n.gate.closed = true
-	comp := n.comp
-	n.gate.swap.Unlock()
-	c, ok := comp.(flow.Closer)
+// period.
+func (n *node) close() error {
+	c, ok := n.comp.(flow.Closer)
 	if !ok {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.e.opts.Grace)
 	defer cancel()
 	if err := c.Close(ctx); err != nil {
-		n.e.recordErr(fmt.Errorf("close %s %q: %w", n.role, n.name, err))
+		return fmt.Errorf("close %s %q: %w", n.role, n.name, err)
 	}
+	return nil
 }
 
-// work is one worker of a processor or sink.
+// work is one worker of a processor or sink. It pops inside the gate, so
+// a batch a worker holds always counts for Reload's pause.
 func (n *node) work() {
 	var buf []*flow.Event
 	for {
-		b, seq, ok := n.in.pop(n.e.hard)
+		pausing, ok := n.enter(nil)
 		if !ok {
-			return
+			return // stopped hard while held for a reload
 		}
-		if !n.enter() {
-			return // stopped hard while paused for a reload
+		b, seq, res := n.in.pop(n.e.hard, pausing)
+		switch res {
+		case popEnd:
+			n.leave()
+			return
+		case popPaused:
+			n.leave()
+			continue
 		}
 		if n.sink != nil {
 			n.writeBatch(b)
@@ -158,6 +203,18 @@ func (em *emitter) Emit(ctx context.Context, events []*flow.Event, done func(err
 	if e.stopped() {
 		return errStopped
 	}
+	// Hold the gate while handing the batch over: Reload rewires the
+	// source's edges only between batches.
+	if _, ok := n.enter(ctx.Done()); !ok {
+		if e.stopped() {
+			return errStopped
+		}
+		if done != nil {
+			done(ctx.Err())
+		}
+		return ctx.Err()
+	}
+	defer n.leave()
 	a := ackPool.Get().(*ack)
 	a.done, a.src, a.born = done, n, e.now()
 	chunks := (len(events) + flow.MaxBatch - 1) / flow.MaxBatch

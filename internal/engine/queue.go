@@ -81,10 +81,20 @@ func (q *queue) push(b *batch, soft, hard <-chan struct{}) bool {
 	return true
 }
 
+// popResult says what pop returned.
+type popResult int
+
+const (
+	popOK     popResult = iota // a batch
+	popEnd                     // drained and no producer left, or stopped hard
+	popPaused                  // pause closed while the queue was empty
+)
+
 // pop takes the oldest batch and its sequence number, blocking while the
-// queue is empty and producers remain. ok is false when the queue is
-// drained and closed, or hard is closed.
-func (q *queue) pop(hard <-chan struct{}) (b *batch, seq uint64, ok bool) {
+// queue is empty and producers remain. It returns popEnd when the queue is
+// drained and closed, or hard is closed, and popPaused when pause (which
+// may be nil) is closed while it waits on an empty queue.
+func (q *queue) pop(hard, pause <-chan struct{}) (b *batch, seq uint64, res popResult) {
 	for {
 		q.mu.Lock()
 		if q.n > 0 {
@@ -101,18 +111,20 @@ func (q *queue) pop(hard <-chan struct{}) (b *batch, seq uint64, ok bool) {
 			if more {
 				signal(q.ready)
 			}
-			return b, seq, true
+			return b, seq, popOK
 		}
-		if q.producers == 0 {
+		if q.producers <= 0 {
 			q.mu.Unlock()
 			signal(q.ready) // wake the next worker so it sees the end too
-			return nil, 0, false
+			return nil, 0, popEnd
 		}
 		q.mu.Unlock()
 		select {
 		case <-q.ready:
 		case <-hard:
-			return nil, 0, false
+			return nil, 0, popEnd
+		case <-pause:
+			return nil, 0, popPaused
 		}
 	}
 }
@@ -121,6 +133,34 @@ func (q *queue) pop(hard <-chan struct{}) (b *batch, seq uint64, ok bool) {
 func (q *queue) producerDone() {
 	q.mu.Lock()
 	q.producers--
+	q.mu.Unlock()
+	signal(q.ready)
+}
+
+// addProducer counts one more producer, unless the queue already saw its
+// last producer finish (its consumers may be gone): then it returns false.
+func (q *queue) addProducer() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.producers <= 0 {
+		return false
+	}
+	q.producers++
+	return true
+}
+
+// producerCount returns the number of producers still to finish.
+func (q *queue) producerCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.producers
+}
+
+// closeInput makes the queue end once it is drained, whatever producers
+// it still counts (Reload, once it held every one of them).
+func (q *queue) closeInput() {
+	q.mu.Lock()
+	q.producers = 0
 	q.mu.Unlock()
 	signal(q.ready)
 }

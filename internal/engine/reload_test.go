@@ -186,8 +186,11 @@ func equalInts(a, b []int) bool {
 	return true
 }
 
-// TestReloadNeedsRestart: changes Reload does not apply in place are
-// refused with ErrReloadNeedsRestart and leave the run as it was.
+// TestReloadNeedsRestart: changes Reload does not apply in place (the
+// dead-letter sink, the pipeline's name) are refused with
+// ErrReloadNeedsRestart and leave the run as it was; the ones it applies
+// (a source's config, an added sink, parallelism, inputs) leave the
+// unchanged sink alone.
 func TestReloadNeedsRestart(t *testing.T) {
 	dir := t.TempDir()
 	probe := &probeSink{}
@@ -204,32 +207,48 @@ func TestReloadNeedsRestart(t *testing.T) {
 	waitFor(t, 5*time.Second, "the run to start", func() bool { return e.Stats().Ready })
 
 	cases := []struct {
-		name string
-		p    *spec.Pipeline
+		name    string
+		p       *spec.Pipeline
+		restart bool
 	}{
-		{"source config", reloadPipeline(t, reg, "count: 0, rate: 1000", keep, "")},
-		{"added sink", reloadPipeline(t, reg, gen, keep, "  - {name: more, type: drop, inputs: [gen]}\n")},
+		{"dead-letter sink added", reloadPipeline(t, reg, gen, keep, "dead_letter: {name: dl, type: drop}\n"), true},
+		{"pipeline renamed", func() *spec.Pipeline {
+			p := reloadPipeline(t, reg, gen, keep, "")
+			p.Name = "other"
+			return p
+		}(), true},
+		{"source config", reloadPipeline(t, reg, "count: 0, rate: 1000", keep, ""), false},
+		{"added sink", reloadPipeline(t, reg, gen, keep, "  - {name: more, type: drop, inputs: [gen]}\n"), false},
 		{"parallelism", func() *spec.Pipeline {
 			p := reloadPipeline(t, reg, gen, keep, "")
 			p.Processors[0].Parallelism = 4
 			return p
-		}()},
+		}(), false},
 		{"inputs", func() *spec.Pipeline {
 			p := reloadPipeline(t, reg, gen, keep, "")
 			p.Sinks[1].Inputs = []spec.Input{{From: "gen"}}
 			return p
-		}()},
+		}(), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := e.Reload(ctx, tc.p)
+			if !tc.restart {
+				if err != nil {
+					t.Fatalf("Reload = %v, want it applied", err)
+				}
+				return
+			}
 			if !errors.Is(err, engine.ErrReloadNeedsRestart) {
 				t.Fatalf("Reload = %v, want ErrReloadNeedsRestart", err)
 			}
 			t.Log(err)
 		})
 	}
-	// Nothing changed: the same file reloads as a no-op.
+	// Back to the first file; then the same file again is a no-op.
+	if err := e.Reload(ctx, reloadPipeline(t, reg, gen, keep, "")); err != nil {
+		t.Fatalf("Reload back: %v", err)
+	}
 	if err := e.Reload(ctx, reloadPipeline(t, reg, gen, keep, "")); err != nil {
 		t.Fatalf("no-op Reload: %v", err)
 	}

@@ -82,7 +82,8 @@ type Stats struct {
 	Elapsed time.Duration
 	// Components are in topological order, the dead-letter sink last.
 	Components []ComponentStats
-	// Pending is the number of source batches not yet acknowledged.
+	// Pending is the number of source batches not yet acknowledged
+	// (including those of sources a Reload replaced or removed).
 	Pending int
 	// Ready is true once every component is open and running.
 	Ready bool
@@ -91,7 +92,10 @@ type Stats struct {
 }
 
 // Stats returns a snapshot of every component's counters. It is safe to
-// call from any goroutine at any time.
+// call from any goroutine at any time. After a Reload it lists the
+// components running then: added ones once they are wired in, removed
+// ones until they finished draining; a changed component keeps its
+// counters (they go on rising) and its queue is the new instance's.
 func (e *Engine) Stats() Stats {
 	s := Stats{Ready: e.ready.Load(), Finished: e.finished.Load()}
 	if st := e.started.Load(); st != nil {
@@ -102,7 +106,12 @@ func (e *Engine) Stats() Stats {
 			s.Elapsed = time.Since(*st)
 		}
 	}
-	for _, n := range e.nodes {
+	for _, n := range e.retiredNodes() {
+		if n.role == flow.RoleSource {
+			s.Pending += n.pendingCount()
+		}
+	}
+	for _, n := range e.list() {
 		c := n.stats
 		cs := ComponentStats{
 			Name: n.name, Role: n.role, DeadLetter: n.deadLetter,
