@@ -283,7 +283,11 @@ func printApplyResult(w io.Writer, r *controlv1.ApplyResponse) {
 	}
 	_ = t.flush()
 	if r.GetChanged() && r.GetRestartsAll() && r.GetRevision() > 1 {
-		fmt.Fprintln(w, "note: this server restarts the whole pipeline on a change, so unchanged components restart too")
+		why := strings.TrimPrefix(r.GetRestartReason(), "reload: ")
+		if why == "" {
+			why = "this server restarts the whole pipeline on a change"
+		}
+		fmt.Fprintf(w, "note: the whole pipeline restarts, unchanged components too: %s\n", why)
 	}
 }
 

@@ -218,10 +218,16 @@ func TestApplyGetDeleteAgainstServer(t *testing.T) {
 	}
 	out, _ = run(t, 0, "get", "runs", "demo")
 	golden(t, "get-runs.txt", mask(out, nil))
+	// Applied in place: the same run goes on with the new revision.
 	out, _ = run(t, 0, "get", "runs", "demo/1", "-o", "json")
-	if !strings.Contains(out, `"state": "RUN_STATE_STOPPED"`) {
+	if !strings.Contains(out, `"state": "RUN_STATE_RUNNING"`) || !strings.Contains(out, `"revision": "2"`) {
 		t.Errorf("get runs demo/1 -o json:\n%s", out)
 	}
+	// A change that cannot be applied in place says so in the dry run.
+	writeFileAt(t, file, demoV2+"dead_letter: {name: failed, type: drop}\n")
+	out, _ = run(t, 0, "apply", "-f", file, "--dry-run")
+	golden(t, "restart-dry-run.txt", out)
+	writeFileAt(t, file, demoV2)
 
 	out, _ = run(t, 0, "describe", "pipeline", "demo")
 	for _, want := range []string{"Name:", "demo", "Revision:", "Phase:", "Running", "Conditions:", "Ready", "Components:", "keep", "tag", "Recent runs:", "Recent logs:", "2 sources"} {
@@ -337,7 +343,9 @@ func TestLogsFollow(t *testing.T) {
 	if code, out, errb := runFlowctl(t, "", "apply", "-f", file, "--wait", "--server", addr); code != 0 {
 		t.Fatalf("apply: %s%s", out, errb)
 	}
-	writeFileAt(t, file, demoV2) // the first run's summary lands in the logs
+	// A new dead-letter sink restarts the run: the first run's summary
+	// lands in the logs.
+	writeFileAt(t, file, demoV1+"dead_letter: {name: failed, type: drop}\n")
 	if code, out, errb := runFlowctl(t, "", "apply", "-f", file, "--wait", "--server", addr); code != 0 {
 		t.Fatalf("apply: %s%s", out, errb)
 	}

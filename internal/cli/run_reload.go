@@ -21,9 +21,9 @@ import (
 )
 
 // exitReloadRestart is flowctl run's exit code after a SIGHUP asked for a
-// change the run cannot apply in place (a new component, a new edge, a
-// changed source...): the run drained and stopped so that a supervisor
-// starts it again with the new file.
+// change the run cannot apply in place (the dead-letter sink changed, see
+// engine.Reload): the run drained and stopped so that a supervisor starts
+// it again with the new file.
 const exitReloadRestart = 3
 
 // reloader applies the pipeline file again on SIGHUP (see engine.Reload).

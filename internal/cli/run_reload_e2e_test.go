@@ -12,9 +12,9 @@ import (
 )
 
 // TestRunSIGHUP runs `flowctl run` and sends SIGHUP after each rewrite of
-// its file: a file that does not validate is ignored, a changed filter is
-// applied in place (the process keeps running), a new sink makes it drain
-// and exit with code 3.
+// its file: a file that does not validate is ignored, a changed filter and
+// a new sink are applied in place (the process keeps running), a new
+// dead-letter sink makes it drain and exit with code 3.
 func TestRunSIGHUP(t *testing.T) {
 	bin := flowctlBinary(t)
 	dir := t.TempDir()
@@ -76,8 +76,19 @@ func TestRunSIGHUP(t *testing.T) {
 		}
 	}
 
-	// A new sink cannot be added in place: drain, exit 3.
+	// A new sink is added in place.
 	write(strings.Replace(reloadPipelineText("data.i % 5 == 0"), "sinks:\n", "sinks:\n  - {name: more, type: drop, inputs: [gen]}\n", 1))
+	hup("the new sink to start", func() bool {
+		return strings.Contains(stderr.String(), `msg="component started"`) && strings.Contains(stderr.String(), "component=more")
+	})
+	select {
+	case err := <-exited:
+		t.Fatalf("after SIGHUP adding a sink the run ended: %v", err)
+	default:
+	}
+
+	// A new dead-letter sink cannot be added in place: drain, exit 3.
+	write(reloadPipelineText("data.i % 5 == 0") + "dead_letter: {name: failed, type: drop}\n")
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}

@@ -54,8 +54,10 @@ SIGINT/SIGTERM drains every pipeline within --grace (its run is recorded as Stop
 closes the store; the next start brings back every applied pipeline. Runs that were in
 progress when a server died without that (SIGKILL, a crash) are recorded as Interrupted.
 
-In-place updates are not done yet: applying a changed file drains the pipeline's child and
-starts the new revision, so unchanged components restart too.`,
+Applying a changed file updates the running child in place: components that did not change
+keep running (same process, counters go on), changed ones drain and start again, removed ones
+drain and stop, new ones start. Only a change of the dead-letter sink or of the directory the
+file is applied from restarts the whole child; apply --dry-run says when.`,
 		Example: `  flowctl server
   flowctl server --listen 0.0.0.0:7070 --tls-cert server.crt --tls-key server.key --tls-client-ca ca.crt
   flowctl server --data-dir /var/lib/flowctl --grace 30s`,

@@ -98,13 +98,16 @@ func (a *api) Apply(ctx context.Context, req *controlv1.ApplyRequest) (*controlv
 	resp.Hash = hash
 	resp.Plan = plan(p, oldParsed)
 	changed := old == nil || old.Hash != hash
-	// A change a running child applies in place (settings of processors
-	// and sinks only) leaves the other components running.
-	inPlace := false
+	// A change a running child applies in place (see engine.Reload)
+	// leaves the other components running.
+	inPlace, why := false, ""
 	if old != nil {
-		inPlace, _ = reloadable(oldParsed, p, old.Dir, req.GetDir())
+		inPlace, why = reloadable(oldParsed, p, old.Dir, req.GetDir())
 	}
 	resp.RestartsAll = changed && old != nil && !inPlace
+	if resp.RestartsAll {
+		resp.RestartReason = why
+	}
 	if req.GetDryRun() {
 		resp.Changed = changed
 		if changed {
@@ -126,6 +129,9 @@ func (a *api) Apply(ctx context.Context, req *controlv1.ApplyRequest) (*controlv
 	resp.Revision = res.Pipeline.Revision
 	resp.Changed = res.Changed
 	resp.RestartsAll = res.Changed && !res.Created && !inPlace
+	if !resp.RestartsAll {
+		resp.RestartReason = ""
+	}
 	if res.Changed {
 		a.s.log.Info("pipeline applied", logKeyPipeline, name, logKeyRevision, res.Pipeline.Revision, logKeyHash, hash)
 		a.s.rec.queue.Add(name)

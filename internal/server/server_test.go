@@ -212,9 +212,9 @@ func TestApplyChangeRestartsChild(t *testing.T) {
 		t.Errorf("registry ids = %v", ids)
 	}
 
-	// A changed source cannot be applied in place (a filter can: see
-	// TestApplyChangeReloadsInPlace).
-	changed := strings.Replace(tickPipeline, `rate: 100`, `rate: 200`, 1)
+	// A new dead-letter sink cannot be applied in place (every component
+	// would feed it; other changes can: see TestApplyChangeReloadsInPlace).
+	changed := tickPipeline + "dead_letter: {name: failed, type: drop}\n"
 	resp, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(changed), Dir: dir})
 	if err != nil || !resp.GetChanged() || resp.GetRevision() != 2 || !resp.GetRestartsAll() {
 		t.Fatalf("apply changed = %v, %v", resp, err)

@@ -571,12 +571,14 @@ type ApplyResponse struct {
 	// diagnostics are the file's errors (rejected) or warnings (accepted).
 	Diagnostics []*Diagnostic `protobuf:"bytes,7,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
 	// restarts_all is true when a changed revision restarts the whole pipeline
-	// child (every component, unchanged ones too, drains and starts again).
-	// This server version always restarts the whole child on a change; in-place
-	// updates of only the changed components are not done yet.
+	// child (every component, unchanged ones too, drains and starts again)
+	// rather than being applied to the running child in place (where only the
+	// started, stopped and changed components of plan are touched).
 	RestartsAll bool `protobuf:"varint,8,opt,name=restarts_all,json=restartsAll,proto3" json:"restarts_all,omitempty"`
 	// dry_run echoes the request.
-	DryRun        bool `protobuf:"varint,9,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,9,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// restart_reason says why, when restarts_all is true.
+	RestartReason string `protobuf:"bytes,10,opt,name=restart_reason,json=restartReason,proto3" json:"restart_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -672,6 +674,13 @@ func (x *ApplyResponse) GetDryRun() bool {
 		return x.DryRun
 	}
 	return false
+}
+
+func (x *ApplyResponse) GetRestartReason() string {
+	if x != nil {
+		return x.RestartReason
+	}
+	return ""
 }
 
 // GetPipelineRequest names a pipeline.
@@ -2003,7 +2012,7 @@ const file_flowctl_control_v1_control_proto_rawDesc = "" +
 	"\x06column\x18\x03 \x01(\x05R\x06column\x12\x1a\n" +
 	"\bseverity\x18\x04 \x01(\tR\bseverity\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x12\x12\n" +
-	"\x04hint\x18\x06 \x01(\tR\x04hint\"\xb9\x02\n" +
+	"\x04hint\x18\x06 \x01(\tR\x04hint\"\xe0\x02\n" +
 	"\rApplyResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x12\n" +
@@ -2013,7 +2022,9 @@ const file_flowctl_control_v1_control_proto_rawDesc = "" +
 	"\x04plan\x18\x06 \x03(\v2\x1c.flowctl.control.v1.PlanItemR\x04plan\x12@\n" +
 	"\vdiagnostics\x18\a \x03(\v2\x1e.flowctl.control.v1.DiagnosticR\vdiagnostics\x12!\n" +
 	"\frestarts_all\x18\b \x01(\bR\vrestartsAll\x12\x17\n" +
-	"\adry_run\x18\t \x01(\bR\x06dryRun\"(\n" +
+	"\adry_run\x18\t \x01(\bR\x06dryRun\x12%\n" +
+	"\x0erestart_reason\x18\n" +
+	" \x01(\tR\rrestartReason\"(\n" +
 	"\x12GetPipelineRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"O\n" +
 	"\x13GetPipelineResponse\x128\n" +
