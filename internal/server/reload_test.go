@@ -19,9 +19,10 @@ func TestReloadable(t *testing.T) {
 		{"on_error of the sink", tickPipeline + "    on_error: drop\n", "/d", true, ""},
 		{"same file", tickPipeline, "/d", true, ""},
 		{"another directory", tickPipeline, "/e", false, "another directory"},
-		{"source config", strings.Replace(tickPipeline, "rate: 100", "rate: 5", 1), "/d", false, "source"},
-		{"new sink", tickPipeline + "  - {name: more, type: drop, inputs: [gen]}\n", "/d", false, "number of components"},
-		{"parallelism", strings.Replace(tickPipeline, "    inputs: [gen]\n", "    inputs: [gen]\n    parallelism: 2\n", 1), "/d", false, "more than its config"},
+		{"source config", strings.Replace(tickPipeline, "rate: 100", "rate: 5", 1), "/d", true, ""},
+		{"new sink", tickPipeline + "  - {name: more, type: drop, inputs: [gen]}\n", "/d", true, ""},
+		{"parallelism", strings.Replace(tickPipeline, "    inputs: [gen]\n", "    inputs: [gen]\n    parallelism: 2\n", 1), "/d", true, ""},
+		{"new dead-letter sink", tickPipeline + "dead_letter: {name: failed, type: drop}\n", "/d", false, "dead-letter sink was added"},
 		{"invalid", "name: tick\n", "/d", false, "does not validate"},
 	}
 	for _, tc := range cases {
