@@ -92,7 +92,8 @@ func (r *reconciler) reloadChild(ctx context.Context, c *child, desired store.Pi
 		case <-tick.C:
 		}
 	}
-	c.rev.Store(desired.Revision)
+	// The run's record first, then the running revision: whoever sees
+	// revision 2 running finds the run of revision 2 in the history too.
 	c.mu.Lock()
 	c.spec = string(desired.Spec)
 	c.reloadingRev = 0
@@ -102,6 +103,7 @@ func (r *reconciler) reloadChild(ctx context.Context, c *child, desired store.Pi
 	if err := r.opts.store.UpdateRun(ctx, run); err != nil {
 		log.Warn("record the run's new revision", logKeyError, err)
 	}
+	c.rev.Store(desired.Revision)
 	log.Info("pipeline reloaded in place", logKeyRun, run.ID)
 	return true
 }
