@@ -180,7 +180,8 @@ func (s *httpSink) Write(ctx context.Context, batch []*flow.Event) error {
 			return fmt.Errorf("sink %q: post to %s: %w", s.name, s.url, ctx.Err())
 		}
 		if isStatus && !se.retryable() {
-			return fmt.Errorf("sink %q: %s %s refused the batch: %w", s.name, s.method, s.url, err)
+			// Permanent: the engine's on_error retry skips it too.
+			return fmt.Errorf("sink %q: %s %s refused the batch: %w: %w", s.name, s.method, s.url, flow.ErrPermanent, err)
 		}
 		if attempt >= s.maxAttempts {
 			break

@@ -3,6 +3,7 @@ package components
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -117,6 +118,11 @@ func TestHTTPSinkRetries(t *testing.T) {
 			}
 			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("Write error %v, want it to contain %q", err, tt.wantErr)
+			}
+			// A refused request is permanent (the engine does not retry it
+			// under on_error: retry); a server error is not.
+			if want := strings.HasPrefix(tt.wantErr, "status 4"); err != nil && errors.Is(err, flow.ErrPermanent) != want {
+				t.Errorf("errors.Is(%v, flow.ErrPermanent) = %v, want %v", err, !want, want)
 			}
 			if got := int(rec.calls.Load()); got != tt.wantCalls {
 				t.Errorf("%d requests, want %d", got, tt.wantCalls)

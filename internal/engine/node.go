@@ -510,6 +510,10 @@ func (n *node) writeBatch(b *batch) {
 		tally.out += len(events) - len(bad)
 		tally.errors += len(bad)
 		if n.policy.first == policyRetry && attempt < n.policy.maxAttempts {
+			bad, errs = settlePermanent(bad, errs, attempt, &failed)
+			if len(bad) == 0 {
+				break
+			}
 			n.logError("write failed, retrying", errs[0], bad[0], attempt)
 			tally.retries += len(bad)
 			if !n.sleep(n.policy.backoffFor(attempt)) {

@@ -141,7 +141,7 @@ func (n *node) processEvent(ctx context.Context, ev *flow.Event, out []*flow.Eve
 		if n.e.stopped() {
 			return out, false
 		}
-		if n.policy.first == policyRetry && attempt < n.policy.maxAttempts {
+		if n.policy.first == policyRetry && attempt < n.policy.maxAttempts && !errors.Is(err, flow.ErrPermanent) {
 			n.logError("process failed, retrying", err, ev, attempt)
 			t.retries++
 			if !n.sleep(n.policy.backoffFor(attempt)) {
@@ -196,6 +196,14 @@ func (n *node) processWhole(ctx context.Context, events []*flow.Event, out []*fl
 			break
 		}
 		if n.policy.first == policyRetry && attempt < n.policy.maxAttempts {
+			var final []failure
+			bad, errs = settlePermanent(bad, errs, attempt, &final)
+			for _, f := range final {
+				n.settleOne(f, t, failed)
+			}
+			if len(bad) == 0 {
+				break
+			}
 			n.logError("process failed, retrying", errs[0], bad[0], attempt)
 			t.retries += len(bad)
 			if !n.sleep(n.policy.backoffFor(attempt)) {
@@ -210,6 +218,21 @@ func (n *node) processWhole(ctx context.Context, events []*flow.Event, out []*fl
 		break
 	}
 	return out
+}
+
+// settlePermanent moves the events whose error is flow.ErrPermanent from
+// bad/errs to final (they are not retried) and returns the rest.
+func settlePermanent(bad []*flow.Event, errs []error, attempt int, final *[]failure) ([]*flow.Event, []error) {
+	k := 0
+	for i, ev := range bad {
+		if errors.Is(errs[i], flow.ErrPermanent) {
+			*final = append(*final, failure{ev: ev, err: errs[i], attempts: attempt})
+			continue
+		}
+		bad[k], errs[k] = ev, errs[i]
+		k++
+	}
+	return bad[:k], errs[:k]
 }
 
 // settle applies the final policy to events a sink failed to write.

@@ -31,6 +31,15 @@ func failOdd(heal int) flow.Processor {
 	})
 }
 
+// failOddPermanently fails events whose id ends in an odd digit with
+// flow.ErrPermanent.
+var failOddPermanently = procFunc(func(_ context.Context, e *flow.Event, out []*flow.Event) ([]*flow.Event, error) {
+	if (e.ID[len(e.ID)-1]-'0')%2 == 1 {
+		return out, fmt.Errorf("odd event %s: %w", e.ID, flow.ErrPermanent)
+	}
+	return append(out, e), nil
+})
+
 // parseAmount fails on a payload that is not JSON, like a malformed input
 // line reaching a processor that reads fields.
 var parseAmount = procFunc(func(_ context.Context, e *flow.Event, out []*flow.Event) ([]*flow.Event, error) {
@@ -57,6 +66,8 @@ func TestProcessorOnError(t *testing.T) {
 			stats: ComponentStats{Errors: 10, Retries: 10}},
 		{name: "retry then dead_letter", proc: failOdd(-1), onError: with(fast, "retry", "dead_letter", 3), dead: true,
 			wantOut: 5, wantDead: 5, attempts: 3, stats: ComponentStats{Errors: 15, Retries: 10, DeadLettered: 5}},
+		{name: "permanent not retried", proc: failOddPermanently, onError: with(fast, "retry", "dead_letter", 3), dead: true,
+			wantOut: 5, wantDead: 5, attempts: 1, stats: ComponentStats{Errors: 5, DeadLettered: 5}},
 		{name: "retry then drop", proc: failOdd(-1), onError: with(fast, "retry", "drop", 2), wantOut: 5,
 			stats: ComponentStats{Errors: 10, Retries: 5, Dropped: 5}},
 		{name: "dead_letter", proc: failOdd(-1), onError: with(fast, "dead_letter", "", 0), dead: true,
@@ -192,6 +203,20 @@ func TestSinkOnError(t *testing.T) {
 			return errors.New("disk full")
 		}
 	}
+	permanent := func(attempt int, b []*flow.Event) error {
+		return fmt.Errorf("status 400: %w", flow.ErrPermanent)
+	}
+	mixed := func(attempt int, b []*flow.Event) error {
+		be := &flow.BatchError{Failed: map[int]error{}}
+		if attempt == 1 {
+			be.Failed[0] = fmt.Errorf("bad event: %w", flow.ErrPermanent)
+			be.Failed[1] = errors.New("timeout")
+		}
+		if len(be.Failed) == 0 {
+			return nil
+		}
+		return be
+	}
 	tests := []struct {
 		name      string
 		fail      func(int, []*flow.Event) error
@@ -200,7 +225,12 @@ func TestSinkOnError(t *testing.T) {
 		wantDead  int
 		wantError string
 		stats     ComponentStats
+		attempts  int // in the dead letters [max(1, onError.MaxAttempts)]
 	}{
+		{name: "permanent not retried", fail: permanent, onError: with(fast, "retry", "dead_letter", 3),
+			wantDead: 4, stats: ComponentStats{Errors: 4, DeadLettered: 4}, attempts: 1},
+		{name: "permanent settled, transient retried", fail: mixed, onError: with(fast, "retry", "dead_letter", 3),
+			wantOut: 3, wantDead: 1, stats: ComponentStats{Errors: 2, Retries: 1, DeadLettered: 1, Out: 3}, attempts: 1},
 		{name: "default retry heals", fail: whole(2), onError: fast, wantOut: 4, stats: ComponentStats{Errors: 8, Retries: 8, Out: 4}},
 		{name: "default retry then stop", fail: whole(-1), onError: fast, wantError: `sink "out" failed on event "s:0" after 3 attempt(s) (on_error: stop): disk full`},
 		{name: "batch error index dead-lettered", fail: failIdx(-1, 1), onError: spec.OnError{Policy: "dead_letter"},
@@ -240,7 +270,11 @@ func TestSinkOnError(t *testing.T) {
 				t.Errorf("dead letters %d, want %d", got, tc.wantDead)
 			}
 			for _, d := range dl.written {
-				checkDeadLetter(t, d, "out", max(1, tc.onError.MaxAttempts))
+				attempts := tc.attempts
+				if attempts == 0 {
+					attempts = max(1, tc.onError.MaxAttempts)
+				}
+				checkDeadLetter(t, d, "out", attempts)
 			}
 			st := statsOf(e, "out")
 			got := ComponentStats{Errors: st.Errors, Retries: st.Retries, Dropped: st.Dropped, DeadLettered: st.DeadLettered, Out: st.Out}

@@ -1,6 +1,10 @@
 package external
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/flowctl/flowctl/internal/flow"
+)
 
 // Sentinel errors of external components.
 var (
@@ -8,8 +12,9 @@ var (
 	// still in flight when it closed.
 	ErrClosed = errors.New("connection closed")
 	// ErrPermanent marks a per-event failure the component says retrying
-	// will not fix. Protocols wrap it into Result.Failures entries.
-	ErrPermanent = errors.New("permanent failure")
+	// will not fix. Protocols wrap it into Result.Failures entries; it is
+	// flow.ErrPermanent, so the engine skips on_error's retries for it.
+	ErrPermanent = flow.ErrPermanent
 	// ErrHung means a batch was not answered within the answer timeout: the
 	// component is treated as hung and restarted.
 	ErrHung = errors.New("component did not answer in time")

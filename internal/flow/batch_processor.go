@@ -27,3 +27,9 @@ type BatchProcessor interface {
 // or one whose restart_policy forbids a restart. The engine stops the run
 // with it instead of retrying, dropping or dead-lettering the events.
 var ErrStopRun = errors.New("the run cannot go on")
+
+// ErrPermanent marks an event's failure that trying again cannot fix (an
+// HTTP endpoint that answered 400, an external component that said so).
+// The engine does not spend on_error's retries on it: the policy's next
+// step (dead_letter, drop or stop) applies at once.
+var ErrPermanent = errors.New("permanent failure")
