@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -268,9 +267,6 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		close(liveDone)
 	}
 
-	// Everything starting up needed is done; stop counting what only it
-	// touched.
-	releaseStartupPages()
 	runErr := e.Run(runCtx)
 	close(interrupted)
 	close(stopLive)
@@ -401,60 +397,4 @@ func hasExternal(p *spec.Pipeline) bool {
 // events sent to it again after a crash (which it may have handled twice).
 func printExternalSummary(w io.Writer, stats []external.ComponentStats) {
 	external.WriteSummary(w, stats)
-}
-
-// releaseStartupPages drops from the process's resident set the pages of its
-// executable and shared libraries that only starting up used. The binary
-// links much more than a run needs (gRPC, TLS, protobuf descriptors, bbolt,
-// SQLite, cel-go...), every linked package's initialisation touches its own
-// part of it, and the kernel maps file pages 64 KiB around each touch: by the
-// time a pipeline is built most of the 40 MB binary counts in RSS though a
-// run uses a few MB of it. Dropped pages stay in the page cache; those a run
-// does use come back as minor faults, once.
-//
-// Only read-only private file mappings are dropped, and only those holding
-// no private copies of pages (RELRO relocations, a debugger's breakpoints,
-// uprobes), which dropping would lose. Anonymous memory (it would read back
-// as zeros) and writable mappings (package variables) never are. It is best
-// effort: when /proc/self/smaps cannot be read or parsed it does nothing.
-func releaseStartupPages() {
-	smaps, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		return
-	}
-	type mapping struct {
-		start, end uintptr
-		drop       bool
-	}
-	var ms []mapping
-	for line := range strings.Lines(string(smaps)) {
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 0:
-		case strings.HasSuffix(f[0], ":"):
-			// A field of the mapping above; Anonymous counts its
-			// private copies.
-			if f[0] == "Anonymous:" && len(ms) > 0 && (len(f) < 2 || f[1] != "0") {
-				ms[len(ms)-1].drop = false
-			}
-		default:
-			// "start-end perms offset dev inode [path]"
-			lo, hi, ok := strings.Cut(f[0], "-")
-			start, err1 := strconv.ParseUint(lo, 16, 64)
-			end, err2 := strconv.ParseUint(hi, 16, 64)
-			if !ok || err1 != nil || err2 != nil || len(f) < 5 {
-				return
-			}
-			perms, inode := f[1], f[4]
-			ms = append(ms, mapping{
-				start: uintptr(start), end: uintptr(end),
-				drop: (perms == "r--p" || perms == "r-xp") && inode != "0",
-			})
-		}
-	}
-	for _, m := range ms {
-		if m.drop {
-			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, syscall.MADV_DONTNEED)
-		}
-	}
 }
