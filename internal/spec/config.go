@@ -32,7 +32,11 @@ func (p *parser) checkConfig(c *Component, pc *parsed, spec *flow.ComponentSpec)
 		return false // reported while reading the component
 	}
 	before := len(p.diags)
-	cfg := p.checkFields(spec.Fields, node, "config", what, anchor, 0)
+	word := "config"
+	if pc.configWord != "" {
+		word = pc.configWord
+	}
+	cfg := p.checkFields(spec.Fields, node, word, what, anchor, 0)
 	c.Config = cfg
 	if len(p.diags) > before {
 		return false
@@ -44,15 +48,16 @@ func (p *parser) checkConfig(c *Component, pc *parsed, spec *flow.ComponentSpec)
 	for _, e := range flattenErrors(err) {
 		var fe *flow.FieldError
 		if errors.As(e, &fe) {
-			path := "config"
+			path, shown := "config", word
 			if fe.Path != "" {
 				path += "." + fe.Path
+				shown += "." + fe.Path
 			}
 			at, ok := lookupPos(c.Positions, path)
 			if !ok {
 				at = anchor
 			}
-			p.errorf(at, fe.Hint, "%s: %s: %s", what, path, fe.Message)
+			p.errorf(at, fe.Hint, "%s: %s: %s", what, shown, fe.Message)
 			continue
 		}
 		p.errorf(anchor, fmt.Sprintf("`flowctl components` lists the fields of the built-in %s %q", c.Role, c.Type), "%s: invalid config: %v", what, e)

@@ -25,6 +25,11 @@ type parser struct {
 	// envelope is true for the flowctl/v1 form: there `type` next to
 	// image/command is a free label.
 	envelope bool
+	// legacy is true for the earlier flowctl's legacy shape (source,
+	// processors with plugin, sink).
+	legacy bool
+	// mixed is true for a flat file that also has the legacy shape's keys.
+	mixed bool
 	// budget limits the nodes walked when aliases fan out.
 	budget int
 	// comps keeps, per component, what validation needs from the file.

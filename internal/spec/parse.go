@@ -40,6 +40,13 @@ var (
 	thenPolicys    = []string{OnErrorDeadLetter, OnErrorDrop, OnErrorStop}
 )
 
+// legacyComponentMoved are hints for the legacy shape's component fields
+// found in the other forms.
+var legacyComponentMoved = map[string]string{
+	"plugin": "`plugin` is the legacy shape's spelling; in this form write `type:`",
+	"params": "`params` is the legacy shape's spelling; in this form write `config:`",
+}
+
 // parsed keeps what validation needs beyond the Pipeline itself.
 type parsed struct {
 	node *yaml.Node // the component's mapping
@@ -59,6 +66,9 @@ type parsed struct {
 	inputsBad bool
 	// suggested are the known fields that unknown keys were taken for.
 	suggested []string
+	// configWord is what the file calls config ("params" in the legacy
+	// shape), for messages.
+	configWord string
 }
 
 // onErrorSet records which on_error parts the file set.
@@ -84,7 +94,30 @@ func (p *parser) pipeline(root *yaml.Node) *Pipeline {
 		}
 	}
 	if !p.envelope {
-		entries, _ := p.mapping(root, "the pipeline", flatFields, nil)
+		legacy, mixed := p.legacyForm(root)
+		if legacy {
+			return p.legacyPipeline(root)
+		}
+		known, legacyKeys := flatFields, []string(nil)
+		if mixed {
+			// Read as the flat form; the legacy keys are reported as a
+			// mix of forms rather than as unknown fields.
+			p.mixed = true
+			legacyKeys = mixedKeys(root)
+			known = append(append([]string(nil), flatFields...), legacyKeys...)
+		}
+		entries, _ := p.mapping(root, "the pipeline", known, nil)
+		if mixed {
+			flat := entries[:0:0]
+			for _, e := range entries {
+				if contains(legacyKeys, e.key.Value) {
+					p.mixedKey(root, e.key)
+					continue
+				}
+				flat = append(flat, e)
+			}
+			entries = flat
+		}
 		p.body(pl, entries)
 		if pl.Name == "" && !p.hasKey(root, "name") {
 			p.errorf(p.pos(root), "add `name: my-pipeline` at the top", "the pipeline has no name")
@@ -203,10 +236,12 @@ func (p *parser) ends(pl *Pipeline, n *yaml.Node) {
 		}
 		return p.pos(n)
 	}
-	if len(pl.Sources) == 0 && !p.hasKey(n, "sources") || p.hasKey(n, "sources") && isEmptyList(n, "sources") {
+	// In a file that mixes the forms, a legacy `source:` or `sink:` was
+	// reported as such; "no sources" would only echo it.
+	if (len(pl.Sources) == 0 && !p.hasKey(n, "sources") || p.hasKey(n, "sources") && isEmptyList(n, "sources")) && !(p.mixed && isMappingValue(n, "source")) {
 		p.errorf(at("sources"), "add `sources:` with at least one `- name: ...` entry", "the pipeline has no sources")
 	}
-	if len(pl.Sinks) == 0 && !p.hasKey(n, "sinks") || p.hasKey(n, "sinks") && isEmptyList(n, "sinks") {
+	if (len(pl.Sinks) == 0 && !p.hasKey(n, "sinks") || p.hasKey(n, "sinks") && isEmptyList(n, "sinks")) && !(p.mixed && isMappingValue(n, "sink")) {
 		p.errorf(at("sinks"), "add `sinks:` with at least one `- name: ...` entry", "the pipeline has no sinks")
 	}
 }
@@ -355,7 +390,7 @@ func (p *parser) component(n *yaml.Node, role flow.Role, what string) *Component
 			p.errorf(p.pos(second), "`name` and `id` are the same field; keep one", "%s sets both `name` and `id`", what)
 		}
 	}
-	entries, ok := p.mapping(n, what, componentFields, nil)
+	entries, ok := p.mapping(n, what, componentFields, legacyComponentMoved)
 	if !ok {
 		return nil
 	}
@@ -365,6 +400,15 @@ func (p *parser) component(n *yaml.Node, role flow.Role, what string) *Component
 	pc.suggested = p.suggested[n]
 	if contains(pc.suggested, "inputs") {
 		p.inputsBroken = true
+	}
+	if p.hasKey(n, "plugin") || p.hasKey(n, "params") {
+		// An entry of the legacy shape in this form, reported as such: its
+		// built-in and config were written as plugin and params, and it
+		// relied on the legacy chaining rather than on `inputs`.
+		pc.suggested = append(pc.suggested, "type", "config")
+		if !p.hasKey(n, "inputs") {
+			pc.inputsBad = true
+		}
 	}
 	p.recordPositions(c.Positions, "", n, 0)
 	if pos, ok := c.Positions["id"]; ok {

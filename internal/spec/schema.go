@@ -16,7 +16,9 @@ import (
 const SchemaDialect = "https://json-schema.org/draft/2020-12/schema"
 
 // Schema returns a JSON Schema (draft 2020-12) of the whole pipeline file —
-// the flat form and the flowctl/v1 envelope — generated from the built-in
+// the flat form, the flowctl/v1 envelope and the earlier flowctl's legacy
+// shape (so an editor opening such a file sees no false errors) —
+// generated from the built-in
 // specs in reg, so an editor can complete and check a file before flowctl
 // sees it. The output is indented and its keys keep a fixed order, so it
 // is the same bytes for the same registry.
@@ -35,6 +37,10 @@ func Schema(reg *flow.Registry) ([]byte, error) {
 	defs := obj(
 		"flat", flatSchema(),
 		"envelope", envelopeSchema(),
+		"legacy", legacySchema(),
+		"legacySource", legacyEndSchema(flow.RoleSource, specs),
+		"legacyProcessor", legacyProcessorSchema(specs),
+		"legacySink", legacyEndSchema(flow.RoleSink, specs),
 		"metadata", metadataSchema(),
 		"envelopeSpec", envelopeSpecSchema(),
 		"pipelineRef", pipelineRefSchema(),
@@ -87,8 +93,8 @@ func Schema(reg *flow.Registry) ([]byte, error) {
 	root := obj(
 		"$schema", SchemaDialect,
 		"title", "flowctl pipeline file",
-		"description", "A flowctl pipeline: sources, processors and sinks wired by their inputs. Written flat (canonical) or in the flowctl/v1 envelope (apiVersion, kind, metadata, spec), which wraps the same fields.",
-		"oneOf", []any{ref("flat"), ref("envelope")},
+		"description", "A flowctl pipeline: sources, processors and sinks wired by their inputs. Written flat (canonical) or in the flowctl/v1 envelope (apiVersion, kind, metadata, spec), which wraps the same fields; the earlier flowctl's legacy shape (source, processors with plugin, sink) is read too.",
+		"oneOf", []any{ref("flat"), ref("envelope"), ref("legacy")},
 		"$defs", defs,
 	)
 	var buf bytes.Buffer
@@ -225,6 +231,100 @@ func envelopeSchema() object {
 		"required", []string{"apiVersion", "kind", "metadata", "spec"},
 		"additionalProperties", false,
 	)
+}
+
+// legacySchema is the earlier flowctl's legacy shape: one source,
+// processors chained in file order, one sink.
+func legacySchema() object {
+	return obj(
+		"description", "The legacy shape of the earlier flowctl: one source, processors each reading from the one above it (the first from the source), one sink reading from the last. Read into the same pipeline as the flat form.",
+		"type", "object",
+		"properties", obj(
+			"version", obj("description", "The earlier format's version; read, not used.", "type", []string{"string", "number", "boolean", "null"}),
+			"name", obj("description", "The pipeline's name [the file's base name without extension].", "type", "string", "minLength", 1),
+			"source", ref("legacySource"),
+			"processors", obj("description", "Processors in the order events pass through them.", "type", "array", "items", ref("legacyProcessor")),
+			"sink", ref("legacySink"),
+			"log_level", obj("description", "The earlier flowctl's log level; ignored with a warning (flowctl's comes from --log-level)."),
+			"tls", obj("description", "The earlier flowctl's control-plane TLS; ignored with a warning (flowctl's comes from its --tls-* flags and client config)."),
+		),
+		"required", []string{"source", "sink"},
+		"additionalProperties", false,
+	)
+}
+
+// legacyEndSchema is the legacy shape's source or sink: a built-in and its
+// params.
+func legacyEndSchema(role flow.Role, specs []*flow.ComponentSpec) object {
+	name := map[flow.Role]string{flow.RoleSource: legacySourceName, flow.RoleSink: legacySinkName}[role]
+	return withRules(obj(
+		"description", fmt.Sprintf("The pipeline's one %s, a built-in; it is named %q.", role, name),
+		"type", "object",
+		"properties", obj(
+			"type", legacyBuiltinSchema(role, specs),
+			"params", obj("description", "The built-in's settings (config in the flat form).", "type", "object"),
+		),
+		"required", []string{"type"},
+		"additionalProperties", false,
+	), legacyParamsRules(role, "type", specs))
+}
+
+// withRules adds rules as allOf; JSON Schema wants no empty allOf.
+func withRules(o object, rules []any) object {
+	if len(rules) == 0 {
+		return o
+	}
+	return append(o, member{"allOf", rules})
+}
+
+// legacyProcessorSchema is an entry of the legacy shape's processors.
+func legacyProcessorSchema(specs []*flow.ComponentSpec) object {
+	return withRules(obj(
+		"description", "A processor: a built-in (plugin) and its params; it reads from the entry above it.",
+		"type", "object",
+		"properties", obj(
+			"name", obj("description", "The processor's name, unique in the pipeline.", "type", "string", "minLength", 1),
+			"plugin", legacyBuiltinSchema(flow.RoleProcessor, specs),
+			"params", obj("description", "The built-in's settings (config in the flat form).", "type", "object"),
+		),
+		"required", []string{"name", "plugin"},
+		"additionalProperties", false,
+	), legacyParamsRules(flow.RoleProcessor, "plugin", specs))
+}
+
+// legacyBuiltinSchema names a built-in of the role.
+func legacyBuiltinSchema(role flow.Role, specs []*flow.ComponentSpec) object {
+	o := obj("description", fmt.Sprintf("A built-in %s (see `flowctl components`).", role), "type", "string")
+	var names []string
+	for _, s := range specs {
+		if s.Role == role {
+			names = append(names, s.Name)
+		}
+	}
+	if len(names) > 0 {
+		o = append(o, member{"enum", names})
+	}
+	return o
+}
+
+// legacyParamsRules: params must fit the spec of the built-in that key
+// names, and be there when that built-in has required fields.
+func legacyParamsRules(role flow.Role, key string, specs []*flow.ComponentSpec) []any {
+	var rules []any
+	for _, s := range specs {
+		if s.Role != role {
+			continue
+		}
+		then := obj("properties", obj("params", ref("config."+s.ID())))
+		if hasRequired(s.Fields) {
+			then = append(then, member{"required", []string{"params"}})
+		}
+		rules = append(rules, obj(
+			"if", obj("required", []string{key}, "properties", obj(key, obj("const", s.Name))),
+			"then", then,
+		))
+	}
+	return rules
 }
 
 func metadataSchema() object {

@@ -118,7 +118,7 @@ sinks:
 // strip clears what legitimately differs between two spellings of one
 // pipeline: the envelope markers and the positions.
 func strip(pl *spec.Pipeline) {
-	pl.File, pl.Envelope, pl.APIVersion, pl.Kind = "", false, "", ""
+	pl.File, pl.Envelope, pl.Legacy, pl.APIVersion, pl.Kind = "", false, false, "", ""
 	all := pl.Components()
 	if pl.DeadLetter != nil {
 		all = append(all, pl.DeadLetter)

@@ -12,13 +12,16 @@ type Pos struct {
 	Col  int
 }
 
-// Pipeline is a validated pipeline file. The flat form and the flowctl/v1
-// envelope give the same Pipeline.
+// Pipeline is a validated pipeline file. The flat form, the flowctl/v1
+// envelope and the earlier flowctl's legacy shape give the same Pipeline.
 type Pipeline struct {
 	// File is the path the pipeline was read from ("" for stdin).
 	File string
 	// Envelope is true when the file used apiVersion/kind/metadata/spec.
-	Envelope   bool
+	Envelope bool
+	// Legacy is true when the file used the earlier flowctl's legacy
+	// shape (version, source, processors with plugin, sink).
+	Legacy     bool
 	APIVersion string
 	Kind       string
 

@@ -108,6 +108,13 @@ func (p *parser) runner(c *Component, pc *parsed) *flow.ComponentSpec {
 		if len(names) > 0 {
 			hint = fmt.Sprintf("set `type:` to a built-in %s (%s), `command:` to run a program, or `image:` to run a container", c.Role, strings.Join(names, ", "))
 		}
+		if p.legacy {
+			key := "type"
+			if c.Role == flow.RoleProcessor {
+				key = "plugin"
+			}
+			hint = fmt.Sprintf("add `%s:` naming a built-in %s (%s)", key, c.Role, strings.Join(names, ", "))
+		}
 		p.errorf(pc.namePos, hint, "%s does not say what runs it", what)
 	}
 	return nil
