@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +35,20 @@ func componentTestRows(t *testing.T, args []string) (int, map[string]string, str
 		}
 	}
 	return code, rows, out.String() + errb.String()
+}
+
+// roomyTimeout gives a component that should pass 15 s per answer instead
+// of the 3 s that keep the failing cases short: on a loaded machine under
+// -race, Python alone may take seconds to start. A passing component
+// answers at once, so the bigger bound costs nothing.
+func roomyTimeout(args []string) []string {
+	out := slices.Clone(args)
+	for i := 0; i+1 < len(out) && out[i] != "--"; i++ {
+		if out[i] == "--timeout" {
+			out[i+1] = "15s"
+		}
+	}
+	return out
 }
 
 // goBuild builds the package at dir (relative to the repository root; a
@@ -156,7 +171,11 @@ func TestComponentTest(t *testing.T) {
 			defer wg.Done()
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			code, rows, out := componentTestRows(t, c.args)
+			args := c.args
+			if c.code == 0 {
+				args = roomyTimeout(args)
+			}
+			code, rows, out := componentTestRows(t, args)
 			results[i] = result{code, rows, out}
 		}()
 	}
@@ -237,8 +256,12 @@ func TestComponentTestJSON(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.mode, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			code := Main([]string{"component", "test", "-o", "json", "--protocol", "stdio", "--timeout", "3s", "--grace", "1s",
-				"--", python, fixture, c.mode}, strings.NewReader(""), &out, &errb)
+			args := []string{"component", "test", "-o", "json", "--protocol", "stdio", "--timeout", "3s", "--grace", "1s",
+				"--", python, fixture, c.mode}
+			if c.pass {
+				args = roomyTimeout(args)
+			}
+			code := Main(args, strings.NewReader(""), &out, &errb)
 			var rep componentTestJSON
 			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 				t.Fatalf("not JSON: %v\n%s%s", err, out.String(), errb.String())
