@@ -133,9 +133,8 @@ func sameSpec(a, b *spec.Component) bool {
 //
 //  1. Everything new is built; a build error returns before anything is
 //     touched.
-//  2. Added components are opened, downstream first; an added processor
-//     or sink is connected to what it feeds and started, waiting for
-//     input.
+//  2. Added processors and sinks are opened, downstream first, connected
+//     to what they feed and started, waiting for input.
 //  3. Edges: each running component is held between batches while its
 //     outputs are switched to p's at once (make before break), so a batch
 //     takes either the old way or the new one, never neither. The queue
@@ -158,13 +157,16 @@ func sameSpec(a, b *spec.Component) bool {
 //     downstream queues never see a changed component finish. It keeps
 //     its counters (they go on rising across the reload); its queue is
 //     new, sized from the new buffer.
-//  6. Added sources start.
+//  6. Added sources open and start.
 //
 // A reloaded sink is opened again like at the start of a run (a file sink
 // without append: true starts its file over); a reloaded processor loses
-// its state (a dedupe forgets the ids it saw). Added components open
-// before removed ones close: a rename of a component that holds an
-// exclusive resource (a port, a file it truncates) may fail to open.
+// its state (a dedupe forgets the ids it saw). Added sources open after
+// removed and changed components closed, so a renamed source may listen on
+// its predecessor's port; added processors and sinks open before removed
+// ones close (what is upstream needs somewhere to send meanwhile), so a
+// renamed sink that truncates its predecessor's file does so while that
+// one still writes: rename a sink together with a change of its path.
 // Every batch a source handed over is written, filtered, dropped or
 // dead-lettered as without a reload, and acknowledged once, after that;
 // a batch in a removed component's queue is processed by it first.
@@ -278,8 +280,18 @@ func (r *reload) apply(plan Plan, fresh map[string]*node) {
 	}
 	// Added components: opened downstream first, then connected to what
 	// they feed and started (their queues held, so that they wait for
-	// their inputs); sources start once everything else is in place.
-	added := r.openAdded(plan.Start, fresh)
+	// their inputs). Sources open and start once everything else is in
+	// place, removed and changed ones closed: a source renamed in the new
+	// file may take over the port or file its predecessor held.
+	var startSources, startOthers []string
+	for _, name := range plan.Start {
+		if fresh[name].role == flow.RoleSource {
+			startSources = append(startSources, name)
+		} else {
+			startOthers = append(startOthers, name)
+		}
+	}
+	added := r.openAdded(startOthers, fresh)
 	for _, n := range added {
 		if n.role != flow.RoleSource {
 			r.startAdded(n)
@@ -327,13 +339,15 @@ func (r *reload) apply(plan Plan, fresh map[string]*node) {
 		}
 		e.log.Info("component reloaded", logKeyComponent, name) // changed: drained, closed, started anew
 	}
+	// Added sources, before the held queues are let go (a queue whose
+	// only producer was a removed source would end otherwise).
+	sources := r.openAdded(startSources, fresh)
+	for _, n := range sources {
+		r.startAdded(n)
+	}
+	added = append(added, sources...)
 	for _, q := range r.held {
 		q.producerDone()
-	}
-	for _, n := range added {
-		if n.role == flow.RoleSource {
-			r.startAdded(n)
-		}
 	}
 	for _, n := range r.byName {
 		if gn := r.g.Node(n.name); gn != nil && gn.Role == n.role && sameSpec(gn.Component, n.gn.Component) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"runtime"
 	"slices"
 	"strconv"
@@ -673,5 +675,55 @@ dead_letter: {name: dl, type: drop}
 				t.Fatalf("plan = %+v\nwant   %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestReloadRenamedHTTPSource renames an http source that listens on a
+// fixed port: the new one opens after the old one closed, so it can take
+// the port over, and what is posted to it arrives.
+func TestReloadRenamedHTTPSource(t *testing.T) {
+	l := newLedger()
+	reg := ledgerRegistry(l)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	file := func(name string) string {
+		return topology(`{name: `+name+`, type: http, config: {address: "`+addr+`"}}`,
+			"sinks:", `  - {name: out, type: ledger, inputs: [`+name+`], config: {keep_data: true}}`)
+	}
+	e, err := engine.New(parse(t, reg, file("web")), reg, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runEngine(t, e)
+	post := func(body string) int {
+		t.Helper()
+		resp, err := http.Post("http://"+addr+"/", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("post: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(`{"v":1}`); code != http.StatusAccepted {
+		t.Fatalf("post to the first source: %d", code)
+	}
+	if err := e.Reload(context.Background(), parse(t, reg, file("ingest"))); err != nil {
+		t.Fatalf("Reload renaming the source: %v", err)
+	}
+	if got := names(e); !slices.Contains(got, "ingest") || slices.Contains(got, "web") {
+		t.Fatalf("components after the reload: %v", got)
+	}
+	if code := post(`{"v":2}`); code != http.StatusAccepted {
+		t.Fatalf("post to the renamed source: %d", code)
+	}
+	waitFor(t, 5*time.Second, "both events", func() bool {
+		return l.dataCount("out", `{"v":1}`) == 1 && l.dataCount("out", `{"v":2}`) == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
