@@ -138,8 +138,9 @@ func environ(env map[string]string) []string {
 }
 
 // argv returns the command line of c and its working directory: both
-// resolved against the pipeline file's directory when relative. A command
-// without a slash is looked up in PATH.
+// resolved against the pipeline file's directory when relative, and made
+// absolute (the child runs in dir, where a relative command path would be
+// resolved a second time). A command without a slash is looked up in PATH.
 func argv(rt *Runtime, c *spec.Component) ([]string, string) {
 	dir := c.WorkingDir
 	switch {
@@ -147,6 +148,11 @@ func argv(rt *Runtime, c *spec.Component) ([]string, string) {
 		dir = rt.Dir
 	case !filepath.IsAbs(dir) && rt.Dir != "":
 		dir = filepath.Join(rt.Dir, dir)
+	}
+	if dir != "" {
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
 	}
 	args := append(append([]string(nil), c.Command...), c.Args...)
 	if len(args) > 0 && strings.Contains(args[0], "/") && !filepath.IsAbs(args[0]) && dir != "" {

@@ -1,0 +1,65 @@
+package external
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/flowctl/flowctl/internal/spec"
+)
+
+// TestArgvRelativeDir: with the pipeline given by a relative path
+// (flowctl run -f examples/x/pipeline.yaml), a relative command and working
+// directory resolve once, against the file's directory, to absolute paths.
+func TestArgvRelativeDir(t *testing.T) {
+	root := t.TempDir()
+	t.Chdir(root)
+	for _, d := range []string{"bin", "examples/x/work"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rt := &Runtime{Dir: "examples/x"}
+	cases := []struct {
+		name     string
+		c        spec.Component
+		wantArgs []string
+		wantDir  string
+	}{
+		{"relative command", spec.Component{Command: []string{"../../bin/proc"}, Args: []string{"-v"}},
+			[]string{filepath.Join(root, "bin/proc"), "-v"}, filepath.Join(root, "examples/x")},
+		{"relative working_dir", spec.Component{Command: []string{"./run.sh"}, WorkingDir: "work"},
+			[]string{filepath.Join(root, "examples/x/work/run.sh")}, filepath.Join(root, "examples/x/work")},
+		{"command in PATH", spec.Component{Command: []string{"python3", "p.py"}},
+			[]string{"python3", "p.py"}, filepath.Join(root, "examples/x")},
+		{"absolute command", spec.Component{Command: []string{"/usr/bin/env"}},
+			[]string{"/usr/bin/env"}, filepath.Join(root, "examples/x")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args, dir := argv(rt, &tc.c)
+			if !slices.Equal(args, tc.wantArgs) || dir != tc.wantDir {
+				t.Errorf("argv = %q in %q, want %q in %q", args, dir, tc.wantArgs, tc.wantDir)
+			}
+		})
+	}
+
+	// And the resolved command really starts from its working directory.
+	script := filepath.Join(root, "bin", "proc")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\npwd\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args, dir := argv(rt, &spec.Component{Command: []string{"../../bin/proc"}})
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("start %q in %q: %v", args[0], dir, err)
+	}
+	if got := strings.TrimSpace(string(out)); got != filepath.Join(root, "examples/x") {
+		t.Errorf("ran in %q", got)
+	}
+}
