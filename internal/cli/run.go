@@ -239,7 +239,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	rl := startReloader(runCtx, g, o, e, log, cancel)
 	defer rl.stop()
 	if o.reportTo != "" {
-		rep, err := startReporter(runCtx, o, pl, e, log)
+		rep, err := startReporter(runCtx, o, pl, e, ext, log)
 		switch {
 		case err == nil:
 			rl.setReporter(rep)

@@ -9,14 +9,18 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/engine"
+	"github.com/flowctl/flowctl/internal/external"
 	"github.com/flowctl/flowctl/internal/report"
 	"github.com/flowctl/flowctl/internal/spec"
 	"github.com/flowctl/flowctl/internal/tlsutil"
+	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
 
 // startReporter registers pl's components with the flowctl server of
-// --report-to and heartbeats e's counters (see internal/report).
-func startReporter(ctx context.Context, o runOptions, pl *spec.Pipeline, e *engine.Engine, log *slog.Logger) (*report.Reporter, error) {
+// --report-to and heartbeats e's counters (see internal/report), and for
+// the external components of ext (nil when there are none) their own
+// health as their supervisors see it.
+func startReporter(ctx context.Context, o runOptions, pl *spec.Pipeline, e *engine.Engine, ext *external.Manager, log *slog.Logger) (*report.Reporter, error) {
 	copts := tlsutil.ClientOptions{CAFile: o.reportCA, CertFile: o.reportCert, KeyFile: o.reportKey}
 	cfg, err := tlsutil.ClientConfig(copts)
 	if err != nil {
@@ -43,6 +47,22 @@ func startReporter(ctx context.Context, o runOptions, pl *spec.Pipeline, e *engi
 		RunID:       o.runID,
 		Components:  report.Components(pl),
 		Counters:    func() report.Counters { return report.FromStats(e.Stats()) },
+		Health:      externalHealth(ext),
 		Logger:      log,
 	})
+}
+
+// externalHealth reports the health of ext's components; nil without any.
+func externalHealth(ext *external.Manager) func() map[string]streamv1.HealthStatus {
+	if ext == nil {
+		return nil
+	}
+	return func() map[string]streamv1.HealthStatus {
+		hs := ext.Health()
+		out := make(map[string]streamv1.HealthStatus, len(hs))
+		for name, h := range hs {
+			out[name] = streamv1.HealthStatus(h) // the same values
+		}
+		return out
+	}
 }

@@ -156,6 +156,9 @@ func TestHungComponentIsUnhealthyAndRestarted(t *testing.T) {
 	if before.TTL != testTTL {
 		t.Fatalf("registered TTL %v, want %v (FLOWCTL_TTL)", before.TTL, testTTL)
 	}
+	if h := r.sup.Health(); h != controlplane.HealthHealthy {
+		t.Fatalf("supervisor health before the stop: %v, want HEALTHY", h)
+	}
 
 	// Freeze the whole process group: alive, silent.
 	if err := syscall.Kill(-oldPID, syscall.SIGSTOP); err != nil {
@@ -187,6 +190,11 @@ func TestHungComponentIsUnhealthyAndRestarted(t *testing.T) {
 		e, ok := r.reg.Get("hung")
 		if ok && e.RegisteredAt.Equal(before.RegisteredAt) && e.Health == controlplane.HealthUnhealthy {
 			unhealthyAfter = time.Since(stoppedAt)
+			// What flowctl reports to a server for it: UNHEALTHY (or
+			// STARTING, if the restart already began).
+			if h := r.sup.Health(); h != controlplane.HealthUnhealthy && h != controlplane.HealthStarting {
+				t.Fatalf("supervisor health while the entry is UNHEALTHY: %v", h)
+			}
 			break
 		}
 		if ok && e.RegisteredAt.After(before.RegisteredAt) {
@@ -228,6 +236,9 @@ func TestHungComponentIsUnhealthyAndRestarted(t *testing.T) {
 	e, _ := r.reg.Get("hung")
 	if e.Health != controlplane.HealthHealthy || !e.RegisteredAt.After(stoppedAt) {
 		t.Fatalf("entry after the restart: %+v, want a new HEALTHY registration", e)
+	}
+	if h := r.sup.Health(); h != controlplane.HealthHealthy {
+		t.Fatalf("supervisor health after the restart: %v, want HEALTHY", h)
 	}
 	st := r.sup.Stats()
 	if st.Unhealthy != 1 || st.Restarts != 1 {

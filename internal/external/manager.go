@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"sort"
 	"sync"
 	"text/tabwriter"
@@ -202,6 +203,20 @@ func (m *Manager) Stats() []ComponentStats {
 		out = append(out, ComponentStats{Name: name, Stats: s.Stats()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Health returns every external component's health (see
+// Supervisor.Health), by name.
+func (m *Manager) Health() map[string]controlplane.Health {
+	m.mu.Lock()
+	sups := make(map[string]*Supervisor, len(m.sups))
+	maps.Copy(sups, m.sups)
+	m.mu.Unlock()
+	out := make(map[string]controlplane.Health, len(sups))
+	for name, s := range sups {
+		out[name] = s.Health()
+	}
 	return out
 }
 

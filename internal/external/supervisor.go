@@ -476,6 +476,32 @@ func (s *Supervisor) Stats() Stats {
 	}
 }
 
+// Health is the component's health as flowctl sees it: Unhealthy once it
+// failed for good; Starting between incarnations (starting up or waiting to
+// restart); for a running component that heartbeats to the embedded control
+// plane, what its registration says (Unhealthy as soon as its TTL passed
+// without a heartbeat, even while its process lives); Healthy otherwise.
+func (s *Supervisor) Health() controlplane.Health {
+	s.mu.Lock()
+	cur, err, stopping := s.cur, s.err, s.stopping
+	s.mu.Unlock()
+	switch {
+	case err != nil:
+		return controlplane.HealthUnhealthy
+	case stopping:
+		return controlplane.HealthStopping
+	case cur == nil:
+		return controlplane.HealthStarting
+	}
+	if cur.h != nil && s.rt.ControlPlane != nil && needsControlPlane(s.proto.Name()) {
+		if e, ok := s.rt.ControlPlane.Registry().Get(s.c.Name); ok && !e.RegisteredAt.Before(cur.started) {
+			return e.Health
+		}
+		return controlplane.HealthStarting
+	}
+	return controlplane.HealthHealthy
+}
+
 // PID returns the current incarnation's process id, 0 when none runs (or
 // the component is remote).
 func (s *Supervisor) PID() int {

@@ -154,6 +154,11 @@ type Options struct {
 	Components []Component
 	// Counters returns the current counters; nil sends none.
 	Counters func() Counters
+	// Health returns, by component name, the health of components whose
+	// health this process does not simply share (external components it
+	// supervises); a component missing from it, or a nil Health, is as
+	// healthy as the process.
+	Health func() map[string]streamv1.HealthStatus
 	// Interval is the heartbeat interval; 0 means what the server answers
 	// to Register (else DefaultInterval).
 	Interval time.Duration
@@ -360,6 +365,10 @@ func (r *Reporter) beat(ctx context.Context, h streamv1.HealthStatus) {
 	if r.opts.Counters != nil {
 		counters = r.opts.Counters()
 	}
+	var health map[string]streamv1.HealthStatus
+	if r.opts.Health != nil && h == streamv1.HealthStatus_HEALTH_STATUS_HEALTHY {
+		health = r.opts.Health()
+	}
 	for _, c := range r.components() {
 		var m map[string]string
 		if cs, ok := counters[c.Name]; ok {
@@ -369,7 +378,11 @@ func (r *Reporter) beat(ctx context.Context, h streamv1.HealthStatus) {
 			}
 		}
 		cctx, cancel := context.WithTimeout(ctx, r.opts.Interval)
-		_, err := r.client.Heartbeat(cctx, &streamv1.HeartbeatRequest{Id: ID(r.opts.Pipeline, c.Name), Health: h, Metrics: m})
+		ch := h
+		if ov, ok := health[c.Name]; ok && ov != streamv1.HealthStatus_HEALTH_STATUS_UNKNOWN {
+			ch = ov
+		}
+		_, err := r.client.Heartbeat(cctx, &streamv1.HeartbeatRequest{Id: ID(r.opts.Pipeline, c.Name), Health: ch, Metrics: m})
 		if status.Code(err) == codes.NotFound {
 			_, err = r.client.Register(cctx, &streamv1.RegisterRequest{Registration: r.registration(c)})
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/flow"
+	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
 
 // startRegistry serves a real control plane on loopback.
@@ -159,5 +160,35 @@ func TestUpdateComponents(t *testing.T) {
 	}
 	if _, ok := reg.Get("p/c"); ok {
 		t.Error("p/c still registered")
+	}
+}
+
+// TestHealthOverride: a component whose health the process reports for
+// it (an external one it supervises) heartbeats that health; the others
+// heartbeat HEALTHY; the final heartbeat says STOPPING for all.
+func TestHealthOverride(t *testing.T) {
+	reg, addr := startRegistry(t, time.Hour)
+	r, err := Start(context.Background(), Options{
+		Addr: addr, Pipeline: "p", Revision: 1, Interval: time.Hour,
+		Components: []Component{{Name: "a", Role: flow.RoleProcessor}, {Name: "b", Role: flow.RoleSink}},
+		Health: func() map[string]streamv1.HealthStatus {
+			return map[string]streamv1.HealthStatus{"a": streamv1.HealthStatus_HEALTH_STATUS_UNHEALTHY}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.beat(context.Background(), streamv1.HealthStatus_HEALTH_STATUS_HEALTHY)
+	if e, _ := reg.Get("p/a"); e.Health != controlplane.HealthUnhealthy {
+		t.Errorf("p/a health %v, want its own UNHEALTHY", e.Health)
+	}
+	if e, _ := reg.Get("p/b"); e.Health != controlplane.HealthHealthy {
+		t.Errorf("p/b health %v, want HEALTHY", e.Health)
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := reg.Get("p/a"); e.Reported != controlplane.HealthStopping {
+		t.Errorf("p/a after Close: %v, want STOPPING", e.Reported)
 	}
 }

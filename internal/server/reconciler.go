@@ -395,9 +395,12 @@ func (r *reconciler) observeRunning(ctx context.Context, desired store.Pipeline,
 	next := resyncRunning
 	entries := r.components(desired.Name, c.revision())
 	if len(entries) > 0 {
+		// Silent, not merely unhealthy: a child reports the health of the
+		// external components it supervises (and restarts), which may say
+		// UNHEALTHY while the child itself heartbeats.
 		all := true
 		for _, e := range entries {
-			if e.Health != controlplane.HealthUnhealthy {
+			if time.Since(e.LastHeartbeat) <= e.TTL {
 				all = false
 				break
 			}
