@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/components"
+	"github.com/flowctl/flowctl/internal/drivers/process"
 	"github.com/flowctl/flowctl/internal/engine"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/spec"
@@ -684,12 +685,11 @@ dead_letter: {name: dl, type: drop}
 func TestReloadRenamedHTTPSource(t *testing.T) {
 	l := newLedger()
 	reg := ledgerRegistry(l)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := process.FreePort("127.0.0.1") // not an ephemeral one
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	file := func(name string) string {
 		return topology(`{name: `+name+`, type: http, config: {address: "`+addr+`"}}`,
 			"sinks:", `  - {name: out, type: ledger, inputs: [`+name+`], config: {keep_data: true}}`)
