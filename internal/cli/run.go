@@ -65,8 +65,10 @@ func newRunCmd(g *globals) *cobra.Command {
 in this process: built-in sources, processors and sinks, bounded queues, acknowledgements.
 
 It ends when every bounded source is exhausted and everything was written (exit 0). The
-first SIGINT/SIGTERM stops the sources and drains what they already emitted within --grace
-(exit 0 once drained); a second one stops at once. On a terminal a status line shows the
+first SIGINT/SIGTERM stops the sources and drains what they already emitted within --grace;
+once drained it exits 0 when the sources only end by being stopped (http, a followed file),
+and 128+signal (130, 143) with a message when a bounded source (a file, a generator with a
+count, stdin) had not finished. A second signal stops at once. On a terminal a status line shows the
 flow every second; a summary per component is printed at the end (on stderr).
 
 SIGHUP reads the file again (or --reload-from's) and applies it in place: components that
@@ -218,9 +220,13 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	defer signal.Stop(sigs)
 	interrupted := make(chan struct{})
 	var signalled atomic.Bool
+	var stopSignal atomic.Int32
 	go func() {
 		select {
-		case <-sigs:
+		case sig := <-sigs:
+			if s, ok := sig.(syscall.Signal); ok {
+				stopSignal.Store(int32(s))
+			}
 		case <-interrupted:
 			return
 		}
@@ -284,7 +290,38 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	if rl.needsRestart() {
 		return &exitError{code: exitReloadRestart}
 	}
+	if sig := syscall.Signal(stopSignal.Load()); sig != 0 {
+		// Drained, but sources that would have ended by themselves did
+		// not get there: the work is not done. (A pipeline whose sources
+		// only end when stopped, an http source say, exits 0.)
+		if cut := interruptedSources(e.Stats()); len(cut) > 0 {
+			fmt.Fprintf(g.stderr, "flowctl run: pipeline %q stopped by %s before %s finished; what had been read was drained and written\n",
+				name, signalName(sig), strings.Join(cut, ", "))
+			return &exitError{code: 128 + int(sig)}
+		}
+	}
 	return nil
+}
+
+// interruptedSources names the bounded sources that did not finish.
+func interruptedSources(s engine.Stats) []string {
+	var out []string
+	for _, c := range s.Components {
+		if c.Role == flow.RoleSource && c.Bounded && !c.Finished {
+			out = append(out, fmt.Sprintf("source %q", c.Name))
+		}
+	}
+	return out
+}
+
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return sig.String()
 }
 
 // liveLoop rewrites one status line on w every second until stop closes.

@@ -73,6 +73,9 @@ type fileSource struct {
 	log     *slog.Logger
 }
 
+// Bounded implements flow.Bounded: a file that is not followed ends.
+func (f *fileSource) Bounded() bool { return !f.follow }
+
 func ioParseFileSource(cfg flow.Config) (*fileSource, error) {
 	var errs []error
 	s := &fileSource{}

@@ -58,6 +58,9 @@ type generateSource struct {
 	build     *expr.Program // or expr, evaluated per event
 }
 
+// Bounded implements flow.Bounded: a generator with a count ends.
+func (g *generateSource) Bounded() bool { return g.count > 0 }
+
 func parseGenerate(name string, cfg flow.Config) (*generateSource, error) {
 	var errs []error
 	g := &generateSource{name: name}

@@ -45,6 +45,9 @@ type stdinSource struct {
 	in io.Reader
 }
 
+// Bounded implements flow.Bounded: standard input ends at EOF.
+func (s *stdinSource) Bounded() bool { return true }
+
 // Run reads until EOF (returns nil) or ctx is done. A read from a terminal
 // or a pipe cannot be interrupted, so the reading happens on a goroutine
 // and Run returns as soon as ctx is done; that goroutine ends at the next

@@ -106,3 +106,62 @@ sinks:
 		t.Fatalf("drain wrote %d of %d emitted events", w, em)
 	}
 }
+
+// TestSourceBoundedFinished: Stats says which sources end by themselves
+// and whether they did, so that flowctl run can tell a stopped bounded
+// pipeline (work not done) from a stopped stream.
+func TestSourceBoundedFinished(t *testing.T) {
+	reg := components.NewRegistry()
+	load := func(src string) *spec.Pipeline {
+		p, diags := spec.Parse("pipeline.yaml", []byte(src), spec.Options{Registry: reg})
+		if diags.HasErrors() {
+			t.Fatal(diags.Err())
+		}
+		return p
+	}
+	source := func(e *engine.Engine) engine.ComponentStats {
+		for _, c := range e.Stats().Components {
+			if c.Role == flow.RoleSource {
+				return c
+			}
+		}
+		t.Fatal("no source")
+		return engine.ComponentStats{}
+	}
+	// A generator with a count runs to its end.
+	e, err := engine.New(load(`name: b
+sources: [{name: gen, type: generate, config: {count: 50, data: {n: 1}}}]
+sinks: [{name: out, type: drop, inputs: [gen]}]
+`), reg, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := source(e); !s.Bounded || !s.Finished {
+		t.Errorf("bounded generator that ran out: %+v", s)
+	}
+	// Stopped before its end: bounded, not finished.
+	for _, tc := range []struct {
+		name, count string
+		bounded     bool
+	}{{"bounded", "1000000", true}, {"unbounded", "0", false}} {
+		e, err := engine.New(load(`name: s
+sources: [{name: gen, type: generate, config: {count: `+tc.count+`, rate: 100, data: {n: 1}}}]
+sinks: [{name: out, type: drop, inputs: [gen]}]
+`), reg, engine.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err = e.Run(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := source(e); s.Bounded != tc.bounded || s.Finished {
+			t.Errorf("%s generator stopped early: bounded %v finished %v, want %v false", tc.name, s.Bounded, s.Finished, tc.bounded)
+		}
+	}
+}

@@ -67,6 +67,10 @@ type node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// finishedAlone is set when a source's Run returned by itself (not
+	// cancelled, no error).
+	finishedAlone atomic.Bool
+
 	// done is closed when the node's goroutine returned.
 	done chan struct{}
 	// ended is set once the node will send nothing more: it told its
@@ -89,6 +93,9 @@ func (n *node) run() {
 	switch n.role {
 	case flow.RoleSource:
 		err := n.src.Run(n.ctx, &emitter{n: n})
+		if err == nil && n.ctx.Err() == nil {
+			n.finishedAlone.Store(true)
+		}
 		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errStopped) {
 			n.e.fail(fmt.Errorf("source %q: %w", n.name, err))
 		}

@@ -72,6 +72,10 @@ type ComponentStats struct {
 	Batches           int64
 	LatencyBucketHits []int64
 	LatencySum        time.Duration
+	// Bounded is true for a source that ends by itself (flow.Bounded);
+	// Finished once its Run returned by itself, not because the run was
+	// stopped: it emitted everything it had.
+	Bounded, Finished bool
 }
 
 // Stats is a snapshot of a run.
@@ -119,6 +123,10 @@ func (e *Engine) Stats() Stats {
 			Dropped: c.dropped.Load(), DeadLettered: c.deadLettered.Load(),
 			Filtered: c.filtered.Load(), Retries: c.retries.Load(), Unrouted: c.unrouted.Load(),
 			Batches: c.batches.Load(), LatencySum: time.Duration(c.latencySum.Load()),
+			Finished: n.finishedAlone.Load(),
+		}
+		if b, ok := n.comp.(flow.Bounded); ok && n.role == flow.RoleSource {
+			cs.Bounded = b.Bounded()
 		}
 		cs.LatencyBucketHits = make([]int64, len(c.buckets))
 		for i := range c.buckets {

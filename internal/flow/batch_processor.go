@@ -28,6 +28,13 @@ type BatchProcessor interface {
 // with it instead of retrying, dropping or dead-lettering the events.
 var ErrStopRun = errors.New("the run cannot go on")
 
+// Bounded is implemented by a source that can say whether it ends by
+// itself (a generator with a count, a file it does not follow, standard
+// input). A source that does not implement it is taken as unbounded.
+type Bounded interface {
+	Bounded() bool
+}
+
 // ErrPermanent marks an event's failure that trying again cannot fix (an
 // HTTP endpoint that answered 400, an external component that said so).
 // The engine does not spend on_error's retries on it: the policy's next
