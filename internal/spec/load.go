@@ -159,6 +159,9 @@ func (p *parser) syntax(text []byte) *yaml.Node {
 			msg = m[2]
 			at = Pos{Line: problemLine(text, msg, line)}
 			at.Col = firstCol(text, at.Line)
+			if c := mismatchedBracket(text, at.Line); c > 0 {
+				at.Col = c
+			}
 		}
 		if lines := bytes.Split(text, []byte("\n")); at.Line >= 1 && at.Line <= len(lines) &&
 			bytes.HasPrefix(bytes.TrimLeft(lines[at.Line-1], " "), []byte("\t")) {
@@ -254,6 +257,45 @@ func problemLine(text []byte, msg string, reported int) int {
 		}
 	}
 	return reported
+}
+
+// mismatchedBracket returns the column (in characters) of the first
+// closing bracket on line that does not close the innermost open one
+// ('}' where a '[' is open, say), outside quotes and comments; 0 if none.
+// YAML's parser names only the line of such a flow-collection mistake.
+func mismatchedBracket(text []byte, line int) int {
+	lines := bytes.Split(text, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return 0
+	}
+	var open []rune
+	var quote rune
+	col := 0
+	for _, r := range string(lines[line-1]) {
+		col++
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '"' || r == '\'':
+			quote = r
+		case r == '#':
+			return 0
+		case r == '[' || r == '{':
+			open = append(open, r)
+		case r == ']' || r == '}':
+			want := '['
+			if r == '}' {
+				want = '{'
+			}
+			if len(open) == 0 || open[len(open)-1] != want {
+				return col
+			}
+			open = open[:len(open)-1]
+		}
+	}
+	return 0
 }
 
 // firstCol is the column of the first non-blank byte of line (1 if none).
