@@ -60,13 +60,8 @@ type Engine struct {
 	// the metrics) may keep what they loaded.
 	nodes atomic.Pointer[[]*node]
 
-	// reloadMu serialises Reload calls and guards p, g and stale against
-	// them.
+	// reloadMu serialises Reload calls and guards p and g against them.
 	reloadMu sync.Mutex
-	// stale names the components whose running instance (or absence) does
-	// not match g after a Reload that failed for them: the next Reload
-	// applies them again.
-	stale map[string]bool
 
 	// srcCtx is the parent of every source's context; set by Run before
 	// ready.
@@ -191,11 +186,8 @@ func (e *Engine) buildNode(gn *graph.Node, reg *flow.Registry) (*node, error) {
 		e: e, gn: gn, name: gn.Name, role: gn.Role, deadLetter: gn.DeadLetter,
 		comp: comp, log: log, stats: newCounters(),
 		parallel: max(1, c.Parallelism), ordered: c.Ordered,
-		pending: map[*ack]struct{}{},
-		done:    make(chan struct{}),
 	}
-	n.seq.cond = sync.NewCond(&n.seq.mu)
-	n.gate.pausing = make(chan struct{})
+	n.initRuntime()
 	var ok bool
 	switch gn.Role {
 	case flow.RoleSource:
@@ -219,6 +211,15 @@ func (e *Engine) buildNode(gn *graph.Node, reg *flow.Registry) (*node, error) {
 	}
 	n.policy = resolvePolicy(c.OnError, gn.Role, gn.DeadLetter, e.g.DeadLetter() != nil)
 	return n, nil
+}
+
+// initRuntime sets up what a node needs to run, apart from its component:
+// its pending acks, its done channel and its synchronisation.
+func (n *node) initRuntime() {
+	n.pending = map[*ack]struct{}{}
+	n.done = make(chan struct{})
+	n.seq.cond = sync.NewCond(&n.seq.mu)
+	n.gate.pausing = make(chan struct{})
 }
 
 // Graph returns the graph of the pipeline the engine runs: the last one

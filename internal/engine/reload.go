@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/flowctl/flowctl/internal/flow"
@@ -727,11 +726,8 @@ func (e *Engine) renew(n *node) *node {
 		e: e, gn: n.gn, name: n.name, role: n.role, deadLetter: n.deadLetter,
 		comp: n.comp, src: n.src, proc: n.proc, batchProc: n.batchProc, sink: n.sink,
 		log: n.log, policy: n.policy, stats: n.stats, parallel: n.parallel, ordered: n.ordered,
-		pending: map[*ack]struct{}{},
-		done:    make(chan struct{}),
 	}
-	x.seq.cond = sync.NewCond(&x.seq.mu)
-	x.gate.pausing = make(chan struct{})
+	x.initRuntime()
 	if n.in != nil {
 		x.in = newQueue(n.in.capacity, 0)
 	}

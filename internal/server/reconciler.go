@@ -674,10 +674,8 @@ func (r *reconciler) teardown(name, reason string) []int {
 	r.mu.Lock()
 	delete(r.observed, name)
 	r.mu.Unlock()
-	for _, e := range r.components(name, 0) {
-		r.opts.registry.Deregister(e.ID)
-		_ = r.opts.store.DeleteRegistration(context.Background(), e.ID)
-	}
+	// Its registrations go in Server.dropRegistrations, which the delete
+	// calls once this returned.
 	_ = os.RemoveAll(filepath.Join(r.opts.specDir, name))
 	r.opts.logs.EndFollowers(name)
 	return pids
