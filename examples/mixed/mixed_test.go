@@ -144,7 +144,7 @@ func TestMixedExample(t *testing.T) {
 	flowctl, sdk := build(t)
 	out := t.TempDir()
 	cmd := exec.Command(flowctl, "run", "-f", "pipeline.yaml")
-	cmd.Env = append(os.Environ(), "COUNT=20000", "SDK_PROCESSOR="+sdk, "OUT_DIR="+out)
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir(), "COUNT=20000", "SDK_PROCESSOR="+sdk, "OUT_DIR="+out)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -311,7 +311,7 @@ func TestCrashRealBinary(t *testing.T) {
 	const n = 50_000
 	out := t.TempDir()
 	cmd := exec.Command(flowctl, "run", "-f", "pipeline.yaml")
-	cmd.Env = append(os.Environ(), "COUNT="+strconv.Itoa(n), "RATE=20000", "SDK_PROCESSOR="+sdk, "OUT_DIR="+out)
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir(), "COUNT="+strconv.Itoa(n), "RATE=20000", "SDK_PROCESSOR="+sdk, "OUT_DIR="+out)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -383,6 +383,7 @@ sinks: [{name: out, type: drop, inputs: [broken]}]
 `
 	os.WriteFile(filepath.Join(dir, "pipeline.yaml"), []byte(pipeline), 0o644)
 	cmd := exec.Command(flowctl, "run", "-f", filepath.Join(dir, "pipeline.yaml"))
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()

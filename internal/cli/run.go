@@ -54,6 +54,11 @@ type runOptions struct {
 	// if set, holds the revision to report after a reload (flowctl
 	// server). See run_reload.go.
 	reloadFrom, reloadRevisionFile string
+	// stateDir holds the checkpoints (run_state.go); fromStart forgets
+	// them first.
+	stateDir           string
+	fromStart          bool
+	checkpointInterval time.Duration
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -76,7 +81,14 @@ did not change keep running; a changed one drains (what it holds is handed on), 
 starts again with its new settings; removed ones drain and stop; new ones start; inputs are
 rewired between batches. A file that does not validate is ignored; a change of the
 dead-letter sink drains the run and exits with code 3, so that a supervisor starts it again
-with the new file.`,
+with the new file.
+
+Checkpoints: sources that can be replayed (file, generate) commit their position once what
+they emitted was written, every second and at the end, in --state-dir. A second run of the
+same pipeline resumes there (it says so in one line); --from-start starts over. A file sink
+keeps exactly what was written up to the checkpoint and cuts off what came after it, so a
+run killed at any moment (even by SIGKILL) and run again writes every event once.
+"flowctl state" shows and resets checkpoints.`,
 		Example: `  flowctl run -f pipeline.yaml
   flowctl run -f pipeline.yaml --grace 30s --http 127.0.0.1:9090`,
 		Args: cobra.MaximumNArgs(1),
@@ -107,6 +119,10 @@ with the new file.`,
 	f.StringVar(&o.reportCert, "report-cert", "", "client certificate for the --report-to server (mutual TLS)")
 	f.StringVar(&o.reportKey, "report-key", "", "client key for the --report-to server (mutual TLS)")
 	f.StringVar(&o.reportTokenFile, "report-token-file", "", "file holding the bearer token of the --report-to server")
+	f.StringVar(&o.stateDir, "state-dir", "", "directory of the checkpoints, one folder per pipeline [$XDG_STATE_HOME/flowctl/checkpoints or ~/.local/state/flowctl/checkpoints]")
+	f.BoolVar(&o.fromStart, "from-start", false, "forget the pipeline's checkpoint and start from the beginning (a file sink with mode: truncate starts its file over)")
+	f.DurationVar(&o.checkpointInterval, "checkpoint-interval", engine.DefaultCheckpointInterval, "how often acknowledged positions are committed")
+	_ = f.MarkHidden("checkpoint-interval")
 	f.StringVar(&o.reloadFrom, "reload-from", "", "the pipeline file SIGHUP applies to the running pipeline [--file]")
 	f.StringVar(&o.reloadRevisionFile, "reload-revision-file", "", "file holding the revision to report after a SIGHUP reload (set by flowctl server)")
 	for _, n := range []string{"reload-revision-file", "pipeline-revision", "run-id", "report-ca", "report-cert", "report-key", "report-token-file"} {
@@ -163,6 +179,12 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		}()
 		eopts.External = func(c *spec.Component, _ flow.BuildContext) (any, error) { return ext.Build(c) }
 	}
+	st, err := openRunState(g, o, pl)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	eopts.Checkpoints, eopts.CheckpointInterval = st, o.checkpointInterval
 	e, err := engine.New(pl, reg, eopts)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)

@@ -287,6 +287,15 @@ func (lr *ioLineReader) scan(limit int, skipEmpty bool) int {
 	return len(lr.lines)
 }
 
+// consumed is the offset in the stream just past the last line handed out.
+func (lr *ioLineReader) consumed() int64 { return lr.pos - int64(lr.end-lr.start) }
+
+// seek makes the reader go on at offset of r, after line number line.
+func (lr *ioLineReader) seek(r io.Reader, offset, line int64) {
+	lr.reset(r)
+	lr.pos, lr.line = offset, line
+}
+
 // rest returns the buffered bytes after the last newline (a final line the
 // writer did not terminate) as a new slice, or nil, and consumes them.
 func (lr *ioLineReader) rest() ([]byte, int64) {
@@ -351,8 +360,20 @@ func ioParseLineSource(name string, cfg flow.Config) (ioLineSource, error) {
 // pump reads lines from lr and emits them batch by batch until lr reports
 // the end of its stream (returned as io.EOF) or Emit fails (its error is
 // returned). With final set, an unterminated last line is emitted too; a
-// follow-mode source leaves it buffered for the writer to complete.
-func (s *ioLineSource) pump(ctx context.Context, out flow.Emitter, lr *ioLineReader, idPrefix string, final bool) error {
+// follow-mode source leaves it buffered for the writer to complete. With a
+// cursor, every batch carries the position after its last line, so a
+// checkpointing run can resume there.
+func (s *ioLineSource) pump(ctx context.Context, out flow.Emitter, lr *ioLineReader, idPrefix string, final bool, cur *ioCursor) error {
+	pe, _ := out.(flow.PositionEmitter)
+	if cur == nil {
+		pe = nil
+	}
+	emit := func(evs []*flow.Event) error {
+		if pe != nil {
+			return pe.EmitAt(ctx, evs, cur.position(lr))
+		}
+		return out.Emit(ctx, evs, nil)
+	}
 	for {
 		lines, nums, err := lr.next(s.batchSize, s.skipEmpty)
 		if errors.Is(err, errIOLineTooLong) {
@@ -360,20 +381,45 @@ func (s *ioLineSource) pump(ctx context.Context, out flow.Emitter, lr *ioLineRea
 			continue
 		}
 		if len(lines) > 0 {
-			if err := out.Emit(ctx, s.ev.build(idPrefix, lines, nums), nil); err != nil {
+			if err := emit(s.ev.build(idPrefix, lines, nums)); err != nil {
 				return err
 			}
 			continue
 		}
 		if err == io.EOF && final {
 			if last, num := lr.rest(); len(last) > 0 {
-				if err := out.Emit(ctx, s.ev.build(idPrefix, [][]byte{last}, []int64{num}), nil); err != nil {
+				if err := emit(s.ev.build(idPrefix, [][]byte{last}, []int64{num})); err != nil {
 					return err
 				}
 			}
 		}
 		return err
 	}
+}
+
+// ioCursor names the file a line reader reads, for checkpoints: its
+// absolute path (the position's key) and its identity, so that a resumed
+// run knows whether the path still names the same file.
+type ioCursor struct {
+	key string
+	id  ioFileID
+}
+
+// ioFilePos is a file source's checkpointed place in one file: the byte
+// offset after the last acknowledged line and that line's number (ids go
+// on from it).
+type ioFilePos struct {
+	Dev    uint64 `json:"dev,omitempty"`
+	Ino    uint64 `json:"ino,omitempty"`
+	Offset int64  `json:"offset"`
+	Line   int64  `json:"line"`
+}
+
+// position is where lr is now: past every line it handed out.
+func (c *ioCursor) position(lr *ioLineReader) flow.Position {
+	p := ioFilePos{Dev: c.id.dev, Ino: c.id.ino, Offset: lr.consumed(), Line: lr.line}
+	v, _ := json.Marshal(p)
+	return flow.Position{Key: c.key, Value: v}
 }
 
 // ioLineEvents builds a batch of events from lines: the events share one

@@ -2,12 +2,16 @@ package components
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/flowctl/flowctl/internal/flow"
 )
@@ -21,9 +25,11 @@ func init() {
 			{Name: "path", Type: flow.TypeString, Required: true, Example: "out.jsonl",
 				Description: "The file to write; relative paths are resolved against the pipeline file's directory. Missing parent directories are created."},
 			ioFormatField,
-			{Name: "append", Type: flow.TypeBool, Default: false, Description: "Append to an existing file instead of truncating it when the sink opens."},
+			{Name: "mode", Type: flow.TypeString, Enum: []string{"truncate", "append"},
+				Description: "What a first run does with an existing file: truncate (the default) starts it empty, append writes after what it holds. A run that resumes from a checkpoint never truncates: it keeps what was written up to the checkpoint, cuts off only what was written after it (those events are written again) and appends."},
+			{Name: "append", Type: flow.TypeBool, Description: "The earlier spelling of mode: append (true) or mode: truncate (false)."},
 		},
-		Examples: []string{"path: out.jsonl", "path: archive/events.jsonl\nformat: envelope\nappend: true"},
+		Examples: []string{"path: out.jsonl", "path: archive/events.jsonl\nformat: envelope\nmode: append"},
 		Validate: validateWith(ioParseFileSink),
 		New: func(bc flow.BuildContext) (any, error) {
 			s, err := ioParseFileSink(bc.Config)
@@ -32,27 +38,65 @@ func init() {
 			}
 			s.name = bc.Name
 			s.path = ioResolvePath(bc.Dir, s.path)
+			if abs, err := filepath.Abs(s.path); err == nil {
+				s.path = abs
+			}
+			s.log = bc.Logger
+			if s.log == nil {
+				s.log = slog.New(slog.DiscardHandler)
+			}
 			return s, nil
 		},
 	})
 }
 
-// fileSink writes JSON lines to a file through a 64 KiB buffer.
+// fileSink writes JSON lines to a file through a 64 KiB buffer. It counts
+// the bytes it wrote, so that a checkpoint can say how much of the file
+// holds acknowledged events (see flow.CheckpointSink).
 type fileSink struct {
 	name   string
-	path   string
+	path   string // absolute
 	format ioFormat
 	append bool
+	log    *slog.Logger
+	// resume is the committed length to keep, or -1 on a first run.
+	resume int64
 
 	mu   sync.Mutex
 	f    *os.File
 	w    *bufio.Writer
 	line []byte // scratch, reused
+	size countingWriter
+}
+
+// countingWriter counts what goes through it to the file.
+type countingWriter struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func ioParseFileSink(cfg flow.Config) (*fileSink, error) {
 	var errs []error
-	s := &fileSink{path: ioCfgString(cfg, "path", ""), append: ioCfgBool(cfg, "append", false)}
+	s := &fileSink{path: ioCfgString(cfg, "path", ""), resume: -1}
+	switch mode := ioCfgString(cfg, "mode", ""); mode {
+	case "", "truncate", "append":
+		s.append = mode == "append"
+		if _, set := cfg["append"]; set {
+			a := ioCfgBool(cfg, "append", false)
+			if mode != "" && a != s.append {
+				errs = append(errs, ioFieldErr("append", fmt.Sprintf("append: %v contradicts mode: %s", a, mode), "keep only mode"))
+			}
+			s.append = a
+		}
+	default:
+		errs = append(errs, ioFieldErr("mode", fmt.Sprintf("unknown mode %q", mode), `use "truncate" or "append"`))
+	}
 	if s.path == "" {
 		errs = append(errs, ioFieldErr("path", "is required", "name the file to write, e.g. path: out.jsonl"))
 	}
@@ -64,21 +108,92 @@ func ioParseFileSink(cfg flow.Config) (*fileSink, error) {
 	return s, errors.Join(errs...)
 }
 
-// Open creates (or truncates, or opens for appending) the file.
+// Open creates the file, or truncates it or opens it for appending on a
+// first run; when resuming it keeps exactly the committed length.
 func (s *fileSink) Open(context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
 		return fmt.Errorf("sink %q: create directory for %s: %w", s.name, s.path, err)
 	}
 	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	if s.append {
+	if s.append || s.resume >= 0 {
 		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
 	}
 	f, err := os.OpenFile(s.path, flags, 0o644)
 	if err != nil {
 		return fmt.Errorf("sink %q: %w — check that the path is writable", s.name, err)
 	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("sink %q: %w", s.name, err)
+	}
+	size := st.Size()
+	if s.resume >= 0 {
+		if err := s.cutBack(f, size); err != nil {
+			f.Close()
+			return err
+		}
+		size = s.resume
+	}
 	s.f = f
-	s.w = bufio.NewWriterSize(f, 64<<10)
+	s.size.w = f
+	s.size.n.Store(size)
+	s.w = bufio.NewWriterSize(&s.size, 64<<10)
+	return nil
+}
+
+// cutBack truncates f, of size bytes, to the committed length: what lies
+// past it was written after the last checkpoint and is written again.
+func (s *fileSink) cutBack(f *os.File, size int64) error {
+	switch {
+	case size < s.resume:
+		return fmt.Errorf("sink %q: %s is %d bytes, shorter than the %d bytes committed at the last checkpoint: it was changed outside flowctl — put it back, or start over with flowctl run --from-start (or flowctl state reset)", s.name, s.path, size, s.resume)
+	case size == s.resume:
+		return nil
+	}
+	tail := make([]byte, size-s.resume)
+	lines := -1
+	if n, err := f.ReadAt(tail, s.resume); err == nil || n == len(tail) {
+		lines = bytes.Count(tail, []byte{'\n'})
+	}
+	if err := f.Truncate(s.resume); err != nil {
+		return fmt.Errorf("sink %q: cut %s back to its checkpoint: %w", s.name, s.path, err)
+	}
+	s.log.Info("cut off what was written after the last checkpoint; those events are written again",
+		"path", s.path, "bytes", size-s.resume, "lines", lines)
+	return nil
+}
+
+// OutputKey implements flow.CheckpointSink.
+func (s *fileSink) OutputKey() string { return s.path }
+
+// Position implements flow.CheckpointSink: the file's length. Write
+// flushes every batch, so nothing stays buffered between calls.
+func (s *fileSink) Position() int64 { return s.size.n.Load() }
+
+// Sync implements flow.CheckpointSink. It is a no-op once closed (Close
+// synced).
+func (s *fileSink) Sync(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("sink %q: flush %s: %w", s.name, s.path, err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("sink %q: fsync %s: %w", s.name, s.path, err)
+	}
+	return nil
+}
+
+// Resume implements flow.CheckpointSink.
+func (s *fileSink) Resume(pos int64) error {
+	if pos < 0 {
+		return fmt.Errorf("sink %q: negative checkpoint %d", s.name, pos)
+	}
+	s.resume = pos
 	return nil
 }
 
@@ -123,7 +238,8 @@ func (s *fileSink) Close(context.Context) error {
 }
 
 var (
-	_ flow.Sink   = (*fileSink)(nil)
-	_ flow.Opener = (*fileSink)(nil)
-	_ flow.Closer = (*fileSink)(nil)
+	_ flow.Sink           = (*fileSink)(nil)
+	_ flow.Opener         = (*fileSink)(nil)
+	_ flow.Closer         = (*fileSink)(nil)
+	_ flow.CheckpointSink = (*fileSink)(nil)
 )

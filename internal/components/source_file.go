@@ -2,6 +2,7 @@ package components
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,66 @@ type fileSource struct {
 	follow  bool
 	poll    time.Duration
 	log     *slog.Logger
+	// resume holds the checkpointed positions by absolute path; each is
+	// used once, by the first open of its path.
+	resume map[string]ioFilePos
+}
+
+// Resume implements flow.Resumer: each file goes on after its last
+// acknowledged line, if the path still names the same file and it is not
+// shorter than that (else it is read from its start, and the log says
+// why).
+func (s *fileSource) Resume(positions map[string][]byte) error {
+	s.resume = map[string]ioFilePos{}
+	for k, v := range positions {
+		var p ioFilePos
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("source %q: checkpoint of %s: %w", s.name, k, err)
+		}
+		s.resume[k] = p
+	}
+	return nil
+}
+
+// openAt opens path and places lr where the checkpoint says this file was
+// left, or at its start.
+func (s *fileSource) openAt(path string, lr *ioLineReader) (*os.File, os.FileInfo, *ioCursor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	key, err := filepath.Abs(path)
+	if err != nil {
+		key = path
+	}
+	cur := &ioCursor{key: key}
+	id, hasID := ioIdentity(st)
+	cur.id = id
+	lr.reset(f)
+	p, ok := s.resume[key]
+	if !ok {
+		return f, st, cur, nil
+	}
+	delete(s.resume, key)
+	switch {
+	case hasID && (p.Dev != id.dev || p.Ino != id.ino):
+		s.log.Warn("the file was replaced since the last checkpoint: reading it from the start", "path", path)
+	case st.Mode().IsRegular() && st.Size() < p.Offset:
+		s.log.Warn("the file is shorter than at the last checkpoint (truncated): reading it from the start", "path", path, "size", st.Size(), "checkpoint", p.Offset)
+	default:
+		if _, err := f.Seek(p.Offset, io.SeekStart); err != nil {
+			f.Close()
+			return nil, nil, nil, err
+		}
+		lr.seek(f, p.Offset, p.Line)
+		s.log.Info("resuming", "path", path, "line", p.Line, "offset", p.Offset)
+	}
+	return f, st, cur, nil
 }
 
 // Bounded implements flow.Bounded: a file that is not followed ends.
@@ -164,13 +225,12 @@ func (s *fileSource) Run(ctx context.Context, out flow.Emitter) error {
 }
 
 func (s *fileSource) readAll(ctx context.Context, out flow.Emitter, lr *ioLineReader, path string) error {
-	f, err := os.Open(path)
+	f, _, cur, err := s.openAt(path, lr)
 	if err != nil {
 		return fmt.Errorf("source %q: %w", s.name, err)
 	}
 	defer f.Close()
-	lr.reset(f)
-	if err := s.pump(ctx, out, lr, s.idPrefix(path), true); err != io.EOF {
+	if err := s.pump(ctx, out, lr, s.idPrefix(path), true, cur); err != io.EOF {
 		return fmt.Errorf("source %q: read %s: %w", s.name, path, err)
 	}
 	return nil
@@ -183,6 +243,7 @@ type ioFollowed struct {
 	info   os.FileInfo
 	lr     *ioLineReader
 	prefix string
+	cur    *ioCursor
 }
 
 // ioFollowBufSize is the starting buffer of a followed file: smaller than
@@ -212,7 +273,7 @@ func (s *fileSource) runFollow(ctx context.Context, out flow.Emitter) error {
 		slices.Sort(paths)
 		for _, p := range paths {
 			t := tracked[p]
-			if err := s.pump(ctx, out, t.lr, t.prefix, false); err != io.EOF {
+			if err := s.pump(ctx, out, t.lr, t.prefix, false, t.cur); err != io.EOF {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -224,7 +285,7 @@ func (s *fileSource) runFollow(ctx context.Context, out flow.Emitter) error {
 				// Rotated or removed: finish what the old file holds
 				// (written between our last read and the rename), then
 				// let discover open whatever the path names now.
-				if err := s.pump(ctx, out, t.lr, t.prefix, true); err != io.EOF {
+				if err := s.pump(ctx, out, t.lr, t.prefix, true, t.cur); err != io.EOF {
 					if ctx.Err() != nil {
 						return nil
 					}
@@ -260,24 +321,21 @@ func (s *fileSource) discover(tracked map[string]*ioFollowed) error {
 		if tracked[p] != nil {
 			continue
 		}
-		f, err := os.Open(p)
+		lr := newIOLineReader(nil, ioFollowBufSize)
+		f, st, cur, err := s.openAt(p, lr)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue // gone between glob and open
 			}
 			return fmt.Errorf("source %q: %w", s.name, err)
 		}
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("source %q: %w", s.name, err)
-		}
-		tracked[p] = &ioFollowed{path: p, f: f, info: st, lr: newIOLineReader(f, ioFollowBufSize), prefix: s.idPrefix(p)}
+		tracked[p] = &ioFollowed{path: p, f: f, info: st, lr: lr, prefix: s.idPrefix(p), cur: cur}
 	}
 	return nil
 }
 
 var (
-	_ flow.Source = (*fileSource)(nil)
-	_ flow.Opener = (*fileSource)(nil)
+	_ flow.Source  = (*fileSource)(nil)
+	_ flow.Opener  = (*fileSource)(nil)
+	_ flow.Resumer = (*fileSource)(nil)
 )

@@ -2,6 +2,7 @@ package components
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -56,6 +57,27 @@ type generateSource struct {
 	batch     int
 	fixed     []byte        // data, encoded once and shared by every event
 	build     *expr.Program // or expr, evaluated per event
+	start     int64         // the first index: 0, or where a checkpoint left off
+}
+
+// generatePos is the generator's checkpoint: the index of the next event.
+type generatePos struct {
+	Next int64 `json:"next"`
+}
+
+// Resume implements flow.Resumer: the run goes on at the first event not
+// acknowledged, with the same ids and payloads.
+func (g *generateSource) Resume(positions map[string][]byte) error {
+	v, ok := positions[""]
+	if !ok {
+		return nil
+	}
+	var p generatePos
+	if err := json.Unmarshal(v, &p); err != nil || p.Next < 0 {
+		return fmt.Errorf("generate %q: unreadable checkpoint %q", g.name, v)
+	}
+	g.start = p.Next
+	return nil
 }
 
 // Bounded implements flow.Bounded: a generator with a count ends.
@@ -137,8 +159,10 @@ func parseGenerate(name string, cfg flow.Config) (*generateSource, error) {
 // burst later. An expression that fails for some i stops the run with an
 // error naming i.
 func (g *generateSource) Run(ctx context.Context, out flow.Emitter) error {
-	var i int64
+	i := g.start
+	first := i
 	start := time.Now()
+	pe, _ := out.(flow.PositionEmitter)
 	var pace *time.Timer
 	defer func() {
 		if pace != nil {
@@ -154,16 +178,17 @@ func (g *generateSource) Run(ctx context.Context, out flow.Emitter) error {
 			n = min(n, g.count-i)
 		}
 		if g.rate > 0 {
-			due := int64(time.Since(start).Seconds()*g.rate) + 1 // the first event is due at once
+			done := i - first
+			due := first + int64(time.Since(start).Seconds()*g.rate) + 1 // the first event is due at once
 			if lag := int64(g.batch); due-i > lag {
 				// More than a batch behind (the pipeline held us back):
 				// move the schedule so that one batch is due now, instead
 				// of bursting later to catch up.
-				start = time.Now().Add(-time.Duration(float64(i+lag-1) / g.rate * float64(time.Second)))
+				start = time.Now().Add(-time.Duration(float64(done+lag-1) / g.rate * float64(time.Second)))
 				due = i + lag
 			}
 			if due <= i {
-				wait := time.Until(start.Add(time.Duration(float64(i) / g.rate * float64(time.Second))))
+				wait := time.Until(start.Add(time.Duration(float64(done) / g.rate * float64(time.Second))))
 				if wait > 0 {
 					if pace == nil {
 						pace = time.NewTimer(wait)
@@ -185,7 +210,13 @@ func (g *generateSource) Run(ctx context.Context, out flow.Emitter) error {
 		if err != nil {
 			return err
 		}
-		if err := out.Emit(ctx, batch, nil); err != nil {
+		if pe != nil {
+			v, _ := json.Marshal(generatePos{Next: i + n})
+			err = pe.EmitAt(ctx, batch, flow.Position{Value: v})
+		} else {
+			err = out.Emit(ctx, batch, nil)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -244,4 +275,7 @@ func (g *generateSource) makeBatch(first int64, n int, now time.Time) ([]*flow.E
 	return batch, nil
 }
 
-var _ flow.Source = (*generateSource)(nil)
+var (
+	_ flow.Source  = (*generateSource)(nil)
+	_ flow.Resumer = (*generateSource)(nil)
+)

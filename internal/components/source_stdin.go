@@ -57,7 +57,7 @@ func (s *stdinSource) Run(ctx context.Context, out flow.Emitter) error {
 	errc := make(chan error, 1)
 	go func() {
 		lr := newIOLineReader(s.in, ioReadBufSize)
-		errc <- s.pump(ctx, out, lr, s.name+":", true)
+		errc <- s.pump(ctx, out, lr, s.name+":", true, nil)
 	}()
 	select {
 	case err := <-errc:

@@ -17,6 +17,11 @@ type ack struct {
 	// born is when the source emitted the batch (monotonic nanoseconds
 	// since the run started), for batch latency.
 	born int64
+	// track, seq and pos: a replayable source's batch (EmitAt), its
+	// sequence number and the position it ends at; track is nil otherwise.
+	track *srcTrack
+	seq   uint64
+	pos   flow.Position
 }
 
 var ackPool = sync.Pool{New: func() any { return new(ack) }}

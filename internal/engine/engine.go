@@ -43,6 +43,11 @@ type Options struct {
 	// role, optionally a flow.Opener/flow.Closer. Nil refuses such
 	// components with ErrExternal.
 	External func(c *spec.Component, bc flow.BuildContext) (any, error)
+	// Checkpoints, if not nil, keeps the run's checkpoints: Run resumes
+	// the sources and sinks from what it holds and commits to it every
+	// CheckpointInterval [DefaultCheckpointInterval] and when it ends.
+	Checkpoints        flow.CheckpointStore
+	CheckpointInterval time.Duration
 }
 
 // Engine runs one pipeline once. Build it with New, start it with Run;
@@ -96,6 +101,9 @@ type Engine struct {
 	cancelSrc context.CancelFunc // guarded by errMu
 	err       error              // first component failure
 	stopCause error              // why the run was stopped hard (grace, abort)
+
+	ckMu    sync.Mutex // serialises checkpoint commits
+	commits atomic.Int64
 }
 
 // New builds every component of p (no side effects: nothing is opened).
@@ -192,12 +200,16 @@ func (e *Engine) buildNode(gn *graph.Node, reg *flow.Registry) (*node, error) {
 	switch gn.Role {
 	case flow.RoleSource:
 		n.src, ok = comp.(flow.Source)
+		n.track = newSrcTrack()
 	case flow.RoleProcessor:
 		n.proc, ok = comp.(flow.Processor)
 		n.batchProc, _ = comp.(flow.BatchProcessor)
 	case flow.RoleSink:
 		n.sink, ok = comp.(flow.Sink)
 		n.parallel = 1
+		if cs, isCS := comp.(flow.CheckpointSink); isCS {
+			n.sinkTrack = &sinkTrack{cs: cs, key: cs.OutputKey()}
+		}
 	}
 	if !ok {
 		return nil, fmt.Errorf("build %s %q: type %q does not implement a %s", gn.Role, gn.Name, c.Type, gn.Role)
@@ -255,6 +267,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	}()
 
 	nodes := e.list()
+	if err := e.resume(nodes); err != nil {
+		return err
+	}
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
 		if o, ok := n.comp.(flow.Opener); ok {
@@ -267,7 +282,28 @@ func (e *Engine) Run(ctx context.Context) error {
 				return fmt.Errorf("open %s %q: %w", n.role, n.name, err)
 			}
 		}
+		n.opened()
 	}
+	// What the sinks hold now is kept by any later run, before a source
+	// emits anything.
+	if err := e.checkpoint(ctx); err != nil {
+		for _, n := range nodes {
+			if err := n.close(); err != nil {
+				e.recordErr(err)
+			}
+		}
+		return err
+	}
+	ckStop := make(chan struct{})
+	var ckWG sync.WaitGroup
+	if e.opts.Checkpoints != nil {
+		ckWG.Add(1)
+		go e.checkpointLoop(ckStop, &ckWG)
+	}
+	defer func() {
+		close(ckStop)
+		ckWG.Wait()
+	}()
 	srcCtx, cancelSrc := context.WithCancel(ctx)
 	defer cancelSrc()
 	e.errMu.Lock()
@@ -330,6 +366,18 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	for _, n := range sources {
 		n.failPending(sweep)
+	}
+	// Every node returned: commit what was acknowledged, whatever ended
+	// the run (the components closed, so their output is on disk).
+	close(ckStop)
+	ckWG.Wait()
+	ckStop = make(chan struct{}) // for the deferred close
+	if cerr := e.checkpoint(context.Background()); cerr != nil {
+		if err == nil {
+			err = cerr
+		} else {
+			e.log.Error("final checkpoint failed", logKeyError, cerr)
+		}
 	}
 	switch {
 	case err != nil:

@@ -56,6 +56,11 @@ type node struct {
 	pmu     sync.Mutex
 	pending map[*ack]struct{}
 
+	// track follows a source's acknowledged positions (see checkpoint.go);
+	// sinkTrack what a checkpointing sink wrote, nil for other sinks.
+	track     *srcTrack
+	sinkTrack *sinkTrack
+
 	lastLog    atomic.Int64 // run-relative nanoseconds of the last error log
 	suppressed atomic.Int64
 
@@ -195,12 +200,27 @@ type emitter struct{ n *node }
 // of the batch is queued, the rest is queued too unless the run is
 // stopped hard, so a drain never loses half a batch.
 func (em *emitter) Emit(ctx context.Context, events []*flow.Event, done func(error)) error {
+	return em.emit(ctx, events, done, nil)
+}
+
+// EmitAt implements flow.PositionEmitter: the batch's position is
+// committed once it and every batch before it were acknowledged.
+func (em *emitter) EmitAt(ctx context.Context, events []*flow.Event, pos flow.Position) error {
+	return em.emit(ctx, events, nil, &pos)
+}
+
+func (em *emitter) emit(ctx context.Context, events []*flow.Event, done func(error), pos *flow.Position) error {
 	n := em.n
 	e := n.e
 	if len(events) == 0 {
 		flow.RecycleBatch(events)
 		if done != nil {
 			done(nil)
+		}
+		if pos != nil {
+			// Nothing to write: the position is reached once every
+			// batch before is acknowledged.
+			n.track.done(n.track.assign(), *pos)
 		}
 		return nil
 	}
@@ -224,6 +244,10 @@ func (em *emitter) Emit(ctx context.Context, events []*flow.Event, done func(err
 	defer n.leave()
 	a := ackPool.Get().(*ack)
 	a.done, a.src, a.born = done, n, e.now()
+	a.track = nil
+	if pos != nil {
+		a.track, a.seq, a.pos = n.track, n.track.assign(), *pos
+	}
 	chunks := (len(events) + flow.MaxBatch - 1) / flow.MaxBatch
 	a.n.Store(int64(chunks))
 	n.pmu.Lock()
@@ -276,8 +300,11 @@ func (n *node) finishAck(a *ack, err error) {
 	if a.done != nil {
 		a.done(err)
 	}
+	if err == nil && a.track != nil {
+		a.track.done(a.seq, a.pos)
+	}
 	if err == nil {
-		a.done, a.src = nil, nil
+		a.done, a.src, a.track, a.pos = nil, nil, nil, flow.Position{}
 		ackPool.Put(a)
 	}
 }
@@ -544,6 +571,9 @@ func (n *node) writeBatch(b *batch) {
 		return
 	}
 	n.stats.observe(time.Duration(n.e.now() - b.ack.born))
+	if n.sinkTrack != nil {
+		n.sinkTrack.record(b.ack)
+	}
 	b.release()
 }
 

@@ -445,6 +445,9 @@ func (r *reload) change(n, x *node) error {
 	if err := n.close(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := carry(n, x); err != nil {
+		errs = append(errs, err)
+	}
 	if err := open(r.ctx, x); err != nil {
 		errs = append(errs, fmt.Errorf("open new %s %q (the old one goes on): %w", n.role, n.name, err))
 		x = e.renew(n)
@@ -714,8 +717,11 @@ func (n *node) finished() bool {
 // open opens n's component, if it has resources.
 func open(ctx context.Context, n *node) error {
 	if o, ok := n.comp.(flow.Opener); ok {
-		return o.Open(ctx)
+		if err := o.Open(ctx); err != nil {
+			return err
+		}
 	}
+	n.opened()
 	return nil
 }
 
@@ -726,6 +732,7 @@ func (e *Engine) renew(n *node) *node {
 		e: e, gn: n.gn, name: n.name, role: n.role, deadLetter: n.deadLetter,
 		comp: n.comp, src: n.src, proc: n.proc, batchProc: n.batchProc, sink: n.sink,
 		log: n.log, policy: n.policy, stats: n.stats, parallel: n.parallel, ordered: n.ordered,
+		track: n.track, sinkTrack: n.sinkTrack,
 	}
 	x.initRuntime()
 	if n.in != nil {

@@ -24,7 +24,16 @@ func TestMain(m *testing.M) {
 		runChild(mode)
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// The flowctl runs the tests start keep their checkpoints apart from
+	// the user's.
+	dir, err := os.MkdirTemp("", "flowctl-external-state")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_STATE_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 func runChild(mode string) {

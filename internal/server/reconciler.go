@@ -520,7 +520,10 @@ func (r *reconciler) startChild(ctx context.Context, p store.Pipeline, o *observ
 	}
 	argv := []string{r.opts.exe, "run", "-f", path, "--dir", dir, "--grace", childGrace.String(),
 		"--report-to", r.opts.reportAddr, "--pipeline-revision", strconv.FormatInt(p.Revision, 10),
-		"--run-id", strconv.FormatInt(run.ID, 10)}
+		"--run-id", strconv.FormatInt(run.ID, 10),
+		// Checkpoints live beside the pipeline's spec copies, so that a
+		// restarted child (after a crash of it or of the server) resumes.
+		"--state-dir", filepath.Join(r.opts.specDir, p.Name, "state")}
 	reloadPath := filepath.Join(filepath.Dir(path), "reload"+filepath.Ext(path))
 	revisionPath := filepath.Join(filepath.Dir(path), "reload.revision")
 	argv = append(argv, "--reload-from", reloadPath, "--reload-revision-file", revisionPath)
