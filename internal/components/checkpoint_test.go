@@ -1,0 +1,225 @@
+package components
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/flowctl/flowctl/internal/flow"
+)
+
+// posEmitter records batches and the positions they end at.
+type posEmitter struct {
+	mu     sync.Mutex
+	events []*flow.Event
+	pos    []flow.Position
+}
+
+func (p *posEmitter) Emit(_ context.Context, b []*flow.Event, done func(error)) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.events = append(p.events, b...)
+	if done != nil {
+		done(nil)
+	}
+	return nil
+}
+
+func (p *posEmitter) EmitAt(_ context.Context, b []*flow.Event, pos flow.Position) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.events = append(p.events, b...)
+	p.pos = append(p.pos, pos)
+	return nil
+}
+
+func (p *posEmitter) ids() []string {
+	var out []string
+	for _, e := range p.events {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+func lines(n, from int) string {
+	var b strings.Builder
+	for i := from; i < from+n; i++ {
+		b.WriteString(`{"n":` + strconv.Itoa(i) + "}\n")
+	}
+	return b.String()
+}
+
+func TestFileSourceResume(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "in.jsonl")
+	ioWriteFile(t, path, lines(10, 1))
+	cfg := flow.Config{"path": "in.jsonl", "batch_size": 3}
+
+	em := &posEmitter{}
+	if err := ioRunSource(t, ioNewSource(t, "file", "in", dir, cfg), em); err != nil {
+		t.Fatal(err)
+	}
+	if len(em.pos) != 4 {
+		t.Fatalf("%d positions, want one per batch (4)", len(em.pos))
+	}
+	abs, _ := filepath.Abs(path)
+	if em.pos[1].Key != abs {
+		t.Fatalf("key = %q, want %q", em.pos[1].Key, abs)
+	}
+	var p ioFilePos
+	if err := json.Unmarshal(em.pos[1].Value, &p); err != nil || p.Line != 6 || p.Offset != int64(len(lines(6, 1))) {
+		t.Fatalf("after the second batch: %s (%v), want line 6 at byte %d", em.pos[1].Value, err, len(lines(6, 1)))
+	}
+
+	resumeAt := func(t *testing.T, pos flow.Position) []string {
+		src := ioNewSource(t, "file", "in", dir, cfg)
+		if err := src.(flow.Resumer).Resume(map[string][]byte{pos.Key: pos.Value}); err != nil {
+			t.Fatal(err)
+		}
+		em := &posEmitter{}
+		if err := ioRunSource(t, src, em); err != nil {
+			t.Fatal(err)
+		}
+		return em.ids()
+	}
+	t.Run("same file goes on", func(t *testing.T) {
+		if got := strings.Join(resumeAt(t, em.pos[1]), " "); got != "in:7 in:8 in:9 in:10" {
+			t.Fatalf("ids = %s", got)
+		}
+	})
+	t.Run("truncated file starts over", func(t *testing.T) {
+		ioWriteFile(t, path, lines(2, 1))
+		if got := strings.Join(resumeAt(t, em.pos[1]), " "); got != "in:1 in:2" {
+			t.Fatalf("ids = %s", got)
+		}
+	})
+	t.Run("replaced file starts over", func(t *testing.T) {
+		tmp := filepath.Join(dir, "new")
+		ioWriteFile(t, tmp, lines(10, 100))
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+		got := resumeAt(t, em.pos[1])
+		if len(got) != 10 || got[0] != "in:1" {
+			t.Fatalf("ids = %v, want the new file from its start", got)
+		}
+	})
+}
+
+func TestFileSinkResume(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.jsonl")
+	ctx := context.Background()
+	open := func(t *testing.T, cfg flow.Config, resume int64) (flow.Sink, error) {
+		t.Helper()
+		spec, err := NewRegistry().Lookup(flow.RoleSink, "file")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := spec.Validate(cfg); err != nil {
+			t.Fatal(err)
+		}
+		c, err := spec.New(flow.BuildContext{Name: "out", Config: cfg, Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resume >= 0 {
+			if err := c.(flow.CheckpointSink).Resume(resume); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c.(flow.Sink), c.(flow.Opener).Open(ctx)
+	}
+	cfg := flow.Config{"path": "out.jsonl"}
+	s, err := open(t, cfg, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, ioSampleBatch()); err != nil {
+		t.Fatal(err)
+	}
+	committed := s.(flow.CheckpointSink).Position()
+	if err := s.(flow.CheckpointSink).Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(path)
+	if int64(len(want)) != committed {
+		t.Fatalf("Position = %d, file holds %d bytes", committed, len(want))
+	}
+	// Written after the checkpoint, and a torn last line.
+	if err := s.Write(ctx, ioSampleBatch()); err != nil {
+		t.Fatal(err)
+	}
+	ioClose(t, s)
+	ioAppendFile(t, path, `{"half":`)
+
+	s, err = open(t, cfg, committed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(want) {
+		t.Fatalf("after resume the file holds\n%s\nwant\n%s", got, want)
+	}
+	if err := s.Write(ctx, ioSampleBatch()); err != nil {
+		t.Fatal(err)
+	}
+	ioClose(t, s)
+	if got, _ := os.ReadFile(path); string(got) != string(want)+string(want) {
+		t.Fatalf("resumed sink did not append:\n%s", got)
+	}
+
+	t.Run("shorter than the checkpoint", func(t *testing.T) {
+		ioWriteFile(t, path, "x\n")
+		_, err := open(t, cfg, committed)
+		if err == nil || !strings.Contains(err.Error(), "--from-start") {
+			t.Fatalf("Open = %v, want an error saying how to start over", err)
+		}
+		if got, _ := os.ReadFile(path); string(got) != "x\n" {
+			t.Fatalf("the file was changed: %q", got)
+		}
+	})
+	t.Run("mode append on a first run keeps the file", func(t *testing.T) {
+		ioWriteFile(t, path, "old\n")
+		s, err := open(t, flow.Config{"path": "out.jsonl", "mode": "append"}, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := s.(flow.CheckpointSink).Position(); p != 4 {
+			t.Fatalf("Position = %d, want the existing 4 bytes", p)
+		}
+		ioClose(t, s)
+	})
+	t.Run("append contradicting mode", func(t *testing.T) {
+		spec, _ := NewRegistry().Lookup(flow.RoleSink, "file")
+		err := spec.Validate(flow.Config{"path": "x", "mode": "truncate", "append": true})
+		if err == nil || !strings.Contains(err.Error(), "contradicts") {
+			t.Fatalf("Validate = %v", err)
+		}
+	})
+}
+
+func TestGenerateResume(t *testing.T) {
+	src := genNew(t, flow.Config{"count": 1000, "batch_size": 100, "expr": genExpr})
+	if err := src.(flow.Resumer).Resume(map[string][]byte{"": []byte(`{"next":500}`)}); err != nil {
+		t.Fatal(err)
+	}
+	em := &posEmitter{}
+	if err := src.Run(context.Background(), em); err != nil {
+		t.Fatal(err)
+	}
+	ids := em.ids()
+	if len(ids) != 500 || ids[0] != "gen:500" || ids[499] != "gen:999" {
+		t.Fatalf("%d ids from %s", len(ids), ids[0])
+	}
+	if last := em.pos[len(em.pos)-1]; string(last.Value) != `{"next":1000}` {
+		t.Fatalf("last position %s", last.Value)
+	}
+	if err := genNew(t, flow.Config{"count": 10, "expr": genExpr}).(flow.Resumer).Resume(map[string][]byte{"": []byte(`x`)}); err == nil {
+		t.Fatal("an unreadable checkpoint was taken")
+	}
+}
