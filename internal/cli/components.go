@@ -173,6 +173,10 @@ func writeComponentText(w io.Writer, s *flow.ComponentSpec) {
 	if s.Summary != "" {
 		writeWrappedText(w, "  ", s.Summary)
 	}
+	if s.Delivery != "" {
+		fmt.Fprintln(w, "\nAfter a crash:")
+		writeWrappedText(w, "  ", s.Delivery)
+	}
 	fmt.Fprintln(w, "\nConfig fields:")
 	if len(s.Fields) == 0 {
 		fmt.Fprintln(w, "  (none)")
@@ -301,6 +305,7 @@ type componentJSON struct {
 	Role     flow.Role   `json:"role"`
 	Name     string      `json:"name"`
 	Summary  string      `json:"summary"`
+	Delivery string      `json:"delivery,omitempty"`
 	Fields   []fieldJSON `json:"fields,omitempty"`
 	Examples []string    `json:"examples,omitempty"`
 }
@@ -351,6 +356,7 @@ func writeComponentsJSON(w io.Writer, specs []*flow.ComponentSpec, detail bool) 
 				c.Fields = append(c.Fields, toFieldJSON(f))
 			}
 			c.Examples = s.Examples
+			c.Delivery = s.Delivery
 		}
 		out = append(out, c)
 	}

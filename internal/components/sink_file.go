@@ -18,9 +18,10 @@ import (
 
 func init() {
 	builtins = append(builtins, &flow.ComponentSpec{
-		Role:    flow.RoleSink,
-		Name:    "file",
-		Summary: "Writes events to a file as JSON lines; every batch is on disk (flushed) before it is acknowledged.",
+		Role:     flow.RoleSink,
+		Name:     "file",
+		Summary:  "Writes events to a file as JSON lines; every batch is on disk (flushed) before it is acknowledged.",
+		Delivery: "Exactly once across a crash when its events come, in order, from sources that can be replayed (file, generate): a resumed run keeps what was written up to the checkpoint and cuts off what came after it, which is written again. Fed by several sources, by an unordered parallel processor or by a source that cannot be replayed: at-least-once (events after the checkpoint are written again).",
 		Fields: []flow.Field{
 			{Name: "path", Type: flow.TypeString, Required: true, Example: "out.jsonl",
 				Description: "The file to write; relative paths are resolved against the pipeline file's directory. Missing parent directories are created."},

@@ -19,9 +19,10 @@ import (
 
 func init() {
 	builtins = append(builtins, &flow.ComponentSpec{
-		Role:    flow.RoleSink,
-		Name:    "sqlite",
-		Summary: "Inserts each event's top-level JSON fields as a row of a SQLite table, one transaction per batch.",
+		Role:     flow.RoleSink,
+		Name:     "sqlite",
+		Summary:  "Inserts each event's top-level JSON fields as a row of a SQLite table, one transaction per batch.",
+		Delivery: "At-least-once: rows inserted after the last checkpoint are inserted again after a crash.",
 		Fields: []flow.Field{
 			{Name: "path", Type: flow.TypeString, Required: true, Example: "events.db", Description: "The database file (created if missing, WAL mode); relative paths are resolved against the pipeline file's directory."},
 			{Name: "table", Type: flow.TypeString, Required: true, Example: "payments", Description: "The table to insert into."},

@@ -19,6 +19,7 @@ func init() {
 		Role:     flow.RoleSink,
 		Name:     "stdout",
 		Summary:  "Writes events to standard output as JSON lines, flushed after every batch.",
+		Delivery: "At-least-once: lines printed after the last checkpoint are printed again after a crash.",
 		Fields:   []flow.Field{ioFormatField},
 		Examples: []string{"format: data", "format: envelope"},
 		Validate: validateWith(ioParseFormat),

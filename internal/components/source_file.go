@@ -18,9 +18,10 @@ import (
 
 func init() {
 	builtins = append(builtins, &flow.ComponentSpec{
-		Role:    flow.RoleSource,
-		Name:    "file",
-		Summary: "Reads JSON lines or raw lines from the files a glob matches, in sorted order; with follow, keeps reading like tail -F.",
+		Role:     flow.RoleSource,
+		Name:     "file",
+		Summary:  "Reads JSON lines or raw lines from the files a glob matches, in sorted order; with follow, keeps reading like tail -F.",
+		Delivery: "Resumes after its last acknowledged line: per file its device, inode and byte offset are checkpointed, and ids go on from the line number. A file replaced or truncated since the checkpoint is read from its start.",
 		Fields: append([]flow.Field{
 			{Name: "path", Type: flow.TypeString, Required: true, Example: "events/*.jsonl",
 				Description: "A file or a glob (*, ?, [...]); relative paths are resolved against the pipeline file's directory. Files are read in sorted order. Event ids are <component>:<line> for a plain path and <component>:<file base name>:<line> for a glob."},

@@ -18,9 +18,10 @@ const generateMaxBatch = 256
 
 func init() {
 	builtins = append(builtins, &flow.ComponentSpec{
-		Role:    flow.RoleSource,
-		Name:    "generate",
-		Summary: "Generates events numbered from 0 (id <name>:<i>): a fixed object, or one computed by CEL from the index i; deterministic.",
+		Role:     flow.RoleSource,
+		Name:     "generate",
+		Summary:  "Generates events numbered from 0 (id <name>:<i>): a fixed object, or one computed by CEL from the index i; deterministic.",
+		Delivery: "Resumes at the first event not acknowledged, with the same ids and payloads.",
 		Fields: []flow.Field{
 			{Name: "count", Type: flow.TypeInt, Default: 0, Description: "How many events to generate; 0 means no end."},
 			{Name: "rate", Type: flow.TypeNumber, Default: 0, Description: "Events per second; 0 means as fast as the pipeline takes them."},

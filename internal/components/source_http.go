@@ -24,9 +24,10 @@ import (
 
 func init() {
 	builtins = append(builtins, &flow.ComponentSpec{
-		Role:    flow.RoleSource,
-		Name:    "http",
-		Summary: "Listens for events over HTTP: JSON, JSON lines and CloudEvents (binary and structured mode); answers 202 once enqueued or 200 after the acknowledgement with sync.",
+		Role:     flow.RoleSource,
+		Name:     "http",
+		Summary:  "Listens for events over HTTP: JSON, JSON lines and CloudEvents (binary and structured mode); answers 202 once enqueued or 200 after the acknowledgement with sync.",
+		Delivery: "Cannot be replayed: with sync: true a request is answered only once its events were written, so a client that retries unanswered requests gets at-least-once; with the default 202 the events of answered requests still in flight when flowctl is killed are lost.",
 		Fields: []flow.Field{
 			{Name: "address", Type: flow.TypeString, Default: "127.0.0.1:8080", Description: "host:port to listen on. Use 0.0.0.0:PORT to accept connections from other machines."},
 			{Name: "path", Type: flow.TypeString, Default: "/", Description: "The URL path that accepts POSTed events."},

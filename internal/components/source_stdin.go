@@ -15,10 +15,11 @@ var ioStdin io.Reader = os.Stdin
 
 func init() {
 	builtins = append(builtins, &flow.ComponentSpec{
-		Role:    flow.RoleSource,
-		Name:    "stdin",
-		Summary: "Reads JSON lines or raw lines from standard input until EOF.",
-		Fields:  append([]flow.Field(nil), ioLineSourceFields...),
+		Role:     flow.RoleSource,
+		Name:     "stdin",
+		Summary:  "Reads JSON lines or raw lines from standard input until EOF.",
+		Delivery: "Cannot be replayed: lines read but not yet written when flowctl is killed are lost, and a second run reads what standard input gives it then. For a restartable run read a file instead.",
+		Fields:   append([]flow.Field(nil), ioLineSourceFields...),
 		Examples: []string{
 			"format: json",
 			"format: lines\nevent_type: log_line",

@@ -52,7 +52,11 @@ type ComponentSpec struct {
 	Role    Role
 	Name    string // as written in `type:`, e.g. "file"
 	Summary string
-	Fields  []Field
+	// Delivery says what a crash does to the component's events: whether
+	// a source resumes or loses what was in flight, whether a sink writes
+	// replayed events again. Shown by `flowctl components NAME`.
+	Delivery string
+	Fields   []Field
 	// Examples are YAML snippets of the component's config.
 	Examples []string
 	// Validate checks what the field types cannot (CEL compiles, mutually
