@@ -61,6 +61,8 @@ type node struct {
 
 	// gate lets Reload hold the node between batches (see reload.go).
 	gate gate
+	// health is a sink's failure streak (see health.go).
+	health healthState
 
 	// ctx and cancel bound a source's Run (a child of the run's source
 	// context, so that Reload can stop one source).
@@ -503,6 +505,7 @@ func (n *node) writeBatch(b *batch) {
 		err := n.sink.Write(ctx, events)
 		if err == nil {
 			tally.out += len(events)
+			n.noteOK()
 			break
 		}
 		if errors.Is(err, flow.ErrStopRun) {
@@ -516,14 +519,15 @@ func (n *node) writeBatch(b *batch) {
 		bad, errs := failedEvents(events, err)
 		tally.out += len(events) - len(bad)
 		tally.errors += len(bad)
-		if n.policy.first == policyRetry && attempt < n.policy.maxAttempts {
+		if n.policy.mayRetry(attempt) {
 			bad, errs = settlePermanent(bad, errs, attempt, &failed)
 			if len(bad) == 0 {
 				break
 			}
 			n.logError("write failed, retrying", errs[0], bad[0], attempt)
 			tally.retries += len(bad)
-			if !n.sleep(n.policy.backoffFor(attempt)) {
+			n.noteRetry(attempt, errs[0], &tally)
+			if !n.sleep(n.policy.retryWait(attempt, err)) {
 				break
 			}
 			events = bad
