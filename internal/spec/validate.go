@@ -22,8 +22,8 @@ const (
 	// its endpoint while backpressure holds the sources.
 	DefaultMaxAttempts     = 3
 	DefaultSinkMaxAttempts = 0
-	DefaultBackoff        = 100 * time.Millisecond
-	DefaultMaxBackoff     = 10 * time.Second
+	DefaultBackoff         = 100 * time.Millisecond
+	DefaultMaxBackoff      = 10 * time.Second
 )
 
 // validate runs every check that needs the whole pipeline, derives each
