@@ -59,15 +59,18 @@ func (n *node) noteRetry(attempt int, err error, t *tally) {
 	h.failing.Store(true)
 }
 
-// noteOK records that a write succeeded: the streak, if any, is over.
-func (n *node) noteOK() {
+// noteDone records that a batch is done with: written, or its failed
+// events settled (settled of them: dead-lettered, dropped) once the
+// retries ran out. The streak, if any, is over either way; the sink is
+// not retrying any more.
+func (n *node) noteDone(settled int) {
 	if !n.health.failing.Load() {
 		return
 	}
 	h := &n.health
 	h.mu.Lock()
-	if h.failing.Load() {
-		n.log.Info("write succeeded again", logKeyAttempt, h.attempts+1, "failing_for", time.Since(h.since).Round(time.Millisecond))
+	if h.failing.Load() && settled == 0 {
+		n.log.Info("write succeeded again", logKeyAttempt, h.attempts+1, logKeyFailingFor, time.Since(h.since).Round(time.Millisecond))
 	}
 	h.failing.Store(false)
 	h.mu.Unlock()

@@ -505,7 +505,6 @@ func (n *node) writeBatch(b *batch) {
 		err := n.sink.Write(ctx, events)
 		if err == nil {
 			tally.out += len(events)
-			n.noteOK()
 			break
 		}
 		if errors.Is(err, flow.ErrStopRun) {
@@ -547,6 +546,7 @@ func (n *node) writeBatch(b *batch) {
 		// source hears of the failure when the run ends.
 		return
 	}
+	n.noteDone(len(failed))
 	n.stats.observe(time.Duration(n.e.now() - b.ack.born))
 	b.release()
 }
