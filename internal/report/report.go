@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/engine"
 	"github.com/flowctl/flowctl/internal/flow"
@@ -383,7 +384,7 @@ func (r *Reporter) components() []Component {
 // register registers c, retrying while the server is unreachable and ctx
 // lasts.
 func (r *Reporter) register(ctx context.Context, c Component) (*streamv1.RegisterResponse, error) {
-	backoff := 50 * time.Millisecond
+	wait := backoff.New(backoff.Policy{Base: 50 * time.Millisecond, Max: time.Second, Jitter: backoff.DefaultJitter})
 	for {
 		resp, err := r.client.Register(ctx, &streamv1.RegisterRequest{Registration: r.registration(c)})
 		if err == nil {
@@ -395,9 +396,8 @@ func (r *Reporter) register(ctx context.Context, c Component) (*streamv1.Registe
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("report: register %q at %s: %w", c.Name, r.opts.Addr, err)
-		case <-time.After(backoff):
+		case <-time.After(wait.Next()):
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 
