@@ -42,7 +42,6 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			s.name = bc.Name
 			s.log = bc.Logger
 			if s.log == nil {
 				s.log = slog.New(slog.DiscardHandler)
@@ -61,7 +60,6 @@ const httpSinkMoved = "the http sink makes one request per attempt and the engin
 // own: each Write is one request, and the engine's on_error decides whether
 // and when to write again, so the two never multiply.
 type httpSink struct {
-	name    string
 	url     string
 	method  string
 	headers map[string]string
@@ -149,17 +147,23 @@ func (s *httpSink) Write(ctx context.Context, batch []*flow.Event) error {
 	if err == nil {
 		return nil
 	}
+	// The engine names the sink; say what was sent where, once (a
+	// *url.Error would repeat the method and the URL).
 	if ctx.Err() != nil {
-		return fmt.Errorf("sink %q: %s %s: %w", s.name, s.method, s.url, ctx.Err())
+		return fmt.Errorf("%s %s: %w", s.method, s.url, ctx.Err())
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
 	}
 	var se *ioHTTPStatusError
 	if !errors.As(err, &se) {
-		return fmt.Errorf("sink %q: %s %s: %w", s.name, s.method, s.url, err)
+		return fmt.Errorf("%s %s: %w", s.method, s.url, err)
 	}
 	if !se.retryable() {
-		return fmt.Errorf("sink %q: %s %s refused the batch: %w: %w", s.name, s.method, s.url, flow.ErrPermanent, err)
+		return fmt.Errorf("%s %s refused the batch: %w: %w", s.method, s.url, flow.ErrPermanent, err)
 	}
-	err = fmt.Errorf("sink %q: %s %s: %w", s.name, s.method, s.url, err)
+	err = fmt.Errorf("%s %s: %w", s.method, s.url, err)
 	if se.hasRA {
 		return &flow.RetryAfterError{Err: err, After: se.after}
 	}
