@@ -438,7 +438,7 @@ func printSummary(w io.Writer, name string, s engine.Stats, stopped bool) {
 	tw.Flush()
 	for _, c := range s.Components {
 		if c.Health != "" && c.Health != engine.HealthHealthy {
-			fmt.Fprintf(w, "%s %q was %s when the run ended: %s; what it held was not written and not acknowledged (a checkpointing source sends it again)\n",
+			fmt.Fprintf(w, "%s %q was %s when the run ended: %s; what it held was neither written nor acknowledged\n",
 				c.Role, c.Name, c.Health, c.Reason)
 		}
 	}

@@ -136,7 +136,7 @@ sinks:
 				for _, want := range []string{
 					`pipeline "wait" stopped`, ` 0 written`,
 					`sink "out" was `, `when the run ended: retrying for `, `status 503: down for maintenance`,
-					`not written and not acknowledged`,
+					`neither written nor acknowledged`,
 				} {
 					if !strings.Contains(stderr.String(), want) {
 						t.Errorf("stderr lacks %q:\n%s", want, stderr.String())

@@ -65,7 +65,7 @@ func TestHealthShown(t *testing.T) {
 	}
 	var b bytes.Buffer
 	printSummary(&b, "payments", s, true)
-	if want := `sink "out" was unhealthy when the run ended: ` + long + `; what it held was not written and not acknowledged`; !strings.Contains(b.String(), want) {
+	if want := `sink "out" was unhealthy when the run ended: ` + long + `; what it held was neither written nor acknowledged`; !strings.Contains(b.String(), want) {
 		t.Errorf("summary lacks %q:\n%s", want, b.String())
 	}
 }
