@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -42,10 +41,6 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			s.log = bc.Logger
-			if s.log == nil {
-				s.log = slog.New(slog.DiscardHandler)
-			}
 			s.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 			return s, nil
 		},
@@ -66,7 +61,6 @@ type httpSink struct {
 	format  ioFormat
 	timeout time.Duration
 	client  *http.Client
-	log     *slog.Logger
 }
 
 func ioParseHTTPSink(cfg flow.Config) (*httpSink, error) {
