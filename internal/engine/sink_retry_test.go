@@ -307,6 +307,11 @@ dead_letter: {type: mem}
 			if got, w := ep.refused.Load(), counted.writes.Load(); got != w || got != tc.wantRequests*batches {
 				t.Errorf("%d requests, %d engine attempts, %d batches: want %d requests per batch, one per attempt", got, w, batches, tc.wantRequests)
 			}
+			// The retries ran out and the events were settled: the sink
+			// is not retrying any more.
+			if st.Health != engine.HealthHealthy || st.Reason != "" {
+				t.Errorf("after settling: health %q, reason %q", st.Health, st.Reason)
+			}
 			if dead.len() != total || st.DeadLettered != total {
 				t.Errorf("dead letters %d (counted %d), want %d", dead.len(), st.DeadLettered, total)
 			}
