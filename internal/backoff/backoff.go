@@ -1,7 +1,6 @@
 package backoff
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -89,39 +88,3 @@ func (b *Backoff) Failures() int { return b.n }
 
 // Reset starts again from Base, after a success.
 func (b *Backoff) Reset() { b.n = 0 }
-
-// Sleep waits d, or less if ctx ends first (then it returns ctx's error).
-func Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Wait waits d unless stop is closed first; it reports whether the whole
-// wait passed.
-func Wait(stop <-chan struct{}, d time.Duration) bool {
-	if d <= 0 {
-		select {
-		case <-stop:
-			return false
-		default:
-			return true
-		}
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-stop:
-		return false
-	}
-}

@@ -1,8 +1,6 @@
 package backoff
 
 import (
-	"context"
-	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -124,28 +122,5 @@ func TestBackoffJitterUsesRandom(t *testing.T) {
 	b.random = func() float64 { return 0.5 }
 	if d := b.Next(); d != 75*ms {
 		t.Fatalf("wait %v, want 75ms", d)
-	}
-}
-
-func TestSleepAndWait(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	start := time.Now()
-	if err := Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Sleep on a cancelled context: %v", err)
-	}
-	if err := Sleep(context.Background(), ms); err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	if !Wait(stop, ms) || !Wait(stop, 0) {
-		t.Fatal("Wait without stop must pass")
-	}
-	close(stop)
-	if Wait(stop, time.Hour) || Wait(stop, 0) {
-		t.Fatal("Wait after stop must give up")
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Fatal("cancelled waits took too long")
 	}
 }
