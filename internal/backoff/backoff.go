@@ -1,6 +1,7 @@
 package backoff
 
 import (
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -30,7 +31,7 @@ type Policy struct {
 func (p Policy) Ceiling(n int) time.Duration {
 	d := max(p.Base, 0)
 	for i := 1; i < n && d > 0 && (p.Max <= 0 || d < p.Max); i++ {
-		if d > time.Duration(1<<62) {
+		if d > math.MaxInt64/2 {
 			break // doubling again would overflow
 		}
 		d *= 2

@@ -42,6 +42,9 @@ func TestCeilingNeverOverflows(t *testing.T) {
 		}
 		prev = d
 	}
+	if d := (Policy{Base: 1 << 40}).Ceiling(100); d != 1<<62 {
+		t.Fatalf("a power-of-two base stops at 2^62 ns, got %v", d)
+	}
 	if p := (Policy{Base: time.Second, Max: time.Hour}); p.Ceiling(1000) != time.Hour {
 		t.Fatalf("capped ceiling after 1000 failures = %v", p.Ceiling(1000))
 	}
