@@ -373,14 +373,32 @@ func liveLine(s engine.Stats, prev map[string]int64, dt time.Duration) string {
 	for _, c := range s.Components {
 		rate := float64(c.Out-prev[c.Name]) / max(dt.Seconds(), 1e-3)
 		prev[c.Name] = c.Out
+		var part string
 		switch c.Role {
 		case flow.RoleSource:
-			parts = append(parts, fmt.Sprintf("%s out %s (%s/s)", c.Name, short(c.Out), short(int64(rate))))
+			part = fmt.Sprintf("%s out %s (%s/s)", c.Name, short(c.Out), short(int64(rate)))
 		default:
-			parts = append(parts, fmt.Sprintf("%s in %s out %s (%s/s)", c.Name, short(c.In), short(c.Out), short(int64(rate))))
+			part = fmt.Sprintf("%s in %s out %s (%s/s)", c.Name, short(c.In), short(c.Out), short(int64(rate)))
 		}
+		if c.Health != "" && c.Health != engine.HealthHealthy {
+			part += fmt.Sprintf(" %s: %s", strings.ToUpper(string(c.Health)), clip(c.Reason, liveReason))
+		}
+		parts = append(parts, part)
 	}
 	return fmt.Sprintf("%s │ %s", s.Elapsed.Truncate(time.Second), strings.Join(parts, " │ "))
+}
+
+// liveReason bounds the health reason on the live line, which must stay
+// one line; the summary and the logs have it whole.
+const liveReason = 80
+
+// clip shortens s to at most n runes, marking the cut.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // short writes n with a k/M suffix.
@@ -440,6 +458,12 @@ func printSummary(w io.Writer, name string, s engine.Stats, stopped bool) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", c.Name, role, in, c.Out, c.Filtered, c.Dropped, c.DeadLettered, c.Errors, c.Retries, c.Unrouted)
 	}
 	tw.Flush()
+	for _, c := range s.Components {
+		if c.Health != "" && c.Health != engine.HealthHealthy {
+			fmt.Fprintf(w, "%s %q was %s when the run ended: %s; what it held was neither written nor acknowledged\n",
+				c.Role, c.Name, c.Health, c.Reason)
+		}
+	}
 }
 
 // hasExternal reports whether p has a component run outside flowctl.

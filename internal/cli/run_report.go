@@ -47,21 +47,30 @@ func startReporter(ctx context.Context, o runOptions, pl *spec.Pipeline, e *engi
 		RunID:       o.runID,
 		Components:  report.Components(pl),
 		Counters:    func() report.Counters { return report.FromStats(e.Stats()) },
-		Health:      externalHealth(ext),
-		Logger:      log,
+		Health:      componentHealth(e, ext),
+		Reasons: func() map[string]string {
+			_, why := report.HealthFromStats(e.Stats())
+			return why
+		},
+		Logger: log,
 	})
 }
 
-// externalHealth reports the health of ext's components; nil without any.
-func externalHealth(ext *external.Manager) func() map[string]streamv1.HealthStatus {
-	if ext == nil {
-		return nil
-	}
+// componentHealth reports the health of the components that are not
+// simply as healthy as this process: ext's (nil without any) as their
+// supervisors see them, and those the engine sees in trouble (a sink
+// retrying a failed write); the worse of the two counts.
+func componentHealth(e *engine.Engine, ext *external.Manager) func() map[string]streamv1.HealthStatus {
 	return func() map[string]streamv1.HealthStatus {
-		hs := ext.Health()
-		out := make(map[string]streamv1.HealthStatus, len(hs))
-		for name, h := range hs {
-			out[name] = streamv1.HealthStatus(h) // the same values
+		out, _ := report.HealthFromStats(e.Stats())
+		if ext == nil {
+			return out
+		}
+		if out == nil {
+			out = map[string]streamv1.HealthStatus{}
+		}
+		for name, h := range ext.Health() {
+			out[name] = report.Worse(out[name], streamv1.HealthStatus(h)) // the same values
 		}
 		return out
 	}

@@ -47,6 +47,29 @@ func TestLiveLine(t *testing.T) {
 	}
 }
 
+// TestHealthShown: a sink that is retrying says so, with the reason, on
+// the live line (clipped to one line) and in the summary.
+func TestHealthShown(t *testing.T) {
+	s := sampleStats()
+	long := "retrying for 12s (40 failed attempts): sink \"out\": POST http://127.0.0.1:9/ingest: status 503: " + strings.Repeat("x", 200)
+	s.Components[2].Health, s.Components[2].Reason = engine.HealthUnhealthy, long
+	line := liveLine(s, map[string]int64{}, time.Second)
+	if !strings.Contains(line, "out in 400 out 400 (400/s) UNHEALTHY: retrying for 12s (40 failed attempts)") || strings.Contains(line, long) {
+		t.Errorf("live line %q", line)
+	}
+	if n := len([]rune(line[strings.Index(line, "UNHEALTHY: ")+len("UNHEALTHY: "):])); n > liveReason+len(" │ failed in 100 out 100 (100/s)") {
+		t.Errorf("live line reason not clipped: %d runes", n)
+	}
+	if strings.Contains(line, "ledger out 1000 (1000/s) DEGRADED") || strings.Count(line, "UNHEALTHY") != 1 {
+		t.Errorf("only the sink is unhealthy: %q", line)
+	}
+	var b bytes.Buffer
+	printSummary(&b, "payments", s, true)
+	if want := `sink "out" was unhealthy when the run ended: ` + long + `; what it held was neither written nor acknowledged`; !strings.Contains(b.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, b.String())
+	}
+}
+
 func TestSummary(t *testing.T) {
 	var b bytes.Buffer
 	printSummary(&b, "payments", sampleStats(), false)

@@ -21,7 +21,7 @@ import (
 
 // This file holds what the I/O components (file, stdin and http sources;
 // stdout, file, http, sqlite and drop sinks) share: config accessors, line
-// reading, event encoding and retry backoff. Unexported names carry an "io"
+// reading, event encoding and Retry-After parsing. Unexported names carry an "io"
 // prefix so they never clash with the processors' helpers in this package.
 
 // ioMaxBatch is the largest batch a source may emit (flow.Emitter).
@@ -621,24 +621,7 @@ func ioAppendEnvelope(dst []byte, e *flow.Event) []byte {
 }
 
 // ---------------------------------------------------------------------------
-// Backoff.
-
-// ioBackoff is an exponential backoff: base, doubling, capped at max.
-type ioBackoff struct {
-	base, max time.Duration
-}
-
-// delay is the wait before retry number attempt (1 = the first retry).
-func (b ioBackoff) delay(attempt int) time.Duration {
-	d := b.base
-	for i := 1; i < attempt && d < b.max; i++ {
-		d *= 2
-	}
-	if b.max > 0 && d > b.max {
-		d = b.max
-	}
-	return d
-}
+// Retry-After.
 
 // ioParseRetryAfter reads a Retry-After header: delay seconds or an HTTP
 // date. ok is false when the header is absent or unreadable.

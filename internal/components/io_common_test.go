@@ -387,18 +387,6 @@ func TestIOAppendLine(t *testing.T) {
 	}
 }
 
-func TestIOBackoff(t *testing.T) {
-	b := ioBackoff{base: 100 * time.Millisecond, max: time.Second}
-	var got []time.Duration
-	for i := 1; i <= 6; i++ {
-		got = append(got, b.delay(i))
-	}
-	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("delays = %v, want %v", got, want)
-	}
-}
-
 func TestIOParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	tests := []struct {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,20 +18,22 @@ func init() {
 	builtins = append(builtins, &flow.ComponentSpec{
 		Role:    flow.RoleSink,
 		Name:    "http",
-		Summary: "POSTs each batch as a JSON array; retries network errors, 5xx and 429 with backoff, honouring Retry-After.",
+		Summary: "POSTs each batch as a JSON array, one request per attempt; the sink's on_error retries it (network errors, 5xx, 429), honouring Retry-After.",
 		Fields: []flow.Field{
 			{Name: "url", Type: flow.TypeString, Required: true, Example: "http://127.0.0.1:9000/ingest", Description: "Where to send the batches (http or https)."},
 			{Name: "method", Type: flow.TypeString, Default: "POST", Enum: []string{"POST", "PUT", "PATCH"}, Description: "The HTTP method."},
 			{Name: "headers", Type: flow.TypeMap, Items: &flow.Field{Type: flow.TypeString}, Description: "Extra request headers, e.g. Authorization."},
 			ioFormatField,
 			{Name: "timeout", Type: flow.TypeDuration, Default: "10s", Description: "Limit for one attempt (connect, send, answer)."},
-			{Name: "max_attempts", Type: flow.TypeInt, Default: 5, Description: "Attempts per batch before it fails (1 = no retry)."},
-			{Name: "backoff", Type: flow.TypeDuration, Default: "100ms", Description: "Wait before the first retry; it doubles each retry up to max_backoff. A Retry-After header from the server takes precedence."},
-			{Name: "max_backoff", Type: flow.TypeDuration, Default: "10s", Description: "The longest wait between retries that the sink chooses itself."},
+		},
+		Moved: map[string]string{
+			"max_attempts": httpSinkMoved,
+			"backoff":      httpSinkMoved,
+			"max_backoff":  httpSinkMoved,
 		},
 		Examples: []string{
 			"url: http://127.0.0.1:9000/ingest",
-			"url: https://collector.example.com/v1/events\nformat: envelope\nheaders: {Authorization: \"Bearer ${TOKEN}\"}\nmax_attempts: 10",
+			"url: https://collector.example.com/v1/events\nformat: envelope\nheaders: {Authorization: \"Bearer ${TOKEN}\"}",
 		},
 		Validate: validateWith(ioParseHTTPSink),
 		New: func(bc flow.BuildContext) (any, error) {
@@ -40,31 +41,26 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			s.name = bc.Name
-			s.log = bc.Logger
-			if s.log == nil {
-				s.log = slog.New(slog.DiscardHandler)
-			}
 			s.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 			return s, nil
 		},
 	})
 }
 
-// httpSink sends batches to an HTTP endpoint.
+// httpSinkMoved is the hint for the retry fields the http sink had before
+// the engine's on_error became the only retry layer.
+const httpSinkMoved = "the http sink makes one request per attempt and the engine retries it: set this in the sink's `on_error` (e.g. `on_error: {max_attempts: 10, backoff: 100ms, max_backoff: 10s}`)"
+
+// httpSink sends batches to an HTTP endpoint. It has no retry loop of its
+// own: each Write is one request, and the engine's on_error decides whether
+// and when to write again, so the two never multiply.
 type httpSink struct {
-	name        string
-	url         string
-	method      string
-	headers     map[string]string
-	format      ioFormat
-	timeout     time.Duration
-	maxAttempts int
-	backoff     ioBackoff
-	client      *http.Client
-	log         *slog.Logger
-	// sleep waits between attempts; tests swap it to record the waits.
-	sleep func(ctx context.Context, d time.Duration) error
+	url     string
+	method  string
+	headers map[string]string
+	format  ioFormat
+	timeout time.Duration
+	client  *http.Client
 }
 
 func ioParseHTTPSink(cfg flow.Config) (*httpSink, error) {
@@ -77,7 +73,6 @@ func ioParseHTTPSink(cfg flow.Config) (*httpSink, error) {
 	s := &httpSink{
 		url:    ioCfgString(cfg, "url", ""),
 		method: strings.ToUpper(ioCfgString(cfg, "method", http.MethodPost)),
-		sleep:  ioSleep,
 	}
 	if s.url == "" {
 		add(ioFieldErr("url", "is required", "give the endpoint, e.g. url: http://127.0.0.1:9000/ingest"))
@@ -94,33 +89,7 @@ func ioParseHTTPSink(cfg flow.Config) (*httpSink, error) {
 		err = ioFieldErr("timeout", "must be positive", `use e.g. "10s"`)
 	}
 	add(err)
-	s.maxAttempts, err = cfgInt(cfg, "max_attempts", 5)
-	if err == nil && s.maxAttempts < 1 {
-		err = ioFieldErr("max_attempts", "must be at least 1", "1 means no retry")
-	}
-	add(err)
-	s.backoff.base, err = ioCfgDuration(cfg, "backoff", 100*time.Millisecond)
-	if err == nil && s.backoff.base < 0 {
-		err = ioFieldErr("backoff", "must not be negative", `use e.g. "100ms"`)
-	}
-	add(err)
-	s.backoff.max, err = ioCfgDuration(cfg, "max_backoff", 10*time.Second)
-	add(err)
 	return s, errors.Join(errs...)
-}
-
-func ioSleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // body encodes the batch as one JSON array.
@@ -159,43 +128,40 @@ func (e *ioHTTPStatusError) retryable() bool {
 	return e.status == http.StatusTooManyRequests || e.status >= 500
 }
 
-// Write sends the batch, retrying on network errors, 5xx and 429 up to
-// max_attempts. A 4xx other than 429 fails the batch at once: the request
-// itself is wrong and sending it again will not help.
+// Write sends the batch in one request. A network error, a 5xx or a 429 is
+// returned for the engine's on_error to retry, carrying the answer's
+// Retry-After (flow.RetryAfterError) when it has one; any other 4xx is
+// flow.ErrPermanent: the request itself is wrong and sending it again will
+// not help.
 func (s *httpSink) Write(ctx context.Context, batch []*flow.Event) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	body := s.body(batch)
-	var last error
-	for attempt := 1; ; attempt++ {
-		err := s.send(ctx, body)
-		if err == nil {
-			return nil
-		}
-		last = err
-		var se *ioHTTPStatusError
-		isStatus := errors.As(err, &se)
-		if ctx.Err() != nil {
-			return fmt.Errorf("sink %q: post to %s: %w", s.name, s.url, ctx.Err())
-		}
-		if isStatus && !se.retryable() {
-			// Permanent: the engine's on_error retry skips it too.
-			return fmt.Errorf("sink %q: %s %s refused the batch: %w: %w", s.name, s.method, s.url, flow.ErrPermanent, err)
-		}
-		if attempt >= s.maxAttempts {
-			break
-		}
-		wait := s.backoff.delay(attempt)
-		if isStatus && se.hasRA {
-			wait = se.after
-		}
-		s.log.Warn("http sink retrying", "url", s.url, "attempt", attempt, "wait", wait, "error", err)
-		if err := s.sleep(ctx, wait); err != nil {
-			return fmt.Errorf("sink %q: post to %s: %w (last error: %v)", s.name, s.url, err, last)
-		}
+	err := s.send(ctx, s.body(batch))
+	if err == nil {
+		return nil
 	}
-	return fmt.Errorf("sink %q: %s %s failed after %d attempts: %w", s.name, s.method, s.url, s.maxAttempts, last)
+	// The engine names the sink; say what was sent where, once (a
+	// *url.Error would repeat the method and the URL).
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s %s: %w", s.method, s.url, ctx.Err())
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var se *ioHTTPStatusError
+	if !errors.As(err, &se) {
+		return fmt.Errorf("%s %s: %w", s.method, s.url, err)
+	}
+	if !se.retryable() {
+		return fmt.Errorf("%s %s refused the batch: %w: %w", s.method, s.url, flow.ErrPermanent, err)
+	}
+	err = fmt.Errorf("%s %s: %w", s.method, s.url, err)
+	if se.hasRA {
+		return &flow.RetryAfterError{Err: err, After: se.after}
+	}
+	return err
 }
 
 // send makes one attempt.

@@ -55,63 +55,41 @@ func (r *ioRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// ioHTTPSinkFor builds an http sink pointed at a recorder, recording the
-// waits between attempts instead of sleeping them out.
-func ioHTTPSinkFor(t *testing.T, rec *ioRecorder, cfg flow.Config) (*httpSink, *[]time.Duration) {
+// ioHTTPSinkFor builds an http sink pointed at a recorder.
+func ioHTTPSinkFor(t *testing.T, rec *ioRecorder, cfg flow.Config) *httpSink {
 	t.Helper()
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
 	cfg["url"] = srv.URL + "/ingest"
 	s := ioNewSink(t, "http", "", cfg).(*httpSink)
-	var waits []time.Duration
-	s.sleep = func(ctx context.Context, d time.Duration) error {
-		waits = append(waits, d)
-		return ctx.Err()
-	}
 	t.Cleanup(func() { ioClose(t, s) })
-	return s, &waits
+	return s
 }
 
-func TestHTTPSinkRetries(t *testing.T) {
+// TestHTTPSinkOneRequestPerWrite: a Write is exactly one request whatever
+// the answer; what it returns tells the engine's on_error whether to try
+// again (not permanent), when (Retry-After), or not at all (permanent).
+func TestHTTPSinkOneRequestPerWrite(t *testing.T) {
 	tests := []struct {
-		name      string
-		cfg       flow.Config
-		script    []ioScripted
-		wantCalls int
-		wantWaits string
-		wantErr   string
+		name       string
+		answer     ioScripted
+		wantErr    string // "" = success
+		permanent  bool
+		retryAfter string // "" = none
 	}{
-		{name: "ok at once", wantCalls: 1, wantWaits: "[]"},
-		{
-			name:   "fails twice then succeeds",
-			script: []ioScripted{{status: 500}, {status: 502}},
-			cfg:    flow.Config{"backoff": "50ms"}, wantCalls: 3, wantWaits: "[50ms 100ms]",
-		},
-		{
-			name:      "honours Retry-After seconds",
-			script:    []ioScripted{{status: 429, retryAfter: "2"}, {status: 503, retryAfter: "0"}},
-			wantCalls: 3, wantWaits: "[2s 0s]",
-		},
-		{
-			name:      "4xx fails at once with status and body",
-			script:    []ioScripted{{status: 400, body: `{"error":"field x missing"}`}},
-			wantCalls: 1, wantWaits: "[]", wantErr: `status 400: {"error":"field x missing"}`,
-		},
-		{
-			name:      "gives up after max_attempts",
-			script:    []ioScripted{{status: 500, body: "boom"}, {status: 500, body: "boom"}, {status: 500, body: "boom"}},
-			cfg:       flow.Config{"max_attempts": 3, "backoff": "10ms", "max_backoff": "15ms"},
-			wantCalls: 3, wantWaits: "[10ms 15ms]", wantErr: "failed after 3 attempts: status 500: boom",
-		},
+		{name: "ok", answer: ioScripted{status: 200}},
+		{name: "500 is retried by the engine", answer: ioScripted{status: 500, body: "boom"}, wantErr: "status 500: boom"},
+		{name: "502", answer: ioScripted{status: 502}, wantErr: "status 502"},
+		{name: "429 with Retry-After seconds", answer: ioScripted{status: 429, retryAfter: "2"}, wantErr: "status 429", retryAfter: "2s"},
+		{name: "503 with Retry-After 0", answer: ioScripted{status: 503, retryAfter: "0"}, wantErr: "status 503", retryAfter: "0s"},
+		{name: "4xx is permanent, with status and body", answer: ioScripted{status: 400, body: `{"error":"field x missing"}`},
+			wantErr: `status 400: {"error":"field x missing"}`, permanent: true},
+		{name: "404", answer: ioScripted{status: 404}, wantErr: "status 404", permanent: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := &ioRecorder{script: tt.script}
-			cfg := tt.cfg
-			if cfg == nil {
-				cfg = flow.Config{}
-			}
-			s, waits := ioHTTPSinkFor(t, rec, cfg)
+			rec := &ioRecorder{script: []ioScripted{tt.answer}}
+			s := ioHTTPSinkFor(t, rec, flow.Config{})
 			err := s.Write(context.Background(), ioSampleBatch())
 			if tt.wantErr == "" && err != nil {
 				t.Fatalf("Write: %v", err)
@@ -119,58 +97,20 @@ func TestHTTPSinkRetries(t *testing.T) {
 			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("Write error %v, want it to contain %q", err, tt.wantErr)
 			}
-			// A refused request is permanent (the engine does not retry it
-			// under on_error: retry); a server error is not.
-			if want := strings.HasPrefix(tt.wantErr, "status 4"); err != nil && errors.Is(err, flow.ErrPermanent) != want {
-				t.Errorf("errors.Is(%v, flow.ErrPermanent) = %v, want %v", err, !want, want)
+			if got := int(rec.calls.Load()); got != 1 {
+				t.Errorf("%d requests, want exactly 1: the sink must not retry by itself", got)
 			}
-			if got := int(rec.calls.Load()); got != tt.wantCalls {
-				t.Errorf("%d requests, want %d", got, tt.wantCalls)
+			if err == nil {
+				return
 			}
-			if got := ioDurations(*waits); got != tt.wantWaits {
-				t.Errorf("waits %s, want %s", got, tt.wantWaits)
+			if errors.Is(err, flow.ErrPermanent) != tt.permanent {
+				t.Errorf("errors.Is(%v, flow.ErrPermanent) = %v, want %v", err, !tt.permanent, tt.permanent)
 			}
-			// Every attempt sends the same body.
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			for _, b := range rec.bodies {
-				if b != rec.bodies[0] {
-					t.Errorf("retry changed the body")
-				}
+			ra, ok := flow.RetryAfter(err)
+			if got := map[bool]string{true: ra.String()}[ok]; got != tt.retryAfter {
+				t.Errorf("Retry-After %q, want %q", got, tt.retryAfter)
 			}
 		})
-	}
-}
-
-func ioDurations(ds []time.Duration) string {
-	parts := make([]string, len(ds))
-	for i, d := range ds {
-		parts[i] = d.String()
-	}
-	return "[" + strings.Join(parts, " ") + "]"
-}
-
-// A real wait: Retry-After as an HTTP date in the near future, slept out
-// with the real timer.
-func TestHTTPSinkRetryAfterRealWait(t *testing.T) {
-	rec := &ioRecorder{}
-	srv := httptest.NewServer(rec)
-	defer srv.Close()
-	rec.script = []ioScripted{{status: 503, retryAfter: time.Now().Add(1500 * time.Millisecond).UTC().Format(http.TimeFormat)}}
-	s := ioNewSink(t, "http", "", flow.Config{"url": srv.URL}).(*httpSink)
-	defer ioClose(t, s)
-	if err := s.Write(context.Background(), ioSampleBatch()); err != nil {
-		t.Fatal(err)
-	}
-	rec.mu.Lock()
-	times := rec.times
-	rec.mu.Unlock()
-	if len(times) != 2 {
-		t.Fatalf("%d requests", len(times))
-	}
-	// An HTTP date has whole seconds, so the wait is between 0.5 s and 1.5 s.
-	if gap := times[1].Sub(times[0]); gap < 400*time.Millisecond || gap > 3*time.Second {
-		t.Errorf("retried after %v, want about the Retry-After date", gap)
 	}
 }
 
@@ -186,7 +126,7 @@ func TestHTTPSinkBody(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {
 			rec := &ioRecorder{}
-			s, _ := ioHTTPSinkFor(t, rec, flow.Config{"format": tt.format, "headers": map[string]any{"Authorization": "Bearer t0k"}, "method": "PUT"})
+			s := ioHTTPSinkFor(t, rec, flow.Config{"format": tt.format, "headers": map[string]any{"Authorization": "Bearer t0k"}, "method": "PUT"})
 			if err := s.Write(context.Background(), ioSampleBatch()); err != nil {
 				t.Fatal(err)
 			}
@@ -206,22 +146,22 @@ func TestHTTPSinkBody(t *testing.T) {
 	}
 }
 
-// A network error (nothing listening) is retried, then reported.
+// A network error (nothing listening) is one attempt, reported as
+// retryable; a cancelled ctx fails at once.
 func TestHTTPSinkNetworkError(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	s := ioNewSink(t, "http", "", flow.Config{"url": url, "max_attempts": 2, "backoff": "1ms"}).(*httpSink)
+	s := ioNewSink(t, "http", "", flow.Config{"url": url}).(*httpSink)
 	defer ioClose(t, s)
 	err := s.Write(context.Background(), ioSampleBatch())
-	if err == nil || !strings.Contains(err.Error(), "failed after 2 attempts") {
-		t.Errorf("Write = %v", err)
+	if err == nil || errors.Is(err, flow.ErrPermanent) || !strings.Contains(err.Error(), url) {
+		t.Errorf("Write = %v, want a retryable error naming the url", err)
 	}
-	// ctx ends the waiting.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := s.Write(ctx, ioSampleBatch()); err == nil {
-		t.Errorf("Write with a cancelled ctx succeeded")
+	if err := s.Write(ctx, ioSampleBatch()); !errors.Is(err, context.Canceled) {
+		t.Errorf("Write with a cancelled ctx = %v", err)
 	}
 }
 
@@ -233,7 +173,6 @@ func TestHTTPSinkValidate(t *testing.T) {
 	}{
 		{flow.Config{}, "url: is required"},
 		{flow.Config{"url": "ftp://x/"}, "not an http(s) URL"},
-		{flow.Config{"url": "http://x/", "max_attempts": 0}, "max_attempts: must be at least 1"},
 		{flow.Config{"url": "http://x/", "timeout": "0s"}, "timeout: must be positive"},
 		{flow.Config{"url": "http://x/", "headers": map[string]any{"X": []any{1}}}, "headers.X"},
 	} {

@@ -10,4 +10,5 @@ const (
 	logKeyEventID    = "event_id"
 	logKeySuppressed = "suppressed"
 	logKeyWait       = "wait"
+	logKeyFailingFor = "failing_for"
 )

@@ -66,6 +66,8 @@ type node struct {
 
 	// gate lets Reload hold the node between batches (see reload.go).
 	gate gate
+	// health is a sink's failure streak (see health.go).
+	health healthState
 
 	// ctx and cancel bound a source's Run (a child of the run's source
 	// context, so that Reload can stop one source).
@@ -543,14 +545,15 @@ func (n *node) writeBatch(b *batch) {
 		bad, errs := failedEvents(events, err)
 		tally.out += len(events) - len(bad)
 		tally.errors += len(bad)
-		if n.policy.first == policyRetry && attempt < n.policy.maxAttempts {
+		if n.policy.mayRetry(attempt) {
 			bad, errs = settlePermanent(bad, errs, attempt, &failed)
 			if len(bad) == 0 {
 				break
 			}
 			n.logError("write failed, retrying", errs[0], bad[0], attempt)
 			tally.retries += len(bad)
-			if !n.sleep(n.policy.backoffFor(attempt)) {
+			n.noteRetry(attempt, errs[0], &tally)
+			if !n.sleep(n.policy.retryWait(attempt, err)) {
 				break
 			}
 			events = bad
@@ -570,6 +573,7 @@ func (n *node) writeBatch(b *batch) {
 		// source hears of the failure when the run ends.
 		return
 	}
+	n.noteDone(len(failed))
 	n.stats.observe(time.Duration(n.e.now() - b.ack.born))
 	if n.sinkTrack != nil {
 		n.sinkTrack.record(b.ack)

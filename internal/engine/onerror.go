@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/spec"
 )
@@ -23,17 +24,21 @@ const (
 
 // policy is a component's on_error with DESIGN.md's defaults applied.
 type policy struct {
-	first       string // retry | dead_letter | drop | stop
-	then        string // after the last retry: dead_letter | drop | stop
+	first string // retry | dead_letter | drop | stop
+	then  string // after the last retry: dead_letter | drop | stop
+	// maxAttempts bounds the attempts of a retry; 0 retries for ever (a
+	// sink's default: it waits for its endpoint, and backpressure holds
+	// the sources).
 	maxAttempts int
-	backoff     time.Duration
-	maxBackoff  time.Duration
+	backoff     backoff.Policy
 }
 
 // resolvePolicy applies the defaults: sinks retry then stop; processors
 // dead-letter when the pipeline has a dead-letter sink, else drop. A
 // dead_letter without a dead-letter sink (or in the dead-letter sink
 // itself) becomes drop: the event is counted and logged, never looped.
+// MaxAttempts 0 means no limit (the spec gives sinks 0 and processors 3
+// when the file says nothing).
 func resolvePolicy(oe spec.OnError, role flow.Role, isDead, hasDead bool) policy {
 	fallback := policyDrop
 	if role == flow.RoleSink {
@@ -41,7 +46,8 @@ func resolvePolicy(oe spec.OnError, role flow.Role, isDead, hasDead bool) policy
 	} else if hasDead {
 		fallback = policyDeadLetter
 	}
-	p := policy{first: oe.Policy, then: oe.Then, maxAttempts: oe.MaxAttempts, backoff: oe.Backoff, maxBackoff: oe.MaxBackoff}
+	p := policy{first: oe.Policy, then: oe.Then, maxAttempts: max(oe.MaxAttempts, 0),
+		backoff: backoff.Policy{Base: oe.Backoff, Max: oe.MaxBackoff, Jitter: backoff.DefaultJitter}}
 	if p.first == "" {
 		if role == flow.RoleSink {
 			p.first = policyRetry
@@ -52,14 +58,11 @@ func resolvePolicy(oe spec.OnError, role flow.Role, isDead, hasDead bool) policy
 	if p.then == "" || p.then == policyRetry {
 		p.then = fallback
 	}
-	if p.maxAttempts <= 0 {
-		p.maxAttempts = 3
+	if p.backoff.Base <= 0 {
+		p.backoff.Base = spec.DefaultBackoff
 	}
-	if p.backoff <= 0 {
-		p.backoff = 100 * time.Millisecond
-	}
-	if p.maxBackoff <= 0 {
-		p.maxBackoff = 10 * time.Second
+	if p.backoff.Max <= 0 {
+		p.backoff.Max = spec.DefaultMaxBackoff
 	}
 	if !hasDead || isDead {
 		if p.first == policyDeadLetter {
@@ -72,14 +75,19 @@ func resolvePolicy(oe spec.OnError, role flow.Role, isDead, hasDead bool) policy
 	return p
 }
 
-// backoffFor is the wait after the attempt-th failed attempt: backoff,
-// doubling, at most maxBackoff.
-func (p policy) backoffFor(attempt int) time.Duration {
-	d := p.backoff
-	for i := 1; i < attempt && d < p.maxBackoff; i++ {
-		d *= 2
+// mayRetry reports whether the policy tries again after the attempt-th
+// failed attempt.
+func (p policy) mayRetry(attempt int) bool {
+	return p.first == policyRetry && (p.maxAttempts == 0 || attempt < p.maxAttempts)
+}
+
+// retryWait is the wait after the attempt-th failed attempt: what the
+// failure asked for (an HTTP Retry-After), else the jittered backoff.
+func (p policy) retryWait(attempt int, err error) time.Duration {
+	if d, ok := flow.RetryAfter(err); ok {
+		return d
 	}
-	return min(d, p.maxBackoff)
+	return p.backoff.Delay(attempt)
 }
 
 // final is what happens to an event once no more attempts are made.
@@ -141,10 +149,10 @@ func (n *node) processEvent(ctx context.Context, ev *flow.Event, out []*flow.Eve
 		if n.e.stopped() {
 			return out, false
 		}
-		if n.policy.first == policyRetry && attempt < n.policy.maxAttempts && !errors.Is(err, flow.ErrPermanent) {
+		if n.policy.mayRetry(attempt) && !errors.Is(err, flow.ErrPermanent) {
 			n.logError("process failed, retrying", err, ev, attempt)
 			t.retries++
-			if !n.sleep(n.policy.backoffFor(attempt)) {
+			if !n.sleep(n.policy.retryWait(attempt, err)) {
 				return out, false
 			}
 			continue
@@ -195,7 +203,7 @@ func (n *node) processWhole(ctx context.Context, events []*flow.Event, out []*fl
 		if n.e.stopped() {
 			break
 		}
-		if n.policy.first == policyRetry && attempt < n.policy.maxAttempts {
+		if n.policy.mayRetry(attempt) {
 			var final []failure
 			bad, errs = settlePermanent(bad, errs, attempt, &final)
 			for _, f := range final {
@@ -206,7 +214,7 @@ func (n *node) processWhole(ctx context.Context, events []*flow.Event, out []*fl
 			}
 			n.logError("process failed, retrying", errs[0], bad[0], attempt)
 			t.retries += len(bad)
-			if !n.sleep(n.policy.backoffFor(attempt)) {
+			if !n.sleep(n.policy.retryWait(attempt, errs[0])) {
 				break
 			}
 			pending = bad

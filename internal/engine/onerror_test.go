@@ -232,7 +232,8 @@ func TestSinkOnError(t *testing.T) {
 		{name: "permanent settled, transient retried", fail: mixed, onError: with(fast, "retry", "dead_letter", 3),
 			wantOut: 3, wantDead: 1, stats: ComponentStats{Errors: 2, Retries: 1, DeadLettered: 1, Out: 3}, attempts: 1},
 		{name: "default retry heals", fail: whole(2), onError: fast, wantOut: 4, stats: ComponentStats{Errors: 8, Retries: 8, Out: 4}},
-		{name: "default retry then stop", fail: whole(-1), onError: fast, wantError: `sink "out" failed on event "s:0" after 3 attempt(s) (on_error: stop): disk full`},
+		{name: "default retries past 3 attempts", fail: whole(5), onError: fast, wantOut: 4, stats: ComponentStats{Errors: 20, Retries: 20, Out: 4}},
+		{name: "retry then stop", fail: whole(-1), onError: with(fast, "retry", "stop", 3), wantError: `sink "out" failed on event "s:0" after 3 attempt(s) (on_error: stop): disk full`},
 		{name: "batch error index dead-lettered", fail: failIdx(-1, 1), onError: spec.OnError{Policy: "dead_letter"},
 			wantOut: 3, wantDead: 1, stats: ComponentStats{Errors: 1, DeadLettered: 1, Out: 3}},
 		{name: "batch error retried only failed", fail: failIdx(1, 0, 1), onError: with(fast, "retry", "stop", 3),
@@ -296,16 +297,29 @@ func with(o spec.OnError, policy, then string, attempts int) spec.OnError {
 
 func TestBackoff(t *testing.T) {
 	p := resolvePolicy(spec.OnError{Policy: "retry", Backoff: 100 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}, flow.RoleSink, false, false)
-	var got []time.Duration
-	for a := 1; a <= 4; a++ {
-		got = append(got, p.backoffFor(a))
+	ceilings := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}
+	for a, c := range ceilings {
+		for range 50 {
+			// Jittered between half and all of the ceiling, never above
+			// max_backoff.
+			if d := p.retryWait(a+1, errors.New("x")); d < c/2 || d > c {
+				t.Fatalf("wait after attempt %d: %v, want in [%v, %v]", a+1, d, c/2, c)
+			}
+		}
 	}
-	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}
-	if !slices.Equal(got, want) {
-		t.Fatalf("backoff %v, want %v", got, want)
+	// A failure that says when to come back is waited for as it asks.
+	ra := &flow.RetryAfterError{Err: errors.New("status 503"), After: 2 * time.Second}
+	if d := p.retryWait(1, fmt.Errorf("sink: %w", ra)); d != 2*time.Second {
+		t.Fatalf("Retry-After wait %v, want 2s", d)
 	}
 	if p.final() != policyStop {
 		t.Fatalf("sink default after retries: %s", p.final())
+	}
+	if p.maxAttempts != 0 || !p.mayRetry(1_000_000) {
+		t.Fatalf("a sink without max_attempts retries for ever: %+v", p)
+	}
+	if q := resolvePolicy(spec.OnError{Policy: "retry", MaxAttempts: 3}, flow.RoleSink, false, false); !q.mayRetry(2) || q.mayRetry(3) {
+		t.Fatal("max_attempts 3 allows exactly two retries")
 	}
 }
 

@@ -72,6 +72,11 @@ type ComponentStats struct {
 	Batches           int64
 	LatencyBucketHits []int64
 	LatencySum        time.Duration
+	// Health is what the engine sees of the component: degraded while a
+	// sink retries a failed write, unhealthy once its waits between
+	// attempts reached max_backoff; Reason says why when not healthy.
+	Health Health
+	Reason string
 	// Bounded is true for a source that ends by itself (flow.Bounded);
 	// Finished once its Run returned by itself, not because the run was
 	// stopped: it emitted everything it had.
@@ -125,6 +130,7 @@ func (e *Engine) Stats() Stats {
 			Batches: c.batches.Load(), LatencySum: time.Duration(c.latencySum.Load()),
 			Finished: n.finishedAlone.Load(),
 		}
+		cs.Health, cs.Reason = n.healthNow()
 		if b, ok := n.comp.(flow.Bounded); ok && n.role == flow.RoleSource {
 			cs.Bounded = b.Bounded()
 		}

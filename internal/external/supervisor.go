@@ -11,11 +11,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/drivers/process"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/spec"
 )
+
+// restartPolicy spaces the restarts of a crashing component:
+// InitialBackoff doubling to MaxBackoff, with jitter so that components
+// that crashed together do not all come back at once.
+var restartPolicy = backoff.Policy{Base: InitialBackoff, Max: MaxBackoff, Jitter: backoff.DefaultJitter}
 
 // Restart policies (restart_policy).
 const (
@@ -92,7 +98,10 @@ type Supervisor struct {
 	exhausted bool
 	gen       int
 	crashes   []time.Time
-	backoff   time.Duration
+	// restartBackoff counts the crashes since the last incarnation that
+	// lived healthyAfter; backoff is the wait before the next start.
+	restartBackoff backoff.Backoff
+	backoff        time.Duration
 
 	restarts           atomic.Int64
 	redeliveredBatches atomic.Int64
@@ -379,12 +388,11 @@ func (s *Supervisor) mayRestart(status string, tail []string, clean bool, lived 
 		return fmt.Errorf("component %q crashed %d times within %v (last: %s): %w; fix it and run again%s",
 			name, len(s.crashes), CrashLoopWindow, status, ErrCrashLoop, tailText(tail))
 	}
-	switch {
-	case s.backoff == 0 || lived >= healthyAfter:
-		s.backoff = InitialBackoff
-	default:
-		s.backoff = min(s.backoff*2, MaxBackoff)
+	s.restartBackoff.Policy = restartPolicy
+	if lived >= healthyAfter {
+		s.restartBackoff.Reset()
 	}
+	s.backoff = s.restartBackoff.Next()
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ErrUnknownComponent is returned by Registry.Lookup for a name with no
@@ -41,4 +42,25 @@ func (e *FieldError) Error() string {
 		b.WriteString(e.Hint)
 	}
 	return b.String()
+}
+
+// RetryAfterError is a failure whose cause said when to try again (an HTTP
+// 429 or 503 with a Retry-After header). The engine waits After before its
+// next on_error attempt instead of its own backoff.
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter returns the wait the failure err asked for, if it carries one
+// (see RetryAfterError).
+func RetryAfter(err error) (time.Duration, bool) {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return max(ra.After, 0), true
+	}
+	return 0, false
 }

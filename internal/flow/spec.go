@@ -59,6 +59,10 @@ type ComponentSpec struct {
 	Fields   []Field
 	// Examples are YAML snippets of the component's config.
 	Examples []string
+	// Moved maps a config field the component no longer takes to a hint
+	// saying where its setting went; a file that still sets it gets that
+	// hint instead of a bare "unknown field".
+	Moved map[string]string
 	// Validate checks what the field types cannot (CEL compiles, mutually
 	// exclusive fields). It is pure and fast and returns *FieldError values
 	// (combined with errors.Join). Defaults are already applied.

@@ -27,7 +27,11 @@ type Collector struct {
 
 	eventsIn, eventsOut, errors, dropped, deadLettered, filtered, retries, unrouted *prometheus.Desc
 	queueDepth, queueCapacity, latency, pending, up                                 *prometheus.Desc
+	health                                                                          *prometheus.Desc
 }
+
+// healthStates are the values of flowctl_component_health's state label.
+var healthStates = []engine.Health{engine.HealthHealthy, engine.HealthDegraded, engine.HealthUnhealthy}
 
 // NewCollector returns a collector of src's statistics, labelled with the
 // pipeline's name.
@@ -52,13 +56,15 @@ func NewCollector(pipeline string, src StatsSource) *Collector {
 		latency:       d("batch_latency_seconds", "Age of a batch (since its source emitted it) when a component finished it.", labels),
 		pending:       d("pending_batches", "Source batches not yet acknowledged.", nil),
 		up:            d("ready", "1 while every component is open and the run has not ended.", nil),
+		health: d("component_health", "1 for the component's current state: healthy, degraded (a sink retrying a failed write) or unhealthy (its waits between attempts reached max_backoff); the reason is in the log and the run summary.",
+			append(labels, "state")),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.eventsIn, c.eventsOut, c.errors, c.dropped, c.deadLettered,
-		c.filtered, c.retries, c.unrouted, c.queueDepth, c.queueCapacity, c.latency, c.pending, c.up} {
+		c.filtered, c.retries, c.unrouted, c.queueDepth, c.queueCapacity, c.latency, c.pending, c.up, c.health} {
 		ch <- d
 	}
 }
@@ -86,6 +92,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.filtered, cs.Filtered, l...)
 		counter(c.retries, cs.Retries, l...)
 		counter(c.unrouted, cs.Unrouted, l...)
+		for _, st := range healthStates {
+			v := 0.0
+			if cs.Health == st || (cs.Health == "" && st == engine.HealthHealthy) {
+				v = 1
+			}
+			gauge(c.health, v, cs.Name, role, string(st))
+		}
 		if cs.QueueCapacity > 0 {
 			gauge(c.queueDepth, float64(cs.QueueDepth), l...)
 			gauge(c.queueCapacity, float64(cs.QueueCapacity), l...)

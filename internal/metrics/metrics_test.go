@@ -30,7 +30,8 @@ func TestServe(t *testing.T) {
 	src := &fixedStats{s: engine.Stats{Ready: true, Pending: 3, Components: []engine.ComponentStats{
 		{Name: "gen", Role: flow.RoleSource, Out: 10},
 		{Name: "out", Role: flow.RoleSink, In: 10, Out: 9, Errors: 1, DeadLettered: 1, QueueDepth: 5, QueueCapacity: 1024,
-			Batches: 4, LatencyBucketHits: hits, LatencySum: 30 * time.Second},
+			Batches: 4, LatencyBucketHits: hits, LatencySum: 30 * time.Second,
+			Health: engine.HealthDegraded, Reason: "retrying for 1s (2 failed attempts): status 503"},
 	}}}
 	srv, err := Serve("127.0.0.1:0", "p", src)
 	if err != nil {
@@ -63,6 +64,10 @@ func TestServe(t *testing.T) {
 		`flowctl_batch_latency_seconds_sum{component="out",pipeline="p",role="sink"} 30`,
 		`flowctl_pending_batches{pipeline="p"} 3`,
 		`flowctl_ready{pipeline="p"} 1`,
+		`flowctl_component_health{component="gen",pipeline="p",role="source",state="healthy"} 1`,
+		`flowctl_component_health{component="out",pipeline="p",role="sink",state="healthy"} 0`,
+		`flowctl_component_health{component="out",pipeline="p",role="sink",state="degraded"} 1`,
+		`flowctl_component_health{component="out",pipeline="p",role="sink",state="unhealthy"} 0`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/engine"
 	"github.com/flowctl/flowctl/internal/flow"
@@ -48,6 +49,12 @@ const (
 	CounterRetries      = "retries"
 	CounterUnrouted     = "unrouted"
 )
+
+// MetricHealthReason is the heartbeat metric that says why a component is
+// not healthy (a sink retrying a failed write: for how long, and the last
+// error). It is absent while the component is healthy. It is text, so
+// ParseMetrics skips it.
+const MetricHealthReason = "health_reason"
 
 // DefaultInterval is the heartbeat interval when neither Options nor the
 // server says one.
@@ -124,6 +131,54 @@ func FromStats(s engine.Stats) Counters {
 	return out
 }
 
+// HealthFromStats is the health the engine sees of each component that is
+// not healthy (a sink retrying a failed write), and why.
+func HealthFromStats(s engine.Stats) (map[string]streamv1.HealthStatus, map[string]string) {
+	var health map[string]streamv1.HealthStatus
+	var reasons map[string]string
+	for _, c := range s.Components {
+		var h streamv1.HealthStatus
+		switch c.Health {
+		case engine.HealthDegraded:
+			h = streamv1.HealthStatus_HEALTH_STATUS_DEGRADED
+		case engine.HealthUnhealthy:
+			h = streamv1.HealthStatus_HEALTH_STATUS_UNHEALTHY
+		default:
+			continue
+		}
+		if health == nil {
+			health, reasons = map[string]streamv1.HealthStatus{}, map[string]string{}
+		}
+		health[c.Name] = h
+		if c.Reason != "" {
+			reasons[c.Name] = c.Reason
+		}
+	}
+	return health, reasons
+}
+
+// Worse is the worse of two health statuses: UNHEALTHY, DEGRADED,
+// STARTING, then the others; UNKNOWN (nothing said) yields to anything.
+func Worse(a, b streamv1.HealthStatus) streamv1.HealthStatus {
+	rank := func(h streamv1.HealthStatus) int {
+		switch h {
+		case streamv1.HealthStatus_HEALTH_STATUS_UNKNOWN:
+			return -1
+		case streamv1.HealthStatus_HEALTH_STATUS_UNHEALTHY:
+			return 3
+		case streamv1.HealthStatus_HEALTH_STATUS_DEGRADED:
+			return 2
+		case streamv1.HealthStatus_HEALTH_STATUS_STARTING:
+			return 1
+		}
+		return 0
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
 // ParseMetrics reads the counters back from heartbeat metrics; values that
 // are not integers are skipped.
 func ParseMetrics(m map[string]string) map[string]int64 {
@@ -156,9 +211,12 @@ type Options struct {
 	Counters func() Counters
 	// Health returns, by component name, the health of components whose
 	// health this process does not simply share (external components it
-	// supervises); a component missing from it, or a nil Health, is as
-	// healthy as the process.
+	// supervises, a sink retrying a failed write); a component missing
+	// from it, or a nil Health, is as healthy as the process.
 	Health func() map[string]streamv1.HealthStatus
+	// Reasons returns, by component name, why a component is not healthy;
+	// it is sent as the heartbeat metric MetricHealthReason.
+	Reasons func() map[string]string
 	// Interval is the heartbeat interval; 0 means what the server answers
 	// to Register (else DefaultInterval).
 	Interval time.Duration
@@ -326,7 +384,7 @@ func (r *Reporter) components() []Component {
 // register registers c, retrying while the server is unreachable and ctx
 // lasts.
 func (r *Reporter) register(ctx context.Context, c Component) (*streamv1.RegisterResponse, error) {
-	backoff := 50 * time.Millisecond
+	wait := backoff.New(backoff.Policy{Base: 50 * time.Millisecond, Max: time.Second, Jitter: backoff.DefaultJitter})
 	for {
 		resp, err := r.client.Register(ctx, &streamv1.RegisterRequest{Registration: r.registration(c)})
 		if err == nil {
@@ -338,9 +396,8 @@ func (r *Reporter) register(ctx context.Context, c Component) (*streamv1.Registe
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("report: register %q at %s: %w", c.Name, r.opts.Addr, err)
-		case <-time.After(backoff):
+		case <-time.After(wait.Next()):
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 
@@ -366,16 +423,28 @@ func (r *Reporter) beat(ctx context.Context, h streamv1.HealthStatus) {
 		counters = r.opts.Counters()
 	}
 	var health map[string]streamv1.HealthStatus
-	if r.opts.Health != nil && h == streamv1.HealthStatus_HEALTH_STATUS_HEALTHY {
-		health = r.opts.Health()
+	var reasons map[string]string
+	if h == streamv1.HealthStatus_HEALTH_STATUS_HEALTHY {
+		if r.opts.Health != nil {
+			health = r.opts.Health()
+		}
+		if r.opts.Reasons != nil {
+			reasons = r.opts.Reasons()
+		}
 	}
 	for _, c := range r.components() {
 		var m map[string]string
 		if cs, ok := counters[c.Name]; ok {
-			m = make(map[string]string, len(cs))
+			m = make(map[string]string, len(cs)+1)
 			for k, v := range cs {
 				m[k] = strconv.FormatInt(v, 10)
 			}
+		}
+		if why := reasons[c.Name]; why != "" {
+			if m == nil {
+				m = map[string]string{}
+			}
+			m[MetricHealthReason] = why
 		}
 		cctx, cancel := context.WithTimeout(ctx, r.opts.Interval)
 		ch := h

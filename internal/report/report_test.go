@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/controlplane"
+	"github.com/flowctl/flowctl/internal/engine"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
@@ -190,5 +191,78 @@ func TestHealthOverride(t *testing.T) {
 	}
 	if e, _ := reg.Get("p/a"); e.Reported != controlplane.HealthStopping {
 		t.Errorf("p/a after Close: %v, want STOPPING", e.Reported)
+	}
+}
+
+// TestSinkRetryingReported: a sink the engine sees retrying heartbeats
+// DEGRADED (then UNHEALTHY) with its reason as the metric
+// MetricHealthReason, which the counters parser skips; once it writes
+// again it is HEALTHY and the reason is gone.
+func TestSinkRetryingReported(t *testing.T) {
+	reg, addr := startRegistry(t, time.Hour)
+	var stats atomic.Pointer[engine.Stats]
+	set := func(h engine.Health, why string) {
+		stats.Store(&engine.Stats{Components: []engine.ComponentStats{
+			{Name: "gen", Role: flow.RoleSource, Out: 10},
+			{Name: "out", Role: flow.RoleSink, In: 10, Errors: 4, Retries: 4, Health: h, Reason: why},
+		}})
+	}
+	r, err := Start(context.Background(), Options{
+		Addr: addr, Pipeline: "p", Revision: 1, Interval: time.Hour,
+		Components: []Component{{Name: "gen", Role: flow.RoleSource}, {Name: "out", Role: flow.RoleSink}},
+		Counters:   func() Counters { return FromStats(*stats.Load()) },
+		Health: func() map[string]streamv1.HealthStatus {
+			h, _ := HealthFromStats(*stats.Load())
+			return h
+		},
+		Reasons: func() map[string]string {
+			_, why := HealthFromStats(*stats.Load())
+			return why
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	const why = "retrying for 3s (4 failed attempts): status 503: endpoint down"
+	for _, tc := range []struct {
+		health engine.Health
+		want   controlplane.Health
+		reason string
+	}{
+		{engine.HealthDegraded, controlplane.HealthDegraded, why},
+		{engine.HealthUnhealthy, controlplane.HealthUnhealthy, why},
+		{engine.HealthHealthy, controlplane.HealthHealthy, ""},
+	} {
+		set(tc.health, tc.reason)
+		r.beat(context.Background(), streamv1.HealthStatus_HEALTH_STATUS_HEALTHY)
+		e, _ := reg.Get("p/out")
+		if e.Health != tc.want || e.Metrics[MetricHealthReason] != tc.reason {
+			t.Errorf("%s: registry has %v, reason %q; want %v, %q", tc.health, e.Health, e.Metrics[MetricHealthReason], tc.want, tc.reason)
+		}
+		if c := ParseMetrics(e.Metrics); c[CounterRetries] != 4 {
+			t.Errorf("%s: counters %v", tc.health, c)
+		}
+		if g, _ := reg.Get("p/gen"); g.Health != controlplane.HealthHealthy {
+			t.Errorf("source health %v", g.Health)
+		}
+	}
+}
+
+func TestWorse(t *testing.T) {
+	const (
+		unknown   = streamv1.HealthStatus_HEALTH_STATUS_UNKNOWN
+		healthy   = streamv1.HealthStatus_HEALTH_STATUS_HEALTHY
+		degraded  = streamv1.HealthStatus_HEALTH_STATUS_DEGRADED
+		unhealthy = streamv1.HealthStatus_HEALTH_STATUS_UNHEALTHY
+		stopping  = streamv1.HealthStatus_HEALTH_STATUS_STOPPING
+	)
+	for _, tc := range []struct{ a, b, want streamv1.HealthStatus }{
+		{unknown, healthy, healthy}, {unknown, stopping, stopping}, {healthy, degraded, degraded},
+		{unhealthy, degraded, unhealthy}, {degraded, stopping, degraded}, {unknown, unknown, unknown},
+	} {
+		if got := Worse(tc.a, tc.b); got != tc.want {
+			t.Errorf("Worse(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
 	}
 }

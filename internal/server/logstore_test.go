@@ -103,10 +103,11 @@ func TestWorkQueue(t *testing.T) {
 		t.Fatalf("third = %q, want a again", got)
 	}
 	q.Done("a")
-	if d := q.AddRateLimited("c"); d != time.Millisecond {
+	// Doubling, with jitter: between half and all of 1ms, then of 2ms.
+	if d := q.AddRateLimited("c"); d < time.Millisecond/2 || d > time.Millisecond {
 		t.Errorf("first backoff %s", d)
 	}
-	if d := q.AddRateLimited("c"); d != 2*time.Millisecond {
+	if d := q.AddRateLimited("c"); d < time.Millisecond || d > 2*time.Millisecond {
 		t.Errorf("second backoff %s", d)
 	}
 	if got, _ := q.Get(); got != "c" {

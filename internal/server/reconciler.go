@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/drivers/process"
 	"github.com/flowctl/flowctl/internal/report"
@@ -372,11 +373,8 @@ func (e *permanentError) Unwrap() error { return e.err }
 // retry. r.mu must be held.
 func (r *reconciler) failedLocked(o *observed) {
 	o.failures++
-	d := r.opts.backoff << min(o.failures-1, 20)
-	if d > r.opts.maxBackoff || d <= 0 {
-		d = r.opts.maxBackoff
-	}
-	o.nextRetry = time.Now().Add(d)
+	p := backoff.Policy{Base: r.opts.backoff, Max: r.opts.maxBackoff, Jitter: backoff.DefaultJitter}
+	o.nextRetry = time.Now().Add(p.Delay(o.failures))
 }
 
 func (r *reconciler) setPhase(o *observed, p store.Phase) {

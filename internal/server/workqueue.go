@@ -3,6 +3,8 @@ package server
 import (
 	"sync"
 	"time"
+
+	"github.com/flowctl/flowctl/internal/backoff"
 )
 
 // workQueue is a queue of pipeline names to reconcile, in the manner of
@@ -53,16 +55,13 @@ func (q *workQueue) AddAfter(name string, d time.Duration) {
 }
 
 // AddRateLimited queues name after a backoff that doubles with each call
-// since the last Forget; it returns the delay.
+// since the last Forget, at most max, with jitter; it returns the delay.
 func (q *workQueue) AddRateLimited(name string) time.Duration {
 	q.mu.Lock()
 	n := q.failures[name]
 	q.failures[name] = n + 1
 	q.mu.Unlock()
-	d := q.base << min(n, 20)
-	if d > q.max || d <= 0 {
-		d = q.max
-	}
+	d := backoff.Policy{Base: q.base, Max: q.max, Jitter: backoff.DefaultJitter}.Delay(n + 1)
 	q.AddAfter(name, d)
 	return d
 }

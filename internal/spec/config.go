@@ -36,7 +36,9 @@ func (p *parser) checkConfig(c *Component, pc *parsed, spec *flow.ComponentSpec)
 	if pc.configWord != "" {
 		word = pc.configWord
 	}
+	p.moved = spec.Moved
 	cfg := p.checkFields(spec.Fields, node, word, what, anchor, 0)
+	p.moved = nil
 	c.Config = cfg
 	if len(p.diags) > before {
 		return false
@@ -121,7 +123,11 @@ func (p *parser) checkFields(fields []flow.Field, node *yaml.Node, path, what st
 	}
 	values := map[string]*yaml.Node{}
 	if node != nil {
-		entries, _ := p.mapping(node, fmt.Sprintf("%s of %s", path, what), names, nil)
+		var moved map[string]string
+		if depth == 0 {
+			moved = p.moved
+		}
+		entries, _ := p.mapping(node, fmt.Sprintf("%s of %s", path, what), names, moved)
 		for _, e := range entries {
 			values[e.key.Value] = e.val
 		}

@@ -38,6 +38,8 @@ type parser struct {
 	// were taken for, so a misspelt `inputs` does not also cause "has no
 	// inputs".
 	suggested map[*yaml.Node][]string
+	// moved is the ComponentSpec.Moved of the config being checked.
+	moved map[string]string
 	// ctx names the component being read ("source \"ledger\": "), so a
 	// message about one of its fields says whose field it is.
 	ctx string

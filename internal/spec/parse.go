@@ -603,8 +603,8 @@ func (p *parser) onError(c *Component, pc *parsed, n *yaml.Node) {
 			}
 		case "max_attempts":
 			if v, ok := p.integer(e.val, "max_attempts"); ok {
-				if v < 1 {
-					p.errorf(p.pos(e.val), "use 1 or more (default 3)", "max_attempts must be at least 1, got %d", v)
+				if v < 0 {
+					p.errorf(p.pos(e.val), "use 0 to retry for ever (a sink's default), or 1 or more", "max_attempts must not be negative, got %d", v)
 				}
 				c.OnError.MaxAttempts, pc.onError.attempts = v, true
 			}

@@ -487,15 +487,15 @@ func inputSchema() object {
 func onErrorSchema() object {
 	policies := []string{OnErrorRetry, OnErrorDeadLetter, OnErrorDrop, OnErrorStop}
 	return obj(
-		"description", "What happens to an event the component fails on. Default: sinks retry then stop; processors dead_letter when the pipeline has a dead_letter sink, else drop.",
+		"description", "What happens to an event the component fails on. Default: sinks retry for ever (waiting for their endpoint, holding the sources back), then stop if max_attempts is set; processors dead_letter when the pipeline has a dead_letter sink, else drop.",
 		"oneOf", []any{
 			obj("type", "string", "enum", policies),
 			obj(
 				"type", "object",
 				"properties", obj(
 					"policy", obj("type", "string", "enum", policies),
-					"max_attempts", obj("description", "Attempts of a retry.", "type", "integer", "minimum", 1, "default", 3),
-					"backoff", describe("Wait before the first retry, doubling after each.", append(ref("duration"), member{"default", "100ms"})),
+					"max_attempts", obj("description", "Attempts of a retry; 0 retries for ever. Default: 0 for sinks, 3 for processors.", "type", "integer", "minimum", 0),
+					"backoff", describe("Wait before the first retry, doubling after each; each wait is drawn between half and all of it (jitter). A Retry-After from an HTTP endpoint takes precedence.", append(ref("duration"), member{"default", "100ms"})),
 					"max_backoff", describe("The longest wait between retries.", append(ref("duration"), member{"default", "10s"})),
 					"then", obj("description", "What follows exhausted retries.", "type", "string",
 						"enum", []string{OnErrorDeadLetter, OnErrorDrop, OnErrorStop}),

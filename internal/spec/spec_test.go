@@ -63,7 +63,8 @@ sinks:
 				t.Errorf("processor on_error = %+v, want %+v", p.OnError, tc.wantProcessor)
 			}
 			out := pl.Component("out")
-			wantSink := spec.OnError{Policy: "retry", Then: "stop", MaxAttempts: 3, Backoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second}
+			// A sink retries for ever (MaxAttempts 0) unless the file says.
+			wantSink := spec.OnError{Policy: "retry", Then: "stop", MaxAttempts: 0, Backoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second}
 			if out.OnError != wantSink {
 				t.Errorf("sink on_error = %+v, want %+v", out.OnError, wantSink)
 			}
@@ -106,7 +107,7 @@ sinks:
 	want := map[string]spec.OnError{
 		"a":   {Policy: "retry", MaxAttempts: 5, Backoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, Then: "drop"},
 		"b":   {Policy: "stop", MaxAttempts: 3, Backoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second},
-		"out": {Policy: "retry", MaxAttempts: 3, Backoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, Then: "drop"},
+		"out": {Policy: "retry", MaxAttempts: 0, Backoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, Then: "drop"},
 	}
 	for name, w := range want {
 		if got := pl.Component(name).OnError; got != w {

@@ -166,7 +166,7 @@ const (
 // backoff: 200ms, max_backoff: 10s, then: dead_letter}` are both accepted.
 type OnError struct {
 	Policy      string
-	MaxAttempts int           // [3] for retry
+	MaxAttempts int           // 0 = no limit; [0] for sinks, [3] for processors
 	Backoff     time.Duration // [100ms], doubling
 	MaxBackoff  time.Duration // [10s]
 	// Then is what follows exhausted retries: dead_letter, drop or stop.

@@ -17,9 +17,13 @@ const (
 	DefaultStartupTimeout = 10 * time.Second
 	DefaultStopGrace      = 10 * time.Second
 	DefaultRestartPolicy  = "on-failure"
-	DefaultMaxAttempts    = 3
-	DefaultBackoff        = 100 * time.Millisecond
-	DefaultMaxBackoff     = 10 * time.Second
+	// DefaultMaxAttempts bounds a processor's retries; a sink retries for
+	// ever by default (DefaultSinkMaxAttempts, 0 = no limit): it waits for
+	// its endpoint while backpressure holds the sources.
+	DefaultMaxAttempts     = 3
+	DefaultSinkMaxAttempts = 0
+	DefaultBackoff         = 100 * time.Millisecond
+	DefaultMaxBackoff      = 10 * time.Second
 )
 
 // validate runs every check that needs the whole pipeline, derives each
@@ -177,8 +181,8 @@ func (p *parser) defaults(pl *Pipeline, c *Component, pc *parsed) {
 		}
 	}
 
-	// on_error: sinks retry then stop; processors go to the dead letter
-	// sink when there is one, else drop.
+	// on_error: sinks retry (for ever unless max_attempts says) then stop;
+	// processors go to the dead letter sink when there is one, else drop.
 	oe, set2 := &c.OnError, pc.onError
 	afterRetry := OnErrorStop
 	if c.Role == flow.RoleProcessor {
@@ -207,6 +211,9 @@ func (p *parser) defaults(pl *Pipeline, c *Component, pc *parsed) {
 	}
 	if !set2.attempts {
 		oe.MaxAttempts = DefaultMaxAttempts
+		if c.Role == flow.RoleSink {
+			oe.MaxAttempts = DefaultSinkMaxAttempts
+		}
 	}
 	if !set2.backoff {
 		oe.Backoff = DefaultBackoff

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
 
@@ -324,7 +325,7 @@ func (rt *runtime) connect(ctx context.Context) error {
 	rt.cpConn = conn
 	rt.cp = streamv1.NewControlPlaneServiceClient(conn)
 	deadline := time.Now().Add(time.Duration(rt.s.lostAfter) * rt.s.interval)
-	backoff := 50 * time.Millisecond
+	retry := backoff.New(backoff.Policy{Base: 50 * time.Millisecond, Max: time.Second, Jitter: backoff.DefaultJitter})
 	for {
 		err = rt.register(ctx)
 		if err == nil {
@@ -345,12 +346,12 @@ func (rt *runtime) connect(ctx context.Context) error {
 			return fmt.Errorf("flowctl sdk: register with the control plane at %s (%s): %w (%s)",
 				rt.s.endpoint, cpTLS.describe(), err, cpTLS.connectHint(err))
 		}
-		rt.log.Debug("register failed; retrying", "err", err, "in", backoff)
+		wait := retry.Next()
+		rt.log.Debug("register failed; retrying", "err", err, "in", wait)
 		select {
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		case <-ctx.Done():
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 
