@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/flowctl/flowctl/internal/backoff"
@@ -953,22 +952,6 @@ func descendants(pid int) []int {
 	return out
 }
 
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
-}
-
 // waitGone waits up to d for every pid to exit; stragglers get SIGKILL.
 func waitGone(pids []int, d time.Duration) {
 	deadline := time.Now().Add(d)
@@ -984,7 +967,7 @@ func waitGone(pids []int, d time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			for _, p := range left {
-				_ = syscall.Kill(p, syscall.SIGKILL)
+				killPID(p)
 			}
 			return
 		}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command latency measures the per-hop latency of one external processor:
 // it starts the component as a child process, the way `flowctl run` does
 // (control plane on loopback, the component's environment, registration),

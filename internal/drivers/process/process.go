@@ -113,7 +113,7 @@ func Start(cfg Config) (*Handle, error) {
 		cmd.Env = []string{}
 	}
 	cmd.Dir = cfg.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sysProcAttr()
 	h := &Handle{cfg: cfg, cmd: cmd, done: make(chan struct{})}
 
 	// Pipes are made by hand (not cmd.StdoutPipe) so that Wait does not
@@ -280,7 +280,7 @@ func (h *Handle) Signal(sig syscall.Signal) error {
 		return nil
 	default:
 	}
-	if err := syscall.Kill(-h.PID(), sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := signalGroup(h.cmd.Process, h.PID(), sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signal %s: %w", h.cfg.Name, err)
 	}
 	return nil
@@ -320,7 +320,7 @@ func (h *Handle) Kill() error {
 	pid := h.status.PID
 	h.mu.Unlock()
 	// Even after the leader exited, its group may live on in grandchildren.
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := signalGroup(h.cmd.Process, pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("kill %s: %w", h.cfg.Name, err)
 	}
 	<-h.done

@@ -1,0 +1,24 @@
+package process
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// sysProcAttr: Windows has no process groups to signal the way Unix does;
+// the child is started as it is.
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+// signalGroup ends the process for SIGKILL and SIGTERM alike: Windows has
+// no SIGTERM to send another process, so there is no graceful stop.
+func signalGroup(p *os.Process, _ int, sig syscall.Signal) error {
+	if p == nil {
+		return errors.New("process not started")
+	}
+	switch sig {
+	case syscall.SIGKILL, syscall.SIGTERM:
+		return p.Kill()
+	}
+	return errors.New("signal " + sig.String() + " is not supported on windows")
+}
