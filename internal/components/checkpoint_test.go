@@ -223,3 +223,73 @@ func TestGenerateResume(t *testing.T) {
 		t.Fatal("an unreadable checkpoint was taken")
 	}
 }
+
+func TestSQLiteSinkResume(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	open := func(t *testing.T, resume int64) *sqliteSink {
+		t.Helper()
+		spec, err := NewRegistry().Lookup(flow.RoleSink, "sqlite")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := spec.New(flow.BuildContext{Name: "db", Config: flow.Config{"path": "ev.db", "table": "ev", "create": true}, Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := c.(*sqliteSink)
+		if resume >= 0 {
+			if err := s.Resume(resume); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	batch := func(from, n int) []*flow.Event {
+		var b []*flow.Event
+		for i := from; i < from+n; i++ {
+			b = append(b, &flow.Event{ID: strconv.Itoa(i), Data: []byte(`{"n":` + strconv.Itoa(i) + `}`)})
+		}
+		return b
+	}
+	count := func(s *sqliteSink) (n int) {
+		t.Helper()
+		if err := s.db.QueryRow("SELECT count(*) FROM ev").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	s := open(t, -1)
+	if err := s.Write(ctx, batch(0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	committed := s.Position()
+	if committed != 5 {
+		t.Fatalf("Position = %d after 5 rows", committed)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, batch(5, 3)); err != nil {
+		t.Fatal(err)
+	}
+	ioClose(t, s)
+
+	s = open(t, committed)
+	if n := count(s); n != 5 {
+		t.Fatalf("%d rows after resuming at rowid 5, want 5", n)
+	}
+	if err := s.Write(ctx, batch(5, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if n, p := count(s), s.Position(); n != 8 || p != 8 {
+		t.Fatalf("%d rows, Position %d; want 8 and 8", n, p)
+	}
+	ioClose(t, s)
+	if got := open(t, -1).Position(); got != 8 {
+		t.Fatalf("a first run over the existing table starts at %d, want 8", got)
+	}
+}

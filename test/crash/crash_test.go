@@ -5,6 +5,7 @@ package crash
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	_ "modernc.org/sqlite" // the driver flowctl's sqlite sink uses
 )
 
 // Sizes: FLOWCTL_CRASH_EVENTS events and FLOWCTL_CRASH_KILLS kills per
@@ -141,6 +144,19 @@ sinks:
 		outs:      map[string]func(int) bool{"out.jsonl": func(id int) bool { return (id*7919)%10000 >= 5000 }},
 		batchDups: 256,
 	},
+	{
+		// W1 into a SQLite table.
+		name: "w1-sqlite",
+		yaml: `name: w1sqlite
+sources:
+  - {name: ledger, type: file, config: {path: in.jsonl}}
+processors:
+  - {name: large, type: filter, inputs: [ledger], config: {expr: "data.amount >= 5000"}}
+sinks:
+  - {name: out, type: sqlite, inputs: [large], config: {path: out.db, table: events, columns: [id, amount, kind]}}
+`,
+		outs: map[string]func(int) bool{"out.db": func(id int) bool { return (id*7919)%10000 >= 5000 }},
+	},
 }
 
 // TestKill9 runs each workload, SIGKILLs flowctl when its output has
@@ -174,6 +190,7 @@ func TestKill9(t *testing.T) {
 				}
 			}
 			approx := int64(want[first]) * 100
+			watch := filepath.Join(dir, first)
 
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 			landed, finished := 0, 0
@@ -183,7 +200,7 @@ func TestKill9(t *testing.T) {
 				// step of it further each time.
 				step := (approx - last) / int64(kills-k+1)
 				target := last + 1 + rng.Int64N(max(2*step, 2))
-				done, size := runUntil(t, pf, stateDir, filepath.Join(dir, first), target)
+				done, size := runUntil(t, pf, stateDir, watch, target)
 				if done {
 					finished++
 					break
@@ -252,15 +269,13 @@ func runUntil(t *testing.T, pf, stateDir, out string, target int64) (finished bo
 			<-exited
 			t.Fatalf("the output did not reach %d bytes in 2 minutes\n%s", target, stderr.String())
 		case <-tick.C:
-			st, err := os.Stat(out)
-			if err != nil || st.Size() < target {
+			if progress(out) < target {
 				continue
 			}
 			_ = cmd.Process.Signal(syscall.SIGKILL)
-			err = <-exited
+			err := <-exited
 			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				st, _ = os.Stat(out)
-				return false, st.Size()
+				return false, progress(out)
 			}
 			if err != nil {
 				t.Fatalf("run failed: %v\n%s", err, stderr.String())
@@ -270,9 +285,36 @@ func runUntil(t *testing.T, pf, stateDir, out string, target int64) (finished bo
 	}
 }
 
-// readIDs counts the "id" of every line of path.
+// progress is how far the output got: a file's size, or 100 bytes a row
+// of a SQLite table (about a JSON line's size, so that one estimate
+// serves both).
+func progress(path string) int64 {
+	if strings.HasSuffix(path, ".db") {
+		db, err := sql.Open("sqlite", path+"?mode=ro")
+		if err != nil {
+			return 0
+		}
+		defer db.Close()
+		var n int64
+		if db.QueryRow("SELECT count(*) FROM events").Scan(&n) != nil {
+			return 0
+		}
+		return n * 100
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// readIDs counts the "id" of every line of path (of every row of the
+// events table, for a .db file).
 func readIDs(t *testing.T, path string) map[int]int {
 	t.Helper()
+	if strings.HasSuffix(path, ".db") {
+		return readRowIDs(t, path)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -289,6 +331,32 @@ func readIDs(t *testing.T, path string) map[int]int {
 			t.Fatalf("%s line %d is not a whole event: %q", path, i+1, line)
 		}
 		seen[*v.ID]++
+	}
+	return seen
+}
+
+func readRowIDs(t *testing.T, path string) map[int]int {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT id FROM events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := map[int]int{}
+	for rows.Next() {
+		var id int
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		seen[id]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return seen
 }
