@@ -24,10 +24,10 @@ const (
 	EnvHeartbeatInterval = "FLOWCTL_HEARTBEAT_INTERVAL"
 	// EnvToken is the run's control-plane bearer token; the Go SDK
 	// (pkg/sdk EnvToken) sends it with every control-plane call.
-	EnvToken = "FLOWCTL_TOKEN"
-	EnvTTL               = "FLOWCTL_TTL"
-	EnvHealthPort        = "HEALTH_PORT"
-	EnvPort              = "PORT"
+	EnvToken      = "FLOWCTL_TOKEN"
+	EnvTTL        = "FLOWCTL_TTL"
+	EnvHealthPort = "HEALTH_PORT"
+	EnvPort       = "PORT"
 )
 
 // DefaultHeartbeatInterval is FLOWCTL_HEARTBEAT_INTERVAL when the runtime
