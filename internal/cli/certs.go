@@ -113,7 +113,8 @@ func printCertsInit(w io.Writer, f tlsutil.Files, hosts []string) {
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 
-	listen, server := "", clientconfig.DefaultAddress
+	// TLS secures a TCP listener; the default Unix socket needs none.
+	listen, server := " --listen "+clientconfig.DefaultAddress, clientconfig.DefaultAddress
 	if len(hosts) > 0 {
 		// A certificate for other names means the server will be reached
 		// from elsewhere: listen on every interface (TLS makes that allowed).

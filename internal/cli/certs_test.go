@@ -54,7 +54,7 @@ func TestCertsInit(t *testing.T) {
 			"flowctl config set-context tls --server flow.example.com:7070 --ca " + filepath.Join(dir, "ca.crt"),
 		}, ""},
 		{"again refuses", []string{"certs", "init", "--dir", dir}, 1, nil, "--force"},
-		{"forced", []string{"certs", "init", "--dir", dir, "--force"}, 0, []string{"flowctl server --tls-cert", "--server 127.0.0.1:7070"}, ""},
+		{"forced", []string{"certs", "init", "--dir", dir, "--force"}, 0, []string{"flowctl server --listen 127.0.0.1:7070 --tls-cert", "--server 127.0.0.1:7070"}, ""},
 		{"bad host", []string{"certs", "init", "--dir", t.TempDir(), "--host", "a/b"}, 1, nil, "--host"},
 		{"default dir next to the config", []string{"certs", "init"}, 0, []string{filepath.Join(filepath.Dir(cfgPath), "certs", "ca.crt")}, ""},
 	} {

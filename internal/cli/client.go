@@ -28,7 +28,7 @@ import (
 
 // serverFlags are the flags of every command that talks to a flowctl
 // server: where it is (--server, else FLOWCTL_SERVER, else the config
-// file's context, else clientconfig.DefaultAddress) and how to reach it.
+// file's context, else clientconfig.DefaultSocket) and how to reach it.
 type serverFlags struct {
 	server, context     string
 	tlsCA, tlsCert, key string
@@ -39,7 +39,7 @@ type serverFlags struct {
 // addServerFlags puts the connection flags on cmd (and its subcommands).
 func addServerFlags(cmd *cobra.Command, sf *serverFlags) {
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&sf.server, "server", "", "flowctl server address, host:port (default: $"+clientconfig.EnvServer+", then the config file's context, then "+clientconfig.DefaultAddress+")")
+	pf.StringVar(&sf.server, "server", "", "flowctl server address, unix:PATH or host:port (default: $"+clientconfig.EnvServer+", then the config file's context, then the socket unix:<data-dir>/"+clientconfig.SocketName+" of a server started without --data-dir)")
 	pf.StringVar(&sf.context, "context", "", "named context of the client config file to use (default: $"+clientconfig.EnvContext+", then current-context)")
 	pf.StringVar(&sf.tlsCA, "tls-ca", "", "CA file that verifies the server's certificate (turns TLS on)")
 	pf.StringVar(&sf.tlsCert, "tls-cert", "", "client certificate file, for a server that wants mutual TLS")

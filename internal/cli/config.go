@@ -20,7 +20,8 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Long: `config edits the client config file ($FLOWCTL_CONFIG, else $XDG_CONFIG_HOME/flowctl/config.yaml,
 else ~/.config/flowctl/config.yaml). Each context names a server and how to reach it (CA, client
 certificate, token); commands that talk to a server use --server, else $FLOWCTL_SERVER, else the
-context (--context, $FLOWCTL_CONTEXT, current-context), else ` + clientconfig.DefaultAddress + `.
+context (--context, $FLOWCTL_CONTEXT, current-context), else the Unix socket of a server this user
+started without --data-dir (unix:~/.local/state/flowctl/` + clientconfig.SocketName + `).
 The file is written with mode 0600.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },

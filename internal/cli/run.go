@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/metrics"
 	"github.com/flowctl/flowctl/internal/spec"
+	"github.com/flowctl/flowctl/internal/tlsutil"
 )
 
 func init() { subcommands = append(subcommands, newRunCmd) }
@@ -225,6 +227,9 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 			return &exitError{code: 1}
 		}
 		log.Info("serving metrics", "addr", srv.Addr())
+		if w := httpExposureWarning(o.httpAddr); w != "" {
+			fmt.Fprintln(g.stderr, w)
+		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
@@ -480,4 +485,20 @@ func hasExternal(p *spec.Pipeline) bool {
 // events sent to it again after a crash (which it may have handled twice).
 func printExternalSummary(w io.Writer, stats []external.ComponentStats) {
 	external.WriteSummary(w, stats)
+}
+
+// httpExposureWarning is the line `flowctl run` prints when --http serves
+// beyond this machine (all interfaces, or an outward address): "" on
+// loopback.
+func httpExposureWarning(addr string) string {
+	if tlsutil.IsLoopback(addr) {
+		return ""
+	}
+	where := "every machine that can reach this one"
+	if host, _, err := net.SplitHostPort(addr); err == nil && host != "" {
+		if ip := net.ParseIP(strings.Trim(host, "[]")); ip == nil || !ip.IsUnspecified() {
+			where = "every machine that can reach " + host
+		}
+	}
+	return fmt.Sprintf("flowctl run: warning: --http %s serves /metrics, /healthz and /readyz, without authentication, to %s; use --http 127.0.0.1:PORT to keep them on this machine", addr, where)
 }

@@ -111,3 +111,31 @@ sinks: [{name: out, type: file, inputs: [ledger], config: {path: out.jsonl}}]
 		t.Fatalf("missing file: exit %d", code)
 	}
 }
+
+// TestHTTPExposureWarning: --http on every interface, or an address other
+// machines reach, gets one warning line; loopback gets none.
+func TestHTTPExposureWarning(t *testing.T) {
+	for _, tc := range []struct {
+		addr, want string
+	}{
+		{"127.0.0.1:9090", ""},
+		{"localhost:9090", ""},
+		{"[::1]:9090", ""},
+		{":9090", "every machine that can reach this one"},
+		{"0.0.0.0:9090", "every machine that can reach this one"},
+		{"[::]:9090", "every machine that can reach this one"},
+		{"10.1.2.3:9090", "every machine that can reach 10.1.2.3"},
+	} {
+		got := httpExposureWarning(tc.addr)
+		if tc.want == "" {
+			if got != "" {
+				t.Errorf("%s: warned %q", tc.addr, got)
+			}
+			continue
+		}
+		if !strings.HasPrefix(got, "flowctl run: warning: --http "+tc.addr) || !strings.Contains(got, tc.want) ||
+			!strings.Contains(got, "127.0.0.1:PORT") || strings.Contains(got, "\n") {
+			t.Errorf("%s: warning %q, want one line naming %q and the loopback fix", tc.addr, got, tc.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,7 +28,7 @@ type serverOptions struct {
 	tlsCert, tlsKey, tlsClientCA string
 	childCA, childCert, childKey string
 	tokenFile                    string
-	insecureListen               bool
+	insecure                     bool
 	grace, heartbeat             time.Duration
 	keepRuns                     int
 }
@@ -46,9 +47,18 @@ a new revision is applied. Children's output is kept as the pipelines' logs.
 
 On one address it serves the flowctl.control.v1 API (apply, get, describe, logs, delete,
 status) and the component registry (flowctl.stream.v1 and the earlier flowctl.v1
-control-plane services). Plaintext is allowed only on a loopback address: give --tls-cert
-and --tls-key (and --tls-client-ca for mutual TLS; "flowctl certs init" makes them) to
-listen elsewhere. --token-file adds a bearer token every call must carry.
+control-plane services). Whoever can call it runs commands as this server's user, so:
+
+  - By default it listens on the Unix socket <data-dir>/flowctl.sock, mode 0600 in a 0700
+    data dir: only this user (and root) can connect. Clients of the same user find it there
+    with no flags; pipeline children report back through it. A socket left by a server that
+    died is replaced; a live server answering on it is not.
+  - --listen HOST:PORT serves TCP instead. Any local user can reach a loopback port, so TCP
+    needs --token-file (a bearer token every call must carry) or --tls-client-ca (mutual
+    TLS). An address other machines reach also needs --tls-cert and --tls-key: a token
+    must not cross the network in plaintext ("flowctl certs init" makes the files).
+    --insecure lifts both rules.
+  - On Windows the socket's access follows its directory's ACL (file modes do not apply).
 
 SIGINT/SIGTERM drains every pipeline within --grace (its run is recorded as Stopped) and
 closes the store; the next start brings back every applied pipeline. Runs that were in
@@ -59,6 +69,7 @@ keep running (same process, counters go on), changed ones drain and start again,
 drain and stop, new ones start. Only a change of the dead-letter sink or of the directory the
 file is applied from restarts the whole child; apply --dry-run says when.`,
 		Example: `  flowctl server
+  flowctl server --listen 127.0.0.1:7070 --token-file ~/.config/flowctl/token
   flowctl server --listen 0.0.0.0:7070 --tls-cert server.crt --tls-key server.key --tls-client-ca ca.crt
   flowctl server --data-dir /var/lib/flowctl --grace 30s`,
 		Args: cobra.NoArgs,
@@ -67,7 +78,7 @@ file is applied from restarts the whole child; apply --dry-run says when.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.listen, "listen", clientconfig.DefaultAddress, "address to serve on (host:port)")
+	f.StringVar(&o.listen, "listen", "", "address to serve on: unix:PATH, or host:port for TCP (needs a token or mutual TLS, and TLS off loopback) (default: unix:<data-dir>/"+clientconfig.SocketName+")")
 	f.StringVar(&o.dataDir, "data-dir", "", "directory of the state file, spec copies and logs (default: $XDG_STATE_HOME/flowctl or ~/.local/state/flowctl)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "server certificate file (turns TLS on)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "server key file")
@@ -76,7 +87,9 @@ file is applied from restarts the whole child; apply --dry-run says when.`,
 	f.StringVar(&o.childCert, "tls-child-cert", "", "client certificate pipeline children present with mutual TLS (default: client.crt beside --tls-cert)")
 	f.StringVar(&o.childKey, "tls-child-key", "", "client key of --tls-child-cert (default: client.key beside --tls-cert)")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token every call must carry")
-	f.BoolVar(&o.insecureListen, "insecure-listen", false, "allow plaintext on a non-loopback address (anyone who reaches it controls your pipelines)")
+	f.BoolVar(&o.insecure, "insecure", false, "serve TCP without TLS or a token (anyone who reaches the address runs commands as this user)")
+	f.BoolVar(&o.insecure, "insecure-listen", false, "the former name of --insecure")
+	_ = f.MarkHidden("insecure-listen")
 	f.DurationVar(&o.grace, "grace", server.DefaultGrace, "how long a stopped pipeline may drain before it is killed")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", server.DefaultHeartbeatInterval, "interval components are told to heartbeat at; a component silent for 3 intervals is UNHEALTHY")
 	f.IntVar(&o.keepRuns, "keep-runs", server.DefaultKeepRuns, "runs of each pipeline the history keeps; older ones that ended are pruned as new ones start (0 keeps all)")
@@ -110,10 +123,36 @@ func runServer(ctx context.Context, g *globals, o serverOptions) error {
 	if keepRuns == 0 {
 		keepRuns = -1 // server.Options: negative keeps all, 0 is the default
 	}
+	dataDir := o.dataDir
+	if dataDir == "" {
+		if dataDir, err = store.DefaultDataDir(); err != nil {
+			return fail("%v", err)
+		}
+	}
+	if dataDir, err = filepath.Abs(dataDir); err != nil {
+		return fail("--data-dir: %v", err)
+	}
+	listen := o.listen
+	if listen == "" {
+		listen = "unix:" + clientconfig.SocketPath(dataDir)
+	}
+	sockPath, isUnix := strings.CutPrefix(listen, "unix:")
+	if isUnix {
+		if sockPath == "" {
+			return fail("--listen unix: names no socket: give unix:PATH")
+		}
+		if sockPath, err = filepath.Abs(sockPath); err != nil {
+			return fail("--listen: %v", err)
+		}
+		listen = "unix:" + sockPath
+	}
 	lopts := tlsutil.ListenOptions{
-		Addr:           o.listen,
-		TLS:            tlsutil.ServerOptions{CertFile: o.tlsCert, KeyFile: o.tlsKey, ClientCAFile: o.tlsClientCA},
-		InsecureListen: o.insecureListen,
+		Addr:     listen,
+		TLS:      tlsutil.ServerOptions{CertFile: o.tlsCert, KeyFile: o.tlsKey, ClientCAFile: o.tlsClientCA},
+		Insecure: o.insecure,
+	}
+	if isUnix && lopts.TLS.Enabled() {
+		return fail("--tls-cert, --tls-key and --tls-client-ca secure a TCP listener: add --listen HOST:PORT (the Unix socket %s is guarded by its file mode and needs no TLS)", sockPath)
 	}
 	if o.tokenFile != "" {
 		if lopts.Token, err = tlsutil.ReadTokenFile(o.tokenFile); err != nil {
@@ -161,15 +200,26 @@ func runServer(ctx context.Context, g *globals, o serverOptions) error {
 		}
 	}
 
-	dataDir := o.dataDir
-	if dataDir == "" {
-		if dataDir, err = store.DefaultDataDir(); err != nil {
+	// Listen before opening the store: a live server on the socket is
+	// reported at once instead of waiting for the store's lock.
+	if tightened, err := server.PrivateDir(dataDir); err != nil {
+		return fail("%v", err)
+	} else if tightened {
+		log.Warn("made the data dir private (0700): it holds the socket, the state and the pipelines' files", "data_dir", dataDir)
+	}
+	var lis net.Listener
+	if isUnix {
+		if lis, err = server.ListenSocket(sockPath); err != nil {
 			return fail("%v", err)
 		}
+	} else if lis, err = net.Listen("tcp", listen); err != nil {
+		return fail("listen on %s: %v (is another flowctl server running? `flowctl status` asks it)", listen, err)
 	}
-	if dataDir, err = filepath.Abs(dataDir); err != nil {
-		return fail("--data-dir: %v", err)
+	defer lis.Close()
+	if o.insecure && !isUnix && lopts.Token == "" && o.tlsClientCA == "" {
+		fmt.Fprintf(g.stderr, "flowctl server: warning: --insecure: anyone who can connect to %s can run commands as this user\n", lis.Addr())
 	}
+
 	st, err := bolt.OpenDir(dataDir, bolt.Options{Logger: log, HashSpec: server.HashSpec})
 	if err != nil {
 		if errors.Is(err, store.ErrNewerSchema) {
@@ -193,11 +243,11 @@ func runServer(ctx context.Context, g *globals, o serverOptions) error {
 	if err != nil {
 		return fail("%v", err)
 	}
-	lis, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fail("listen on %s: %v (is another flowctl server running? `flowctl status` asks it)", o.listen, err)
+	where := lis.Addr().String()
+	if isUnix {
+		where = "unix:" + sockPath
 	}
-	fmt.Fprintf(g.stderr, "flowctl server: serving on %s (data in %s)\n", lis.Addr(), dataDir)
+	fmt.Fprintf(g.stderr, "flowctl server: serving on %s (data in %s)\n", where, dataDir)
 	if err := srv.Serve(ctx, lis); err != nil {
 		return fail("%v", err)
 	}

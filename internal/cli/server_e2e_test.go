@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/flowctl/flowctl/internal/clientconfig"
 	"github.com/flowctl/flowctl/internal/drivers/process"
 	controlv1 "github.com/flowctl/flowctl/pkg/wire/controlv1"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
@@ -61,12 +62,18 @@ func freeAddr(t *testing.T) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
-// startServerProc starts the real binary as a server on addr with dataDir
-// and waits until it answers Status.
-func startServerProc(t *testing.T, bin, addr, dataDir string) *serverProc {
+// socketOf is the address of the socket a server with dataDir listens on
+// by default.
+func socketOf(dataDir string) string { return "unix:" + clientconfig.SocketPath(dataDir) }
+
+// startServerProc starts the real binary as a server with dataDir on its
+// default socket and waits until it answers Status. It returns the
+// socket's address.
+func startServerProc(t *testing.T, bin, dataDir string) *serverProc {
 	t.Helper()
+	addr := socketOf(dataDir)
 	sp := &serverProc{addr: addr, out: &syncBuffer{}, done: make(chan struct{})}
-	sp.cmd = exec.Command(bin, "server", "--listen", addr, "--data-dir", dataDir, "--grace", "5s", "--log-level", "debug")
+	sp.cmd = exec.Command(bin, "server", "--data-dir", dataDir, "--grace", "5s", "--log-level", "debug")
 	sp.cmd.Stdout, sp.cmd.Stderr = sp.out, sp.out
 	if err := sp.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -271,9 +278,8 @@ sinks:
 func TestServerE2E(t *testing.T) {
 	bin := flowctlBinary(t)
 	work, dataDir := t.TempDir(), t.TempDir()
-	addr := freeAddr(t)
-	sp := startServerProc(t, bin, addr, dataDir)
-	c := dialControl(t, addr)
+	sp := startServerProc(t, bin, dataDir)
+	c := dialControl(t, sp.addr)
 	out := filepath.Join(work, "stream.jsonl")
 
 	// Apply: revision 1, the child writes output.
@@ -332,7 +338,7 @@ func TestServerE2E(t *testing.T) {
 	})
 
 	// Start it again: the same revision runs again, nothing applied twice.
-	sp = startServerProc(t, bin, addr, dataDir)
+	sp = startServerProc(t, bin, dataDir)
 	before := countLines(out)
 	var pid2 int32
 	waitFor(t, 15*time.Second, "the stream pipeline to run again", func() bool {
@@ -483,7 +489,7 @@ func TestServerE2E(t *testing.T) {
 
 	// The next start brings back what was applied: the completed pipeline
 	// stays completed (not run again), the deleted one stays deleted.
-	startServerProc(t, bin, addr, dataDir)
+	startServerProc(t, bin, dataDir)
 	time.Sleep(2 * time.Second)
 	if br := listRuns(t, c, "bounded"); len(br) != 1 {
 		t.Errorf("bounded ran again after a restart: %v", br)

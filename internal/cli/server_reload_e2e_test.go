@@ -73,9 +73,7 @@ func componentCounter(t *testing.T, c *controlClient, pipeline, comp, counter st
 func TestServerReloadInPlace(t *testing.T) {
 	bin := flowctlBinary(t)
 	work, dataDir := t.TempDir(), t.TempDir()
-	addr := freeAddr(t)
-	startServerProc(t, bin, addr, dataDir)
-	c := dialControl(t, addr)
+	c := dialControl(t, startServerProc(t, bin, dataDir).addr)
 	out := filepath.Join(work, "reload.jsonl")
 
 	if r := apply(t, c, work, "reload.yaml", reloadPipelineText("data.i % 2 == 0")); r.GetRejected() || r.GetRevision() != 1 {

@@ -42,6 +42,8 @@ With no server it says so in one line and exits 1.`,
 			}
 			security := "plaintext"
 			switch {
+			case strings.HasPrefix(st.GetListen(), "unix:"):
+				security = "Unix socket (mode 0600: this user only)"
 			case st.GetMtls():
 				security = "mutual TLS"
 			case st.GetTls():

@@ -12,15 +12,36 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flowctl/flowctl/internal/store"
 )
 
-// DefaultPort is the port `flowctl server` listens on and clients dial when
-// nothing else is configured.
+// DefaultPort is the port of a server address given without one.
 const DefaultPort = 7070
 
-// DefaultAddress is the address clients dial when no flag, environment
-// variable or context names one; it is also the server's default --listen.
+// DefaultAddress is the loopback TCP address suggested for
+// `flowctl server --listen` when a server is to be reached over TCP. By
+// default a server listens on its Unix socket instead (DefaultSocket).
 const DefaultAddress = "127.0.0.1:7070"
+
+// SocketName is the file name of the server's Unix socket in its data
+// directory: `flowctl server` listens on <data-dir>/flowctl.sock unless
+// --listen says otherwise.
+const SocketName = "flowctl.sock"
+
+// SocketPath is the socket of a server whose data directory is dataDir.
+func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketName) }
+
+// DefaultSocket is the address clients dial when no flag, environment
+// variable or context names one: unix:PATH of the socket of a server
+// started by this user without --data-dir (store.DefaultDataDir).
+func DefaultSocket() (string, error) {
+	dir, err := store.DefaultDataDir()
+	if err != nil {
+		return "", err
+	}
+	return "unix:" + SocketPath(dir), nil
+}
 
 // Environment variables read by Resolve and Path.
 const (

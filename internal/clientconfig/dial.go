@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"strings"
 	"time"
@@ -68,6 +69,9 @@ func Dial(ctx context.Context, t Target, extra ...grpc.DialOption) (*grpc.Client
 	}
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, network, hostport)
+	if network == "unix" && errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("server %s: permission denied: the socket admits only the user who started the server; run this command as that user, or have the server listen on TCP with a token (--listen HOST:PORT --token-file FILE)", t.Address)
+	}
 	if err != nil {
 		return nil, &NoServerError{Address: t.Address, ConfigPath: t.ConfigPath, Err: err}
 	}

@@ -7,7 +7,7 @@
 //	current-context: local
 //	contexts:
 //	  - name: local
-//	    server: 127.0.0.1:7070
+//	    server: unix:/var/lib/flowctl/flowctl.sock
 //	  - name: prod
 //	    server: flow.example.com:7070
 //	    ca: /etc/flowctl/ca.crt
@@ -16,6 +16,8 @@
 //	    token: s3cret
 //
 // The address is chosen as --server > $FLOWCTL_SERVER > the context
-// (--context, $FLOWCTL_CONTEXT, current-context) > DefaultAddress. It imports
-// tlsutil and gRPC, nothing of the engine.
+// (--context, $FLOWCTL_CONTEXT, current-context) > DefaultSocket, the Unix
+// socket a server started by this user without --data-dir listens on. It
+// imports tlsutil, store (for the default data directory) and gRPC, nothing
+// of the engine.
 package clientconfig

@@ -58,7 +58,7 @@ func Resolve(flagServer, flagContext string) (Target, error) {
 }
 
 // ResolveWith finds the server. The address is the first of: o.Server,
-// $FLOWCTL_SERVER, the selected context's server, DefaultAddress. The
+// $FLOWCTL_SERVER, the selected context's server, DefaultSocket. The
 // selected context is o.Context, else $FLOWCTL_CONTEXT, else the file's
 // current-context. A context named by flag or environment always supplies
 // its credentials; the current-context supplies them only when its server is
@@ -107,7 +107,11 @@ func ResolveWith(o Overrides) (Target, error) {
 	case ctx != nil && ctx.Server != "":
 		t.Address, t.Source = ctx.Server, fmt.Sprintf("context %q", ctx.Name)
 	default:
-		t.Address, t.Source = DefaultAddress, "default"
+		sock, err := DefaultSocket()
+		if err != nil {
+			return Target{}, fmt.Errorf("%w: name the server with --server or %s", err, EnvServer)
+		}
+		t.Address, t.Source = sock, "default"
 	}
 	addr, scheme, err := NormalizeAddress(t.Address)
 	if err != nil {

@@ -59,7 +59,8 @@ func TestResolve(t *testing.T) {
 		ca      string
 		wantErr string
 	}{
-		{name: "default without a file", noFile: true, addr: clientconfig.DefaultAddress, source: "default"},
+		{name: "default without a file", noFile: true, addr: "unix:" + filepath.Join(dir, "state", "flowctl", clientconfig.SocketName), source: "default",
+			env: map[string]string{"XDG_STATE_HOME": filepath.Join(dir, "state")}},
 		{name: "current context", addr: "127.0.0.1:7171", source: `context "local"`, context: "local"},
 		{name: "env beats context", env: map[string]string{clientconfig.EnvServer: "127.0.0.1:8000"}, addr: "127.0.0.1:8000", source: "FLOWCTL_SERVER"},
 		{name: "flag beats env", ov: clientconfig.Overrides{Server: "localhost:9"}, env: map[string]string{clientconfig.EnvServer: "127.0.0.1:8000"}, addr: "localhost:9", source: "--server"},

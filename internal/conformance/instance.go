@@ -57,6 +57,11 @@ func (r *runner) start(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("prepare the launch: %w", err)
 	}
 	env := r.env(launch)
+	if r.rt.ControlPlane != nil {
+		// A flowctl.v1 component may register only while it is awaited.
+		release := r.rt.ControlPlane.Expect(r.comp.Name)
+		defer release()
+	}
 	started := time.Now()
 	h, err := process.Start(process.Config{
 		Name:   r.comp.Name,
@@ -150,6 +155,8 @@ func (r *runner) env(l external.Launch) map[string]string {
 		env["ENABLE_FLOWCTL"] = "true"
 		env["FLOWCTL_ENDPOINT"] = r.rt.Endpoint
 		env["FLOWCTL_HEARTBEAT_INTERVAL"] = r.rt.HeartbeatInterval.String()
+		// The control plane admits only the component under test.
+		env[external.EnvToken] = r.rt.ControlPlane.Token()
 	}
 	env["FLOWCTL_COMPONENT_ID"] = r.comp.Name
 	env["FLOWCTL_SERVICE_ID"] = r.comp.Name

@@ -59,7 +59,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	if opts.Protocol == ProtocolGRPC || opts.Protocol == ProtocolV1 {
 		reg := controlplane.NewRegistry(controlplane.Options{HeartbeatInterval: r.rt.HeartbeatInterval})
-		cp := controlplane.NewServer(reg, opts.Logger)
+		guard, err := controlplane.NewGuard()
+		if err != nil {
+			return nil, err
+		}
+		cp := controlplane.NewGuardedServer(reg, opts.Logger, guard)
 		addr, err := cp.Start("127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("start the embedded control plane: %w", err)

@@ -11,9 +11,11 @@
 // Clock). Server serves two gRPC services over one Registry on one listener:
 // the native flowctl.stream.v1.ControlPlaneService and the earlier
 // flowctl.v1.ControlPlaneService, so components of either kind can register.
-// `flowctl run` embeds a Server on 127.0.0.1:0; `flowctl server` will put a
-// durable store behind the same services.
+// `flowctl run` embeds a Server on 127.0.0.1:0 behind a Guard (a per-run
+// token for native components, the ids it is starting for flowctl.v1
+// ones); `flowctl server` puts a durable store behind the same services.
 //
-// It imports internal/flow (domain types) and pkg/wire (generated protocol);
-// it must not import the engine, the components or the CLI.
+// It imports internal/flow (domain types), internal/tlsutil (the token
+// check) and pkg/wire (generated protocol); it must not import the engine,
+// the components or the CLI.
 package controlplane

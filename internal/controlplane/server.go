@@ -29,10 +29,11 @@ const stopGrace = 2 * time.Second
 //
 // A Server serves once; Stop (or the end of Serve's context) is final.
 type Server struct {
-	reg  *Registry
-	log  *slog.Logger
-	gs   *grpc.Server
-	done chan struct{}
+	reg   *Registry
+	log   *slog.Logger
+	gs    *grpc.Server
+	done  chan struct{}
+	guard *Guard // nil: anyone who reaches the listener may call
 
 	stopOnce sync.Once
 	wg       sync.WaitGroup

@@ -22,9 +22,12 @@ const (
 	EnvComponentID       = "FLOWCTL_COMPONENT_ID"
 	EnvServiceID         = "FLOWCTL_SERVICE_ID"
 	EnvHeartbeatInterval = "FLOWCTL_HEARTBEAT_INTERVAL"
-	EnvTTL               = "FLOWCTL_TTL"
-	EnvHealthPort        = "HEALTH_PORT"
-	EnvPort              = "PORT"
+	// EnvToken is the run's control-plane bearer token; the Go SDK
+	// (pkg/sdk EnvToken) sends it with every control-plane call.
+	EnvToken      = "FLOWCTL_TOKEN"
+	EnvTTL        = "FLOWCTL_TTL"
+	EnvHealthPort = "HEALTH_PORT"
+	EnvPort       = "PORT"
 )
 
 // DefaultHeartbeatInterval is FLOWCTL_HEARTBEAT_INTERVAL when the runtime
@@ -52,12 +55,15 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (map[string]string,
 	if rt.Endpoint != "" {
 		env[EnvEndpoint] = rt.Endpoint
 	}
-	// The embedded control plane is plaintext on loopback: TLS settings a
-	// user exported for the CLI are not for it, so a child does not inherit
-	// them (the SDK treats empty as unset). The component's env may still
-	// set them.
+	// The embedded control plane is plaintext on loopback: TLS settings and
+	// a token a user exported for the CLI are not for it, so a child does
+	// not inherit them (the SDK treats empty as unset); it gets the run's
+	// own token instead. The component's env may still set them.
 	for _, k := range controlPlaneTLSEnv {
 		env[k] = ""
+	}
+	if rt.ControlPlane != nil {
+		env[EnvToken] = rt.ControlPlane.Token()
 	}
 	for k, v := range launch.Env {
 		env[k] = v
@@ -96,7 +102,7 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (map[string]string,
 // controlPlaneTLSEnv are the variables with which the Go SDK (pkg/sdk
 // EnvTLS*, EnvToken) and the CLI secure their control-plane connection.
 var controlPlaneTLSEnv = []string{
-	"FLOWCTL_TLS_CA", "FLOWCTL_TLS_CERT", "FLOWCTL_TLS_KEY", "FLOWCTL_TLS_SERVER_NAME", "FLOWCTL_TOKEN",
+	"FLOWCTL_TLS_CA", "FLOWCTL_TLS_CERT", "FLOWCTL_TLS_KEY", "FLOWCTL_TLS_SERVER_NAME", EnvToken,
 }
 
 // envName turns a config key into an environment variable name: upper

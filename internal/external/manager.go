@@ -100,8 +100,9 @@ func Check(c *spec.Component) error {
 }
 
 // NewManager checks every external component of p and starts the
-// embedded control plane on a loopback port if one needs it. Close stops
-// it.
+// embedded control plane on a loopback port if one needs it, guarded so
+// that only the run's own components can register (controlplane.Guard).
+// Close stops it.
 func NewManager(p *spec.Pipeline, opts ManagerOptions) (*Manager, error) {
 	log := opts.Logger
 	if log == nil {
@@ -140,7 +141,13 @@ func NewManager(p *spec.Pipeline, opts ManagerOptions) (*Manager, error) {
 	}
 	if needCP {
 		reg := controlplane.NewRegistry(controlplane.Options{HeartbeatInterval: opts.HeartbeatInterval, DefaultTTL: opts.HeartbeatTTL})
-		srv := controlplane.NewServer(reg, log.With("pipeline", p.Name, "part", "controlplane"))
+		// Loopback is open to every local user: only this run's
+		// components may register (FLOWCTL_TOKEN, or the ids it starts).
+		guard, err := controlplane.NewGuard()
+		if err != nil {
+			return nil, err
+		}
+		srv := controlplane.NewGuardedServer(reg, log.With("pipeline", p.Name, "part", "controlplane"), guard)
 		addr, err := srv.Start("127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("start the embedded control plane: %w", err)

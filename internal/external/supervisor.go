@@ -220,6 +220,12 @@ func (s *Supervisor) startOne(ctx context.Context) (*incarnation, error) {
 	s.mu.Unlock()
 	inc := &incarnation{gen: gen, broken: make(chan struct{}), started: time.Now()}
 	inst := &Instance{Component: s.c, ID: s.c.Name, Started: inc.started, Logger: s.log}
+	if s.rt.ControlPlane != nil && s.c.Runner != spec.RunRemote {
+		// A flowctl.v1 component (no token) may register only while we
+		// wait for it; the window opens before its process starts.
+		release := s.rt.ControlPlane.Expect(s.c.Name)
+		defer release()
+	}
 	if s.c.Runner != spec.RunRemote {
 		launch, err := s.proto.Launch(s.rt, s.c)
 		if err != nil {

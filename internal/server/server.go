@@ -180,12 +180,21 @@ func (s *Server) Addr() string {
 	return a
 }
 
-// reportAddr is the address a child dials to reach lis: the bound port on
-// loopback when the listener takes every interface.
+// addrOf is lis's address as clients write it: unix:PATH for a Unix
+// socket, host:port for TCP.
+func addrOf(lis net.Listener) string {
+	if a, ok := lis.Addr().(*net.UnixAddr); ok {
+		return "unix:" + a.Name
+	}
+	return lis.Addr().String()
+}
+
+// reportAddr is the address a child dials to reach lis: the socket, or
+// the bound port on loopback when the listener takes every interface.
 func reportAddr(lis net.Listener) string {
 	a, ok := lis.Addr().(*net.TCPAddr)
 	if !ok {
-		return lis.Addr().String()
+		return addrOf(lis)
 	}
 	host := a.IP.String()
 	if a.IP == nil || a.IP.IsUnspecified() {
@@ -204,7 +213,7 @@ func reportAddr(lis net.Listener) string {
 // the store.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.started = time.Now()
-	s.listen.Store(lis.Addr().String())
+	s.listen.Store(addrOf(lis))
 	s.rec.opts.reportAddr = reportAddr(lis)
 	defer s.cleanup()
 
@@ -233,7 +242,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.gs.Serve(lis) }()
-	s.log.Info("flowctl server serving", logKeyAddr, lis.Addr().String(), logKeyDataDir, s.opts.DataDir, logKeyTLS, s.opts.TLS, logKeyMTLS, s.opts.MTLS)
+	s.log.Info("flowctl server serving", logKeyAddr, addrOf(lis), logKeyDataDir, s.opts.DataDir, logKeyTLS, s.opts.TLS, logKeyMTLS, s.opts.MTLS)
 
 	var serveErr error
 	select {

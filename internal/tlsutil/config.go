@@ -145,20 +145,20 @@ func DialOptions(cfg *tls.Config, token, addr string) []grpc.DialOption {
 
 // CheckPlaintext allows a plaintext listener (or a plaintext dial) on addr
 // only when addr is a loopback address, or allowNonLoopback is set (the
-// user's explicit --insecure-listen). An empty host (":7070") listens on
+// user's explicit --insecure). An empty host (":7070") listens on
 // every interface, so it is not loopback.
 func CheckPlaintext(addr string, allowNonLoopback bool) error {
 	if allowNonLoopback || IsLoopback(addr) {
 		return nil
 	}
-	return fmt.Errorf("%s: %w: give --tls-cert and --tls-key (see `flowctl certs init`) or pass --insecure-listen", addr, ErrPlaintext)
+	return fmt.Errorf("%s: %w: give --tls-cert and --tls-key (see `flowctl certs init`) or pass --insecure", addr, ErrPlaintext)
 }
 
 // IsLoopback reports whether addr (host:port, host, [v6]:port or
 // unix:PATH) stays on this machine: localhost, 127.0.0.0/8, ::1 or a Unix
 // socket.
 func IsLoopback(addr string) bool {
-	if strings.HasPrefix(addr, "unix:") || strings.HasPrefix(addr, "unix-abstract:") {
+	if IsUnix(addr) {
 		return true
 	}
 	addr = strings.TrimPrefix(addr, "dns:///")

@@ -9,7 +9,8 @@
 //     a server given a client CA demands and verifies client certificates
 //     (mutual TLS). ServerCredentials / DialOption wrap them for gRPC and fall
 //     back to plaintext for a nil config; CheckPlaintext refuses plaintext on a
-//     non-loopback address unless the user said --insecure-listen.
+//     non-loopback address unless the user said --insecure, and CheckListen
+//     adds the server's rule: TCP needs a token or client certificates.
 //   - An optional bearer token: TokenServerOptions installs interceptors that
 //     compare `authorization: Bearer <token>` in constant time, and
 //     TokenCredentials attaches it to every client call.

@@ -16,6 +16,8 @@ import (
 
 func TestGRPCServerOptions(t *testing.T) {
 	b := tlstest.New(t)
+	mtls := b.ServerOptions()
+	serverOnly := tlsutil.ServerOptions{CertFile: mtls.CertFile, KeyFile: mtls.KeyFile}
 	for _, tc := range []struct {
 		name    string
 		o       tlsutil.ListenOptions
@@ -23,19 +25,29 @@ func TestGRPCServerOptions(t *testing.T) {
 		errText string
 		n       int
 	}{
-		{name: "loopback plaintext", o: tlsutil.ListenOptions{Addr: "127.0.0.1:7070"}, n: 1},
-		{name: "all interfaces plaintext refused", o: tlsutil.ListenOptions{Addr: ":7070"}, wantErr: tlsutil.ErrPlaintext},
-		{name: "all interfaces with --insecure-listen", o: tlsutil.ListenOptions{Addr: ":7070", InsecureListen: true}, n: 1},
-		{name: "mTLS anywhere", o: tlsutil.ListenOptions{Addr: ":7070", TLS: b.ServerOptions()}, n: 1},
-		{name: "token adds interceptors", o: tlsutil.ListenOptions{Addr: ":7070", TLS: b.ServerOptions(), Token: "t"}, n: 3},
-		{name: "broken TLS files", o: tlsutil.ListenOptions{Addr: "127.0.0.1:1", TLS: tlsutil.ServerOptions{CertFile: b.Files.ServerCert}}, errText: "--tls-key"},
+		{name: "unix socket, nothing else", o: tlsutil.ListenOptions{Addr: "unix:/run/flowctl.sock"}, n: 1},
+		{name: "unix socket with a token", o: tlsutil.ListenOptions{Addr: "unix:/run/flowctl.sock", Token: "t"}, n: 3},
+		{name: "loopback plaintext without a token refused", o: tlsutil.ListenOptions{Addr: "127.0.0.1:7070"}, wantErr: tlsutil.ErrNoClientAuth, errText: "--token-file"},
+		{name: "localhost plaintext without a token refused", o: tlsutil.ListenOptions{Addr: "localhost:7070"}, wantErr: tlsutil.ErrNoClientAuth},
+		{name: "loopback TLS without client auth refused", o: tlsutil.ListenOptions{Addr: "127.0.0.1:7070", TLS: serverOnly}, wantErr: tlsutil.ErrNoClientAuth},
+		{name: "loopback plaintext with a token", o: tlsutil.ListenOptions{Addr: "127.0.0.1:7070", Token: "t"}, n: 3},
+		{name: "loopback mTLS", o: tlsutil.ListenOptions{Addr: "[::1]:7070", TLS: mtls}, n: 1},
+		{name: "loopback with --insecure", o: tlsutil.ListenOptions{Addr: "127.0.0.1:7070", Insecure: true}, n: 1},
+		{name: "all interfaces plaintext refused", o: tlsutil.ListenOptions{Addr: ":7070"}, wantErr: tlsutil.ErrPlaintext, errText: "--tls-cert"},
+		{name: "all interfaces plaintext with a token refused", o: tlsutil.ListenOptions{Addr: "0.0.0.0:7070", Token: "t"}, wantErr: tlsutil.ErrPlaintext, errText: "plaintext"},
+		{name: "all interfaces with --insecure", o: tlsutil.ListenOptions{Addr: ":7070", Insecure: true}, n: 1},
+		{name: "all interfaces TLS without client auth refused", o: tlsutil.ListenOptions{Addr: ":7070", TLS: serverOnly}, wantErr: tlsutil.ErrNoClientAuth},
+		{name: "all interfaces TLS and a token", o: tlsutil.ListenOptions{Addr: ":7070", TLS: serverOnly, Token: "t"}, n: 3},
+		{name: "mTLS anywhere", o: tlsutil.ListenOptions{Addr: ":7070", TLS: mtls}, n: 1},
+		{name: "token adds interceptors", o: tlsutil.ListenOptions{Addr: ":7070", TLS: mtls, Token: "t"}, n: 3},
+		{name: "broken TLS files", o: tlsutil.ListenOptions{Addr: "127.0.0.1:1", TLS: tlsutil.ServerOptions{CertFile: b.Files.ServerCert}, Token: "t"}, errText: "--tls-key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts, err := tlsutil.GRPCServerOptions(tc.o)
 			switch {
 			case tc.wantErr != nil:
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.errText) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("err = %v, want one line wrapping %v and mentioning %q", err, tc.wantErr, tc.errText)
 				}
 			case tc.errText != "":
 				if err == nil || !strings.Contains(err.Error(), tc.errText) {

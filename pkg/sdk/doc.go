@@ -62,7 +62,10 @@
 // address it bound.
 //
 // The connection to the control plane is plaintext by default (the
-// embedded control plane of `flowctl run` listens on loopback). For a
+// embedded control plane of `flowctl run` listens on loopback). That
+// control plane refuses calls without the run's random token, which
+// `flowctl run` gives each component as FLOWCTL_TOKEN; Serve sends it with
+// every control-plane call, so nothing needs to be done. For a
 // `flowctl server` with TLS, set FLOWCTL_TLS_CA (and FLOWCTL_TLS_CERT,
 // FLOWCTL_TLS_KEY for mutual TLS; FLOWCTL_TLS_SERVER_NAME when the
 // certificate names another host) and FLOWCTL_TOKEN for a bearer token, or

@@ -61,8 +61,10 @@ const (
 	// EnvTLSServerName overrides the name checked against the control
 	// plane's certificate (default: the host of FLOWCTL_ENDPOINT).
 	EnvTLSServerName = "FLOWCTL_TLS_SERVER_NAME"
-	// EnvToken is a bearer token sent with every control-plane call. It is
-	// sent only over TLS or to a loopback address; Serve refuses to start
+	// EnvToken is a bearer token sent with every control-plane call:
+	// `flowctl run` sets it to the run's own token, without which its
+	// embedded control plane refuses the component. It is sent only over
+	// TLS or to a loopback address or Unix socket; Serve refuses to start
 	// rather than send it in plaintext off the machine.
 	EnvToken = "FLOWCTL_TOKEN"
 )

@@ -10,8 +10,9 @@
 //	never-ack    reads batches and never answers them
 //	ok           behaves (the control case)
 //
-// Usage: brokengrpc MODE. It reads PORT, ENABLE_FLOWCTL, FLOWCTL_ENDPOINT
-// and FLOWCTL_COMPONENT_ID like any component.
+// Usage: brokengrpc MODE. It reads PORT, ENABLE_FLOWCTL, FLOWCTL_ENDPOINT,
+// FLOWCTL_COMPONENT_ID and FLOWCTL_TOKEN (sent as `authorization: Bearer`)
+// like any component.
 package main
 
 import (
@@ -29,6 +30,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
@@ -192,7 +194,15 @@ func run(mode string) error {
 	id := os.Getenv("FLOWCTL_COMPONENT_ID")
 	var cp streamv1.ControlPlaneServiceClient
 	if ep := os.Getenv("FLOWCTL_ENDPOINT"); os.Getenv("ENABLE_FLOWCTL") == "true" && ep != "" {
-		conn, err := grpc.NewClient(ep, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if tok := os.Getenv("FLOWCTL_TOKEN"); tok != "" {
+			// The run's control plane refuses native calls without its
+			// token: what any component written without the SDK must send.
+			opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
+				return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), method, req, reply, cc, o...)
+			}))
+		}
+		conn, err := grpc.NewClient(ep, opts...)
 		if err != nil {
 			return err
 		}
