@@ -28,13 +28,6 @@ import (
 // 0 only if both were accepted.
 const envRegister = "FLOWCTL_TEST_REGISTER"
 
-func TestMain(m *testing.M) {
-	if v := os.Getenv(envRegister); v != "" {
-		os.Exit(registerOnce(v))
-	}
-	os.Exit(m.Run())
-}
-
 func registerOnce(v string) int {
 	addr, id, _ := strings.Cut(v, " ")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
