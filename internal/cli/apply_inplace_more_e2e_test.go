@@ -344,7 +344,7 @@ func TestRunSIGHUPInsertsProcessor(t *testing.T) {
 	out := filepath.Join(dir, "out.jsonl")
 	writeFileAt(t, pf, sighupPipeline(false))
 
-	cmd := exec.Command(bin, "run", "-f", pf, "--grace", "5s")
+	cmd := exec.Command(bin, "run", "-f", pf, "--grace", "5s", "--state-dir", t.TempDir())
 	cmd.Dir = dir
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr

@@ -249,7 +249,7 @@ sinks: [{name: out, type: file, inputs: [enrich], config: {path: out.jsonl}}]
 			if err := os.WriteFile(pf, []byte(tc.pipeline), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(bin, "run", "-f", pf)
+			cmd := exec.Command(bin, "run", "-f", pf, "--state-dir", t.TempDir())
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
@@ -311,7 +311,7 @@ sinks:
   - {name: web, type: http, inputs: [size], config: {url: "`+srv.URL+`"}}
   - {name: bin, type: drop, inputs: [{from: size, types: [small]}]}
 `), 0o644)
-	cmd := exec.Command(bin, "run", "-f", pf)
+	cmd := exec.Command(bin, "run", "-f", pf, "--state-dir", t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -352,7 +352,7 @@ sources: [{name: ledger, type: file, config: {path: in.jsonl}}]
 processors: [{name: parse, type: filter, inputs: [ledger], config: {expr: "data.amount >= 0"}}]
 sinks: [{name: out, type: file, inputs: [parse], config: {path: out.jsonl}}]
 `), 0o644)
-	cmd := exec.Command(bin, "run", "-f", pf, "--grace", "30s")
+	cmd := exec.Command(bin, "run", "-f", pf, "--grace", "30s", "--state-dir", t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -422,7 +422,7 @@ processors: [{name: large, type: filter, inputs: [ledger], config: {expr: "data.
 sinks: [{name: out, type: file, inputs: [large], config: {path: out.jsonl}}]
 `), 0o644)
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "run", "-f", pf, "--http", addr)
+	cmd := exec.Command(bin, "run", "-f", pf, "--http", addr, "--state-dir", t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -496,7 +496,7 @@ name: stuck
 sources: [{name: gen, type: generate, config: {count: 0, expr: '{"id": i}'}}]
 sinks: [{name: web, type: http, inputs: [gen], config: {url: "`+srv.URL+`", timeout: 60s}}]
 `), 0o644)
-	cmd := exec.Command(bin, "run", "-f", pf, "--grace", "60s")
+	cmd := exec.Command(bin, "run", "-f", pf, "--grace", "60s", "--state-dir", t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -27,7 +27,7 @@ func TestRunSIGHUP(t *testing.T) {
 	}
 	v1 := reloadPipelineText("data.i % 2 == 0")
 	write(v1)
-	cmd := exec.Command(bin, "run", "-f", pf, "--grace", "5s")
+	cmd := exec.Command(bin, "run", "-f", pf, "--grace", "5s", "--state-dir", t.TempDir())
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {

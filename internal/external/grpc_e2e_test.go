@@ -57,7 +57,7 @@ sinks:
 	if err := os.WriteFile(file, []byte(pipeline), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(flowctl, "run", "-f", file)
+	cmd := exec.Command(flowctl, "run", "-f", file, "--state-dir", t.TempDir())
 	cmd.Dir = dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -370,7 +370,7 @@ sinks:
 	if err := os.WriteFile(file, []byte(pipeline), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(flowctl, "run", "-f", file, "--heartbeat-interval", "200ms", "--heartbeat-ttl", "1s")
+	cmd := exec.Command(flowctl, "run", "-f", file, "--heartbeat-interval", "200ms", "--heartbeat-ttl", "1s", "--state-dir", t.TempDir())
 	cmd.Dir = dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -157,7 +157,7 @@ sinks:
 			if err := os.WriteFile(file, []byte(strings.ReplaceAll(pipeline, "PROTOCOL", proto)), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(flowctl, "run", "-f", file)
+			cmd := exec.Command(flowctl, "run", "-f", file, "--state-dir", t.TempDir())
 			cmd.Dir = dir
 			logs, err := cmd.CombinedOutput()
 			if err != nil {
