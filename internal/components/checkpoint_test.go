@@ -157,20 +157,48 @@ func TestFileSinkResume(t *testing.T) {
 	}
 	ioClose(t, s)
 	ioAppendFile(t, path, `{"half":`)
+	tail := string(want) + string(want) + `{"half":`
 
+	// The replayed events match what follows the checkpoint: nothing is
+	// rewritten and the file never shrinks; the torn line is replaced by
+	// what comes next.
 	s, err = open(t, cfg, committed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(path); string(got) != string(want) {
-		t.Fatalf("after resume the file holds\n%s\nwant\n%s", got, want)
+	if got, _ := os.ReadFile(path); string(got) != tail {
+		t.Fatalf("opening a resumed sink changed the file:\n%s", got)
 	}
 	if err := s.Write(ctx, ioSampleBatch()); err != nil {
 		t.Fatal(err)
 	}
+	if got, _ := os.ReadFile(path); string(got) != tail {
+		t.Fatalf("replaying the same events rewrote the file:\n%s", got)
+	}
+	if p := s.(flow.CheckpointSink).Position(); p != 2*committed {
+		t.Fatalf("Position = %d after the replay, want %d", p, 2*committed)
+	}
+	next := []*flow.Event{{ID: "n", Data: []byte(`{"next":1}`)}}
+	if err := s.Write(ctx, next); err != nil {
+		t.Fatal(err)
+	}
 	ioClose(t, s)
-	if got, _ := os.ReadFile(path); string(got) != string(want)+string(want) {
-		t.Fatalf("resumed sink did not append:\n%s", got)
+	if got, _ := os.ReadFile(path); string(got) != string(want)+string(want)+`{"next":1}`+"\n" {
+		t.Fatalf("after the replay and a new event:\n%s", got)
+	}
+
+	// Replayed events that differ (a step whose output changes between
+	// runs) replace the old tail from the first byte that differs.
+	s, err = open(t, cfg, committed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	ioClose(t, s)
+	if got, _ := os.ReadFile(path); string(got) != string(want)+`{"next":1}`+"\n" {
+		t.Fatalf("a differing replay did not replace the tail:\n%s", got)
 	}
 
 	t.Run("shorter than the checkpoint", func(t *testing.T) {

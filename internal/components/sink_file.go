@@ -2,7 +2,6 @@ package components
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,13 +20,13 @@ func init() {
 		Role:     flow.RoleSink,
 		Name:     "file",
 		Summary:  "Writes events to a file as JSON lines; every batch is on disk (flushed) before it is acknowledged.",
-		Delivery: "Exactly once across a crash when its events come, in order, from sources that can be replayed (file, generate): a resumed run keeps what was written up to the checkpoint and cuts off what came after it, which is written again. Fed by several sources, by an unordered parallel processor or by a source that cannot be replayed: at-least-once (events after the checkpoint are written again).",
+		Delivery: "Exactly once across a crash when its events come, in order, from sources that can be replayed (file, generate): a resumed run keeps what was written up to the checkpoint and compares what came after it with the replayed events: matching bytes are not written twice (the file only grows), and from the first byte that differs the old tail is replaced. Fed by several sources, by an unordered parallel processor or by a source that cannot be replayed: at-least-once (events after the checkpoint are written again).",
 		Fields: []flow.Field{
 			{Name: "path", Type: flow.TypeString, Required: true, Example: "out.jsonl",
 				Description: "The file to write; relative paths are resolved against the pipeline file's directory. Missing parent directories are created."},
 			ioFormatField,
 			{Name: "mode", Type: flow.TypeString, Enum: []string{"truncate", "append"},
-				Description: "What a first run does with an existing file: truncate (the default) starts it empty, append writes after what it holds. A run that resumes from a checkpoint never truncates: it keeps what was written up to the checkpoint, cuts off only what was written after it (those events are written again) and appends."},
+				Description: "What a first run does with an existing file: truncate (the default) starts it empty, append writes after what it holds. A run that resumes from a checkpoint never truncates: it keeps what was written up to the checkpoint and checks what came after it against the events sent again (matching bytes are not written twice)."},
 			{Name: "append", Type: flow.TypeBool, Description: "The earlier spelling of mode: append (true) or mode: truncate (false)."},
 		},
 		Examples: []string{"path: out.jsonl", "path: archive/events.jsonl\nformat: envelope\nmode: append"},
@@ -68,6 +67,13 @@ type fileSink struct {
 	w    *bufio.Writer
 	line []byte // scratch, reused
 	size countingWriter
+	// verifyEnd, when above the position, is the length the file had when
+	// a resumed run opened it: the bytes between the committed length and
+	// it were written after the checkpoint, and the replayed events are
+	// compared with them instead of written again (see writeVerifying).
+	verifyEnd int64
+	batchBuf  []byte // scratch for writeVerifying
+	fileBuf   []byte
 }
 
 // countingWriter counts what goes through it to the file.
@@ -110,13 +116,18 @@ func ioParseFileSink(cfg flow.Config) (*fileSink, error) {
 }
 
 // Open creates the file, or truncates it or opens it for appending on a
-// first run; when resuming it keeps exactly the committed length.
+// first run. When resuming it keeps exactly the committed length and
+// treats what lies after it as a tail to check the replayed events
+// against (see writeVerifying).
 func (s *fileSink) Open(context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
 		return fmt.Errorf("sink %q: create directory for %s: %w", s.name, s.path, err)
 	}
 	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	if s.append || s.resume >= 0 {
+	switch {
+	case s.resume >= 0:
+		flags = os.O_RDWR | os.O_CREATE
+	case s.append:
 		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
 	}
 	f, err := os.OpenFile(s.path, flags, 0o644)
@@ -130,10 +141,15 @@ func (s *fileSink) Open(context.Context) error {
 	}
 	size := st.Size()
 	if s.resume >= 0 {
-		if err := s.cutBack(f, size); err != nil {
+		if size < s.resume {
 			f.Close()
-			return err
+			return fmt.Errorf("sink %q: %s is %d bytes, shorter than the %d bytes committed at the last checkpoint: it was changed outside flowctl — put it back, or start over with flowctl run --from-start (or flowctl state reset)", s.name, s.path, size, s.resume)
 		}
+		if _, err := f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return fmt.Errorf("sink %q: %w", s.name, err)
+		}
+		s.verifyEnd = size
 		size = s.resume
 	}
 	s.f = f
@@ -143,26 +159,61 @@ func (s *fileSink) Open(context.Context) error {
 	return nil
 }
 
-// cutBack truncates f, of size bytes, to the committed length: what lies
-// past it was written after the last checkpoint and is written again.
-func (s *fileSink) cutBack(f *os.File, size int64) error {
-	switch {
-	case size < s.resume:
-		return fmt.Errorf("sink %q: %s is %d bytes, shorter than the %d bytes committed at the last checkpoint: it was changed outside flowctl — put it back, or start over with flowctl run --from-start (or flowctl state reset)", s.name, s.path, size, s.resume)
-	case size == s.resume:
+// writeVerifying writes a batch of a resumed run while the file still
+// holds bytes written after the checkpoint. The replayed events are the
+// ones that produced those bytes, so where the pipeline is deterministic
+// their lines match what is there: matching bytes are only counted, never
+// rewritten, and the file never shrinks. At the first byte that differs
+// (a step whose output changes between runs, such as a timestamp) the
+// rest of the old tail is cut off and the new lines are written from
+// there. A torn last line is completed.
+func (s *fileSink) writeVerifying(batch []*flow.Event) error {
+	buf := s.batchBuf[:0]
+	for _, e := range batch {
+		if s.format == ioFormatData && !ioHasNewline(e.Data) {
+			buf = append(buf, e.Data...)
+		} else {
+			buf = ioAppendLine(buf, e, s.format)
+		}
+		buf = append(buf, '\n')
+	}
+	s.batchBuf = buf
+	pos := s.size.n.Load()
+	n := int(min(int64(len(buf)), s.verifyEnd-pos))
+	if cap(s.fileBuf) < n {
+		s.fileBuf = make([]byte, n)
+	}
+	old := s.fileBuf[:n]
+	if _, err := s.f.ReadAt(old, pos); err != nil {
+		return fmt.Errorf("sink %q: read back %s: %w", s.name, s.path, err)
+	}
+	same := 0
+	for same < n && old[same] == buf[same] {
+		same++
+	}
+	s.size.n.Add(int64(same))
+	if same == len(buf) {
+		if pos+int64(same) == s.verifyEnd {
+			s.verifyEnd = 0 // the whole tail was written again, unchanged
+		}
 		return nil
 	}
-	tail := make([]byte, size-s.resume)
-	lines := -1
-	if n, err := f.ReadAt(tail, s.resume); err == nil || n == len(tail) {
-		lines = bytes.Count(tail, []byte{'\n'})
+	at := pos + int64(same)
+	if same < n {
+		s.log.Warn("the events written again differ from what the file held after the checkpoint (a step whose output changes between runs); the rest of the old tail is replaced",
+			"path", s.path, "offset", at, "bytes", s.verifyEnd-at)
 	}
-	if err := f.Truncate(s.resume); err != nil {
-		return fmt.Errorf("sink %q: cut %s back to its checkpoint: %w", s.name, s.path, err)
+	if err := s.f.Truncate(at); err != nil {
+		return fmt.Errorf("sink %q: cut %s at %d: %w", s.name, s.path, at, err)
 	}
-	s.log.Info("cut off what was written after the last checkpoint; those events are written again",
-		"path", s.path, "bytes", size-s.resume, "lines", lines)
-	return nil
+	if _, err := s.f.Seek(at, io.SeekStart); err != nil {
+		return fmt.Errorf("sink %q: %w", s.name, err)
+	}
+	s.verifyEnd = 0
+	if _, err := s.w.Write(buf[same:]); err != nil {
+		return err
+	}
+	return s.w.Flush()
 }
 
 // OutputKey implements flow.CheckpointSink.
@@ -207,6 +258,12 @@ func (s *fileSink) Write(_ context.Context, batch []*flow.Event) error {
 	if s.w == nil {
 		return fmt.Errorf("sink %q: write before open", s.name)
 	}
+	if s.verifyEnd > 0 {
+		if err := s.writeVerifying(batch); err != nil {
+			return fmt.Errorf("sink %q: write %s: %w", s.name, s.path, err)
+		}
+		return nil
+	}
 	if err := ioWriteLines(s.w, batch, s.format, &s.line); err != nil {
 		return fmt.Errorf("sink %q: write %s: %w", s.name, s.path, err)
 	}
@@ -224,6 +281,12 @@ func (s *fileSink) Close(context.Context) error {
 	var errs []error
 	if err := s.w.Flush(); err != nil {
 		errs = append(errs, err)
+	}
+	if s.verifyEnd > 0 {
+		// The run ended before its replay reached the end of what was
+		// written after the checkpoint: those bytes are not covered by a
+		// checkpoint, and the next run checks them again.
+		s.log.Info("the run ended before the replayed events covered the tail written after the checkpoint; the next run checks the rest", "path", s.path, "bytes", s.verifyEnd-s.size.n.Load())
 	}
 	if err := s.f.Sync(); err != nil {
 		errs = append(errs, err)
