@@ -129,7 +129,7 @@ func TestFileSinkResume(t *testing.T) {
 			t.Fatal(err)
 		}
 		if resume >= 0 {
-			if err := c.(flow.CheckpointSink).Resume(resume); err != nil {
+			if err := c.(flow.CheckpointSink).Resume(resume, false); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -267,7 +267,7 @@ func TestSQLiteSinkResume(t *testing.T) {
 		}
 		s := c.(*sqliteSink)
 		if resume >= 0 {
-			if err := s.Resume(resume); err != nil {
+			if err := s.Resume(resume, false); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -59,8 +59,10 @@ type fileSink struct {
 	format ioFormat
 	append bool
 	log    *slog.Logger
-	// resume is the committed length to keep, or -1 on a first run.
-	resume int64
+	// resume is the committed length to keep, or -1 on a first run;
+	// keepTail keeps what follows it too (flow.CheckpointSink.Resume).
+	resume   int64
+	keepTail bool
 
 	mu   sync.Mutex
 	f    *os.File
@@ -149,8 +151,10 @@ func (s *fileSink) Open(context.Context) error {
 			f.Close()
 			return fmt.Errorf("sink %q: %w", s.name, err)
 		}
-		s.verifyEnd = size
-		size = s.resume
+		if !s.keepTail {
+			s.verifyEnd = size
+			size = s.resume
+		}
 	}
 	s.f = f
 	s.size.w = f
@@ -241,11 +245,11 @@ func (s *fileSink) Sync(context.Context) error {
 }
 
 // Resume implements flow.CheckpointSink.
-func (s *fileSink) Resume(pos int64) error {
+func (s *fileSink) Resume(pos int64, keepTail bool) error {
 	if pos < 0 {
 		return fmt.Errorf("sink %q: negative checkpoint %d", s.name, pos)
 	}
-	s.resume = pos
+	s.resume, s.keepTail = pos, keepTail
 	return nil
 }
 

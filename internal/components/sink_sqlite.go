@@ -185,11 +185,14 @@ func (s *sqliteSink) Sync(ctx context.Context) error {
 }
 
 // Resume implements flow.CheckpointSink.
-func (s *sqliteSink) Resume(pos int64) error {
+func (s *sqliteSink) Resume(pos int64, keepTail bool) error {
 	if pos < 0 {
 		return fmt.Errorf("sink %q: negative checkpoint %d", s.name, pos)
 	}
 	s.resume = pos
+	if keepTail {
+		s.resume = -1 // keep every row
+	}
 	return nil
 }
 

@@ -204,7 +204,7 @@ func (n *node) resumeFrom(cp flow.Checkpoint) error {
 			}
 			return nil
 		}
-		if err := n.sinkTrack.cs.Resume(sc.Position); err != nil {
+		if err := n.sinkTrack.cs.Resume(sc.Position, n.e.fedByUnreplayable(n)); err != nil {
 			return fmt.Errorf("resume sink %q: %w", n.name, err)
 		}
 	}
@@ -329,9 +329,53 @@ func carry(n, x *node) error {
 		}
 	}
 	if n.sinkTrack != nil && x.sinkTrack != nil && n.sinkTrack.key == x.sinkTrack.key {
-		if err := x.sinkTrack.cs.Resume(n.sinkTrack.cs.Position()); err != nil {
+		if err := x.sinkTrack.cs.Resume(n.sinkTrack.cs.Position(), false); err != nil {
 			return fmt.Errorf("resume sink %q: %w", x.name, err)
 		}
 	}
 	return nil
+}
+
+// fedByUnreplayable reports whether a source that cannot resume (stdin,
+// http, one without positions) may send events to sink n: then what n
+// wrote after the checkpoint will not all come again, and must be kept.
+// The dead-letter sink may get events from every source.
+func (e *Engine) fedByUnreplayable(n *node) bool {
+	byName := map[string]*node{}
+	for _, x := range e.list() {
+		byName[x.name] = x
+	}
+	unreplayable := func(x *node) bool {
+		_, ok := x.comp.(flow.Resumer)
+		return !ok
+	}
+	if n.deadLetter {
+		for _, x := range e.list() {
+			if x.src != nil && unreplayable(x) {
+				return true
+			}
+		}
+		return false
+	}
+	seen := map[string]bool{}
+	stack := []string{n.name}
+	for len(stack) > 0 {
+		name := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		x := byName[name]
+		if x == nil {
+			continue
+		}
+		if x.src != nil && unreplayable(x) {
+			return true
+		}
+		for _, in := range x.gn.Inputs {
+			stack = append(stack, in.From)
+		}
+	}
+	return false
 }

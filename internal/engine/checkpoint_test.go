@@ -43,7 +43,7 @@ type fixedPos struct{ pos int64 }
 func (f *fixedPos) OutputKey() string          { return "k" }
 func (f *fixedPos) Position() int64            { return f.pos }
 func (f *fixedPos) Sync(context.Context) error { return nil }
-func (f *fixedPos) Resume(int64) error         { return nil }
+func (f *fixedPos) Resume(int64, bool) error   { return nil }
 
 func TestSinkTrackCut(t *testing.T) {
 	a, b := newSrcTrack(), newSrcTrack()
@@ -160,9 +160,10 @@ func (s *countingSource) Run(ctx context.Context, out flow.Emitter) error {
 // lineSink is a CheckpointSink writing ids to a slice that outlives the
 // engine (the "file"); Resume cuts it back on Open.
 type lineSink struct {
-	mu     sync.Mutex
-	lines  *[]string
-	resume int64
+	mu       sync.Mutex
+	lines    *[]string
+	resume   int64
+	keepTail bool
 }
 
 func (s *lineSink) OutputKey() string { return "lines" }
@@ -171,10 +172,10 @@ func (s *lineSink) Position() int64 {
 	defer s.mu.Unlock()
 	return int64(len(*s.lines))
 }
-func (s *lineSink) Sync(context.Context) error { return nil }
-func (s *lineSink) Resume(pos int64) error     { s.resume = pos; return nil }
+func (s *lineSink) Sync(context.Context) error        { return nil }
+func (s *lineSink) Resume(pos int64, keep bool) error { s.resume, s.keepTail = pos, keep; return nil }
 func (s *lineSink) Open(context.Context) error {
-	if s.resume >= 0 {
+	if s.resume >= 0 && !s.keepTail {
 		*s.lines = (*s.lines)[:s.resume]
 	}
 	return nil
@@ -284,5 +285,33 @@ func TestCheckpointFanInIsAtLeastOnce(t *testing.T) {
 				t.Fatalf("%s:%d lost", src, i)
 			}
 		}
+	}
+}
+
+// TestCheckpointKeepsTailOfUnreplayableSources: what a sink wrote after the
+// checkpoint from a source that cannot replay it (stdin, http) is kept;
+// from a replayable one it is not kept twice.
+func TestCheckpointKeepsTailOfUnreplayableSources(t *testing.T) {
+	for _, replayable := range []bool{true, false} {
+		t.Run(fmt.Sprint("replayable=", replayable), func(t *testing.T) {
+			store := newMemStore()
+			store.cp.Sinks["out"] = flow.SinkCheckpoint{Key: "lines", Position: 2}
+			out := []string{"a", "b", "written after the checkpoint"}
+			var src any = &sliceSource{events: []*flow.Event{ev("s", 1, "t", "{}")}}
+			if replayable {
+				src = &countingSource{name: "s", n: 1, size: 1}
+			}
+			sink := &lineSink{lines: &out, resume: -1}
+			p := pipeline(comp(flow.RoleSource, "s", src), comp(flow.RoleSink, "out", sink, "s"))
+			if _, err := run(t, p, Options{Checkpoints: store}); err != nil {
+				t.Fatal(err)
+			}
+			if sink.keepTail == replayable {
+				t.Fatalf("keepTail = %v for a source that can replay: %v", sink.keepTail, replayable)
+			}
+			if kept := len(out) == 4; kept == replayable {
+				t.Fatalf("output %q", out)
+			}
+		})
 	}
 }

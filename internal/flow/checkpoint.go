@@ -62,11 +62,15 @@ type CheckpointSink interface {
 	// may run while Write runs in another goroutine.
 	Sync(ctx context.Context) error
 	// Resume is called once, before Open, with the position committed by
-	// an earlier run into the same output. Open then keeps exactly that
-	// much of the output and drops what was written after it (those
-	// events will be written again). Output shorter than pos means it was
-	// changed by someone else: Open fails and says so.
-	Resume(pos int64) error
+	// an earlier run into the same output. Open then keeps that much of
+	// the output; what was written after it came from events that will be
+	// sent again, and the sink must not keep them twice (it drops them,
+	// or checks them against what comes). With keepTail set, some of the
+	// events after pos come from a source that cannot replay them: the
+	// sink keeps everything and appends (at-least-once). Output shorter
+	// than pos means it was changed by someone else: Open fails and says
+	// so.
+	Resume(pos int64, keepTail bool) error
 }
 
 // Checkpoint is what a pipeline's state store holds: the committed
