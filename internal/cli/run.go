@@ -54,6 +54,8 @@ type runOptions struct {
 	// if set, holds the revision to report after a reload (flowctl
 	// server). See run_reload.go.
 	reloadFrom, reloadRevisionFile string
+	// allowDrops lets a run that dropped events exit 0 (see checkDrops).
+	allowDrops bool
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -76,7 +78,12 @@ did not change keep running; a changed one drains (what it holds is handed on), 
 starts again with its new settings; removed ones drain and stop; new ones start; inputs are
 rewired between batches. A file that does not validate is ignored; a change of the
 dead-letter sink drains the run and exits with code 3, so that a supervisor starts it again
-with the new file.`,
+with the new file.
+
+A pipeline without a dead_letter sink that dropped events — malformed input lines, events a
+processor failed on (on_error drop, the default without one) — says so in its last line and
+exits with code 4, unless --allow-drops is given. With a dead_letter sink the failed events
+are kept there and the run exits 0.`,
 		Example: `  flowctl run -f pipeline.yaml
   flowctl run -f pipeline.yaml --grace 30s --http 127.0.0.1:9090`,
 		Args: cobra.MaximumNArgs(1),
@@ -97,6 +104,7 @@ with the new file.`,
 	_ = f.MarkHidden("cpuprofile")
 	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken one second into the run to this file")
 	_ = f.MarkHidden("memprofile")
+	f.BoolVar(&o.allowDrops, "allow-drops", false, "exit 0 even when events were dropped for want of a dead_letter sink (else exit 4)")
 	f.StringVar(&o.dir, "dir", "", "resolve relative paths in the file against this directory [the file's directory]")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", external.DefaultRunHeartbeatInterval, "interval gRPC components are told to heartbeat at (FLOWCTL_HEARTBEAT_INTERVAL)")
 	f.DurationVar(&o.heartbeatTTL, "heartbeat-ttl", 0, "a gRPC component silent for longer is UNHEALTHY and restarted (FLOWCTL_TTL) [3 × --heartbeat-interval]")
@@ -300,7 +308,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 			return &exitError{code: 128 + int(sig)}
 		}
 	}
-	return nil
+	return checkDrops(g.stderr, name, e.Stats(), o.allowDrops)
 }
 
 // interruptedSources names the bounded sources that did not finish.
