@@ -104,6 +104,10 @@ func verify(path string, size int64, o Options) (err error) {
 			err = refuse(o, path, ErrCorrupt, fmt.Errorf("panic: %v", r), fmt.Sprintf("is damaged: reading it failed (%v)", r))
 		}
 	}()
+	// PreLoadFreelist reads the freelist here, under panic-on-fault, not
+	// later in tx.Check's goroutine. A panic inside bbolt.Open itself
+	// leaves its file descriptor open (bbolt returns no handle to close):
+	// a leak only on the way to refusing the file, which ends a server.
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: o.Timeout, PreLoadFreelist: true})
 	if err != nil {
 		return openError(o, path, err)

@@ -310,7 +310,6 @@ func BenchmarkOpen(b *testing.B) {
 	}
 	db.Close()
 	fi, _ := os.Stat(path)
-	b.ReportMetric(float64(fi.Size())/1e6, "MB")
 	for b.Loop() {
 		db, err := boltfile.Open(path, opts)
 		if err != nil {
@@ -318,6 +317,7 @@ func BenchmarkOpen(b *testing.B) {
 		}
 		db.Close()
 	}
+	b.ReportMetric(float64(fi.Size())/1e6, "MB")
 }
 
 // corrupt writes a store of ours at path and damages its bytes with fn.
