@@ -61,6 +61,8 @@ type runOptions struct {
 	stateDir           string
 	fromStart          bool
 	checkpointInterval time.Duration
+	// allowDrops lets a run that dropped events exit 0 (see checkDrops).
+	allowDrops bool
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -88,9 +90,15 @@ with the new file.
 Checkpoints: sources that can be replayed (file, generate) commit their position once what
 they emitted was written, every second and at the end, in --state-dir. A second run of the
 same pipeline resumes there (it says so in one line); --from-start starts over. A file sink
-keeps exactly what was written up to the checkpoint and cuts off what came after it, so a
-run killed at any moment (even by SIGKILL) and run again writes every event once.
-"flowctl state" shows and resets checkpoints.`,
+keeps what was written up to the checkpoint and checks what came after it against the
+events sent again, so a run killed at any moment (even by SIGKILL) and run again writes
+every event once. "flowctl state" shows and resets checkpoints.
+
+
+A pipeline without a dead_letter sink that dropped events — malformed input lines, events a
+processor failed on (on_error drop, the default without one) — says so in its last line and
+exits with code 4, unless --allow-drops is given. With a dead_letter sink the failed events
+are kept there and the run exits 0.`,
 		Example: `  flowctl run -f pipeline.yaml
   flowctl run -f pipeline.yaml --grace 30s --http 127.0.0.1:9090`,
 		Args: cobra.MaximumNArgs(1),
@@ -111,6 +119,7 @@ run killed at any moment (even by SIGKILL) and run again writes every event once
 	_ = f.MarkHidden("cpuprofile")
 	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken one second into the run to this file")
 	_ = f.MarkHidden("memprofile")
+	f.BoolVar(&o.allowDrops, "allow-drops", false, "exit 0 even when events were dropped for want of a dead_letter sink (else exit 4)")
 	f.StringVar(&o.dir, "dir", "", "resolve relative paths in the file against this directory [the file's directory]")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", external.DefaultRunHeartbeatInterval, "interval gRPC components are told to heartbeat at (FLOWCTL_HEARTBEAT_INTERVAL)")
 	f.DurationVar(&o.heartbeatTTL, "heartbeat-ttl", 0, "a gRPC component silent for longer is UNHEALTHY and restarted (FLOWCTL_TTL) [3 × --heartbeat-interval]")
@@ -327,7 +336,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 			return &exitError{code: 128 + int(sig)}
 		}
 	}
-	return nil
+	return checkDrops(g.stderr, name, e.Stats(), o.allowDrops)
 }
 
 // interruptedSources names the bounded sources that did not finish.

@@ -88,13 +88,24 @@ func readLines(t *testing.T, path string) []string {
 	return strings.Split(s, "\n")
 }
 
+// malformedLines are JSON lines encoding/json accepts but whose values
+// would change when read (+Inf, a rounded integer, U+FFFD), and one that
+// is not JSON at all.
+const malformedLines = "{\"amount\": 1e999}\n" +
+	"{\"amount\": 123456789012345678901234567890}\n" +
+	"{\"amount\": 6000, \"name\": \"\xff\"}\n" +
+	"{\"amount\": oops\n"
+
 func TestRunE2E(t *testing.T) {
 	bin := flowctlBinary(t)
 	tests := []struct {
 		name     string
 		pipeline string
 		input    string // extra lines appended to 300 generated events
+		args     []string
 		exit     int
+		// lastLine, if set, is what the last line of stderr must say.
+		lastLine string
 		files    map[string]int // output file → lines
 		check    func(t *testing.T, dir string)
 		stderr   []string
@@ -202,6 +213,74 @@ dead_letter: {type: file, config: {path: failed.jsonl}}
 			stderr: []string{"1 dead-lettered"},
 		},
 		{
+			name: "strict JSON: malformed lines go to the dead letter from the source",
+			pipeline: `
+name: strict
+sources: [{name: ledger, type: file, config: {path: in.jsonl}}]
+processors:
+  - {name: large, type: filter, inputs: [ledger], config: {expr: "data.amount >= 5000"}}
+sinks: [{name: out, type: file, inputs: [large], config: {path: out.jsonl}}]
+dead_letter: {type: file, config: {path: failed.jsonl}}
+`,
+			input: malformedLines,
+			files: map[string]int{"out.jsonl": 151, "failed.jsonl": 4},
+			check: func(t *testing.T, dir string) {
+				want := []string{"beyond the range of float64", "does not fit in int64", "invalid UTF-8 byte 0xff", "unexpected"}
+				for i, l := range readLines(t, filepath.Join(dir, "failed.jsonl")) {
+					var rec struct {
+						Component string `json:"component"`
+						Error     string `json:"error"`
+						Event     struct {
+							ID string `json:"id"`
+						} `json:"event"`
+					}
+					if err := json.Unmarshal([]byte(l), &rec); err != nil {
+						t.Fatalf("dead letter %s: %v", l, err)
+					}
+					if rec.Component != "ledger" || rec.Event.ID != fmt.Sprintf("ledger:%d", 301+i) || !strings.Contains(rec.Error, want[i]) {
+						t.Errorf("dead letter %d: %s; want the source, line %d and %q", i, l, 301+i, want[i])
+					}
+				}
+			},
+			stderr: []string{"4 dead-lettered, 0 dropped"},
+		},
+		{
+			name: "drops without a dead-letter sink fail the run",
+			pipeline: `
+name: lossy
+sources: [{name: ledger, type: file, config: {path: in.jsonl}}]
+processors:
+  - {name: large, type: filter, inputs: [ledger], config: {expr: "data.amount >= 5000"}}
+sinks: [{name: out, type: file, inputs: [large], config: {path: out.jsonl}}]
+`,
+			input:    malformedLines + "{\"no_amount\": 1}\n",
+			files:    map[string]int{"out.jsonl": 151},
+			exit:     4,
+			lastLine: `flowctl run: pipeline "lossy" dropped 5 events (source "ledger" 4, processor "large" 1) and has no dead_letter sink to keep them: add one to see why, or pass --allow-drops to accept the loss (exit 4)`,
+		},
+		{
+			name: "--allow-drops accepts them",
+			pipeline: `
+name: lossy
+sources: [{name: ledger, type: file, config: {path: in.jsonl}}]
+sinks: [{name: out, type: file, inputs: [ledger], config: {path: out.jsonl}}]
+`,
+			input:    malformedLines,
+			args:     []string{"--allow-drops"},
+			files:    map[string]int{"out.jsonl": 300},
+			lastLine: `flowctl run: pipeline "lossy" dropped 4 events (source "ledger" 4); allowed by --allow-drops`,
+		},
+		{
+			name: "lenient JSON emits every line",
+			pipeline: `
+name: lenient
+sources: [{name: ledger, type: file, config: {path: in.jsonl, json: lenient}}]
+sinks: [{name: out, type: file, inputs: [ledger], config: {path: out.jsonl}}]
+`,
+			input: malformedLines,
+			files: map[string]int{"out.jsonl": 304},
+		},
+		{
 			name: "stop policy fails the run",
 			pipeline: `
 name: stopper
@@ -249,7 +328,7 @@ sinks: [{name: out, type: file, inputs: [enrich], config: {path: out.jsonl}}]
 			if err := os.WriteFile(pf, []byte(tc.pipeline), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(bin, "run", "-f", pf, "--state-dir", t.TempDir())
+			cmd := exec.Command(bin, append([]string{"run", "-f", pf, "--state-dir", t.TempDir()}, tc.args...)...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
@@ -265,6 +344,12 @@ sinks: [{name: out, type: file, inputs: [enrich], config: {path: out.jsonl}}]
 			for _, want := range tc.stderr {
 				if !strings.Contains(stderr.String(), want) {
 					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+				}
+			}
+			if tc.lastLine != "" {
+				lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+				if last := lines[len(lines)-1]; last != tc.lastLine {
+					t.Errorf("last line of stderr:\n got %s\nwant %s", last, tc.lastLine)
 				}
 			}
 			for f, n := range tc.files {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -74,4 +75,38 @@ func componentHealth(e *engine.Engine, ext *external.Manager) func() map[string]
 		}
 		return out
 	}
+}
+
+// exitDropped is the exit code of a run that dropped events without a
+// dead-letter sink to keep them and without --allow-drops (flowctl server
+// mirrors it as childExitDropped).
+const exitDropped = 4
+
+// checkDrops ends a run that otherwise succeeded: when events were dropped
+// and the pipeline has no dead-letter sink, they are gone, so it says how
+// many and where in one last line and fails with exitDropped, unless allow
+// (--allow-drops). With a dead-letter sink, drops happen only where a
+// component's on_error asks for them, and the summary counts them.
+func checkDrops(w io.Writer, name string, s engine.Stats, allow bool) error {
+	var dropped int64
+	var where []string
+	for _, c := range s.Components {
+		if c.DeadLetter {
+			return nil
+		}
+		if c.Dropped > 0 {
+			dropped += c.Dropped
+			where = append(where, fmt.Sprintf("%s %q %d", c.Role, c.Name, c.Dropped))
+		}
+	}
+	if dropped == 0 {
+		return nil
+	}
+	if allow {
+		fmt.Fprintf(w, "flowctl run: pipeline %q dropped %d events (%s); allowed by --allow-drops\n", name, dropped, strings.Join(where, ", "))
+		return nil
+	}
+	fmt.Fprintf(w, "flowctl run: pipeline %q dropped %d events (%s) and has no dead_letter sink to keep them: add one to see why, or pass --allow-drops to accept the loss (exit %d)\n",
+		name, dropped, strings.Join(where, ", "), exitDropped)
+	return &exitError{code: exitDropped}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/flowctl/flowctl/internal/server"
 	"github.com/flowctl/flowctl/internal/store"
 	"github.com/flowctl/flowctl/internal/store/bolt"
+	"github.com/flowctl/flowctl/internal/store/boltfile"
 	"github.com/flowctl/flowctl/internal/tlsutil"
 )
 
@@ -224,6 +225,12 @@ func runServer(ctx context.Context, g *globals, o serverOptions) error {
 	if err != nil {
 		if errors.Is(err, store.ErrNewerSchema) {
 			return fail("%v (upgrade flowctl to read it)", err)
+		}
+		// A damaged or foreign file: the error names it and says what to
+		// do. Nothing is served from it.
+		var ferr *boltfile.Error
+		if errors.As(err, &ferr) {
+			return fail("%v", err)
 		}
 		return fail("open the data dir %s: %v", dataDir, err)
 	}

@@ -319,15 +319,20 @@ type ioLineSource struct {
 	batchSize int
 	// skipEmpty: in json format a blank line is not an event.
 	skipEmpty bool
-	ev        ioLineEvents
-	log       *slog.Logger
+	// strict: in json format a line that is not strict JSON (see
+	// flow.ValidateJSON) is rejected, not emitted.
+	strict bool
+	ev     ioLineEvents
+	log    *slog.Logger
 }
 
 // ioLineSourceFields are the config fields the file and stdin sources
 // share.
 var ioLineSourceFields = []flow.Field{
 	{Name: "format", Type: flow.TypeString, Default: "json", Enum: []string{"json", "lines"},
-		Description: "json: JSON lines, each line's bytes are the event data (application/json; a malformed line is still emitted and fails where it is parsed); lines: each raw line is the data (text/plain). Blank lines are skipped in json format."},
+		Description: "json: JSON lines, each line's bytes are the event data (application/json; see the json field for malformed lines); lines: each raw line is the data (text/plain). Blank lines are skipped in json format."},
+	{Name: "json", Type: flow.TypeString, Default: "strict", Enum: []string{"strict", "lenient"},
+		Description: "In json format, what a malformed line is. strict: a line that is not valid JSON, or whose value would change when read — invalid UTF-8 or a lone \\u surrogate in a string (read as U+FFFD), a number beyond float64 (1e999, read as +Inf), an integer that fits neither int64 nor exactly float64 — is not emitted: it goes to the dead-letter sink with the reason, or without one is dropped and counted. lenient: every line is emitted as it is and fails, if at all, where it is parsed."},
 	{Name: "event_type", Type: flow.TypeString, Description: "The type of the emitted events; defaults to the component's name."},
 	{Name: "batch_size", Type: flow.TypeInt, Default: 256, Description: "Most lines per emitted batch (1–256). A batch holds what is ready now; the source never waits to fill one."},
 }
@@ -339,6 +344,13 @@ func ioParseLineSource(name string, cfg flow.Config) (ioLineSource, error) {
 	case "json":
 		s.skipEmpty = true
 		s.ev.contentType = "application/json"
+		switch m := ioCfgString(cfg, "json", "strict"); m {
+		case "strict":
+			s.strict = true
+		case "lenient":
+		default:
+			errs = append(errs, ioFieldErr("json", fmt.Sprintf("unknown mode %q", m), `use "strict" (malformed lines go to the dead letter) or "lenient" (every line is emitted)`))
+		}
 	case "lines":
 		s.ev.contentType = "text/plain"
 	default:
@@ -369,8 +381,18 @@ func (s *ioLineSource) pump(ctx context.Context, out flow.Emitter, lr *ioLineRea
 		pe = nil
 	}
 	emit := func(evs []*flow.Event) error {
+		evs, err := s.rejectMalformed(ctx, out, evs)
+		if err != nil {
+			return err
+		}
 		if pe != nil {
+			// Also with no good event left: the position moves past the
+			// rejected lines once they were dead-lettered.
 			return pe.EmitAt(ctx, evs, cur.position(lr))
+		}
+		if len(evs) == 0 {
+			flow.RecycleBatch(evs)
+			return nil
 		}
 		return out.Emit(ctx, evs, nil)
 	}
@@ -420,6 +442,40 @@ func (c *ioCursor) position(lr *ioLineReader) flow.Position {
 	p := ioFilePos{Dev: c.id.dev, Ino: c.id.ino, Offset: lr.consumed(), Line: lr.line}
 	v, _ := json.Marshal(p)
 	return flow.Position{Key: c.key, Value: v}
+}
+
+// rejectMalformed hands, in strict json mode, the malformed events of evs
+// to the emitter's Rejecter (to the dead letter, with the reason) and
+// returns the others. Without a flow.Rejecter to take them they stay in
+// evs: never lost.
+func (s *ioLineSource) rejectMalformed(ctx context.Context, out flow.Emitter, evs []*flow.Event) ([]*flow.Event, error) {
+	if !s.strict {
+		return evs, nil
+	}
+	rej, ok := out.(flow.Rejecter)
+	if !ok {
+		return evs, nil
+	}
+	var bad []*flow.Event
+	var errs []error
+	k := 0
+	for _, e := range evs {
+		if err := flow.ValidateJSON(e.Data); err != nil {
+			bad = append(bad, e)
+			errs = append(errs, err)
+			continue
+		}
+		evs[k] = e
+		k++
+	}
+	if len(bad) == 0 {
+		return evs, nil
+	}
+	clear(evs[k:])
+	if err := rej.Reject(ctx, bad, errs, nil); err != nil {
+		return nil, err
+	}
+	return evs[:k], nil
 }
 
 // ioLineEvents builds a batch of events from lines: the events share one

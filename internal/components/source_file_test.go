@@ -86,7 +86,7 @@ func TestFileSourceRead(t *testing.T) {
 			want:  "in:1={\"n\":1}\nin:2={\"n\":2}\n", ctype: "application/json", etype: "in",
 		},
 		{
-			name:  "malformed line passed through, blank skipped",
+			name:  "malformed line emitted when the emitter cannot reject it, blank skipped",
 			files: map[string]string{"a.jsonl": "{\"n\":1}\n{\"n\":\n\n{\"n\":3}"},
 			cfg:   flow.Config{"path": "a.jsonl"},
 			want:  "in:1={\"n\":1}\nin:2={\"n\":\nin:4={\"n\":3}\n",
@@ -318,13 +318,24 @@ func (c *ioCountEmitter) Emit(_ context.Context, b []*flow.Event, _ func(error))
 	return nil
 }
 
+func (c *ioCountEmitter) Reject(context.Context, []*flow.Event, []error, func(error)) error {
+	return errors.New("the benchmark's lines are valid")
+}
+
 // BenchmarkFileSource100k reads 100,000 JSON lines (the W1 shape) per
-// iteration; ns/op ÷ 100,000 is the cost per event.
-func BenchmarkFileSource100k(b *testing.B) {
+// iteration; ns/op ÷ 100,000 is the cost per event. The emitter is a
+// flow.Rejecter, as the engine's is, so strict JSON checks every line.
+func BenchmarkFileSource100k(b *testing.B) { benchFileSource(b, "strict") }
+
+// BenchmarkFileSource100kLenient is the same without the JSON check: the
+// difference is what strict mode costs per event.
+func BenchmarkFileSource100kLenient(b *testing.B) { benchFileSource(b, "lenient") }
+
+func benchFileSource(b *testing.B, mode string) {
 	const lines = 100_000
 	dir := b.TempDir()
 	ioBenchLines(b, filepath.Join(dir, "in.jsonl"), lines)
-	src := ioNewSource(b, "file", "in", dir, flow.Config{"path": "in.jsonl"})
+	src := ioNewSource(b, "file", "in", dir, flow.Config{"path": "in.jsonl", "json": mode})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -337,4 +348,93 @@ func BenchmarkFileSource100k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*lines), "ns/event")
+}
+
+// ioRejectEmitter is an ioTestEmitter that also takes rejected events, as
+// the engine's emitter does.
+type ioRejectEmitter struct {
+	*ioTestEmitter
+	rejected []string // "id: error"
+}
+
+func (m *ioRejectEmitter) Reject(_ context.Context, evs []*flow.Event, errs []error, done func(error)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, e := range evs {
+		if !errors.Is(errs[i], flow.ErrMalformedJSON) {
+			return fmt.Errorf("reject %s: %v does not wrap ErrMalformedJSON", e.ID, errs[i])
+		}
+		m.rejected = append(m.rejected, e.ID+": "+errs[i].Error())
+	}
+	if done != nil {
+		done(nil)
+	}
+	return nil
+}
+
+func TestFileSourceMalformedLines(t *testing.T) {
+	const in = "{\"n\":1}\n" +
+		"{\"n\":\n" + // syntax
+		"{\"n\":1e999}\n" + // +Inf
+		"{\"n\":123456789012345678901234567890}\n" + // not int64, not exactly float64
+		"{\"s\":\"a\xffb\"}\n" + // invalid UTF-8
+		"{\"s\":\"\\ud800\"}\n" + // lone surrogate
+		"{\"n\":9223372036854775807,\"s\":\"\\ud83d\\ude00 é\"}\n" +
+		"{\"n\":2"
+	for _, tc := range []struct {
+		name     string
+		cfg      flow.Config
+		want     string
+		rejected []string
+	}{
+		{"strict by default", flow.Config{"path": "a.jsonl"},
+			"in:1={\"n\":1}\nin:7={\"n\":9223372036854775807,\"s\":\"\\ud83d\\ude00 é\"}\n",
+			[]string{
+				"in:2: invalid JSON at offset 5: unexpected end of input in value",
+				"in:3: invalid JSON at offset 5: number 1e999 is beyond the range of float64",
+				"in:4: invalid JSON at offset 5: integer 123456789012345678901234567890 does not fit in int64",
+				"in:5: invalid JSON at offset 7: invalid UTF-8 byte 0xff",
+				"in:6: invalid JSON at offset 6: \\uD800 is half of a UTF-16 surrogate pair",
+				"in:8: invalid JSON at offset 6: unexpected end of input in object",
+			}},
+		{"lenient", flow.Config{"path": "a.jsonl", "json": "lenient"},
+			"in:1={\"n\":1}\nin:2={\"n\":\nin:3={\"n\":1e999}\nin:4={\"n\":123456789012345678901234567890}\n" +
+				"in:5={\"s\":\"a\xffb\"}\nin:6={\"s\":\"\\ud800\"}\nin:7={\"n\":9223372036854775807,\"s\":\"\\ud83d\\ude00 é\"}\nin:8={\"n\":2\n",
+			nil},
+		{"raw lines are not JSON", flow.Config{"path": "a.jsonl", "format": "lines"}, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ioWriteFile(t, filepath.Join(dir, "a.jsonl"), in)
+			em := &ioRejectEmitter{ioTestEmitter: newIOTestEmitter()}
+			if err := ioRunSource(t, ioNewSource(t, "file", "in", dir, tc.cfg), em); err != nil {
+				t.Fatal(err)
+			}
+			if got := ioDescribe(em.events()); tc.want != "" && got != tc.want {
+				t.Errorf("emitted:\n got %q\nwant %q", got, tc.want)
+			}
+			if tc.name == "raw lines are not JSON" && len(em.events()) != 8 {
+				t.Errorf("format lines emitted %d events, want all 8", len(em.events()))
+			}
+			if len(em.rejected) != len(tc.rejected) {
+				t.Fatalf("rejected %q, want %d", em.rejected, len(tc.rejected))
+			}
+			for i, want := range tc.rejected {
+				if !strings.HasPrefix(em.rejected[i], want) {
+					t.Errorf("rejected[%d] = %q, want it to start %q", i, em.rejected[i], want)
+				}
+			}
+		})
+	}
+}
+
+func TestLineSourceJSONModeValidate(t *testing.T) {
+	spec, err := NewRegistry().Lookup(flow.RoleSource, "stdin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = spec.Validate(flow.Config{"json": "loose"})
+	if err == nil || !strings.Contains(err.Error(), "json") {
+		t.Fatalf("Validate(json: loose) = %v; want an error about json", err)
+	}
 }

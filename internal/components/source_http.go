@@ -36,6 +36,8 @@ func init() {
 			{Name: "max_in_flight", Type: flow.TypeInt, Default: 64, Description: "Requests handled at once; more get 429 with Retry-After, so a stalled pipeline never makes the source buffer without bound."},
 			{Name: "enqueue_timeout", Type: flow.TypeDuration, Default: "1s", Description: "How long a request may wait for room in the pipeline before it gets 503 with Retry-After."},
 			{Name: "event_type", Type: flow.TypeString, Description: "The type of events that carry none (plain JSON, or CloudEvents without a type); defaults to the component's name."},
+			{Name: "json", Type: flow.TypeString, Default: "strict", Enum: []string{"strict", "lenient"},
+				Description: "strict: a JSON or JSON-lines body that is not valid JSON, or whose value would change when read — invalid UTF-8 or a lone \\u surrogate in a string, a number beyond float64 (1e999), an integer that fits neither int64 nor exactly float64 — gets 400 naming what and where, and nothing of it is enqueued; lenient: only the JSON grammar is checked, as before."},
 		},
 		Examples: []string{
 			"address: 127.0.0.1:8080\npath: /events",
@@ -70,6 +72,7 @@ type httpSource struct {
 	name, eventType string
 	address, path   string
 	sync            bool
+	strict          bool // json: strict (see the field)
 	maxBody         int64
 	maxInFlight     int
 	enqueueTimeout  time.Duration
@@ -90,6 +93,13 @@ func ioParseHTTPSource(cfg flow.Config) (*httpSource, error) {
 		address: ioCfgString(cfg, "address", "127.0.0.1:8080"),
 		path:    ioCfgString(cfg, "path", "/"),
 		sync:    ioCfgBool(cfg, "sync", false),
+	}
+	switch m := ioCfgString(cfg, "json", "strict"); m {
+	case "strict":
+		s.strict = true
+	case "lenient":
+	default:
+		errs = append(errs, ioFieldErr("json", fmt.Sprintf("unknown mode %q", m), `use "strict" (bodies whose values would change are refused) or "lenient"`))
 	}
 	if _, _, err := net.SplitHostPort(s.address); err != nil {
 		errs = append(errs, ioFieldErr("address", fmt.Sprintf("%q is not host:port", s.address), "write it like 127.0.0.1:8080"))
@@ -369,8 +379,13 @@ func (s *httpSource) decodeJSON(body []byte, now time.Time) ([]*flow.Event, erro
 	if len(trimmed) == 0 {
 		return nil, ioBadRequest("empty body; send a JSON object or an array of them")
 	}
+	if s.strict {
+		if err := flow.ValidateJSON(trimmed); err != nil {
+			return nil, ioBadRequest("body is not valid JSON: %v", err)
+		}
+	}
 	if trimmed[0] != '[' {
-		if !json.Valid(trimmed) {
+		if !s.strict && !json.Valid(trimmed) {
 			return nil, ioBadRequest("body is not valid JSON: %v", ioJSONErr(trimmed))
 		}
 		return []*flow.Event{s.event(trimmed, now)}, nil
@@ -406,7 +421,11 @@ func (s *httpSource) decodeJSONLines(body []byte, now time.Time) ([]*flow.Event,
 		if len(line) == 0 {
 			continue
 		}
-		if !json.Valid(line) {
+		if s.strict {
+			if err := flow.ValidateJSON(line); err != nil {
+				return nil, ioBadRequest("line %d is not valid JSON: %v", n, err)
+			}
+		} else if !json.Valid(line) {
 			return nil, ioBadRequest("line %d is not valid JSON: %v", n, ioJSONErr(line))
 		}
 		out = append(out, s.event(line, now))

@@ -75,6 +75,8 @@ func TestHTTPSourceContentTypes(t *testing.T) {
 		status int
 		want   []ev
 		meta   map[string]string // of the first event
+		cfg    flow.Config       // besides the address
+		says   string            // in the error answer
 	}{
 		{
 			name:   "json object",
@@ -146,18 +148,30 @@ func TestHTTPSourceContentTypes(t *testing.T) {
 		{name: "malformed cloudevent", header: map[string]string{"Content-Type": "application/cloudevents+json"}, body: `[1]`, status: 400},
 		{name: "bad ce-time", header: map[string]string{"ce-id": "x", "ce-time": "yesterday"}, body: `{}`, status: 400},
 		{name: "unsupported type", header: map[string]string{"Content-Type": "text/csv"}, body: "a,b", status: 415},
+		{name: "strict: number beyond float64", body: `{"amount":1e999}`, status: 400,
+			says: "body is not valid JSON: invalid JSON at offset 10: number 1e999 is beyond the range of float64"},
+		{name: "strict: inexact integer in an array", body: `[{"a":1},{"a":123456789012345678901234567890}]`, status: 400,
+			says: "integer 123456789012345678901234567890 does not fit in int64"},
+		{name: "strict: invalid UTF-8 in an ndjson line", header: map[string]string{"Content-Type": "application/x-ndjson"},
+			body: "{}\n{\"s\":\"\xff\"}\n", status: 400, says: "line 2 is not valid JSON: invalid JSON at offset 6: invalid UTF-8 byte 0xff"},
+		{name: "lenient: 1e999 accepted", cfg: flow.Config{"json": "lenient"}, body: `{"amount":1e999}`, status: 202,
+			want: []ev{{data: `{"amount":1e999}`}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			em := newIOTestEmitter()
-			_, url := ioStartHTTPSource(t, flow.Config{}, em)
+			cfg := flow.Config{}
+			for k, v := range tt.cfg {
+				cfg[k] = v
+			}
+			_, url := ioStartHTTPSource(t, cfg, em)
 			a := ioPost(t, url+"/", tt.header, tt.body)
 			if a.status != tt.status {
 				t.Fatalf("status %d (%+v), want %d", a.status, a.body, tt.status)
 			}
 			if tt.status >= 400 {
-				if a.body.Error == "" {
-					t.Errorf("error answer without a message")
+				if a.body.Error == "" || !strings.Contains(a.body.Error, tt.says) {
+					t.Errorf("error answer %q, want it to say %q", a.body.Error, tt.says)
 				}
 				if n := len(em.events()); n != 0 {
 					t.Errorf("%d events emitted for a refused request", n)

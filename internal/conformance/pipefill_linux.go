@@ -31,4 +31,3 @@ func pipeFill(w any) (int, error) {
 	}
 	return int(n), nil
 }
-

@@ -55,7 +55,7 @@ func (t *srcTrack) done(seq uint64, p flow.Position) {
 		t.ahead[seq] = p
 		return
 	}
-	t.pos[p.Key] = p.Value
+	t.move(p)
 	t.acked++
 	for {
 		q, ok := t.ahead[t.acked]
@@ -63,10 +63,18 @@ func (t *srcTrack) done(seq uint64, p flow.Position) {
 			break
 		}
 		delete(t.ahead, t.acked)
-		t.pos[q.Key] = q.Value
+		t.move(q)
 		t.acked++
 	}
-	t.dirty = true
+}
+
+// move sets the position p names; a p without a value (a batch of
+// rejected events) holds a place in the order but moves nothing.
+func (t *srcTrack) move(p flow.Position) {
+	if p.Value != nil {
+		t.pos[p.Key] = p.Value
+		t.dirty = true
+	}
 }
 
 // snapshot returns the cut (every seq below it is acknowledged) and, when

@@ -290,6 +290,66 @@ func (em *emitter) emit(ctx context.Context, events []*flow.Event, done func(err
 	return nil
 }
 
+// Reject implements flow.Rejecter: the events go where the source's
+// on_error sends a failed event (dead_letter when the pipeline has a
+// dead-letter sink, else drop), counted on the source, under an ack of
+// their own so that done fires once the dead-letter sink wrote them.
+func (em *emitter) Reject(ctx context.Context, events []*flow.Event, errs []error, done func(error)) error {
+	n := em.n
+	e := n.e
+	if len(events) != len(errs) {
+		return fmt.Errorf("reject: %d events but %d errors", len(events), len(errs))
+	}
+	if len(events) == 0 {
+		if done != nil {
+			done(nil)
+		}
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if e.stopped() {
+		return errStopped
+	}
+	if _, ok := n.enter(ctx.Done()); !ok {
+		if e.stopped() {
+			return errStopped
+		}
+		if done != nil {
+			done(ctx.Err())
+		}
+		return ctx.Err()
+	}
+	defer n.leave()
+	a := ackPool.Get().(*ack)
+	a.done, a.src, a.born = done, n, e.now()
+	// Rejected events take a place in the source's order, so that its
+	// position moves past them only once they were dead-lettered; they
+	// move it nowhere themselves (the next EmitAt does).
+	a.track = nil
+	if n.track != nil {
+		a.track, a.seq, a.pos = n.track, n.track.assign(), flow.Position{}
+	}
+	a.n.Store(1) // this call's hold, released below
+	n.pmu.Lock()
+	n.pending[a] = struct{}{}
+	n.pmu.Unlock()
+
+	var t tally
+	var dead []failure
+	for i, ev := range events {
+		t.errors++
+		n.settleOne(failure{ev: ev, err: errs[i], attempts: 1}, &t, &dead)
+	}
+	t.flush(n.stats)
+	if len(dead) > 0 {
+		e.dead.in.push(n.deadLetterBatch(a, dead), nil, e.hard)
+	}
+	a.release()
+	return nil
+}
+
 // finishAck fires a's done callback once, if a is still pending.
 func (n *node) finishAck(a *ack, err error) {
 	n.pmu.Lock()
@@ -639,3 +699,8 @@ func (n *node) logError(msg string, err error, ev *flow.Event, attempt int) {
 	}
 	n.log.Warn(msg, args...)
 }
+
+var (
+	_ flow.Emitter  = (*emitter)(nil)
+	_ flow.Rejecter = (*emitter)(nil)
+)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/internal/flow"
@@ -283,11 +284,16 @@ type deadLetterEvent struct {
 	Source string `json:"source"`
 	Time   string `json:"time,omitempty"`
 	Data   any    `json:"data"`
+	// DataBase64 holds data that is neither strict JSON nor UTF-8 text
+	// (a line with invalid UTF-8), byte for byte; data is then null.
+	DataBase64 []byte `json:"data_base64,omitempty"`
 }
 
 // deadLetterEvent wraps a failed event for the dead-letter sink: a new
 // event whose data is JSON saying where and why it failed, with the
-// original inline (as JSON when it is JSON, else as a string).
+// original inline: as JSON when it is strict JSON (flow.ValidateJSON, so
+// the record itself stays strict JSON), else as a string when it is UTF-8,
+// else as data_base64.
 func (n *node) deadLetterEvent(f failure) *flow.Event {
 	rec := deadLetterRecord{
 		Component: n.name, Error: f.err.Error(), Attempts: f.attempts,
@@ -298,10 +304,12 @@ func (n *node) deadLetterEvent(f failure) *flow.Event {
 	}
 	switch {
 	case len(f.ev.Data) == 0:
-	case json.Valid(f.ev.Data):
+	case flow.ValidateJSON(f.ev.Data) == nil:
 		rec.Event.Data = json.RawMessage(f.ev.Data)
-	default:
+	case utf8.Valid(f.ev.Data):
 		rec.Event.Data = string(f.ev.Data)
+	default:
+		rec.Event.DataBase64 = f.ev.Data
 	}
 	data, err := json.Marshal(rec)
 	if err != nil { // cannot happen: every field marshals

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -404,6 +405,107 @@ func TestBatchProcessorOnError(t *testing.T) {
 			}
 			if acks := source.acks(); len(acks) != 1 || acks[0] != nil {
 				t.Errorf("acks %v", acks)
+			}
+		})
+	}
+}
+
+// rejectingSource emits its good events and rejects its bad ones through
+// the emitter's flow.Rejecter, recording both acknowledgements.
+type rejectingSource struct {
+	good, bad []*flow.Event
+	mu        sync.Mutex
+	acks      []error
+}
+
+func (s *rejectingSource) ack(err error) {
+	s.mu.Lock()
+	s.acks = append(s.acks, err)
+	s.mu.Unlock()
+}
+
+func (s *rejectingSource) Run(ctx context.Context, out flow.Emitter) error {
+	rej, ok := out.(flow.Rejecter)
+	if !ok {
+		return errors.New("the engine's emitter is not a flow.Rejecter")
+	}
+	errs := make([]error, len(s.bad))
+	for i, e := range s.bad {
+		errs[i] = fmt.Errorf("malformed %s", e.ID)
+	}
+	if err := rej.Reject(ctx, s.bad, errs, s.ack); err != nil {
+		return err
+	}
+	return out.Emit(ctx, s.good, s.ack)
+}
+
+func TestSourceReject(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		onError   spec.OnError
+		dead      bool
+		stats     ComponentStats
+		wantError string
+	}{
+		{name: "dead-lettered with a dead-letter sink", dead: true, stats: ComponentStats{Errors: 2, DeadLettered: 2}},
+		{name: "dropped without one", stats: ComponentStats{Errors: 2, Dropped: 2}},
+		{name: "on_error drop", dead: true, onError: spec.OnError{Policy: "drop"}, stats: ComponentStats{Errors: 2, Dropped: 2}},
+		{name: "on_error stop", onError: spec.OnError{Policy: "stop"},
+			wantError: `source "s" failed on event "s:1" after 1 attempt(s) (on_error: stop): malformed s:1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			source := &rejectingSource{
+				good: []*flow.Event{ev("s", 0, "a", `{"n":0}`), ev("s", 2, "a", `{"n":2}`)},
+				bad:  []*flow.Event{ev("s", 1, "a", `{"n":1e999}`), ev("s", 3, "a", "{\"s\":\"\xff\"}")},
+			}
+			sc := comp(src, "s", source)
+			sc.OnError = tc.onError
+			out, dl := &memSink{}, &memSink{}
+			pl := pipeline(sc, comp(sink, "out", out, "s"))
+			if tc.dead {
+				pl.DeadLetter = comp(sink, "failed", dl)
+			}
+			e, err := run(t, pl, Options{})
+			if tc.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantError) {
+					t.Fatalf("got error %v, want %q", err, tc.wantError)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := out.ids(); !slices.Equal(got, []string{"s:0", "s:2"}) {
+				t.Errorf("out %v", got)
+			}
+			st := statsOf(e, "s")
+			if st.Errors != tc.stats.Errors || st.Dropped != tc.stats.Dropped || st.DeadLettered != tc.stats.DeadLettered || st.Out != 2 {
+				t.Errorf("source stats %+v, want %+v and 2 out", st, tc.stats)
+			}
+			if tc.dead && tc.stats.DeadLettered > 0 {
+				if len(dl.written) != 2 {
+					t.Fatalf("dead letters %d, want 2", len(dl.written))
+				}
+				orig := checkDeadLetter(t, dl.written[0], "s", 1)
+				// 1e999 is not strict JSON: kept as a string.
+				if orig["data"] != `{"n":1e999}` {
+					t.Errorf("dead letter data %#v, want the line as a string", orig["data"])
+				}
+				var rec struct{ Error string }
+				_ = json.Unmarshal(dl.written[0].Data, &rec)
+				if rec.Error != "malformed s:1" {
+					t.Errorf("dead letter error %q", rec.Error)
+				}
+				second := checkDeadLetter(t, dl.written[1], "s", 1)
+				if second["data"] != nil || second["data_base64"] != "eyJzIjoi/yJ9" {
+					t.Errorf("invalid UTF-8 kept as %#v / %#v, want data_base64", second["data"], second["data_base64"])
+				}
+			}
+			source.mu.Lock()
+			acks := source.acks
+			source.mu.Unlock()
+			if len(acks) != 2 || acks[0] != nil || acks[1] != nil {
+				t.Errorf("acks %v, want two nil", acks)
 			}
 		})
 	}

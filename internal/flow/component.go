@@ -50,6 +50,21 @@ type Emitter interface {
 	Emit(ctx context.Context, batch []*Event, done func(err error)) error
 }
 
+// Rejecter is implemented by an Emitter that also takes the events a source
+// read but refuses to emit as good ones — a malformed line — so that they
+// are not lost in silence. The engine's emitter implements it; a source
+// checks with a type assertion and, without one, emits the events as they
+// are.
+type Rejecter interface {
+	// Reject hands events, with why each was refused (errs[i] for
+	// events[i]), to the source's on_error policy: by default the
+	// dead-letter sink, which records the reason, or, without one, they
+	// are dropped and counted (the run's summary and exit status say so).
+	// It blocks and returns like Emit, owns the events afterwards, and
+	// calls done, if not nil, once they were dead-lettered or dropped.
+	Reject(ctx context.Context, events []*Event, errs []error, done func(err error)) error
+}
+
 // Source produces events.
 type Source interface {
 	// Run reads events and emits them in batches until the source is

@@ -3,12 +3,18 @@ package flow
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/big"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // referenceParse is what ParseJSON must agree with: encoding/json with
@@ -202,6 +208,183 @@ func BenchmarkReferenceParse(b *testing.B) {
 	for b.Loop() {
 		if _, err := referenceParse(benchLine); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// strictCases are valid for encoding/json but lose their meaning when
+// read: ValidateJSON refuses them, saying why.
+var strictCases = []struct {
+	name, in, says string
+}{
+	{"invalid utf-8", "{\"name\":\"a\xffb\"}", "invalid UTF-8 byte 0xff in string"},
+	{"truncated utf-8", "\"\xc3\"", "invalid UTF-8 byte 0xc3"},
+	{"utf-8 encoded surrogate", "\"\xed\xa0\x80\"", "invalid UTF-8"},
+	{"invalid utf-8 in a key", "{\"\xfe\":1}", "invalid UTF-8"},
+	{"lone high surrogate", `"\uD83Dx"`, `\uD83D is half of a UTF-16 surrogate pair`},
+	{"lone low surrogate", `"\uDE00"`, `\uDE00 is half`},
+	{"surrogate then non-surrogate", `"\uD83D\u0041"`, `\uD83D is half`},
+	{"exponent overflow", `{"amount":1e999}`, "number 1e999 is beyond the range of float64 (it would read as +Inf)"},
+	{"negative overflow", `[-1.5e400]`, "it would read as -Inf"},
+	{"huge integer", `{"amount":123456789012345678901234567890}`, "integer 123456789012345678901234567890 does not fit in int64 and is not exactly a float64"},
+	{"negative huge integer", `-9223372036854775809`, "does not fit in int64"},
+	{"400-digit integer", strings.Repeat("9", 400), "beyond the range of float64"},
+}
+
+func TestValidateJSON(t *testing.T) {
+	for _, tc := range jsonCases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ValidateJSON([]byte(tc.in))
+			if tc.ok && (err != nil) != strictlyInvalid(tc.in) {
+				t.Fatalf("ValidateJSON(%q) = %v; the reference says strictly invalid: %v", tc.in, err, strictlyInvalid(tc.in))
+			}
+			if !tc.ok && err == nil {
+				t.Fatalf("ValidateJSON(%q) = nil; want an error", tc.in)
+			}
+			if err != nil && !errors.Is(err, ErrMalformedJSON) {
+				t.Fatalf("error %v does not wrap ErrMalformedJSON", err)
+			}
+		})
+	}
+	for _, tc := range strictCases {
+		t.Run("strict/"+tc.name, func(t *testing.T) {
+			if !json.Valid([]byte(tc.in)) {
+				t.Fatalf("encoding/json does not accept %q: not a strict-only case", tc.in)
+			}
+			err := ValidateJSON([]byte(tc.in))
+			if !errors.Is(err, ErrMalformedJSON) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("ValidateJSON(%q) = %v; want an error saying %q", tc.in, err, tc.says)
+			}
+		})
+	}
+	for _, ok := range []string{
+		`9223372036854775807`, `-9223372036854775808`, `9223372036854775808`, // 2^63: exactly a float64
+		`18446744073709551616`, `1e308`, `-1.7976931348623157e308`, `1e-400`, `0.1`,
+		`"\uD83D\uDE00"`, "\"héllo 中文 😀 \ufffd\"", `"\ufffd"`,
+		strings.Repeat("1", 308) + ".5",
+	} {
+		if err := ValidateJSON([]byte(ok)); err != nil {
+			t.Errorf("ValidateJSON(%q) = %v; want nil", ok, err)
+		}
+	}
+}
+
+// strictlyInvalid is the reference for what ValidateJSON refuses beyond
+// encoding/json's grammar, built on encoding/json and math/big: invalid
+// UTF-8, a \u escape of a surrogate that does not pair, a number that
+// reads as ±Inf, an integer literal neither int64 nor exactly float64.
+// in must be valid for encoding/json.
+func strictlyInvalid(in string) bool {
+	if !utf8.ValidString(in) || loneSurrogateEscape(in) {
+		return true
+	}
+	dec := json.NewDecoder(strings.NewReader(in))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		n, ok := tok.(json.Number)
+		if !ok {
+			continue
+		}
+		s := string(n)
+		if !strings.ContainsAny(s, ".eE") {
+			bi, _ := new(big.Int).SetString(s, 10)
+			if bi.IsInt64() {
+				continue
+			}
+			if _, acc := new(big.Float).SetInt(bi).Float64(); acc != big.Exact {
+				return true
+			}
+			continue
+		}
+		if f, _ := strconv.ParseFloat(s, 64); math.IsInf(f, 0) {
+			return true
+		}
+	}
+}
+
+// loneSurrogateEscape reports a \uD800–\uDFFF escape in in that is not
+// the first half of a high-low pair or its second half.
+func loneSurrogateEscape(in string) bool {
+	var units []uint16
+	flush := func() bool {
+		for _, r := range utf16.Decode(units) {
+			if r == utf8.RuneError {
+				return true
+			}
+		}
+		units = units[:0]
+		return false
+	}
+	for i := 0; i < len(in); i++ {
+		if in[i] != '\\' {
+			continue
+		}
+		if i+1 < len(in) && in[i+1] == 'u' && i+6 <= len(in) {
+			v, err := strconv.ParseUint(in[i+2:i+6], 16, 16)
+			if err == nil {
+				units = append(units, uint16(v))
+				i += 5
+				if i+2 < len(in) && in[i+1] == '\\' && in[i+2] == 'u' {
+					continue // the next escape may pair with this one
+				}
+			}
+		} else {
+			i++ // skip the escaped character (it may be a backslash)
+		}
+		if len(units) > 0 && flush() {
+			return true
+		}
+		units = units[:0]
+	}
+	return len(units) > 0 && flush()
+}
+
+func FuzzValidateJSON(f *testing.F) {
+	for _, tc := range jsonCases {
+		f.Add([]byte(tc.in))
+	}
+	for _, tc := range strictCases {
+		f.Add([]byte(tc.in))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		err := ValidateJSON(data)
+		if !json.Valid(data) {
+			if err == nil {
+				t.Fatalf("ValidateJSON(%q) = nil; encoding/json says invalid", data)
+			}
+			return
+		}
+		if want := strictlyInvalid(string(data)); want != (err != nil) {
+			t.Fatalf("ValidateJSON(%q) = %v; the reference says strictly invalid: %v", data, err, want)
+		}
+		if err == nil {
+			if _, perr := ParseJSON(data); perr != nil {
+				t.Fatalf("ValidateJSON(%q) = nil but ParseJSON: %v", data, perr)
+			}
+		}
+	})
+}
+
+func BenchmarkValidateJSON(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchLine)))
+	for b.Loop() {
+		if err := ValidateJSON(benchLine); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkReferenceValid(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchLine)))
+	for b.Loop() {
+		if !json.Valid(benchLine) {
+			b.Fatal("invalid")
 		}
 	}
 }

@@ -591,8 +591,13 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 		run.State, run.Reason = store.RunStopped, reason
 	case reason == "" && reloading != 0 && st.ExitCode == childExitReloadRestart:
 		run.State, run.Reason = store.RunStopped, fmt.Sprintf("revision %d applied (the change needs a restart)", reloading)
-	case reason == "" && st.ExitCode == 0 && st.Signal == 0:
+	case reason == "" && (st.ExitCode == 0 || st.ExitCode == childExitDropped) && st.Signal == 0:
 		run.State, run.Reason = store.RunCompleted, "every source finished"
+		if st.ExitCode == childExitDropped {
+			// Done, but it lost events: say so in the run's record. Running
+			// it again would only repeat what it wrote.
+			run.Reason += ", but events were dropped" + failureDetail(st.Tail)
+		}
 		o.completedRev = c.revision()
 		o.failures, o.lastError = 0, ""
 	default:

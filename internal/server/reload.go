@@ -19,6 +19,11 @@ import (
 // whose change needs a restart (see internal/cli/run_reload.go).
 const childExitReloadRestart = 3
 
+// childExitDropped is the exit code of a `flowctl run` that finished but
+// dropped events for want of a dead-letter sink (see checkDrops in
+// internal/cli/run_report.go): the run completed.
+const childExitDropped = 4
+
 // reloadSettle is how long, beyond the grace, a reload may take before
 // the server gives up on it and restarts the child.
 const reloadSettle = 5 * time.Second

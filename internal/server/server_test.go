@@ -625,3 +625,55 @@ func TestKeepRunsOption(t *testing.T) {
 		})
 	}
 }
+
+// TestRunThatDroppedCompletes: a bounded child that finished but dropped
+// events (a malformed line, no dead-letter sink) exits with
+// childExitDropped; its run is Completed, says so, and is not run again —
+// that would only write its output twice.
+func TestRunThatDroppedCompletes(t *testing.T) {
+	ts := startTestServer(t, memory.New())
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte("{\"n\":1}\n{\"n\":1e999}\n{\"n\":3}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const lossy = `name: lossy
+sources:
+  - name: in
+    type: file
+    config: {path: in.jsonl}
+sinks:
+  - name: out
+    type: file
+    inputs: [in]
+    config: {path: out.jsonl}
+`
+	if _, err := ts.pl.Apply(ctx, &controlv1.ApplyRequest{Spec: []byte(lossy), Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	var runs []*controlv1.Run
+	eventually(t, "the run to end", func() bool {
+		resp, err := ts.runs.ListRuns(ctx, &controlv1.ListRunsRequest{Pipeline: "lossy"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = resp.GetRuns()
+		return len(runs) > 0 && runs[0].GetState() != controlv1.RunState_RUN_STATE_RUNNING
+	})
+	r := runs[0]
+	if len(runs) != 1 || r.GetState() != controlv1.RunState_RUN_STATE_COMPLETED ||
+		!strings.Contains(r.GetReason(), "every source finished, but events were dropped") ||
+		!strings.Contains(r.GetReason(), `dropped 1 events (source "in" 1)`) {
+		t.Fatalf("runs = %v; want one COMPLETED run saying what was dropped", runs)
+	}
+	eventually(t, "the pipeline to be Completed", func() bool {
+		r, err := ts.pl.Get(ctx, &controlv1.GetPipelineRequest{Name: "lossy"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetPipeline().GetStatus().GetPhase() == controlv1.Phase_PHASE_COMPLETED
+	})
+	if b, _ := os.ReadFile(filepath.Join(dir, "out.jsonl")); string(b) != "{\"n\":1}\n{\"n\":3}\n" {
+		t.Fatalf("out.jsonl = %q", b)
+	}
+}

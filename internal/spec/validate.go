@@ -182,10 +182,11 @@ func (p *parser) defaults(pl *Pipeline, c *Component, pc *parsed) {
 	}
 
 	// on_error: sinks retry (for ever unless max_attempts says) then stop;
-	// processors go to the dead letter sink when there is one, else drop.
+	// processors, and sources for the events they reject (a malformed
+	// line), go to the dead letter sink when there is one, else drop.
 	oe, set2 := &c.OnError, pc.onError
 	afterRetry := OnErrorStop
-	if c.Role == flow.RoleProcessor {
+	if c.Role == flow.RoleProcessor || c.Role == flow.RoleSource {
 		afterRetry = OnErrorDrop
 		if pl.DeadLetter != nil {
 			afterRetry = OnErrorDeadLetter
@@ -197,7 +198,7 @@ func (p *parser) defaults(pl *Pipeline, c *Component, pc *parsed) {
 			oe.Policy = OnErrorRetry
 		case c.Role == flow.RoleSink:
 			oe.Policy = OnErrorRetry
-		case c.Role == flow.RoleProcessor:
+		case c.Role == flow.RoleProcessor || c.Role == flow.RoleSource:
 			oe.Policy = afterRetry
 		default:
 			oe.Policy = OnErrorStop

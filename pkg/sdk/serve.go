@@ -117,6 +117,16 @@ type runtime struct {
 	cpConn   *grpc.ClientConn
 	endpoint string
 
+	// hbMu serialises heartbeats. A heartbeat reads the drain state and
+	// waits for its answer while holding it, and the drain sends its
+	// STOPPING heartbeat under it too: a HEALTHY heartbeat read before the
+	// drain started has been answered before STOPPING goes out, and every
+	// one after reads the drain. So the control plane never sees HEALTHY
+	// after STOPPING (it could before: the goroutine's HEALTHY, read just
+	// before the drain, landed after the drain's STOPPING on a loaded
+	// machine).
+	hbMu sync.Mutex
+
 	batches, eventsIn, eventsOut, failures atomic.Int64
 }
 
@@ -204,7 +214,9 @@ func run(ctx context.Context, role streamv1.Role, opts []Option, newRole func(*r
 	}
 	rt.startDrain()
 	if s.enabled && !lost {
-		rt.sendHeartbeat(streamv1.HealthStatus_HEALTH_STATUS_STOPPING)
+		rt.hbMu.Lock()
+		_ = rt.sendHeartbeat(streamv1.HealthStatus_HEALTH_STATUS_STOPPING)
+		rt.hbMu.Unlock()
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	clean := rs.drain(dctx, why)
@@ -391,15 +403,7 @@ func (rt *runtime) heartbeat(ctx context.Context, gone chan<- string) {
 			return
 		case <-t.C:
 		}
-		h := streamv1.HealthStatus_HEALTH_STATUS_HEALTHY
-		if rt.draining() {
-			h = streamv1.HealthStatus_HEALTH_STATUS_STOPPING
-		}
-		err := rt.sendHeartbeat(h)
-		if status.Code(err) == codes.NotFound {
-			rt.log.Warn("control plane forgot this component; registering again")
-			err = rt.register(ctx)
-		}
+		err := rt.beat(ctx)
 		if err == nil {
 			lastOK = time.Now()
 			continue
@@ -418,6 +422,28 @@ func (rt *runtime) heartbeat(ctx context.Context, gone chan<- string) {
 	}
 }
 
+// beat sends one heartbeat saying HEALTHY, or STOPPING once the drain
+// started, under hbMu (see there); when the control plane forgot the
+// component it registers again and repeats the heartbeat, so the new
+// registration has the health too.
+func (rt *runtime) beat(ctx context.Context) error {
+	rt.hbMu.Lock()
+	defer rt.hbMu.Unlock()
+	h := streamv1.HealthStatus_HEALTH_STATUS_HEALTHY
+	if rt.draining() {
+		h = streamv1.HealthStatus_HEALTH_STATUS_STOPPING
+	}
+	err := rt.sendHeartbeat(h)
+	if status.Code(err) == codes.NotFound {
+		rt.log.Warn("control plane forgot this component; registering again")
+		if err = rt.register(ctx); err == nil {
+			err = rt.sendHeartbeat(h)
+		}
+	}
+	return err
+}
+
+// sendHeartbeat sends one heartbeat; the caller holds hbMu.
 func (rt *runtime) sendHeartbeat(h streamv1.HealthStatus) error {
 	ctx, cancel := context.WithTimeout(context.Background(), rt.s.interval)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -218,8 +219,14 @@ func TestSIGTERMDrainsInFlightBatches(t *testing.T) {
 	}
 	c.waitExit(t, 5*time.Second)
 
+	// What the registry saw, up to the removal: STOPPING, never HEALTHY
+	// again after it, then removed. On a starved machine two more changes
+	// are normal and allowed: a registration retried after its first
+	// attempt timed out shows as updated:healthy before the drain, and
+	// heartbeats that time out during the drain let the TTL lapse
+	// (unhealthy) before the removal.
 	var kinds []string
-	for len(kinds) < 2 {
+	for len(kinds) == 0 || !strings.HasPrefix(kinds[len(kinds)-1], "removed:") {
 		select {
 		case ch := <-w.C:
 			kinds = append(kinds, fmt.Sprintf("%s:%s", ch.Kind, ch.Entry.Health))
@@ -227,8 +234,20 @@ func TestSIGTERMDrainsInFlightBatches(t *testing.T) {
 			t.Fatalf("registry changes %v, want health stopping then removed", kinds)
 		}
 	}
-	if kinds[0] != "health:stopping" || kinds[1] != "removed:stopping" {
-		t.Fatalf("registry changes %v, want [health:stopping removed:stopping]", kinds)
+	stopping := slices.Index(kinds, "health:stopping")
+	if stopping < 0 {
+		t.Fatalf("registry changes %v: no health:stopping before the removal", kinds)
+	}
+	for i, k := range kinds {
+		switch {
+		case i < stopping && k != "updated:healthy":
+			t.Fatalf("registry changes %v: %s before stopping", kinds, k)
+		case i > stopping && strings.HasSuffix(k, ":healthy"):
+			t.Fatalf("registry changes %v: healthy again after stopping", kinds)
+		}
+	}
+	if want := []string{"health:stopping", "removed:stopping"}; !slices.Equal(kinds, want) {
+		t.Logf("registry changes %v (a loaded machine; the unloaded sequence is %v)", kinds, want)
 	}
 }
 

@@ -17,9 +17,9 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/flowctl/flowctl/internal/store"
+	"github.com/flowctl/flowctl/internal/store/boltfile"
 	"github.com/flowctl/flowctl/internal/store/internal/rules"
 )
 
@@ -70,7 +70,9 @@ func OpenDir(dir string, opts Options) (*Store, error) {
 }
 
 // Open opens (creating if needed) the data file at path, takes its lock,
-// and brings its schema up to date: a new file gets schema v2, a v1 file is
+// refuses a damaged or foreign file with a *boltfile.Error (see
+// boltfile.Open; the file is left as it was), and brings its schema up to
+// date: a new file gets schema v2, a v1 file is
 // migrated, a file of a newer schema is refused with store.ErrNewerSchema.
 // When another process holds the file, Open fails after opts.LockTimeout
 // with ErrInUse.
@@ -85,12 +87,16 @@ func Open(path string, opts Options) (*Store, error) {
 		opts.Now = time.Now
 	}
 	s := &Store{path: path, pidPath: path + ".pid", now: opts.Now}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.LockTimeout})
+	db, err := boltfile.Open(path, boltfile.Options{
+		Kind: "server store", Marker: string(bucketMeta), Timeout: opts.LockTimeout, Logger: opts.Logger,
+	})
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
+		if errors.Is(err, boltfile.ErrLocked) {
 			return nil, s.inUseError()
 		}
-		return nil, fmt.Errorf("open data file %s: %w", path, err)
+		// A *boltfile.Error names the file and what to do; return it as
+		// it is, for the server to print.
+		return nil, err
 	}
 	if err := db.Update(func(tx *bbolt.Tx) error { return prepare(tx, path, opts) }); err != nil {
 		_ = db.Close()

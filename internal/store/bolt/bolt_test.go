@@ -19,6 +19,7 @@ import (
 
 	"github.com/flowctl/flowctl/internal/store"
 	"github.com/flowctl/flowctl/internal/store/bolt"
+	"github.com/flowctl/flowctl/internal/store/boltfile"
 	"github.com/flowctl/flowctl/internal/store/storetest"
 )
 
@@ -228,14 +229,78 @@ func TestOpenRefusesForeignFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "other.db")
 	writeRaw(t, path, map[[2]string]string{{"widgets", "a"}: "1"})
 	_, err := bolt.Open(path, bolt.Options{})
-	if err == nil || !strings.Contains(err.Error(), "not a flowctl data file") {
-		t.Fatalf("Open = %v; want a not-a-flowctl-file error", err)
+	if !errors.Is(err, boltfile.ErrForeign) || !strings.Contains(err.Error(), "server store "+path) {
+		t.Fatalf("Open = %v; want ErrForeign naming the file", err)
 	}
 	if err := os.WriteFile(path, []byte("plain text"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bolt.Open(path, bolt.Options{}); err == nil {
-		t.Fatal("a text file opened as a store")
+	if _, err := bolt.Open(path, bolt.Options{}); !errors.Is(err, boltfile.ErrCorrupt) {
+		t.Fatalf("a text file: Open = %v; want ErrCorrupt", err)
+	}
+	// Ours in its marker, but without a schema version.
+	path = filepath.Join(t.TempDir(), "nover.db")
+	writeRaw(t, path, map[[2]string]string{{"meta", "other"}: "1", {"pipelines", "a"}: "{}"})
+	if _, err := bolt.Open(path, bolt.Options{}); err == nil || !strings.Contains(err.Error(), "not a flowctl data file") {
+		t.Fatalf("Open = %v; want a not-a-flowctl-file error", err)
+	}
+}
+
+// TestOpenRefusesDamagedStore damages a real store and checks that Open
+// refuses it with a clear error, without a panic and without touching it.
+func TestOpenRefusesDamagedStore(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, path string)
+	}{
+		{"zero-length", func(t *testing.T, path string) {
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"pages overwritten", func(t *testing.T, path string) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const ps = 4096
+			for off := 2 * ps; off+64 <= len(b); off += ps {
+				for i := 16; i < 64; i++ {
+					b[off+i] ^= 0xff
+				}
+			}
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, path := openTemp(t)
+			for i := range 50 {
+				p := store.Pipeline{Name: fmt.Sprintf("p%02d", i), Hash: "h", Spec: []byte(strings.Repeat("spec ", 200))}
+				if _, err := s.PutPipeline(ctx, p, store.AnyRevision); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, path)
+			before, _ := os.ReadFile(path)
+			_, err := bolt.Open(path, bolt.Options{})
+			if !errors.Is(err, boltfile.ErrCorrupt) {
+				t.Fatalf("Open = %v; want ErrCorrupt", err)
+			}
+			for _, want := range []string{"server store " + path, "move it aside or restore it from a backup"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+			if after, _ := os.ReadFile(path); string(after) != string(before) {
+				t.Error("refusing a damaged file changed it")
+			}
+		})
 	}
 }
 
