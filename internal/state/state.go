@@ -15,6 +15,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/flowctl/flowctl/internal/flow"
+	"github.com/flowctl/flowctl/internal/store/boltfile"
 )
 
 // FileName is the name of a pipeline's state file inside its directory.
@@ -79,18 +80,20 @@ func DefaultRoot() (string, error) {
 // root, locking it: a second process opening the same pipeline's state
 // fails with ErrInUse after lockWait. A file that exists but is empty, not
 // a bbolt file, damaged, or not a flowctl state file is refused with
-// ErrCorrupt and never overwritten.
+// ErrCorrupt and never overwritten (internal/store/boltfile checks it).
 func Open(root, pipeline string, lockWait time.Duration) (*Store, error) {
 	dir := Dir(root, pipeline)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	if st, err := os.Stat(path); err == nil && st.Size() == 0 {
-		return nil, corrupt(path, "it is empty (0 bytes)")
-	}
-	db, err := openBolt(path, lockWait)
-	if err != nil {
+	db, err := boltfile.Open(path, boltfile.Options{Kind: "checkpoint store", Marker: string(bucketMeta), Timeout: max(lockWait, time.Millisecond)})
+	switch {
+	case errors.Is(err, boltfile.ErrLocked):
+		return nil, fmt.Errorf("%w: %s is locked by another flowctl running this pipeline; stop it first", ErrInUse, path)
+	case errors.Is(err, boltfile.ErrCorrupt), errors.Is(err, boltfile.ErrForeign):
+		return nil, fmt.Errorf("%w: %w (the pipeline then starts over from the beginning)", ErrCorrupt, err)
+	case err != nil:
 		return nil, err
 	}
 	s := &Store{path: path, db: db}
@@ -99,36 +102,6 @@ func Open(root, pipeline string, lockWait time.Duration) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// openBolt opens path with bbolt and checks its pages, turning a panic of
-// bbolt on a damaged file into ErrCorrupt.
-func openBolt(path string, lockWait time.Duration) (db *bbolt.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			if db != nil {
-				db.Close()
-			}
-			db, err = nil, corrupt(path, fmt.Sprint(r))
-		}
-	}()
-	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockWait})
-	switch {
-	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("%w: %s is locked by another flowctl running this pipeline; stop it first", ErrInUse, path)
-	case err != nil:
-		return nil, corrupt(path, err.Error())
-	}
-	if err := db.View(func(tx *bbolt.Tx) error {
-		for cerr := range tx.Check() {
-			return cerr
-		}
-		return nil
-	}); err != nil {
-		db.Close()
-		return nil, corrupt(path, err.Error())
-	}
-	return db, nil
 }
 
 func corrupt(path, why string) error {
