@@ -314,6 +314,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	close(stopLive)
 	<-liveDone
 	printSummary(g.stderr, name, e.Stats(), signalled.Load() || ctx.Err() != nil || rl.needsRestart())
+	printReplayed(g.stderr, e.Replayed())
 	if ext != nil {
 		printExternalSummary(g.stderr, ext.Stats())
 	}

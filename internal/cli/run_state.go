@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -122,4 +123,13 @@ func thousands(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// printReplayed says, after a resumed run, how many replayed events each
+// checkpointing sink already held from the run before (not written twice,
+// or written again in place of what was cut).
+func printReplayed(w io.Writer, replayed map[string]int64) {
+	for _, name := range slices.Sorted(maps.Keys(replayed)) {
+		fmt.Fprintf(w, "sink %q: %s events sent again after the checkpoint were already written by the run before (kept once)\n", name, thousands(replayed[name]))
+	}
 }

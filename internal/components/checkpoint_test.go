@@ -178,6 +178,9 @@ func TestFileSinkResume(t *testing.T) {
 	if p := s.(flow.CheckpointSink).Position(); p != 2*committed {
 		t.Fatalf("Position = %d after the replay, want %d", p, 2*committed)
 	}
+	if r := s.(flow.ReplayCounter).Replayed(); r != int64(len(ioSampleBatch())) {
+		t.Fatalf("Replayed = %d, want the %d lines found already written", r, len(ioSampleBatch()))
+	}
 	next := []*flow.Event{{ID: "n", Data: []byte(`{"next":1}`)}}
 	if err := s.Write(ctx, next); err != nil {
 		t.Fatal(err)
@@ -309,6 +312,9 @@ func TestSQLiteSinkResume(t *testing.T) {
 	s = open(t, committed)
 	if n := count(s); n != 5 {
 		t.Fatalf("%d rows after resuming at rowid 5, want 5", n)
+	}
+	if r := s.Replayed(); r != 3 {
+		t.Fatalf("Replayed = %d, want the 3 rows deleted", r)
 	}
 	if err := s.Write(ctx, batch(5, 3)); err != nil {
 		t.Fatal(err)

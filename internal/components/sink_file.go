@@ -2,6 +2,7 @@ package components
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -74,7 +75,8 @@ type fileSink struct {
 	// it were written after the checkpoint, and the replayed events are
 	// compared with them instead of written again (see writeVerifying).
 	verifyEnd int64
-	batchBuf  []byte // scratch for writeVerifying
+	replayed  atomic.Int64 // lines found already written by the run before
+	batchBuf  []byte       // scratch for writeVerifying
 	fileBuf   []byte
 }
 
@@ -196,6 +198,7 @@ func (s *fileSink) writeVerifying(batch []*flow.Event) error {
 		same++
 	}
 	s.size.n.Add(int64(same))
+	s.replayed.Add(int64(bytes.Count(buf[:same], []byte{'\n'})))
 	if same == len(buf) {
 		if pos+int64(same) == s.verifyEnd {
 			s.verifyEnd = 0 // the whole tail was written again, unchanged
@@ -243,6 +246,10 @@ func (s *fileSink) Sync(context.Context) error {
 	}
 	return nil
 }
+
+// Replayed implements flow.ReplayCounter: the replayed lines that were
+// already in the file.
+func (s *fileSink) Replayed() int64 { return s.replayed.Load() }
 
 // Resume implements flow.CheckpointSink.
 func (s *fileSink) Resume(pos int64, keepTail bool) error {
@@ -310,4 +317,5 @@ var (
 	_ flow.Opener         = (*fileSink)(nil)
 	_ flow.Closer         = (*fileSink)(nil)
 	_ flow.CheckpointSink = (*fileSink)(nil)
+	_ flow.ReplayCounter  = (*fileSink)(nil)
 )

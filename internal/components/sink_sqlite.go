@@ -65,10 +65,11 @@ type sqliteSink struct {
 	// resume is the committed rowid to keep up to, or -1 on a first run.
 	resume int64
 
-	mu      sync.Mutex
-	db      *sql.DB
-	insert  string       // the INSERT statement, once the columns are known
-	lastRow atomic.Int64 // rowid of the last row inserted (the checkpoint position)
+	mu       sync.Mutex
+	db       *sql.DB
+	insert   string       // the INSERT statement, once the columns are known
+	lastRow  atomic.Int64 // rowid of the last row inserted (the checkpoint position)
+	replayed atomic.Int64 // rows deleted on resume, to be inserted again
 }
 
 func ioParseSQLiteSink(cfg flow.Config) (*sqliteSink, error) {
@@ -151,6 +152,7 @@ func (s *sqliteSink) cutBack(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("sink %q: cut %s back to its checkpoint: %w", s.name, s.table, err)
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
+			s.replayed.Store(n)
 			s.log.Info("deleted the rows inserted after the last checkpoint; those events are inserted again", "table", s.table, "rows", n)
 		}
 	}
@@ -183,6 +185,10 @@ func (s *sqliteSink) Sync(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Replayed implements flow.ReplayCounter: the rows inserted after the
+// checkpoint that a resumed run deleted (their events are inserted again).
+func (s *sqliteSink) Replayed() int64 { return s.replayed.Load() }
 
 // Resume implements flow.CheckpointSink.
 func (s *sqliteSink) Resume(pos int64, keepTail bool) error {
@@ -387,4 +393,5 @@ var (
 	_ flow.Closer = (*sqliteSink)(nil)
 
 	_ flow.CheckpointSink = (*sqliteSink)(nil)
+	_ flow.ReplayCounter  = (*sqliteSink)(nil)
 )

@@ -387,3 +387,17 @@ func (e *Engine) fedByUnreplayable(n *node) bool {
 	}
 	return false
 }
+
+// Replayed returns, per sink that counts them (flow.ReplayCounter), how
+// many events of this resumed run it had already written before.
+func (e *Engine) Replayed() map[string]int64 {
+	out := map[string]int64{}
+	for _, n := range e.list() {
+		if rc, ok := n.comp.(flow.ReplayCounter); ok {
+			if v := rc.Replayed(); v > 0 {
+				out[n.name] = v
+			}
+		}
+	}
+	return out
+}

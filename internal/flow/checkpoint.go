@@ -73,6 +73,14 @@ type CheckpointSink interface {
 	Resume(pos int64, keepTail bool) error
 }
 
+// ReplayCounter is a CheckpointSink that can say how many events of a
+// resumed run it had already written before the crash (and so did not
+// write twice, or wrote again in place of what it cut).
+type ReplayCounter interface {
+	// Replayed returns the count so far. It is safe from any goroutine.
+	Replayed() int64
+}
+
 // Checkpoint is what a pipeline's state store holds: the committed
 // positions of its sources and the matching outputs of its sinks, by
 // component name.
