@@ -11,7 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-		"syscall"
+	"syscall"
 	"testing"
 	"time"
 )
