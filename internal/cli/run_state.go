@@ -65,6 +65,8 @@ func openRunState(g *globals, o runOptions, pl *spec.Pipeline) (*state.Store, er
 	}
 	if where := describeCheckpoint(cp); where != "" {
 		fmt.Fprintf(g.stderr, "flowctl run: resuming %q from %s (checkpoint in %s; --from-start starts over)\n", name, where, filepath.Dir(st.Path()))
+	} else {
+		fmt.Fprintf(g.stderr, "flowctl run: checkpoints of %q in %s\n", name, filepath.Dir(st.Path()))
 	}
 	return st, nil
 }
