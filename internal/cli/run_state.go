@@ -19,6 +19,11 @@ import (
 // the pipeline's state before saying it is in use.
 const stateLockWait = time.Second
 
+// stateProbeWait is how long a command that only looks at a pipeline's
+// state waits for its lock before taking the pipeline as running. It is
+// never 0: to bbolt, a zero timeout means waiting for ever.
+const stateProbeWait = 50 * time.Millisecond
+
 // stateRoot is --state-dir or the default.
 func stateRoot(dir string) (string, error) {
 	if dir != "" {
