@@ -67,6 +67,13 @@ func openRunState(g *globals, o runOptions, pl *spec.Pipeline) (*state.Store, er
 		st.Close()
 		return fail("checkpoints of pipeline %q: %v", name, err)
 	}
+	// Positions of sources the file does not have (a dlq replay's hidden
+	// sources, a source since removed) are not where this run resumes.
+	for src := range cp.Sources {
+		if pl.Component(src) == nil {
+			delete(cp.Sources, src)
+		}
+	}
 	if where := describeCheckpoint(cp); where != "" {
 		fmt.Fprintf(g.stderr, "flowctl run: resuming %q from %s (checkpoint in %s; --from-start starts over)\n", name, where, filepath.Dir(st.Path()))
 	}
