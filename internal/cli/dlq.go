@@ -468,11 +468,11 @@ func dlqReplay(ctx context.Context, gl *globals, o dlqOptions) error {
 		}
 		fmt.Fprintf(gl.stdout, "replayed %s of %q to %s\n", what, pt.From, pt.To)
 	}
-	fmt.Fprintf(gl.stdout, "%d failed again (appended to %s", failedAgain, d.path)
 	if failedAgain > 0 {
-		fmt.Fprint(gl.stdout, "; replay them once fixed")
+		fmt.Fprintf(gl.stdout, "%d failed again (appended to %s; replay them once fixed)\n", failedAgain, d.path)
+	} else {
+		fmt.Fprintln(gl.stdout, "0 failed again")
 	}
-	fmt.Fprintln(gl.stdout, ")")
 	if dropped > 0 {
 		fmt.Fprintf(gl.stdout, "%d dropped (on_error: drop)\n", dropped)
 	}
