@@ -86,6 +86,14 @@ locked). Replaying through a running pipeline is not supported yet.`,
 	replay := &cobra.Command{
 		Use:   "replay -f FILE [--component C] [--to NAME] [--dry-run]",
 		Short: "Re-inject the original events of the dead letters not yet replayed (the pipeline must be stopped)",
+		Long: `replay re-injects the original events of the dead letters not replayed yet at the
+component that failed them (or --to NAME), in a one-off run of the same pipeline without its
+sources and with its checkpoints: sinks go on where the pipeline left them, events that fail
+again are appended to the dead-letter file, and what was replayed is committed once written,
+so a second replay (or one after a replay was killed) replays nothing twice.
+
+Stop the pipeline first: replay refuses while it runs (its state is locked). Replaying
+through a running pipeline is not supported yet.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return dlqReplay(cmd.Context(), g, o)
