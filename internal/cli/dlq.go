@@ -94,7 +94,7 @@ so a second replay (or one after a replay was killed) replays nothing twice.
 
 Stop the pipeline first: replay refuses while it runs (its state is locked). Replaying
 through a running pipeline is not supported yet.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return dlqReplay(cmd.Context(), g, o)
 		},
