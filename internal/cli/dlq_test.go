@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/state"
 )
 
@@ -163,5 +165,75 @@ dead_letter: {type: stdout}
 	if code := Main([]string{"dlq", "ls", "-f", pf}, nil, &stdout, &stderr); code != 1 ||
 		!strings.Contains(stderr.String(), "is not a file") || strings.Count(stderr.String(), "\n") != 1 {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+}
+
+// TestDLQReplayStoppedMidway: a replay that stops on an event it cannot
+// handle (on_error: stop) commits what it wrote; once fixed, the next
+// replay goes on from there, and the sink holds every event exactly once.
+func TestDLQReplayStoppedMidway(t *testing.T) {
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	const n = 2000 // several batches of the dead-letter source
+	var dl bytes.Buffer
+	for i := range n {
+		ev := &flow.Event{ID: fmt.Sprintf("ledger:%d", i+1), Type: "ledger", Source: "ledger", Data: fmt.Appendf(nil, `{"n":%d}`, i)}
+		b, err := json.Marshal(flow.NewDeadLetter("m", errors.New("was broken"), 1, ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dl.Write(append(b, '\n'))
+	}
+	writeFile := func(name, s string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile("failed.jsonl", dl.String())
+	writeFile("in.jsonl", "")
+	const pipeline = `
+name: midway
+sources: [{name: ledger, type: file, config: {path: in.jsonl}}]
+processors:
+  - {name: m, type: map, inputs: [ledger], on_error: stop, config: {set: {inv: "EXPR"}}}
+sinks: [{name: out, type: file, inputs: [m], config: {path: out.jsonl}}]
+dead_letter: {type: file, config: {path: failed.jsonl}}
+`
+	pf := filepath.Join(dir, "p.yaml")
+	replay := func(want int) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := Main([]string{"dlq", "replay", "-f", pf, "--state-dir", stateDir}, nil, &stdout, &stderr); code != want {
+			t.Fatalf("replay: exit %d, want %d\n%s%s", code, want, stdout.String(), stderr.String())
+		}
+		return stdout.String() + stderr.String()
+	}
+	// The last event divides by zero and stops the replay.
+	writeFile("p.yaml", strings.Replace(pipeline, "EXPR", fmt.Sprintf("100 / (%d - data.n)", n-1), 1))
+	msg := replay(1)
+	if !strings.Contains(msg, "run replay again to go on") {
+		t.Fatalf("stopped replay:\n%s", msg)
+	}
+	writeFile("p.yaml", strings.Replace(pipeline, "EXPR", "data.n", 1))
+	msg = replay(0)
+	if strings.Contains(msg, fmt.Sprintf("replayed %d events", n)) {
+		t.Logf("the stopped replay committed nothing (it stopped before its first commit):\n%s", msg)
+	}
+	seen := map[int]int{}
+	for _, l := range readLines(t, filepath.Join(dir, "out.jsonl")) {
+		var v struct{ N int }
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatal(err)
+		}
+		seen[v.N]++
+	}
+	for i := range n {
+		if seen[i] != 1 {
+			t.Fatalf("event %d is in the sink %d times, want once (%d distinct)", i, seen[i], len(seen))
+		}
+	}
+	if msg := replay(0); !strings.Contains(msg, "nothing to replay") {
+		t.Fatalf("third replay:\n%s", msg)
 	}
 }
