@@ -142,7 +142,7 @@ func loadDLQ(g *globals, o dlqOptions, fail func(string, ...any) error) (*dlqFil
 	case errors.Is(err, dlq.ErrNoDeadLetter):
 		return nil, fail("pipeline %q has no dead_letter sink, so it keeps no dead letters — add one (dead_letter: {type: file, config: {path: failed.jsonl}})", d.name)
 	case errors.Is(err, dlq.ErrNotFile):
-		return nil, fail("the dead_letter sink of pipeline %q is not a file (%v): flowctl dlq reads only a dead-letter file (type: file)", d.name, err)
+		return nil, fail("pipeline %q: %v — flowctl dlq reads only a dead-letter file (dead_letter: {type: file, config: {path: failed.jsonl}})", d.name, err)
 	case err != nil:
 		return nil, fail("%v", err)
 	}

@@ -35,7 +35,7 @@ func File(p *spec.Pipeline) (string, error) {
 		if dl.Runner != spec.RunBuiltin {
 			what = string(dl.Runner)
 		}
-		return "", fmt.Errorf("%w (it is %q)", ErrNotFile, what)
+		return "", fmt.Errorf("%w: it is %s", ErrNotFile, what)
 	}
 	path, _ := dl.Config["path"].(string)
 	if !filepath.IsAbs(path) && p.File != "" && p.File != "-" {
