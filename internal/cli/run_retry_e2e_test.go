@@ -80,7 +80,9 @@ sinks:
   - {name: out, type: http, inputs: [gen], on_error: {backoff: 5ms, max_backoff: 50ms}, config: {url: %q}}
 `, total, srv.URL)), 0o644)
 			addr := freeAddr(t)
-			cmd := exec.Command(bin, "run", "-f", pf, "--grace", "300ms", "--http", addr, "--state-dir", t.TempDir())
+			// Its own state: both cases are named "wait", and the second
+			// would resume where the first ended (nothing left to send).
+			cmd := exec.Command(bin, "run", "-f", pf, "--grace", "300ms", "--http", addr, "--state-dir", filepath.Join(dir, "state"))
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {

@@ -20,6 +20,11 @@ import (
 // the pipeline's state before saying it is in use.
 const stateLockWait = time.Second
 
+// stateProbeWait is how long a command that only looks at a pipeline's
+// state waits for its lock before taking the pipeline as running. It is
+// never 0: to bbolt, a zero timeout means waiting for ever.
+const stateProbeWait = 50 * time.Millisecond
+
 // stateRoot is --state-dir or the default.
 func stateRoot(dir string) (string, error) {
 	if dir != "" {
@@ -62,6 +67,13 @@ func openRunState(g *globals, o runOptions, pl *spec.Pipeline) (*state.Store, er
 	if err != nil {
 		st.Close()
 		return fail("checkpoints of pipeline %q: %v", name, err)
+	}
+	// Positions of sources the file does not have (a dlq replay's hidden
+	// sources, a source since removed) are not where this run resumes.
+	for src := range cp.Sources {
+		if pl.Component(src) == nil {
+			delete(cp.Sources, src)
+		}
 	}
 	if where := describeCheckpoint(cp); where != "" {
 		fmt.Fprintf(g.stderr, "flowctl run: resuming %q from %s (checkpoint in %s; --from-start starts over)\n", name, where, filepath.Dir(st.Path()))

@@ -98,7 +98,7 @@ func stateList(g *globals, root string) error {
 	fmt.Fprintln(tw, "PIPELINE\tUPDATED\tPATH")
 	for _, n := range names {
 		updated := "-"
-		if st, err := state.Open(root, n, 0); err == nil {
+		if st, err := state.Open(root, n, stateProbeWait); err == nil {
 			if t := st.Updated(); !t.IsZero() {
 				updated = t.Local().Format(time.DateTime)
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/internal/flow"
@@ -14,7 +13,7 @@ import (
 )
 
 // DeadLetterType is the type of the events the dead-letter sink receives.
-const DeadLetterType = "flowctl.dead_letter"
+const DeadLetterType = flow.DeadLetterType
 
 const (
 	policyRetry      = spec.OnErrorRetry
@@ -270,48 +269,11 @@ func (n *node) settleOne(f failure, t *tally, dead *[]failure) {
 	}
 }
 
-// deadLetterRecord is the payload of a dead-letter event.
-type deadLetterRecord struct {
-	Component string          `json:"component"`
-	Error     string          `json:"error"`
-	Attempts  int             `json:"attempts"`
-	Event     deadLetterEvent `json:"event"`
-}
-
-type deadLetterEvent struct {
-	ID     string `json:"id"`
-	Type   string `json:"type"`
-	Source string `json:"source"`
-	Time   string `json:"time,omitempty"`
-	Data   any    `json:"data"`
-	// DataBase64 holds data that is neither strict JSON nor UTF-8 text
-	// (a line with invalid UTF-8), byte for byte; data is then null.
-	DataBase64 []byte `json:"data_base64,omitempty"`
-}
-
 // deadLetterEvent wraps a failed event for the dead-letter sink: a new
-// event whose data is JSON saying where and why it failed, with the
-// original inline: as JSON when it is strict JSON (flow.ValidateJSON, so
-// the record itself stays strict JSON), else as a string when it is UTF-8,
-// else as data_base64.
+// event whose data is a flow.DeadLetter saying where and why it failed,
+// with the original inline, so that `flowctl dlq replay` can rebuild it.
 func (n *node) deadLetterEvent(f failure) *flow.Event {
-	rec := deadLetterRecord{
-		Component: n.name, Error: f.err.Error(), Attempts: f.attempts,
-		Event: deadLetterEvent{ID: f.ev.ID, Type: f.ev.Type, Source: f.ev.Source},
-	}
-	if !f.ev.Time.IsZero() {
-		rec.Event.Time = f.ev.Time.Format(time.RFC3339Nano)
-	}
-	switch {
-	case len(f.ev.Data) == 0:
-	case flow.ValidateJSON(f.ev.Data) == nil:
-		rec.Event.Data = json.RawMessage(f.ev.Data)
-	case utf8.Valid(f.ev.Data):
-		rec.Event.Data = string(f.ev.Data)
-	default:
-		rec.Event.DataBase64 = f.ev.Data
-	}
-	data, err := json.Marshal(rec)
+	data, err := json.Marshal(flow.NewDeadLetter(n.name, f.err, f.attempts, f.ev))
 	if err != nil { // cannot happen: every field marshals
 		data = []byte(fmt.Sprintf(`{"component":%q,"error":%q}`, n.name, err.Error()))
 	}
