@@ -226,35 +226,12 @@ func (em *emitter) emit(ctx context.Context, events []*flow.Event, done func(err
 		}
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
+	chunks := (len(events) + flow.MaxBatch - 1) / flow.MaxBatch
+	a, err := n.begin(ctx, done, pos, int64(chunks))
+	if err != nil {
 		return err
 	}
-	if e.stopped() {
-		return errStopped
-	}
-	// Hold the gate while handing the batch over: Reload rewires the
-	// source's edges only between batches.
-	if _, ok := n.enter(ctx.Done()); !ok {
-		if e.stopped() {
-			return errStopped
-		}
-		if done != nil {
-			done(ctx.Err())
-		}
-		return ctx.Err()
-	}
 	defer n.leave()
-	a := ackPool.Get().(*ack)
-	a.done, a.src, a.born = done, n, e.now()
-	a.track = nil
-	if pos != nil {
-		a.track, a.seq, a.pos = n.track, n.track.assign(), *pos
-	}
-	chunks := (len(events) + flow.MaxBatch - 1) / flow.MaxBatch
-	a.n.Store(int64(chunks))
-	n.pmu.Lock()
-	n.pending[a] = struct{}{}
-	n.pmu.Unlock()
 
 	soft := ctx.Done()
 	for i := 0; i < len(events); i += flow.MaxBatch {
@@ -306,35 +283,14 @@ func (em *emitter) Reject(ctx context.Context, events []*flow.Event, errs []erro
 		}
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if e.stopped() {
-		return errStopped
-	}
-	if _, ok := n.enter(ctx.Done()); !ok {
-		if e.stopped() {
-			return errStopped
-		}
-		if done != nil {
-			done(ctx.Err())
-		}
-		return ctx.Err()
-	}
-	defer n.leave()
-	a := ackPool.Get().(*ack)
-	a.done, a.src, a.born = done, n, e.now()
 	// Rejected events take a place in the source's order, so that its
 	// position moves past them only once they were dead-lettered; they
 	// move it nowhere themselves (the next EmitAt does).
-	a.track = nil
-	if n.track != nil {
-		a.track, a.seq, a.pos = n.track, n.track.assign(), flow.Position{}
+	a, err := n.begin(ctx, done, &flow.Position{}, 1) // this call's hold, released below
+	if err != nil {
+		return err
 	}
-	a.n.Store(1) // this call's hold, released below
-	n.pmu.Lock()
-	n.pending[a] = struct{}{}
-	n.pmu.Unlock()
+	defer n.leave()
 
 	var t tally
 	var dead []failure
@@ -348,6 +304,42 @@ func (em *emitter) Reject(ctx context.Context, events []*flow.Event, errs []erro
 	}
 	a.release()
 	return nil
+}
+
+// begin starts a source call that hands events over: it enters n's gate
+// (Reload rewires a source's edges only between batches) and registers a
+// pending ack with holds references, numbered in the source's order when
+// pos is not nil (see srcTrack). On error nothing was handed over, done
+// was told, and the caller returns the error; otherwise the caller must
+// leave the gate.
+func (n *node) begin(ctx context.Context, done func(error), pos *flow.Position, holds int64) (*ack, error) {
+	e := n.e
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if e.stopped() {
+		return nil, errStopped
+	}
+	if _, ok := n.enter(ctx.Done()); !ok {
+		if e.stopped() {
+			return nil, errStopped
+		}
+		if done != nil {
+			done(ctx.Err())
+		}
+		return nil, ctx.Err()
+	}
+	a := ackPool.Get().(*ack)
+	a.done, a.src, a.born = done, n, e.now()
+	a.track = nil
+	if pos != nil && n.track != nil {
+		a.track, a.seq, a.pos = n.track, n.track.assign(), *pos
+	}
+	a.n.Store(holds)
+	n.pmu.Lock()
+	n.pending[a] = struct{}{}
+	n.pmu.Unlock()
+	return a, nil
 }
 
 // finishAck fires a's done callback once, if a is still pending.
