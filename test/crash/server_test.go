@@ -79,10 +79,16 @@ sinks:
 		}
 		return st.Size()
 	}
+	// serving waits until the server answers: it has its signal handling
+	// in place from then on.
+	serving := func() {
+		t.Helper()
+		waitFor("the server to answer", func() bool {
+			return exec.Command(binPath, "status", "--server", sock).Run() == nil
+		})
+	}
 	start()
-	waitFor("the server's socket", func() bool {
-		return exec.Command(binPath, "status", "--server", sock).Run() == nil
-	})
+	serving()
 	cli("apply", "-f", pf)
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
@@ -94,6 +100,10 @@ sinks:
 		_ = srv.Process.Signal(syscall.SIGKILL)
 		_ = srv.Wait()
 		start()
+		serving()
+		// The old child may have written a little more before it died
+		// with the server; the new one must get past all of it.
+		before = max(before, size())
 		// The restarted server starts the pipeline again; until the
 		// output passes where it was, note how far it was cut back.
 		low := before
