@@ -237,3 +237,49 @@ dead_letter: {type: file, config: {path: failed.jsonl}}
 		t.Fatalf("third replay:\n%s", msg)
 	}
 }
+
+// TestDLQReplaySourceRejects: a line the file source rejected (invalid
+// UTF-8 in a string) is dead-lettered; replay sends it from the source's
+// place to what the source feeds, byte for byte.
+func TestDLQReplaySourceRejects(t *testing.T) {
+	dir := t.TempDir()
+	bad := "{\"id\":2,\"name\":\"\xff\"}"
+	if err := os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte("{\"id\":1}\n"+bad+"\n{\"id\":3}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(pf, []byte(`
+name: rejects
+sources: [{name: in, type: file, config: {path: in.jsonl}}]
+sinks: [{name: out, type: file, inputs: [in], config: {path: out.jsonl}}]
+dead_letter: {type: file, config: {path: dead.jsonl}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	run := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := Main(append(args, "-f", pf, "--state-dir", state), nil, &stdout, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, stdout.String(), stderr.String())
+		}
+		return stdout.String() + stderr.String()
+	}
+	run("run")
+	if got := readLines(t, filepath.Join(dir, "out.jsonl")); len(got) != 2 {
+		t.Fatalf("out before the replay: %q", got)
+	}
+	if msg := run("dlq", "replay"); !strings.Contains(msg, `replayed 1 event of "in"`) {
+		t.Fatalf("replay:\n%s", msg)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "{\"id\":1}\n{\"id\":3}\n" + bad + "\n"; string(b) != want {
+		t.Fatalf("out after the replay: %q, want %q", b, want)
+	}
+	if msg := run("dlq", "replay"); !strings.Contains(msg, "nothing to replay") {
+		t.Fatalf("second replay:\n%s", msg)
+	}
+}

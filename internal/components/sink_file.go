@@ -153,7 +153,7 @@ func (s *fileSink) Open(context.Context) error {
 			f.Close()
 			return fmt.Errorf("sink %q: %w", s.name, err)
 		}
-		if !s.keepTail {
+		if !s.keepTail && size > s.resume {
 			s.verifyEnd = size
 			size = s.resume
 		}

@@ -169,7 +169,8 @@ func Pipeline(p *spec.Pipeline, parts []Part, path string, limit int64) (*spec.P
 		}
 	}
 	keep := map[string]bool{}
-	feeds := map[string][]string{} // target → hidden sources
+	feeds := map[string][]string{}    // target → hidden sources
+	asSource := map[string][]string{} // a source whose dead letters are replayed → hidden sources in its place
 	var walk func(string)
 	walk = func(name string) {
 		if keep[name] {
@@ -186,7 +187,13 @@ func Pipeline(p *spec.Pipeline, parts []Part, path string, limit int64) (*spec.P
 		case c == nil || c == p.DeadLetter:
 			return nil, fmt.Errorf("no processor or sink %q in pipeline %q", pt.To, p.Name)
 		case c.Role == flow.RoleSource:
-			return nil, fmt.Errorf("%q is a source: dead letters are re-injected at a processor or a sink", pt.To)
+			// Events a source rejected (a malformed line) are sent
+			// again from its place: to what it feeds.
+			for _, ch := range children[pt.To] {
+				walk(ch)
+			}
+			asSource[pt.To] = append(asSource[pt.To], SourceName(pt.From))
+			continue
 		}
 		walk(pt.To)
 		feeds[pt.To] = append(feeds[pt.To], SourceName(pt.From))
@@ -210,6 +217,9 @@ func Pipeline(p *spec.Pipeline, parts []Part, path string, limit int64) (*spec.P
 		for _, in := range c.Inputs {
 			if keep[in.From] {
 				cc.Inputs = append(cc.Inputs, in)
+			}
+			for _, s := range asSource[in.From] {
+				cc.Inputs = append(cc.Inputs, spec.Input{From: s, Types: in.Types})
 			}
 		}
 		for _, s := range feeds[c.Name] {

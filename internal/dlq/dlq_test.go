@@ -93,7 +93,8 @@ func TestPipeline(t *testing.T) {
 		t.Fatal("the original pipeline was changed")
 	}
 
-	// --to a sink; --to a source is refused.
+	// --to a sink; a source's own dead letters (lines it rejected) go
+	// from its place to what it feeds.
 	rp, err = Pipeline(pl, []Part{{From: "fb", To: "side", N: 1}}, path, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -101,8 +102,12 @@ func TestPipeline(t *testing.T) {
 	if names := len(rp.Components()); names != 2 || rp.Component("side") == nil || rp.Component("side").Config["append"] != nil {
 		t.Fatalf("--to side: %d components, side %+v", names, rp.Component("side"))
 	}
-	if _, err := Pipeline(pl, []Part{{From: "fa", To: "a"}}, path, -1); err == nil {
-		t.Fatal("a source as target was accepted")
+	rp, err = Pipeline(pl, []Part{{From: "b", To: "b", N: 1}}, path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inputs(rp.Component("fb")); !slices.Equal(got, []string{"dlq:b"}) || rp.Component("b") != nil {
+		t.Fatalf("a source's dead letters: fb inputs %v, b %+v", got, rp.Component("b"))
 	}
 	if _, err := Pipeline(pl, []Part{{From: "fa", To: "nope"}}, path, -1); err == nil {
 		t.Fatal("an unknown target was accepted")
