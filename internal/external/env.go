@@ -35,11 +35,14 @@ const (
 const DefaultHeartbeatInterval = 10 * time.Second
 
 // BuildEnv returns the environment of one start of c, as a map, from lowest
-// to highest precedence: flowctl's variables and the protocol's (launch),
-// then c's config keys upper-cased (values that are not strings as JSON),
-// then c's env. HEALTH_PORT is a free port unless the user set it.
-func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (map[string]string, error) {
-	env := map[string]string{
+// to highest precedence: the protocol's variables (launch), c's config keys
+// upper-cased (values that are not strings as JSON), c's env, and last
+// flowctl's own (ENABLE_FLOWCTL and the FLOWCTL_* it sets): a pipeline file
+// written for another setup (FLOWCTL_ENDPOINT=localhost:8080) must not send
+// a component elsewhere. overridden names, sorted, the user's values that
+// flowctl's replaced. HEALTH_PORT is a free port unless the user set it.
+func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (env map[string]string, overridden []string, err error) {
+	own := map[string]string{
 		EnvEnable:      "true",
 		EnvComponentID: c.Name,
 		EnvServiceID:   c.Name,
@@ -48,23 +51,24 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (map[string]string,
 	if hb <= 0 {
 		hb = DefaultHeartbeatInterval
 	}
-	env[EnvHeartbeatInterval] = hb.String()
+	own[EnvHeartbeatInterval] = hb.String()
 	if rt.HeartbeatTTL > 0 {
-		env[EnvTTL] = rt.HeartbeatTTL.String()
+		own[EnvTTL] = rt.HeartbeatTTL.String()
 	}
 	if rt.Endpoint != "" {
-		env[EnvEndpoint] = rt.Endpoint
+		own[EnvEndpoint] = rt.Endpoint
 	}
 	// The embedded control plane is plaintext on loopback: TLS settings and
 	// a token a user exported for the CLI are not for it, so a child does
 	// not inherit them (the SDK treats empty as unset); it gets the run's
-	// own token instead. The component's env may still set them.
+	// own token instead; the file's env cannot set them either.
 	for _, k := range controlPlaneTLSEnv {
-		env[k] = ""
+		own[k] = ""
 	}
 	if rt.ControlPlane != nil {
-		env[EnvToken] = rt.ControlPlane.Token()
+		own[EnvToken] = rt.ControlPlane.Token()
 	}
+	env = map[string]string{}
 	for k, v := range launch.Env {
 		env[k] = v
 	}
@@ -81,7 +85,7 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (map[string]string,
 		default:
 			b, err := json.Marshal(v)
 			if err != nil {
-				return nil, fmt.Errorf("component %q: config.%s: %w", c.Name, k, err)
+				return nil, nil, fmt.Errorf("component %q: config.%s: %w", c.Name, k, err)
 			}
 			env[name] = string(b)
 		}
@@ -89,14 +93,21 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (map[string]string,
 	for k, v := range c.Env {
 		env[k] = v
 	}
+	for k, v := range own {
+		if u, set := env[k]; set && u != v {
+			overridden = append(overridden, k)
+		}
+		env[k] = v
+	}
+	sort.Strings(overridden)
 	if _, set := env[EnvHealthPort]; !set {
 		port, err := process.FreePort("127.0.0.1")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		env[EnvHealthPort] = strconv.Itoa(port)
 	}
-	return env, nil
+	return env, overridden, nil
 }
 
 // controlPlaneTLSEnv are the variables with which the Go SDK (pkg/sdk

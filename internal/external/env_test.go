@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowctl/flowctl/internal/spec"
 )
@@ -61,5 +62,35 @@ func TestArgvRelativeDir(t *testing.T) {
 	}
 	if got := strings.TrimSpace(string(out)); got != filepath.Join(root, "examples/x") {
 		t.Errorf("ran in %q", got)
+	}
+}
+
+// TestBuildEnvOursWins: a pipeline file's values of flowctl's own
+// variables (written for another setup) are replaced and reported; other
+// variables, PORT among them, are the user's.
+func TestBuildEnvOursWins(t *testing.T) {
+	rt := &Runtime{Endpoint: "127.0.0.1:4000", HeartbeatInterval: time.Second}
+	c := &spec.Component{Name: "p", Env: map[string]string{
+		"FLOWCTL_ENDPOINT":   "localhost:8080",
+		"ENABLE_FLOWCTL":     "false",
+		"FLOWCTL_TOKEN":      "mine",
+		"FLOWCTL_SERVICE_ID": "p", // the same value: nothing to report
+		"PORT":               "127.0.0.1:9999",
+		"MY_SETTING":         "x",
+	}}
+	env, overridden, err := BuildEnv(rt, c, Launch{Env: map[string]string{"PORT": "127.0.0.1:1234"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{
+		"FLOWCTL_ENDPOINT": "127.0.0.1:4000", "ENABLE_FLOWCTL": "true", "FLOWCTL_TOKEN": "",
+		"FLOWCTL_SERVICE_ID": "p", "FLOWCTL_COMPONENT_ID": "p", "PORT": "127.0.0.1:9999", "MY_SETTING": "x",
+	} {
+		if env[k] != want {
+			t.Errorf("%s = %q, want %q", k, env[k], want)
+		}
+	}
+	if want := []string{"ENABLE_FLOWCTL", "FLOWCTL_ENDPOINT", "FLOWCTL_TOKEN"}; !slices.Equal(overridden, want) {
+		t.Errorf("overridden = %v, want %v", overridden, want)
 	}
 }

@@ -107,6 +107,9 @@ type Supervisor struct {
 	redeliveredBatches atomic.Int64
 	redeliveredEvents  atomic.Int64
 	unhealthy          atomic.Int64
+	// envWarned: the file's values of flowctl's own variables were
+	// reported (once per component, not per restart).
+	envWarned atomic.Bool
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when watch returned
@@ -231,9 +234,13 @@ func (s *Supervisor) startOne(ctx context.Context) (*incarnation, error) {
 		if err != nil {
 			return nil, err
 		}
-		env, err := BuildEnv(s.rt, s.c, launch)
+		env, overridden, err := BuildEnv(s.rt, s.c, launch)
 		if err != nil {
 			return nil, err
+		}
+		if len(overridden) > 0 && !s.envWarned.Swap(true) {
+			s.log.Warn("the pipeline file sets variables flowctl sets itself; flowctl's values are used",
+				"fields", "env."+strings.Join(overridden, ", env."))
 		}
 		args, dir := argv(s.rt, s.c)
 		out := s.rt.Output

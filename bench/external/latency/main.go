@@ -84,7 +84,7 @@ func run(rate float64, duration, warmup, tick time.Duration, protoName, command 
 	if err != nil {
 		return err
 	}
-	env, err := external.BuildEnv(rt, comp, launch)
+	env, _, err := external.BuildEnv(rt, comp, launch)
 	if err != nil {
 		return err
 	}
