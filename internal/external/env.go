@@ -35,12 +35,14 @@ const (
 const DefaultHeartbeatInterval = 10 * time.Second
 
 // BuildEnv returns the environment of one start of c, as a map, from lowest
-// to highest precedence: the protocol's variables (launch), c's config keys
-// upper-cased (values that are not strings as JSON), c's env, and last
-// flowctl's own (ENABLE_FLOWCTL and the FLOWCTL_* it sets): a pipeline file
-// written for another setup (FLOWCTL_ENDPOINT=localhost:8080) must not send
-// a component elsewhere. overridden names, sorted, the user's values that
-// flowctl's replaced. HEALTH_PORT is a free port unless the user set it.
+// to highest precedence: the heartbeat settings (FLOWCTL_HEARTBEAT_INTERVAL,
+// FLOWCTL_TTL: tuning a component may change in its env), the protocol's
+// variables (launch), c's config keys upper-cased (values that are not
+// strings as JSON), c's env, and last flowctl's own ones (ENABLE_FLOWCTL,
+// the endpoint, ids, token and TLS settings): a pipeline file written for
+// another setup (FLOWCTL_ENDPOINT=localhost:8080) must not send a component
+// elsewhere. overridden names, sorted, the user's values that flowctl's
+// replaced. HEALTH_PORT is a free port unless the user set it.
 func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (env map[string]string, overridden []string, err error) {
 	own := map[string]string{
 		EnvEnable:      "true",
@@ -69,6 +71,12 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (env map[string]str
 		own[EnvToken] = rt.ControlPlane.Token()
 	}
 	env = map[string]string{}
+	for _, k := range []string{EnvHeartbeatInterval, EnvTTL} {
+		if v, ok := own[k]; ok {
+			env[k] = v
+			delete(own, k)
+		}
+	}
 	for k, v := range launch.Env {
 		env[k] = v
 	}

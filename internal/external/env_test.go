@@ -77,6 +77,7 @@ func TestBuildEnvOursWins(t *testing.T) {
 		"FLOWCTL_SERVICE_ID": "p", // the same value: nothing to report
 		"PORT":               "127.0.0.1:9999",
 		"MY_SETTING":         "x",
+		"FLOWCTL_TTL":        "30s", // tuning: the user's
 	}}
 	env, overridden, err := BuildEnv(rt, c, Launch{Env: map[string]string{"PORT": "127.0.0.1:1234"}})
 	if err != nil {
@@ -85,6 +86,7 @@ func TestBuildEnvOursWins(t *testing.T) {
 	for k, want := range map[string]string{
 		"FLOWCTL_ENDPOINT": "127.0.0.1:4000", "ENABLE_FLOWCTL": "true", "FLOWCTL_TOKEN": "",
 		"FLOWCTL_SERVICE_ID": "p", "FLOWCTL_COMPONENT_ID": "p", "PORT": "127.0.0.1:9999", "MY_SETTING": "x",
+		"FLOWCTL_TTL": "30s", "FLOWCTL_HEARTBEAT_INTERVAL": "1s",
 	} {
 		if env[k] != want {
 			t.Errorf("%s = %q, want %q", k, env[k], want)
