@@ -40,6 +40,7 @@ type Guard struct {
 	mu       sync.Mutex
 	expected map[string]int  // ids awaited now: open Expect windows
 	started  map[string]bool // ids the run ever started
+	refused  []Attempt       // the last registrations refused (RegisteredSince)
 }
 
 // NewGuard returns a guard with a fresh random token.
@@ -86,6 +87,7 @@ func (g *Guard) admitV1(method string, req any) error {
 			id = r.GetComponent().GetId()
 		}
 		if g.expected[id] == 0 {
+			g.noteRefusedLocked(id, ProtocolV1)
 			return status.Errorf(codes.PermissionDenied, "register %q: this run is not starting a component of that id", id)
 		}
 	case *flowctlv1.HeartbeatRequest:
@@ -115,6 +117,7 @@ func (g *Guard) admitLegacy(method string, req any) error {
 			return g.startedLocked(method, id)
 		}
 		if g.expected[id] == 0 {
+			g.noteRefusedLocked(id, ProtocolLegacy)
 			return status.Errorf(codes.PermissionDenied, "register %q: this run is not starting a component of that id (flowctl gives it as FLOWCTL_COMPONENT_ID; register with component_id set to it)", id)
 		}
 	case *flowctlpb.ServiceHeartbeat:
