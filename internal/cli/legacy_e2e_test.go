@@ -236,3 +236,103 @@ sinks:
 		}
 	}
 }
+
+// TestServerLegacyComponents: under flowctl server, the same components are
+// started by the pipeline's child, shown healthy by `flowctl get
+// components`, started again when their heartbeats stop past the TTL, and
+// the server's own flowctl.ControlPlane lists the pipeline's run.
+func TestServerLegacyComponents(t *testing.T) {
+	bin := flowctlBinary(t)
+	comp := buildLegacyComponent(t)
+	work, dataDir := t.TempDir(), t.TempDir()
+	sp := startServerProc(t, bin, dataDir)
+	c := dialControl(t, sp.addr)
+	apply(t, c, work, "legacy.yaml", legacyPipeline("legacy", comp, work))
+	startsFile := filepath.Join(work, "starts")
+
+	cli := func(args ...string) string {
+		t.Helper()
+		b, err := exec.Command(bin, append(args, "--server", sp.addr)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("flowctl %v: %v\n%s", args, err, b)
+		}
+		return string(b)
+	}
+	healthy := func() map[string]bool {
+		out := map[string]bool{}
+		for _, cs := range getPipeline(t, c, "legacy").GetComponents() {
+			out[cs.GetName()] = cs.GetHealth().String() == "HEALTH_STATUS_HEALTHY"
+		}
+		return out
+	}
+	var lines []startLine
+	waitFor(t, 30*time.Second, "the three components to register", func() bool {
+		lines, _ = starts(startsFile)
+		return len(lines) >= 3
+	})
+	if got := []string{lines[0].id, lines[1].id, lines[2].id}; strings.Join(got, ",") != "ledger,ttp,consumer" {
+		t.Fatalf("start order = %v, want ledger,ttp,consumer", got)
+	}
+	waitFor(t, 15*time.Second, "every component healthy in the pipeline's status", func() bool {
+		h := healthy()
+		return h["ledger"] && h["ttp"] && h["consumer"]
+	})
+	out := cli("get", "components", "legacy")
+	for _, name := range []string{"ledger", "ttp", "consumer"} {
+		if !strings.Contains(out, name) {
+			t.Errorf("flowctl get components lacks %s:\n%s", name, out)
+		}
+	}
+	if strings.Count(out, "Healthy") != 3 {
+		t.Errorf("flowctl get components does not show the three healthy:\n%s", out)
+	}
+
+	// ttp stops heartbeating (to the child's control plane): the child
+	// kills it and starts it again.
+	if err := os.WriteFile(filepath.Join(work, "ttp.pause"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "ttp to be started again after its heartbeats stopped", func() bool {
+		lines, _ = starts(startsFile)
+		return countStarts(lines, "ttp") == 2
+	})
+	waitFor(t, 15*time.Second, "ttp healthy again", func() bool { return healthy()["ttp"] })
+
+	// The server's flowctl.ControlPlane answers with its run history, and
+	// refuses to create a run.
+	conn, err := grpc.NewClient(sp.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lc := flowctlpb.NewControlPlaneClient(conn)
+	runs, err := lc.ListPipelineRuns(ctx, &flowctlpb.ListPipelineRunsRequest{PipelineName: "legacy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs.GetRuns()) != 1 || runs.GetRuns()[0].GetRunId() != "legacy/1" || runs.GetRuns()[0].GetStatus() != flowctlpb.RunStatus_RUN_STATUS_RUNNING ||
+		len(runs.GetRuns()[0].GetComponentIds()) != 3 {
+		t.Fatalf("ListPipelineRuns = %v, want legacy/1 running with 3 components", runs)
+	}
+	if _, err := lc.CreatePipelineRun(ctx, &flowctlpb.CreatePipelineRunRequest{PipelineName: "legacy"}); err == nil || !strings.Contains(err.Error(), "FailedPrecondition") {
+		t.Errorf("CreatePipelineRun = %v, want FailedPrecondition", err)
+	}
+
+	// Deleting the pipeline stops its components.
+	cli("delete", "pipeline", "legacy")
+	waitFor(t, 30*time.Second, "the components to stop", func() bool {
+		lines, stopped := starts(startsFile)
+		last := map[string]string{}
+		for _, l := range lines {
+			last[l.id] = l.pid
+		}
+		for _, pid := range last {
+			if !stopped[pid] {
+				return false
+			}
+		}
+		return len(last) == 3
+	})
+}
