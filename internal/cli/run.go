@@ -201,6 +201,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
 		return &exitError{code: 1}
 	}
+	setCurrentRun(ext, pl, o, e) // flowctl.ControlPlane's run calls
 	name := pl.Name
 	if name == "" {
 		name = "pipeline"

@@ -12,8 +12,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/flowctl/flowctl/internal/tlsutil"
+	"github.com/flowctl/flowctl/pkg/wire/flowctlpb"
 	"github.com/flowctl/flowctl/pkg/wire/flowctlv1"
 )
 
@@ -24,7 +26,8 @@ import (
 //
 //   - flowctl.stream.v1 (our SDK): every call must carry the run's random
 //     bearer token, given to the children as FLOWCTL_TOKEN (Token).
-//   - flowctl.v1 (the earlier SDK, which cannot send a token): a component
+//   - flowctl.v1 and the older flowctl.ControlPlane (the earlier SDKs,
+//     which cannot send a token): a component
 //     may register only under an id the run is starting right now (Expect
 //     opens that window from before the process starts until it is ready);
 //     heartbeats, status and unregistering only under ids the run started.
@@ -37,6 +40,7 @@ type Guard struct {
 	mu       sync.Mutex
 	expected map[string]int  // ids awaited now: open Expect windows
 	started  map[string]bool // ids the run ever started
+	refused  []Attempt       // the last registrations refused (RegisteredSince)
 }
 
 // NewGuard returns a guard with a fresh random token.
@@ -83,6 +87,7 @@ func (g *Guard) admitV1(method string, req any) error {
 			id = r.GetComponent().GetId()
 		}
 		if g.expected[id] == 0 {
+			g.noteRefusedLocked(id, ProtocolV1)
 			return status.Errorf(codes.PermissionDenied, "register %q: this run is not starting a component of that id", id)
 		}
 	case *flowctlv1.HeartbeatRequest:
@@ -92,6 +97,33 @@ func (g *Guard) admitV1(method string, req any) error {
 	case *flowctlv1.ComponentStatusRequest:
 		return g.startedLocked(method, r.GetServiceId())
 	case *flowctlv1.DiscoveryRequest, *flowctlv1.ListComponentsRequest:
+	default:
+		return status.Errorf(codes.PermissionDenied, "%s is not open to components", method)
+	}
+	return nil
+}
+
+// admitLegacy checks one flowctl.ControlPlane call: as for flowctl.v1,
+// registering only under an id being started, heartbeats and status only
+// of ids the run started. Listing and reading runs change nothing; the
+// calls that would change a run reach the service, which refuses them.
+func (g *Guard) admitLegacy(method string, req any) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch r := req.(type) {
+	case *flowctlpb.ServiceInfo:
+		id := legacyID(r)
+		if strings.HasSuffix(method, "/GetServiceStatus") {
+			return g.startedLocked(method, id)
+		}
+		if g.expected[id] == 0 {
+			g.noteRefusedLocked(id, ProtocolLegacy)
+			return status.Errorf(codes.PermissionDenied, "register %q: this run is not starting a component of that id (flowctl gives it as FLOWCTL_COMPONENT_ID; register with component_id set to it)", id)
+		}
+	case *flowctlpb.ServiceHeartbeat:
+		return g.startedLocked(method, r.GetServiceId())
+	case *emptypb.Empty, *flowctlpb.GetPipelineRunRequest, *flowctlpb.ListPipelineRunsRequest,
+		*flowctlpb.CreatePipelineRunRequest, *flowctlpb.UpdatePipelineRunRequest, *flowctlpb.StopPipelineRunRequest:
 	default:
 		return status.Errorf(codes.PermissionDenied, "%s is not open to components", method)
 	}
@@ -108,9 +140,12 @@ func (g *Guard) startedLocked(method, id string) error {
 // v1Prefix is the method prefix of the flowctl.v1 control-plane service.
 var v1Prefix = "/" + flowctlv1.ControlPlaneService_ServiceDesc.ServiceName + "/"
 
+// legacyPrefix is the method prefix of the older flowctl.ControlPlane.
+var legacyPrefix = "/" + flowctlpb.ControlPlane_ServiceDesc.ServiceName + "/"
+
 // ServerOptions returns the interceptors that enforce the guard: the
-// token for every service but flowctl.v1's control plane, whose calls are
-// admitted by id.
+// token for every service but the control planes of flowctl.v1 and of the
+// older flowctl package, whose calls are admitted by id.
 func (g *Guard) ServerOptions() []grpc.ServerOption {
 	tokUnary := tlsutil.TokenUnaryInterceptor(g.token)
 	tokStream := tlsutil.TokenStreamInterceptor(g.token)
@@ -121,9 +156,15 @@ func (g *Guard) ServerOptions() []grpc.ServerOption {
 			}
 			return handler(ctx, req)
 		}
+		if strings.HasPrefix(info.FullMethod, legacyPrefix) {
+			if err := g.admitLegacy(info.FullMethod, req); err != nil {
+				return nil, err
+			}
+			return handler(ctx, req)
+		}
 		return tokUnary(ctx, req, info, handler)
 	}
-	// flowctl.v1's control plane has no streaming call: every stream
+	// flowctl.v1's and flowctl's control planes have no streaming call: every stream
 	// needs the token.
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(tokStream)}
 }

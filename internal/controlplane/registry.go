@@ -97,8 +97,8 @@ type Registration struct {
 	// TTL is how long a heartbeat keeps it healthy; 0 means the registry's
 	// default.
 	TTL time.Duration
-	// Protocol is ProtocolStream or ProtocolV1, set by the service it
-	// registered through.
+	// Protocol is ProtocolStream, ProtocolV1 or ProtocolLegacy, set by the
+	// service it registered through.
 	Protocol string
 }
 
@@ -237,7 +237,9 @@ func (r *Registry) Register(reg Registration) (Entry, error) {
 	if reg.ID == "" {
 		return Entry{}, fmt.Errorf("%w: id is empty (set FLOWCTL_COMPONENT_ID)", ErrInvalid)
 	}
-	if reg.Endpoint == "" {
+	// flowctl.ControlPlane's components move their data themselves: they
+	// register no endpoint.
+	if reg.Endpoint == "" && reg.Protocol != ProtocolLegacy {
 		return Entry{}, fmt.Errorf("%w: component %q has no endpoint (the host:port it serves on)", ErrInvalid, reg.ID)
 	}
 	if reg.TTL < 0 {

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/flowctl/flowctl/pkg/wire/flowctlpb"
 	"github.com/flowctl/flowctl/pkg/wire/flowctlv1"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
@@ -22,8 +23,8 @@ const sweepInterval = 250 * time.Millisecond
 // stopGrace bounds how long Stop waits for unary calls in flight.
 const stopGrace = 2 * time.Second
 
-// Server serves the native and the flowctl.v1 control-plane services over
-// one Registry on one listener.
+// Server serves the native, the flowctl.v1 and the older flowctl
+// control-plane services over one Registry on one listener.
 //
 //	NewServer ──► Start(addr) / Serve(ctx, lis) ──► Stop
 //
@@ -34,6 +35,8 @@ type Server struct {
 	gs    *grpc.Server
 	done  chan struct{}
 	guard *Guard // nil: anyone who reaches the listener may call
+	// legacy serves flowctl.ControlPlane; SetRuns gives it the run history.
+	legacy *legacyService
 
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -47,18 +50,32 @@ func NewServer(reg *Registry, log *slog.Logger, opts ...grpc.ServerOption) *Serv
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{reg: reg, log: log, gs: grpc.NewServer(opts...), done: make(chan struct{})}
-	Attach(s.gs, reg, s.done)
+	s.legacy = attach(s.gs, reg, s.done, nil)
 	return s
 }
 
-// Attach registers both control-plane services for reg on gs, for callers
-// that serve other services on the same grpc.Server. Watch streams end when
-// done is closed (nil: only when their client leaves), so that a graceful
-// stop is not held up by watchers.
-func Attach(gs *grpc.Server, reg *Registry, done <-chan struct{}) {
+// Attach registers the control-plane services for reg on gs, for callers
+// that serve other services on the same grpc.Server: the native one,
+// flowctl.v1's and the older flowctl.ControlPlane, whose run calls answer
+// from runs (nil: Unavailable). Watch streams end when done is closed
+// (nil: only when their client leaves), so that a graceful stop is not held
+// up by watchers.
+func Attach(gs *grpc.Server, reg *Registry, done <-chan struct{}, runs Runs) {
+	attach(gs, reg, done, runs)
+}
+
+func attach(gs *grpc.Server, reg *Registry, done <-chan struct{}, runs Runs) *legacyService {
 	streamv1.RegisterControlPlaneServiceServer(gs, &streamService{reg: reg, done: done})
 	flowctlv1.RegisterControlPlaneServiceServer(gs, &v1Service{reg: reg})
+	legacy := &legacyService{reg: reg}
+	legacy.setRuns(runs)
+	flowctlpb.RegisterControlPlaneServer(gs, legacy)
+	return legacy
 }
+
+// SetRuns gives flowctl.ControlPlane's run calls their history (the
+// current run of `flowctl run`); until then they answer Unavailable.
+func (s *Server) SetRuns(r Runs) { s.legacy.setRuns(r) }
 
 // WaitRegistered waits for id to register; see Registry.WaitRegistered.
 func (s *Server) WaitRegistered(ctx context.Context, id string) (Entry, error) {

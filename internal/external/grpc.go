@@ -106,9 +106,27 @@ func portLaunch(c *spec.Component, fixed bool) (Launch, error) {
 }
 
 // waitRegistration waits until this incarnation of the component has
+// registered (waitRegistered) and checks it serves a stream service:
+// it registered an endpoint, and not through flowctl.ControlPlane, whose
+// components move their data themselves.
+func waitRegistration(ctx context.Context, rt *Runtime, inst *Instance) (controlplane.Entry, error) {
+	e, err := waitRegistered(ctx, rt, inst)
+	if err != nil {
+		return e, err
+	}
+	if e.Protocol == controlplane.ProtocolLegacy {
+		return e, fmt.Errorf("component %q registered through the older flowctl.ControlPlane, whose components move their data themselves: set `protocol: none` (flowctl then starts and watches it but streams no events to it)", inst.ID)
+	}
+	if e.Endpoint == "" {
+		return e, fmt.Errorf("component %q registered without an endpoint: it must register the host:port it serves on", inst.ID)
+	}
+	return e, nil
+}
+
+// waitRegistered waits until this incarnation of the component has
 // registered (a registration made since inst.Started), gives up when the
 // process exits or ctx (startup_timeout) ends, and checks the role.
-func waitRegistration(ctx context.Context, rt *Runtime, inst *Instance) (controlplane.Entry, error) {
+func waitRegistered(ctx context.Context, rt *Runtime, inst *Instance) (controlplane.Entry, error) {
 	if rt.ControlPlane == nil {
 		return controlplane.Entry{}, fmt.Errorf("component %q: no control plane runs for it to register with", inst.ID)
 	}
@@ -129,17 +147,13 @@ func waitRegistration(ctx context.Context, rt *Runtime, inst *Instance) (control
 		case inst.Exited != nil && closed(inst.Exited):
 			return e, fmt.Errorf("component %q exited before it registered with the control plane", inst.ID)
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			return e, fmt.Errorf("component %q did not register with the control plane at FLOWCTL_ENDPOINT=%s in time (startup_timeout): it must serve on PORT and register as FLOWCTL_COMPONENT_ID=%s: %w",
-				inst.ID, rt.Endpoint, inst.ID, ctx.Err())
+			return e, notRegisteredError(rt, inst, ctx.Err())
 		default:
 			return e, err
 		}
 	}
 	if want := inst.Component.Role; e.Role != "" && want != "" && e.Role != want {
 		return e, fmt.Errorf("component %q registered as a %s, but the pipeline uses it as a %s", inst.ID, e.Role, want)
-	}
-	if e.Endpoint == "" {
-		return e, fmt.Errorf("component %q registered without an endpoint: it must register the host:port it serves on", inst.ID)
 	}
 	return e, nil
 }

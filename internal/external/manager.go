@@ -67,6 +67,8 @@ type Manager struct {
 	mu   sync.Mutex
 	sups map[string]*Supervisor
 	cp   *controlplane.Server
+	// none starts the `protocol: none` components in input order.
+	none *noneGroup
 }
 
 // needsControlPlane reports whether protocol name is reached through the
@@ -121,6 +123,7 @@ func NewManager(p *spec.Pipeline, opts ManagerOptions) (*Manager, error) {
 			Output: opts.Output,
 		},
 		sups: map[string]*Supervisor{},
+		none: newNoneGroup(),
 	}
 	needCP := false
 	var errs []error
@@ -159,6 +162,14 @@ func NewManager(p *spec.Pipeline, opts ManagerOptions) (*Manager, error) {
 	return m, nil
 }
 
+// SetRuns gives the embedded control plane's flowctl.ControlPlane its run
+// history (the current run); without a control plane it does nothing.
+func (m *Manager) SetRuns(r controlplane.Runs) {
+	if m.cp != nil {
+		m.cp.SetRuns(r)
+	}
+}
+
 // Runtime returns what the run's external components share.
 func (m *Manager) Runtime() *Runtime { return m.rt }
 
@@ -177,6 +188,9 @@ func (m *Manager) Build(c *spec.Component) (any, error) {
 	m.mu.Lock()
 	m.sups[c.Name] = s
 	m.mu.Unlock()
+	if proto.Name() == ProtocolNone {
+		return m.none.add(c, s), nil
+	}
 	switch c.Role {
 	case flow.RoleSource:
 		return NewSource(s), nil

@@ -14,6 +14,7 @@ import (
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/report"
 	"github.com/flowctl/flowctl/internal/store"
+	"github.com/flowctl/flowctl/pkg/wire/flowctlpb"
 	"github.com/flowctl/flowctl/pkg/wire/flowctlv1"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
@@ -114,10 +115,11 @@ func newRegPersister(st store.Store, reg *controlplane.Registry, log *slog.Logge
 
 // Full method names of the calls that change registrations.
 const (
-	methodRegister     = "/flowctl.stream.v1.ControlPlaneService/Register"
-	methodDeregister   = "/flowctl.stream.v1.ControlPlaneService/Deregister"
-	methodV1Register   = "/flowctl.v1.ControlPlaneService/RegisterComponent"
-	methodV1Unregister = "/flowctl.v1.ControlPlaneService/UnregisterComponent"
+	methodRegister       = "/flowctl.stream.v1.ControlPlaneService/Register"
+	methodDeregister     = "/flowctl.stream.v1.ControlPlaneService/Deregister"
+	methodV1Register     = "/flowctl.v1.ControlPlaneService/RegisterComponent"
+	methodV1Unregister   = "/flowctl.v1.ControlPlaneService/UnregisterComponent"
+	methodLegacyRegister = "/flowctl.ControlPlane/Register"
 )
 
 // interceptor notes the id of every successful (de)registration.
@@ -136,6 +138,8 @@ func (p *regPersister) interceptor(ctx context.Context, req any, info *grpc.Unar
 		id = resp.(*flowctlv1.RegisterResponse).GetServiceId()
 	case methodV1Unregister:
 		id = req.(*flowctlv1.UnregisterRequest).GetServiceId()
+	case methodLegacyRegister:
+		id = resp.(*flowctlpb.RegistrationAck).GetServiceId()
 	default:
 		return resp, err
 	}

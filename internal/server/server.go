@@ -162,7 +162,7 @@ func New(opts Options) (*Server, error) {
 	// stack of) one per call.
 	sopts = append(sopts, grpc.ChainUnaryInterceptor(s.persist.interceptor), grpc.NumStreamWorkers(uint32(max(4, runtime.NumCPU()))))
 	s.gs = grpc.NewServer(sopts...)
-	controlplane.Attach(s.gs, s.registry, s.done)
+	controlplane.Attach(s.gs, s.registry, s.done, storeRuns{opts.Store})
 	api := &api{s: s}
 	controlv1.RegisterPipelineServiceServer(s.gs, api)
 	controlv1.RegisterRunServiceServer(s.gs, api)

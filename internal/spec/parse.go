@@ -34,7 +34,7 @@ var (
 	quantityFields = []string{"cpu", "memory"}
 
 	drivers        = []string{"process", "container", "docker", "kubernetes", "k8s", "nomad", "local"}
-	protocols      = []string{"auto", "grpc", "flowctl-v1", "stdio", "http"}
+	protocols      = []string{"auto", "grpc", "flowctl-v1", "stdio", "http", "none"}
 	restartPolicys = []string{"no", "on-failure", "always", "unless-stopped"}
 	onErrorPolicys = []string{OnErrorRetry, OnErrorDeadLetter, OnErrorDrop, OnErrorStop}
 	thenPolicys    = []string{OnErrorDeadLetter, OnErrorDrop, OnErrorStop}

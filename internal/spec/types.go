@@ -123,7 +123,7 @@ type Component struct {
 	Ordered     bool // [true]
 	OnError     OnError
 
-	Protocol       string // auto | grpc | flowctl-v1 | stdio | http [auto]
+	Protocol       string // auto | grpc | flowctl-v1 | stdio | http | none [auto]
 	URL            string
 	StartupTimeout time.Duration // [10s]
 	StopGrace      time.Duration // [10s]

@@ -48,6 +48,7 @@ func (p *parser) validate(pl *Pipeline) {
 	p.names(pl, all)
 	p.wiring(pl)
 	p.cycles(pl)
+	p.selfMoving(pl)
 	p.typeSelections(pl, specs, configOK)
 	p.pipelineDeps(pl)
 }
