@@ -113,7 +113,7 @@ func Parse(s string) (Ref, error) {
 	// takes its version after '@' only.
 	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
 		if r.Registry == "" {
-			return r, fmt.Errorf("%q: give the version after '@' (NAME@VERSION), or name the registry host for HOST/ORG/NAME:VERSION", s)
+			return r, fmt.Errorf("%q: without a registry host the version follows '@' (%s@%s)", s, rest[:i], rest[i+1:])
 		}
 		if r.Tag != "" {
 			return r, fmt.Errorf("%q has two versions (%q and %q)", s, rest[i+1:], r.Tag)

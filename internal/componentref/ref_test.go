@@ -31,7 +31,7 @@ func TestParse(t *testing.T) {
 		{name: "no version", in: "acme/name", err: "has no version"},
 		{name: "empty version", in: "name@", err: "has no version"},
 		{name: "full no version", in: "ghcr.io/org/name", err: "has no version"},
-		{name: "colon in short", in: "name:v1", err: "give the version after '@'"},
+		{name: "colon in short", in: "name:v1", err: `without a registry host the version follows '@' (name@v1)`},
 		{name: "two @", in: "a@b@c", err: "more than one '@'"},
 		{name: "bad digest", in: "ghcr.io/org/name@sha256:abc", err: "is not sha256: and 64"},
 		{name: "upper case", in: "Stellar-Source@v1", err: `image names are lower case ("stellar-source")`},
