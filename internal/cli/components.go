@@ -26,7 +26,9 @@ With NAME (file, or source.file to pick one role), prints the component's config
 type, default, whether required, what it does — and example configs.`,
 		Example: `  flowctl components
   flowctl components filter
-  flowctl components sink.file -o json`,
+  flowctl components sink.file -o json
+  flowctl components pull stellar-live-source@v1.0.0
+  flowctl components ls --installed`,
 		Args: cobra.MaximumNArgs(1),
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 			if len(args) > 0 {
@@ -70,6 +72,7 @@ type, default, whether required, what it does — and example configs.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.AddCommand(newComponentsPullCmd(g), newComponentsLsCmd(g))
 	return cmd
 }
 

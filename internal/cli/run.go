@@ -165,6 +165,12 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		fmt.Fprintf(g.stderr, "flowctl run: --grace %s: give a positive duration such as 10s\n", o.grace)
 		return &exitError{code: 1}
 	}
+	// Components written as type: NAME@VERSION: their binaries, from the
+	// cache or pulled, before anything starts.
+	if err := resolveComponentRefs(ctx, pl, g.stderr, "flowctl run"); err != nil {
+		fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+		return &exitError{code: 1}
+	}
 	eopts := engine.Options{Grace: o.grace, Logger: log, Dir: o.dir}
 	// Components run by a command or at a url: the manager checks them,
 	// starts the embedded control plane if one speaks gRPC, and supervises

@@ -115,6 +115,11 @@ func (rl *reloader) reload(ctx context.Context) {
 		fmt.Fprintf(rl.g.stderr, "flowctl run: reload: %s does not validate; the run goes on unchanged: %v\n", rl.path, err)
 		return
 	}
+	if err := resolveComponentRefs(ctx, pl, rl.g.stderr, "flowctl run: reload"); err != nil {
+		rl.log.Error("reload: a component cannot be resolved; the run goes on unchanged", "file", rl.path, "error", err)
+		fmt.Fprintf(rl.g.stderr, "flowctl run: reload: the run goes on unchanged: %v\n", err)
+		return
+	}
 	rctx, cancel := context.WithTimeout(ctx, rl.o.grace)
 	defer cancel()
 	// A SIGHUP may come while the components are still opening.

@@ -49,6 +49,7 @@ when there is any error; warnings alone leave it at 0. Use "-" to read standard 
 			if path == "-" {
 				name = spec.StdinName
 			}
+			diags = append(diags, refWarnings(pl, name)...)
 			rep := validateReport{File: name, Valid: !diags.HasErrors(), Diagnostics: diags}
 			if rep.Diagnostics == nil {
 				rep.Diagnostics = []spec.Diagnostic{}

@@ -126,6 +126,8 @@ func runsLabel(n *Node) string {
 		return "url " + c.URL
 	case c.Runner == spec.RunContainer || (c.Runner == "" && c.Image != ""):
 		return "image " + c.Image
+	case c.Ref != "":
+		return "component " + c.Ref
 	case c.Runner == spec.RunProcess || (c.Runner == "" && c.Type == "" && len(c.Command) > 0):
 		cmd := strings.Join(c.Command, " ")
 		if r := []rune(cmd); len(r) > 32 {

@@ -77,11 +77,15 @@ type Component struct {
 	InputTypes, OutputTypes []string
 }
 
-// KindOf describes what runs c: the built-in's type, or "process: CMD",
+// KindOf describes what runs c: the built-in's type, or "component: REF"
+// (type: NAME@VERSION), "process: CMD",
 // "container: IMAGE", "remote: URL".
 func KindOf(c *spec.Component) string {
 	switch c.Runner {
 	case spec.RunProcess:
+		if c.Ref != "" {
+			return "component: " + c.Ref
+		}
 		if len(c.Command) > 0 {
 			return "process: " + c.Command[0]
 		}

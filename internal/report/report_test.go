@@ -9,6 +9,7 @@ import (
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/engine"
 	"github.com/flowctl/flowctl/internal/flow"
+	"github.com/flowctl/flowctl/internal/spec"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
 
@@ -263,6 +264,25 @@ func TestWorse(t *testing.T) {
 	} {
 		if got := Worse(tc.a, tc.b); got != tc.want {
 			t.Errorf("Worse(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestKindOf: what runs a component, as the server shows it; a component
+// given by reference shows its reference, not the cache path it ran from.
+func TestKindOf(t *testing.T) {
+	cases := []struct {
+		c    spec.Component
+		want string
+	}{
+		{spec.Component{Runner: spec.RunBuiltin, Type: "file"}, "file"},
+		{spec.Component{Runner: spec.RunProcess, Command: []string{"python3", "x.py"}}, "process: python3"},
+		{spec.Component{Runner: spec.RunProcess, Type: "usd@v1", Ref: "usd@v1", Command: []string{"/cache/withobsrvr/usd/v1/component"}}, "component: usd@v1"},
+		{spec.Component{Runner: spec.RunContainer, Image: "postgres:16"}, "container: postgres:16"},
+	}
+	for _, tc := range cases {
+		if got := KindOf(&tc.c); got != tc.want {
+			t.Errorf("KindOf(%+v) = %q, want %q", tc.c, got, tc.want)
 		}
 	}
 }

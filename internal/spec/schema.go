@@ -379,7 +379,7 @@ func componentSchema() object {
 		"properties", obj(
 			"name", obj("description", "The component's name, unique in the pipeline; inputs refer to it. `id` is the same field.", "type", "string", "minLength", 1),
 			"id", obj("description", "The earlier format's spelling of name.", "type", "string", "minLength", 1),
-			"type", obj("description", "The built-in that runs in-process (see `flowctl components`). Next to image or command it is a free label, kept as written.", "type", "string"),
+			"type", obj("description", "The built-in that runs in-process (see `flowctl components`), or a published component run as a local process: NAME@VERSION, ORG/NAME@VERSION or HOST/ORG/NAME:VERSION (see docs/components.md). Next to image or command it is a free label, kept as written.", "type", "string"),
 			"image", obj("description", "A container image that runs the component.", "type", "string"),
 			"command", describe("A local program that runs the component (program and arguments), or the entrypoint of its image.", ref("stringOrList")),
 			"args", describe("Arguments after command: a list, or one string split like a shell.", ref("stringOrList")),
@@ -596,8 +596,8 @@ func builtinRules(role flow.Role, specs []*flow.ComponentSpec) []any {
 	builtin := obj(
 		"if", ref("builtin"),
 		"then", obj("properties", obj("type", obj(
-			"description", fmt.Sprintf("A built-in %s.", role),
-			"enum", names,
+			"description", fmt.Sprintf("A built-in %s, or a published component NAME@VERSION, ORG/NAME@VERSION or HOST/ORG/NAME:VERSION.", role),
+			"anyOf", []any{obj("enum", names), obj("pattern", "[@/:]")},
 		))),
 	)
 	return append([]any{builtin}, rules...)

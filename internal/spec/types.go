@@ -98,7 +98,12 @@ type Component struct {
 	Runner Runner
 	// Type names the built-in; in files of the earlier format next to
 	// image/command it is a free label and kept as written.
-	Type    string
+	Type string
+	// Ref is Type when it is a component reference (NAME@VERSION,
+	// ORG/NAME@VERSION, HOST/ORG/NAME:VERSION) without image or command:
+	// Runner is then process, and Command is empty until the reference is
+	// resolved to its binary when the pipeline starts (componentref).
+	Ref     string
 	Image   string
 	Command []string
 	Args    []string

@@ -84,6 +84,9 @@ func (p *parser) runner(c *Component, pc *parsed) *flow.ComponentSpec {
 		return nil
 	case hasType:
 		if spec == nil {
+			if p.componentRef(c, typeAt) {
+				return nil
+			}
 			p.unknownBuiltin(c, typeAt)
 			return nil
 		}
