@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowctl/flowctl/internal/components"
 	"github.com/flowctl/flowctl/internal/spec"
 )
 
@@ -149,4 +150,54 @@ func dumpComponent(c *spec.Component) string {
 		add("replicas", c.Replicas)
 	}
 	return fmt.Sprintf("%s %s: %s\n", c.Role, c.Name, strings.Join(f, " "))
+}
+
+// TestSchemaCompat: the schema takes what the loader reads from files of
+// the earlier format (aliases, apiVersion v1, driver dag, pipelines entries
+// with component fields, no inputs, no sink) and still rejects those
+// constructs in the flat form. Fields the loader ignores with a warning
+// are not part of the format, and the schema flags them.
+func TestSchemaCompat(t *testing.T) {
+	sch := schemaCompile(t, components.NewRegistry(), "")
+	for _, tc := range []struct {
+		dir  string
+		want string // "" accepts; else a piece of the validator's message
+	}{
+		{"apiversion-v1", ""},
+		{"camel-aliases", ""},
+		{"chain-file-order", ""},
+		{"chain-two-sources", ""},
+		{"driver-dag", ""},
+		{"legacy-no-sink", ""},
+		{"no-sink", ""},
+		{"pipelines-entries", ""},
+		{"ignored-fields", "'health_endpoint'"},
+		{"driver-unknown-invalid", "at '/spec/driver'"},
+		{"flat-strict", "at '/driver'"},
+		{"flat-no-inputs", "missing property 'inputs'"},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			dir := filepath.Join("testdata", "compat", tc.dir)
+			data, err := os.ReadFile(filepath.Join(dir, caseFile(t, dir)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = sch.Validate(schemaInstance(t, tc.dir, data))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("the schema rejects a file flowctl reads:\n%v", err)
+			case tc.want != "" && err == nil:
+				t.Errorf("the schema accepts it")
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Errorf("rejected, but not for %q:\n%v", tc.want, err)
+			}
+		})
+	}
+	// The camelCase spellings, one by one, in the flat form.
+	for _, alias := range []string{"inputEventTypes: [a]", "healthPort: 8080", "restartPolicy: always", "volumes: [{name: v, hostPath: /x}]"} {
+		doc := "name: p\nsources:\n  - name: s\n    image: s:1\n    " + alias + "\n"
+		if err := sch.Validate(schemaInstance(t, alias, []byte(doc))); err == nil {
+			t.Errorf("the schema accepts %q in the flat form", alias)
+		}
+	}
 }
