@@ -110,7 +110,7 @@ func (p *parser) legacyPipeline(root *yaml.Node) *Pipeline {
 			moved[f] = fmt.Sprintf("`%s` belongs to the flat form; the legacy shape has only %s — %s", f, strings.Join(legacyFields, ", "), pickOneForm)
 		}
 	}
-	entries, _ := p.mapping(root, "the pipeline", legacyFields, moved)
+	entries, _ := p.earlierMapping(root, "the pipeline", legacyFields, moved)
 	var src, sink *Component
 	var procs []*Component
 	keys := map[string]*yaml.Node{}
@@ -156,6 +156,10 @@ func (p *parser) legacyPipeline(root *yaml.Node) *Pipeline {
 			if names := p.opts.Registry.Names(role); len(names) > 0 {
 				hint += fmt.Sprintf(" naming a built-in %s (%s)", role, strings.Join(names, ", "))
 			}
+		}
+		if role == flow.RoleSink {
+			p.noSinks(at, hint, "the pipeline has no sink")
+			return
 		}
 		p.errorf(at, hint, "the pipeline has no %s", key)
 	}
@@ -243,7 +247,7 @@ func (p *parser) legacyComponent(n *yaml.Node, role flow.Role, name string, i in
 			what = fmt.Sprintf("%s %q", role, c.Name)
 		}
 	}
-	entries, ok := p.mapping(n, what, known, legacyMoved(role))
+	entries, ok := p.earlierMapping(n, what, known, legacyMoved(role))
 	if !ok {
 		return nil
 	}

@@ -43,6 +43,11 @@ type parser struct {
 	// ctx names the component being read ("source \"ledger\": "), so a
 	// message about one of its fields says whose field it is.
 	ctx string
+	// nearIgnored maps a mapping node to the known fields its ignored
+	// (warned) keys were near, in the envelope and the legacy shape; unlike
+	// suggested it silences nothing, it only keeps a misspelt `inputs`
+	// from being chained over (see chainInFileOrder).
+	nearIgnored map[*yaml.Node][]string
 	// inputsBroken is set when some inputs could not be read or resolved;
 	// dead-end warnings are then left out, as they would only echo it.
 	inputsBroken bool
@@ -135,6 +140,24 @@ type entry struct {
 // messages, e.g. `processor "enrich"`. moved maps a key that belongs
 // elsewhere to a hint saying where.
 func (p *parser) mapping(n *yaml.Node, what string, known []string, moved map[string]string) ([]entry, bool) {
+	return p.mapKeys(n, what, known, moved, false)
+}
+
+// earlierMapping is mapping for the structures of the earlier flowctl's
+// format (the pipeline, metadata, spec, a component, its ports, volumes,
+// secrets and resources). In the flowctl/v1 envelope and the legacy shape
+// that format's loader ignored fields it did not know, and real files hold
+// some, so there an unknown field is a warning (with the same hint) and is
+// skipped. A field of ours written in the wrong place (moved) stays an
+// error: ignoring it would change what the pipeline does. The flat form
+// stays strict.
+func (p *parser) earlierMapping(n *yaml.Node, what string, known []string, moved map[string]string) ([]entry, bool) {
+	return p.mapKeys(n, what, known, moved, p.compat())
+}
+
+// mapKeys is mapping; lax makes an unknown field without a moved hint a
+// warning.
+func (p *parser) mapKeys(n *yaml.Node, what string, known []string, moved map[string]string, lax bool) ([]entry, bool) {
 	n = resolve(n)
 	if n == nil || n.Kind != yaml.MappingNode {
 		p.errorf(p.pos(n), "write it as `key: value` lines", "%s%s must be a mapping, got %s", p.ctx, what, kindName(n))
@@ -155,6 +178,10 @@ func (p *parser) mapping(n *yaml.Node, what string, known []string, moved map[st
 			continue
 		}
 		seen[key] = k
+		if known != nil && !contains(known, key) && lax && len(known) > 0 && moved[key] == "" {
+			p.ignoredField(n, k, what, known)
+			continue
+		}
 		if known != nil && !contains(known, key) {
 			hint := moved[key]
 			if hint == "" {

@@ -132,17 +132,14 @@ func (p *parser) pipeline(root *yaml.Node) *Pipeline {
 		moved[f] = fmt.Sprintf("in the flowctl/v1 form %q goes under `spec:`", f)
 	}
 	moved["name"] = "in the flowctl/v1 form the name goes under `metadata:`"
-	entries, _ := p.mapping(root, "the pipeline", envelopeFields, moved)
+	entries, _ := p.earlierMapping(root, "the pipeline", envelopeFields, moved)
 	var haveAPI, haveKind, haveMeta, haveSpec bool
 	for _, e := range entries {
 		switch e.key.Value {
 		case "apiVersion":
 			haveAPI = true
 			if s, ok := p.str(e.val, "apiVersion"); ok {
-				pl.APIVersion = s
-				if s != "flowctl/v1" {
-					p.errorf(p.pos(e.val), "write `apiVersion: flowctl/v1`", "unsupported apiVersion %q", s)
-				}
+				pl.APIVersion = p.apiVersion(s, resolve(e.val))
 			}
 		case "kind":
 			haveKind = true
@@ -157,12 +154,13 @@ func (p *parser) pipeline(root *yaml.Node) *Pipeline {
 			p.metadata(pl, e.val)
 		case "spec":
 			haveSpec = true
-			specEntries, ok := p.mapping(e.val, "spec", specFields, map[string]string{
+			specEntries, ok := p.earlierMapping(e.val, "spec", specFields, map[string]string{
 				"name": "the name goes under `metadata:`",
 			})
 			if ok {
 				p.body(pl, specEntries)
 				p.ends(pl, e.val)
+				p.chainInFileOrder(pl)
 			}
 		}
 	}
@@ -198,7 +196,7 @@ func (p *parser) hasKey(n *yaml.Node, key string) bool {
 
 // metadata reads the envelope's metadata.
 func (p *parser) metadata(pl *Pipeline, n *yaml.Node) {
-	entries, ok := p.mapping(n, "metadata", metadataFields, nil)
+	entries, ok := p.earlierMapping(n, "metadata", metadataFields, nil)
 	if !ok {
 		return
 	}
@@ -242,7 +240,7 @@ func (p *parser) ends(pl *Pipeline, n *yaml.Node) {
 		p.errorf(at("sources"), "add `sources:` with at least one `- name: ...` entry", "the pipeline has no sources")
 	}
 	if (len(pl.Sinks) == 0 && !p.hasKey(n, "sinks") || p.hasKey(n, "sinks") && isEmptyList(n, "sinks")) && !(p.mixed && isMappingValue(n, "sink")) {
-		p.errorf(at("sinks"), "add `sinks:` with at least one `- name: ...` entry", "the pipeline has no sinks")
+		p.noSinks(at("sinks"), "add `sinks:` with at least one `- name: ...` entry", "the pipeline has no sinks")
 	}
 }
 
@@ -268,7 +266,7 @@ func (p *parser) body(pl *Pipeline, entries []entry) {
 		case "description":
 			pl.Description, _ = p.str(e.val, "description")
 		case "driver":
-			pl.Driver, _ = p.enum(e.val, "driver", drivers)
+			pl.Driver = p.driver(e.val)
 		case "config":
 			if !isNull(e.val) {
 				if v, ok := p.value(e.val, 0).(map[string]any); ok {
@@ -313,7 +311,14 @@ func (p *parser) pipelineRefs(n *yaml.Node) []*PipelineRef {
 	var out []*PipelineRef
 	for i, item := range n.Content {
 		what := fmt.Sprintf("pipelines[%d]", i)
-		entries, ok := p.mapping(item, what, pipelineFields, nil)
+		if ref, ok := p.pipelineEntry(item, what); ok {
+			if ref != nil {
+				out = append(out, ref)
+			}
+			continue
+		}
+		p.spellings(item, what, compatAliases)
+		entries, ok := p.earlierMapping(item, what, pipelineFields, nil)
 		if !ok {
 			continue
 		}
@@ -390,7 +395,8 @@ func (p *parser) component(n *yaml.Node, role flow.Role, what string) *Component
 			p.errorf(p.pos(second), "`name` and `id` are the same field; keep one", "%s sets both `name` and `id`", what)
 		}
 	}
-	entries, ok := p.mapping(n, what, componentFields, legacyComponentMoved)
+	p.spellings(n, what, compatAliases)
+	entries, ok := p.earlierMapping(n, what, componentFields, legacyComponentMoved)
 	if !ok {
 		return nil
 	}
@@ -635,7 +641,9 @@ func (p *parser) list(n *yaml.Node, field string, known []string, each func(i in
 		return
 	}
 	for i, item := range n.Content {
-		if entries, ok := p.mapping(item, fmt.Sprintf("%s[%d]", field, i), known, nil); ok {
+		what := fmt.Sprintf("%s[%d]", field, i)
+		p.spellings(item, what, compatPathAliases)
+		if entries, ok := p.earlierMapping(item, what, known, nil); ok {
 			each(i, entries)
 		}
 	}
@@ -729,13 +737,13 @@ func (p *parser) secrets(n *yaml.Node) []Secret {
 
 func (p *parser) resources(n *yaml.Node) Resources {
 	var r Resources
-	entries, ok := p.mapping(n, "resources", resourceFields, nil)
+	entries, ok := p.earlierMapping(n, "resources", resourceFields, nil)
 	if !ok {
 		return r
 	}
 	for _, e := range entries {
 		var l ResourceList
-		qs, ok := p.mapping(e.val, "resources."+e.key.Value, quantityFields, nil)
+		qs, ok := p.earlierMapping(e.val, "resources."+e.key.Value, quantityFields, nil)
 		if !ok {
 			continue
 		}

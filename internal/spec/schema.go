@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -44,6 +45,8 @@ func Schema(reg *flow.Registry) ([]byte, error) {
 		"metadata", metadataSchema(),
 		"envelopeSpec", envelopeSpecSchema(),
 		"pipelineRef", pipelineRefSchema(),
+		"envelopePipelineRef", envelopePipelineRefSchema(),
+		"flatOnly", flatOnlySchema(),
 		"component", componentSchema(),
 		"source", roleSchema(flow.RoleSource, specs),
 		"processor", roleSchema(flow.RoleProcessor, specs),
@@ -194,7 +197,29 @@ func flatSchema() object {
 // names a built-in and so cannot sit next to image or command (in the
 // envelope it is a free label there).
 func flatList(def, desc string) object {
-	return obj("description", desc, "type", "array", "items", obj("allOf", []any{ref(def), ref("flatRunner")}))
+	rules := []any{ref(def), ref("flatRunner"), ref("flatOnly")}
+	if def != "source" {
+		// The envelope chains a file without inputs in file order; the
+		// flat form wants them written.
+		rules = append(rules, obj("required", []string{"inputs"}))
+	}
+	return obj("description", desc, "type", "array", "items", obj("allOf", rules))
+}
+
+// flatOnlySchema keeps the earlier format's camelCase spellings out of the
+// flat form, which stays strict.
+func flatOnlySchema() object {
+	notAliases := func(m map[string]string) object {
+		return obj("propertyNames", obj("not", obj("enum", sortedKeys(m))))
+	}
+	return obj(
+		"description", "The flat form takes only flowctl's own spellings; camelCase aliases are read in the flowctl/v1 envelope.",
+		"allOf", []any{notAliases(compatAliases)},
+		"properties", obj(
+			"volumes", obj("items", notAliases(compatPathAliases)),
+			"secrets", obj("items", notAliases(compatPathAliases)),
+		),
+	)
 }
 
 func driverSchema() object {
@@ -223,7 +248,7 @@ func envelopeSchema() object {
 		"description", "The flowctl/v1 envelope of the earlier format; spec holds the same fields as the flat form.",
 		"type", "object",
 		"properties", obj(
-			"apiVersion", obj("const", "flowctl/v1"),
+			"apiVersion", obj("description", "flowctl/v1; v1 is read as flowctl/v1, with a warning.", "enum", []string{"flowctl/v1", "v1"}),
 			"kind", obj("const", "Pipeline"),
 			"metadata", ref("metadata"),
 			"spec", ref("envelopeSpec"),
@@ -244,11 +269,11 @@ func legacySchema() object {
 			"name", obj("description", "The pipeline's name [the file's base name without extension].", "type", "string", "minLength", 1),
 			"source", ref("legacySource"),
 			"processors", obj("description", "Processors in the order events pass through them.", "type", "array", "items", ref("legacyProcessor")),
-			"sink", ref("legacySink"),
+			"sink", describe("The pipeline's one sink; without it the events are not written anywhere (a warning).", ref("legacySink")),
 			"log_level", obj("description", "The earlier flowctl's log level; ignored with a warning (flowctl's comes from --log-level)."),
 			"tls", obj("description", "The earlier flowctl's control-plane TLS; ignored with a warning (flowctl's comes from its --tls-* flags and client config)."),
 		),
-		"required", []string{"source", "sink"},
+		"required", []string{"source"},
 		"additionalProperties", false,
 	)
 }
@@ -347,16 +372,26 @@ func envelopeSpecSchema() object {
 		"type", "object",
 		"properties", obj(
 			"description", obj("description", "What the pipeline is for.", "type", "string"),
-			"driver", driverSchema(),
+			"driver", enumOf("What the earlier flowctl ran components with; accepted with a warning and ignored (a component's type, command or image says what runs it).", compatDrivers...),
 			"sources", componentList("source", "Components that produce events; they have no inputs."),
 			"processors", componentList("processor", "Components that transform events; each reads from its inputs."),
 			"sinks", componentList("sink", "Components that write events out; each reads from its inputs."),
 			"dead_letter", ref("deadLetter"),
-			"pipelines", pipelinesSchema(),
+			"pipelines", obj(
+				"description", "Sub-pipelines of the earlier format, ordered by depends_on. An entry with component fields (image, command, ...) is a service that moves its data itself; flowctl run does not start it.",
+				"type", "array",
+				"items", ref("envelopePipelineRef"),
+			),
 			"config", pipelineConfigSchema(),
 		),
 		"additionalProperties", false,
 	)
+}
+
+// envelopePipelineRefSchema is an entry of the envelope's spec.pipelines:
+// a name (or id) with depends_on, and optionally the component fields.
+func envelopePipelineRefSchema() object {
+	return obj("$ref", "#/$defs/component", "description", "A sub-pipeline: name (or id), depends_on, and optionally the component fields of a service that moves its data itself.")
 }
 
 func pipelineRefSchema() object {
@@ -428,6 +463,9 @@ func componentSchema() object {
 					"container_path", obj("type", "string"),
 					"readonly", obj("type", "boolean"),
 					"read_only", obj("description", "Same as readonly.", "type", "boolean"),
+					"hostPath", obj("description", "flowctl/v1 envelope only: same as host_path.", "type", "string"),
+					"containerPath", obj("description", "flowctl/v1 envelope only: same as container_path.", "type", "string"),
+					"readOnly", obj("description", "flowctl/v1 envelope only: same as readonly.", "type", "boolean"),
 				),
 				"additionalProperties", false,
 			)),
@@ -437,6 +475,8 @@ func componentSchema() object {
 					"name", obj("type", "string"),
 					"host_path", obj("type", "string"),
 					"container_path", obj("type", "string"),
+					"hostPath", obj("description", "flowctl/v1 envelope only: same as host_path.", "type", "string"),
+					"containerPath", obj("description", "flowctl/v1 envelope only: same as container_path.", "type", "string"),
 					"env", obj("type", "string"),
 					"mode", obj("type", "string"),
 					"type", obj("type", "string"),
@@ -453,9 +493,27 @@ func componentSchema() object {
 			"health_check", obj("description", "Health check path or URL.", "type", "string"),
 			"health_port", obj("description", "Port of the health check.", "type", "integer", "minimum", 1, "maximum", 65535),
 			"depends_on", describe("Components started before this one.", ref("stringOrList")),
+			"inputEventTypes", describe("flowctl/v1 envelope only: the earlier format's camelCase spelling of input_event_types.", ref("stringList")),
+			"outputEventTypes", describe("flowctl/v1 envelope only: the earlier format's camelCase spelling of output_event_types.", ref("stringList")),
+			"healthCheck", obj("description", "flowctl/v1 envelope only: the earlier format's camelCase spelling of health_check.", "type", "string"),
+			"healthPort", obj("description", "flowctl/v1 envelope only: the earlier format's camelCase spelling of health_port.", "type", "integer", "minimum", 1, "maximum", 65535),
+			"restartPolicy", enumOf("flowctl/v1 envelope only: the earlier format's camelCase spelling of restart_policy.",
+				"no", "on-failure", "always", "unless-stopped"),
+			"dependsOn", describe("flowctl/v1 envelope only: the earlier format's camelCase spelling of depends_on.", ref("stringOrList")),
 		),
 		"additionalProperties", false,
 	)
+}
+
+// sortedKeys are m's keys in order, so the schema is the same bytes each
+// time.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func resourceList() object {
@@ -532,10 +590,9 @@ func roleSchema(role flow.Role, specs []*flow.ComponentSpec) object {
 	if role == flow.RoleSource {
 		o = append(o, member{"properties", obj("inputs", false)})
 	} else {
-		o = append(o,
-			member{"properties", obj("inputs", obj("minItems", 1))},
-			member{"required", []string{"inputs"}},
-		)
+		// Required in the flat form (flatList); the envelope chains a
+		// file without inputs in file order.
+		o = append(o, member{"properties", obj("inputs", obj("minItems", 1))})
 	}
 	return append(o, member{"allOf", rules})
 }

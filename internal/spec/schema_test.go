@@ -267,7 +267,7 @@ var schemaDetectable = map[string]string{
 	"legacy-no-source":      "at '': missing property 'source'",
 	"legacy-unknown-field":  "at '/source': additional properties 'name' not allowed",
 	"legacy-unknown-plugin": "at '/processors/0/plugin': value must be one of",
-	"envelope":              "at '/apiVersion': value must be 'flowctl/v1'",
+	"envelope":              "at '/apiVersion': value must be one of 'flowctl/v1', 'v1'",
 	"missing-inputs":        "at '/processors/1': missing property 'inputs'",
 	"missing-inputs-json":   "at '/sinks/0': missing property 'inputs'",
 	"missing-inputs-v1":     "at '/spec/sinks/0/inputs': minItems: got 0, want 1",

@@ -49,6 +49,12 @@ type PipelineRef struct {
 	Name      string
 	DependsOn []string
 	Pos       Pos
+	// Component is the entry read as a component, when it gives component
+	// fields (image, command, env, ports, inputs, ...) besides name, id and
+	// depends_on; nil otherwise. Its Role is "pipeline": it is a service
+	// that moves its data itself, outside the event graph (Components does
+	// not list it), and its Inputs only name what it follows.
+	Component *Component
 }
 
 // Components returns sources, processors and sinks in file order (the dead

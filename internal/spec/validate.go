@@ -33,6 +33,7 @@ func (p *parser) validate(pl *Pipeline) {
 	if pl.DeadLetter != nil {
 		all = append(all, pl.DeadLetter)
 	}
+	all = append(all, pipelineComponents(pl)...)
 	specs := map[*Component]*flow.ComponentSpec{}
 	configOK := map[*Component]bool{}
 	for _, c := range all {
@@ -51,6 +52,7 @@ func (p *parser) validate(pl *Pipeline) {
 	p.selfMoving(pl)
 	p.typeSelections(pl, specs, configOK)
 	p.pipelineDeps(pl)
+	p.pipelineEntries(pl)
 }
 
 // runner derives what runs c (DESIGN.md's rule) and returns the built-in's
