@@ -39,15 +39,19 @@ import (
 //     with a new id), else to the oldest unanswered input, which it
 //     answers; with nothing in flight it is held like a late answer.
 //
-// An input no output answered is settled in one of two ways:
+// An input no output answered is settled in one of three ways:
 //
-//   - quiet: no output and no input crossed the stream for the grace, an
-//     adaptive time: v1GraceFactor times the longest wait for an output
-//     seen recently (between the stream's previous message either way and
-//     an output, over the last 2×v1GapWindow outputs; a late answer counts
-//     its whole wait), at least v1GraceFloor, at most the answer timeout.
-//     The component is idle with the input unanswered: it filtered it.
-//     Counted "no answer" (and filtered by the engine).
+//   - in order: while every answer on the stream came in send order, an
+//     answer settles the unanswered inputs sent before it at once (an
+//     in-order component skipped them). The first answer out of order
+//     ends this for the component, for good.
+//   - quiet: no message crossed the stream either way for the grace:
+//     v1GraceFactor times the longest wait for an output (from the
+//     stream's previous message to the output; a late answer counts its
+//     whole wait) seen in the last one to two v1GapWindow, at least
+//     v1GraceFloor, at most the answer timeout (which it also is before
+//     the first output). The component is idle with the input unanswered:
+//     it filtered it. Counted "no answer" (and filtered by the engine).
 //   - timeout: it was sent v1_answer_timeout ago and an input sent after
 //     it has been answered, while the stream never went quiet: it fails
 //     with errV1NoAnswer, and the processor's on_error applies (dead
@@ -60,13 +64,12 @@ import (
 // What is at-most-once is an input settled by the quiet rule whose answer
 // was still coming when the component died.
 const (
-	// v1GapWindow is how many outputs one window of the grace estimate
-	// spans; the estimate is the longest wait in this window and the last.
-	v1GapWindow = 256
-	// v1GraceFactor multiplies the longest recent wait into the grace,
-	// v1TailFactor into the tail grace.
+	// v1GapWindow is how long one window of the grace estimate spans; the
+	// estimate is the longest wait in this window and the last, so one
+	// slow answer lengthens the grace for at most two windows.
+	v1GapWindow = time.Second
+	// v1GraceFactor multiplies the longest recent wait into the grace.
 	v1GraceFactor = 4
-	v1TailFactor  = 16
 	// DefaultV1AnswerTimeout is v1_answer_timeout's default.
 	DefaultV1AnswerTimeout = 10 * time.Second
 	// ConfigV1AnswerTimeout is the config key of a flowctl.v1 processor
@@ -83,10 +86,6 @@ var (
 	// v1GraceFloor is the shortest grace: scheduling noise on a busy
 	// machine must not turn a slow answer into a late one.
 	v1GraceFloor = 10 * time.Millisecond
-	// v1TailFloor is the shortest tail grace: the tail (inputs sent after
-	// the last one answered) may simply not have been read yet by a
-	// component that stalled, so it gets longer.
-	v1TailFloor = 50 * time.Millisecond
 	// v1CloseWait is how long Close waits for the component to end its
 	// streams after flowctl half-closed them.
 	v1CloseWait = 2 * time.Second
@@ -272,7 +271,7 @@ func (p *v1ProcessorConn) openStream() (*v1Stream, error) {
 		ordered: !p.shared.unordered.Load(),
 	}
 	if g := p.shared.lastGap.Load(); g > 0 {
-		s.gaps.seed(time.Duration(g))
+		s.gaps.seed(time.Now(), time.Duration(g))
 	}
 	go s.recvLoop()
 	go s.settleLoop()
@@ -430,7 +429,7 @@ func (s *v1Stream) onOutput(out *flow.Event, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.unanswered > 0 {
-		s.gaps.observe(now.Sub(s.lastActivity))
+		s.gaps.observe(now, now.Sub(s.lastActivity))
 	}
 	s.lastActivity = now
 	if s.unanswered > 0 && (s.wakeAt.IsZero() || now.Add(s.grace()).Before(s.wakeAt)) {
@@ -444,7 +443,7 @@ func (s *v1Stream) onOutput(out *flow.Event, now time.Time) {
 	}
 	// 2. late
 	if st, ok := s.settled[out.ID]; ok {
-		s.gaps.observe(now.Sub(st.quietSince))
+		s.gaps.observe(now, now.Sub(st.quietSince))
 		s.unorderedLocked()
 		s.p.shared.late.Add(1)
 		s.p.log.Debug("late answer from the flowctl.v1 processor: delivered with a later batch", "id", out.ID,
@@ -589,23 +588,13 @@ func (s *v1Stream) oldestLocked() *v1Slot {
 	return s.queue[s.head]
 }
 
-// grace is the quiet time after which unanswered inputs sent before the
-// last answered one are settled; tailGrace the one for every unanswered
-// input.
+// grace is the quiet time after which unanswered inputs are settled.
 func (s *v1Stream) grace() time.Duration {
-	g, ok := s.gaps.max()
+	g, ok := s.gaps.max(time.Now())
 	if !ok {
 		return s.p.timeout
 	}
 	return min(max(g*v1GraceFactor, v1GraceFloor), s.p.timeout)
-}
-
-func (s *v1Stream) tailGrace() time.Duration {
-	g, ok := s.gaps.max()
-	if !ok {
-		return s.p.timeout
-	}
-	return min(max(g*v1TailFactor, v1TailFloor), s.p.timeout)
 }
 
 // nextDueLocked is when settleDue has something to do next; zero when no
@@ -615,9 +604,8 @@ func (s *v1Stream) nextDueLocked() time.Time {
 	if sl == nil {
 		return time.Time{}
 	}
-	due := s.lastActivity.Add(s.tailGrace())
+	due := s.lastActivity.Add(s.grace())
 	if sl.seq < s.maxAnswered {
-		due = minTime(due, s.lastActivity.Add(s.grace()))
 		due = minTime(due, sl.sent.Add(s.p.timeout))
 	}
 	return due
@@ -676,19 +664,16 @@ func (s *v1Stream) settleDue(now time.Time) {
 		s.p.shared.timedOut.Add(1)
 		s.settleLocked(sl, now)
 	}
-	// quiet: nothing crossed the stream for the grace (the tail grace for
-	// inputs sent after the last one answered).
-	quiet := now.Sub(s.lastActivity)
+	// quiet: nothing crossed the stream for the grace.
 	n := 0
-	if quiet >= s.grace() {
-		tail := quiet >= s.tailGrace()
-		for sl := s.oldestLocked(); sl != nil && (tail || sl.seq < s.maxAnswered); sl = s.oldestLocked() {
+	if now.Sub(s.lastActivity) >= s.grace() {
+		for sl := s.oldestLocked(); sl != nil; sl = s.oldestLocked() {
 			s.settleLocked(sl, now)
 			n++
 		}
 	}
 	s.p.shared.noAnswer.Add(int64(n))
-	if g, ok := s.gaps.max(); ok {
+	if g, ok := s.gaps.max(now); ok {
 		s.p.shared.lastGap.Store(int64(g))
 	}
 }
@@ -805,29 +790,39 @@ func (p *v1ProcessorConn) Close() error {
 	return p.close()
 }
 
-// gapWindow keeps the longest wait for an output over the last two
-// windows of v1GapWindow outputs.
+// gapWindow keeps the longest wait for an output over the last one to
+// two windows of v1GapWindow.
 type gapWindow struct {
 	cur, prev time.Duration
-	n         int
+	start     time.Time // of the current window
 	seen      bool
 }
 
-func (g *gapWindow) observe(d time.Duration) {
-	g.seen = true
-	g.cur = max(g.cur, d)
-	g.n++
-	if g.n >= v1GapWindow {
-		g.prev, g.cur, g.n = g.cur, 0, 0
+func (g *gapWindow) roll(now time.Time) {
+	switch el := now.Sub(g.start); {
+	case el >= 2*v1GapWindow:
+		g.prev, g.cur, g.start = 0, 0, now
+	case el >= v1GapWindow:
+		g.prev, g.cur, g.start = g.cur, 0, g.start.Add(v1GapWindow)
 	}
 }
 
-// seed starts the estimate from a previous incarnation's.
-func (g *gapWindow) seed(d time.Duration) {
-	g.prev, g.seen = d, true
+func (g *gapWindow) observe(now time.Time, d time.Duration) {
+	g.roll(now)
+	g.seen = true
+	g.cur = max(g.cur, d)
 }
 
-func (g *gapWindow) max() (time.Duration, bool) {
+// seed starts the estimate from a previous incarnation's.
+func (g *gapWindow) seed(now time.Time, d time.Duration) {
+	g.start, g.cur, g.seen = now, d, true
+}
+
+// max is the longest wait in the last one to two windows; false before
+// any output was seen. After two quiet windows it is zero (the grace is
+// then its floor).
+func (g *gapWindow) max(now time.Time) (time.Duration, bool) {
+	g.roll(now)
 	return max(g.cur, g.prev), g.seen
 }
 
