@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/flowctl/flowctl/internal/controlplane"
@@ -179,4 +180,8 @@ type Runtime struct {
 	// Output receives the children's captured output lines, each already
 	// prefixed with the component name; nil means the run's stderr.
 	Output io.Writer
+
+	// v1procs holds, per flowctl.v1 processor name, what its incarnations
+	// share (*v1Shared, v1_process.go).
+	v1procs sync.Map
 }

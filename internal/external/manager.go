@@ -95,6 +95,11 @@ func Check(c *spec.Component) error {
 	if _, err := LookupProtocol(name); err != nil {
 		return fmt.Errorf("component %q: %w", c.Name, err)
 	}
+	if c.Role == flow.RoleProcessor && (name == ProtocolV1 || name == ProtocolAuto) {
+		if _, err := V1AnswerTimeout(c); err != nil {
+			return err
+		}
+	}
 	if c.Runner == spec.RunRemote && name != "http" {
 		return fmt.Errorf("component %q has a url and protocol %q: a component flowctl does not start is reached over http; set `protocol: http` or give a command", c.Name, name)
 	}
@@ -272,8 +277,23 @@ func WriteSummary(w io.Writer, stats []ComponentStats) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  external\trestarts\tredelivered batches\tredelivered events (possible duplicates)")
+	v1 := false
 	for _, c := range stats {
 		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\n", c.Name, c.Restarts, c.RedeliveredBatches, c.RedeliveredEvents)
+		v1 = v1 || c.V1Processor
+	}
+	tw.Flush()
+	if !v1 {
+		return
+	}
+	// flowctl.v1 processors cannot say "no output for this input": how
+	// their inputs were settled (docs/protocols-v1.md, Processors).
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  flowctl.v1 processor\tno answer (counted filtered)\ttimed out (on_error)\tlate answers (delivered later)\tlate, not delivered")
+	for _, c := range stats {
+		if c.V1Processor {
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\n", c.Name, c.V1NoAnswer, c.V1TimedOut, c.V1Late, c.V1LateUndelivered)
+		}
 	}
 	tw.Flush()
 }

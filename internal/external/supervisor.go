@@ -64,6 +64,16 @@ type Stats struct {
 	// Unhealthy counts incarnations killed because they stopped
 	// heartbeating for longer than their TTL while their process lived.
 	Unhealthy int64
+	// V1Processor is set for a processor driven over flowctl.v1, which
+	// has no "no output for this input" signal (docs/protocols-v1.md):
+	// V1NoAnswer counts inputs settled without an answer after the stream
+	// went quiet (also counted filtered by the engine), V1TimedOut inputs
+	// failed for want of an answer within v1_answer_timeout, V1Late answers
+	// that came after their input was settled (delivered with a later
+	// batch), and V1LateUndelivered the late answers held now: at the end
+	// of a run, those that were never delivered.
+	V1Processor                                       bool
+	V1NoAnswer, V1TimedOut, V1Late, V1LateUndelivered int64
 }
 
 // Supervisor runs one external component: it starts its process (unless it
@@ -489,12 +499,17 @@ func (s *Supervisor) Err() error {
 
 // Stats returns the component's counters.
 func (s *Supervisor) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Restarts:           s.restarts.Load(),
 		RedeliveredBatches: s.redeliveredBatches.Load(),
 		RedeliveredEvents:  s.redeliveredEvents.Load(),
 		Unhealthy:          s.unhealthy.Load(),
 	}
+	if sh := s.rt.v1SharedIf(s.c.Name); sh != nil && s.c.Role == flow.RoleProcessor {
+		st.V1Processor = true
+		st.V1NoAnswer, st.V1TimedOut, st.V1Late, st.V1LateUndelivered = sh.stats()
+	}
+	return st
 }
 
 // Health is the component's health as flowctl sees it: Unhealthy once it

@@ -28,17 +28,10 @@ import (
 // acknowledgements and no credits, so flowctl adds its own bookkeeping
 // where the contract leaves room and is plain about where it does not:
 //
-//   - Processor: one Process stream per batch. flowctl sends the batch's
-//     events, closes its side, and reads outputs until the component ends
-//     the stream; then the batch is answered and every output counts
-//     against it. One input may yield zero or more outputs and the
-//     contract does not say which output came from which input: an output
-//     whose id equals an input's id belongs to that input, any other to
-//     the input of the output before it (the first input at the start).
-//     Only the source batch it counts against depends on that choice.
-//     A stream that breaks before its end is not an answer: flowctl
-//     discards its outputs and redelivers the whole batch after the
-//     restart, so the processor's own side effects may repeat.
+//   - Processor: one long-lived Process stream per worker, half-closed
+//     only when the incarnation stops; outputs are matched to inputs by
+//     id, then by order, and an input without an answer is settled when
+//     the stream went quiet (v1_process.go says exactly how).
 //   - Consumer (sink): one Consume stream per batch; the ConsumeResponse
 //     at its end answers the batch. events_failed = 0 means all written;
 //     when all failed, the batch fails (on_error retries it); when only
@@ -52,18 +45,17 @@ import (
 //     a crash it resumes wherever it decides: delivery from a flowctl.v1
 //     source is at-most-once (or whatever its own resume gives).
 //
-// A component that never ends its stream after flowctl closed its side
-// would hold every batch forever; after v1EndWait without a message (twice
-// that for a consumer, which sends nothing before its answer) flowctl ends
-// the stream itself, takes what arrived as the answer and logs a warning
-// once. Those outputs are at-most-once.
+// A consumer that never ends its stream after flowctl closed its side
+// would hold every batch forever; after twice v1EndWait without an answer
+// flowctl ends the stream itself, takes the batch as written and logs a
+// warning once (at-most-once).
 //
-// Several batches are in flight at once, each on its own stream, at most
-// v1Window of them per component.
+// Several consumer batches are in flight at once, each on its own stream,
+// at most v1Window of them per component.
 const v1Window = 8
 
-// v1EndWait is how long flowctl waits for a flowctl.v1 component to end a
-// batch stream after its last message (a variable for tests).
+// v1EndWait is half of how long flowctl waits for a flowctl.v1 consumer's
+// answer after it closed its side (a variable for tests).
 var v1EndWait = 5 * time.Second
 
 // v1Protocol drives components written against the earlier flowctl.v1
@@ -119,7 +111,17 @@ func connectV1(ctx context.Context, rt *Runtime, inst *Instance, endpoint string
 	base.ctx, base.cancel = context.WithCancel(context.Background())
 	switch role {
 	case flow.RoleProcessor:
-		return Conns{Processor: &v1ProcessorConn{v1Base: base, client: flowctlv1.NewProcessorServiceClient(cc)}}, nil
+		timeout, err := V1AnswerTimeout(inst.Component)
+		if err != nil {
+			base.close()
+			return Conns{}, err
+		}
+		p, err := newV1ProcessorConn(base, flowctlv1.NewProcessorServiceClient(cc), rt.v1Shared(inst.ID), timeout, v1Workers(inst.Component))
+		if err != nil {
+			base.close()
+			return Conns{}, fmt.Errorf("component %q at %s: %w", inst.ID, endpoint, err)
+		}
+		return Conns{Processor: p}, nil
 	case flow.RoleSink:
 		return Conns{Sink: &v1ConsumerConn{v1Base: base, client: flowctlv1.NewConsumerServiceClient(cc)}}, nil
 	case flow.RoleSource:
@@ -290,119 +292,6 @@ func endedCleanly(err error) bool {
 	s, ok := status.FromError(err)
 	return ok && s.Code() == codes.Unknown && strings.TrimSpace(s.Message()) == "EOF"
 }
-
-// v1ProcessorConn is a ProcessorConn over flowctl.v1 ProcessorService.
-type v1ProcessorConn struct {
-	*v1Base
-	client flowctlv1.ProcessorServiceClient
-}
-
-// Process implements ProcessorConn; see the comment on v1Window.
-func (p *v1ProcessorConn) Process(ctx context.Context, batch []*flow.Event) (Result, error) {
-	if err := p.acquire(ctx); err != nil {
-		return Result{}, fmt.Errorf("process: %w", err)
-	}
-	defer p.releaseSlot()
-	sctx, cancel := p.streamCtx(ctx)
-	stream, err := p.client.Process(sctx)
-	if err != nil {
-		cancel()
-		return Result{}, p.brokenErr(ctx, "open a flowctl.v1 Process stream", err)
-	}
-	// Send from a goroutine: a processor may answer before it read all
-	// of the batch, and both directions must flow at once. The batch is
-	// the caller's again only once the sender is done with it.
-	closedSend := make(chan struct{})
-	defer func() {
-		cancel()
-		<-closedSend
-	}()
-	sendErr := make(chan error, 1)
-	go func() {
-		defer close(closedSend)
-		for _, e := range batch {
-			if err := stream.Send(eventToV1(e)); err != nil {
-				sendErr <- err // io.EOF: the stream ended; Recv says why
-				return
-			}
-		}
-		sendErr <- stream.CloseSend()
-	}()
-	res := Result{Outputs: make([][]*flow.Event, len(batch))}
-	index := make(map[string]int, len(batch))
-	for i, e := range batch {
-		if _, dup := index[e.ID]; !dup {
-			index[e.ID] = i
-		}
-	}
-	last := 0
-	msgs := make(chan *flowctlv1.Event)
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-sctx.Done():
-				recvErr <- sctx.Err()
-				return
-			}
-		}
-	}()
-	var idle *time.Timer
-	var idleC <-chan time.Time
-	defer func() {
-		if idle != nil {
-			idle.Stop()
-		}
-	}()
-	sendDone := closedSend
-	sentAll := false
-	for {
-		select {
-		case m := <-msgs:
-			out := eventFromV1(m)
-			if i, ok := index[out.ID]; ok {
-				last = i
-			}
-			res.Outputs[last] = append(res.Outputs[last], out)
-			if idle != nil {
-				idle.Reset(v1EndWait)
-			}
-		case <-sendDone:
-			sendDone = nil
-			if err := <-sendErr; err == nil {
-				sentAll = true
-				idle = time.NewTimer(v1EndWait)
-				idleC = idle.C
-			}
-		case <-idleC:
-			p.warnNoEnd("Process")
-			cancel()
-			return res, nil
-		case err := <-recvErr:
-			if endedCleanly(err) {
-				if sendDone != nil {
-					<-closedSend
-					sentAll = <-sendErr == nil
-				}
-				if !sentAll {
-					return Result{}, p.brokenErr(ctx, "flowctl.v1 Process stream",
-						errors.New("the processor ended the stream before it read the whole batch"))
-				}
-				return res, nil
-			}
-			return Result{}, p.brokenErr(ctx, "flowctl.v1 Process stream", err)
-		}
-	}
-}
-
-// Close implements ProcessorConn.
-func (p *v1ProcessorConn) Close() error { return p.close() }
 
 // v1ConsumerConn is a SinkConn over flowctl.v1 ConsumerService.
 type v1ConsumerConn struct {

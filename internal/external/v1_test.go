@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -199,26 +200,63 @@ func TestV1ProcessorAttributesOutputs(t *testing.T) {
 			if _, ok := conn.(*v1ProcessorConn); !ok {
 				t.Fatalf("conn is %T, want the flowctl.v1 one", conn)
 			}
+			// One batch at a time, as one worker sends them: outputs
+			// without an input's id count against the input of the
+			// output before them, the batch's first input at its start.
+			for b := range 3 {
+				batch := jsonBatch(fmt.Sprint("s", b), 40, nil)
+				batch[3] = &flow.Event{ID: batch[3].ID, Type: "t", Data: batch[3].Data, Metadata: map[string]string{StellarCursorKey: "7:3"}}
+				res, err := conn.Process(testCtx(t), batch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkV1Result(t, batch, res)
+			}
+			// Several batches at once share the worker's stream: every
+			// output arrives, and an output with its input's id counts
+			// against that input.
 			var wg sync.WaitGroup
+			var mu sync.Mutex
+			total := 0
 			for b := range 12 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					batch := jsonBatch(fmt.Sprint("b", b), 40, nil)
-					batch[3] = &flow.Event{ID: batch[3].ID, Type: "t", Data: batch[3].Data, Metadata: map[string]string{StellarCursorKey: "7:3"}}
 					res, err := conn.Process(testCtx(t), batch)
 					if err != nil {
 						t.Error(err)
 						return
 					}
-					checkV1Result(t, batch, res)
+					n := 0
+					for i, outs := range res.Outputs {
+						n += len(outs)
+						if i%4 == 3 && !slices.ContainsFunc(outs, func(o *flow.Event) bool { return o.ID == batch[i].ID }) {
+							t.Errorf("batch %d input %d: outputs %v lack its own", b, i, outs)
+						}
+					}
+					mu.Lock()
+					total += n
+					mu.Unlock()
 				}()
 			}
 			wg.Wait()
+			// An answer that came after flowctl settled its input (a
+			// stall longer than the grace) rides with the next batch.
+			res, err := conn.Process(testCtx(t), jsonBatch("flush", 4, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, outs := range res.Outputs {
+				total += len(outs)
+			}
+			if total != 12*40+4 {
+				t.Errorf("%d outputs for 12 batches and one more, want %d", total, 12*40+4)
+			}
 			p.mu.Lock()
 			defer p.mu.Unlock()
-			if p.streams != 12 {
-				t.Fatalf("%d Process streams for 12 batches, want one per batch", p.streams)
+			if p.streams != 1 {
+				t.Fatalf("%d Process streams for 16 batches, want one long-lived stream", p.streams)
 			}
 		})
 	}
@@ -287,9 +325,10 @@ func TestV1ProcessorBrokenStreamIsNotAnAnswer(t *testing.T) {
 	if status.Code(errors.Unwrap(err)) != codes.Internal {
 		t.Fatalf("Process: %v, want the stream's INTERNAL error (the batch is redelivered)", err)
 	}
-	// A batch without the crashing event is answered on a new stream.
-	if _, err := conn.Process(testCtx(t), jsonBatch("ok", 4, nil)); err != nil {
-		t.Fatal(err)
+	// The stream was the incarnation's: later batches are not sent on
+	// it (the supervisor restarts the component and sends them there).
+	if _, err := conn.Process(testCtx(t), jsonBatch("ok", 4, nil)); !errors.Is(err, ErrNotSent) {
+		t.Fatalf("Process on a broken conn: %v, want ErrNotSent", err)
 	}
 	conn.Close()
 	if _, err := conn.Process(testCtx(t), jsonBatch("closed", 1, nil)); !errors.Is(err, ErrClosed) {
@@ -298,24 +337,27 @@ func TestV1ProcessorBrokenStreamIsNotAnAnswer(t *testing.T) {
 }
 
 func TestV1ProcessorThatNeverEndsItsStream(t *testing.T) {
-	old := v1EndWait
-	v1EndWait = 200 * time.Millisecond
-	t.Cleanup(func() { v1EndWait = old })
+	old := v1CloseWait
+	v1CloseWait = 200 * time.Millisecond
+	t.Cleanup(func() { v1CloseWait = old })
 	rt := newGRPCRuntime(t)
 	inst := instance(t, "v1never", flow.RoleProcessor)
 	p := &v1Processor{atEOF: "never"}
 	startV1(t, rt, "v1never", flow.RoleProcessor, func(gs *grpc.Server) { flowctlv1.RegisterProcessorServiceServer(gs, p) })
 	conn := readyConns(t, v1Protocol{}, rt, inst).Processor
-	start := time.Now()
 	res, err := conn.Process(testCtx(t), jsonBatch("n", 8, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d < v1EndWait || d > 5*time.Second {
-		t.Fatalf("answered after %v, want about %v", d, v1EndWait)
-	}
 	if len(res.Outputs[3]) == 0 {
 		t.Fatalf("outputs %v: want what arrived", res.Outputs)
+	}
+	// Close half-closes the stream; a component that never ends it is
+	// cut off after v1CloseWait.
+	start := time.Now()
+	conn.Close()
+	if d := time.Since(start); d < v1CloseWait || d > 5*time.Second {
+		t.Fatalf("Close took %v, want about %v", d, v1CloseWait)
 	}
 }
 

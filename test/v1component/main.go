@@ -121,7 +121,17 @@ func main() {
 	}
 	<-ctx.Done()
 	log.Print("stopping")
-	gs.GracefulStop()
+	// flowctl keeps a processor's Process stream open for the
+	// component's whole life (it half-closes it only when it stops the
+	// component), so GracefulStop alone would wait for flowctl: give the
+	// streams a moment to end, then end them.
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(500 * time.Millisecond):
+		gs.Stop()
+	}
 }
 
 // controlPlane registers with flowctl and heartbeats until ctx ends; it
