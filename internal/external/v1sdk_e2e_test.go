@@ -66,6 +66,7 @@ func TestV1SDKProcessorInPipeline(t *testing.T) {
 		{name: "2000 at 200 per second", count: 2000, rate: 200},
 		{name: "2000 at 200 per second, 5 SIGKILLs", count: 2000, rate: 200, kills: 5},
 		{name: "100000 at full speed", count: 100000},
+		{name: "100000 at full speed, 5 SIGKILLs", count: 100000, kills: 5},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
