@@ -191,6 +191,7 @@ type Registry struct {
 
 	mu       sync.Mutex
 	entries  map[string]*record
+	idTTL    map[string]time.Duration // SetTTLFor: defaults of single ids
 	watchers map[*Watcher]struct{}
 	// changed is closed and replaced on every change, waking WaitRegistered.
 	changed chan struct{}
@@ -210,6 +211,7 @@ func NewRegistry(opts Options) *Registry {
 		interval: opts.HeartbeatInterval,
 		ttl:      opts.DefaultTTL,
 		entries:  map[string]*record{},
+		idTTL:    map[string]time.Duration{},
 		watchers: map[*Watcher]struct{}{},
 		changed:  make(chan struct{}),
 	}
@@ -231,6 +233,21 @@ func (r *Registry) HeartbeatInterval() time.Duration { return r.interval }
 // DefaultTTL is the TTL of registrations that do not set one.
 func (r *Registry) DefaultTTL() time.Duration { return r.ttl }
 
+// SetTTLFor gives registrations of id that set no TTL of their own ttl
+// instead of DefaultTTL; 0 removes it. flowctl.v1 and flowctl.ControlPlane
+// registrations carry no TTL, so this is how a component's own heartbeat
+// settings (its env's FLOWCTL_TTL or FLOWCTL_HEARTBEAT_INTERVAL) reach the
+// registry.
+func (r *Registry) SetTTLFor(id string, ttl time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ttl <= 0 {
+		delete(r.idTTL, id)
+		return
+	}
+	r.idTTL[id] = ttl
+}
+
 // Register adds or replaces the entry for reg.ID and counts as a heartbeat.
 // The entry starts HealthHealthy: a component registers once it serves.
 func (r *Registry) Register(reg Registration) (Entry, error) {
@@ -245,9 +262,6 @@ func (r *Registry) Register(reg Registration) (Entry, error) {
 	if reg.TTL < 0 {
 		return Entry{}, fmt.Errorf("%w: component %q has a negative TTL", ErrInvalid, reg.ID)
 	}
-	if reg.TTL == 0 {
-		reg.TTL = r.ttl
-	}
 	if reg.Protocol == "" {
 		reg.Protocol = ProtocolStream
 	}
@@ -258,6 +272,12 @@ func (r *Registry) Register(reg Registration) (Entry, error) {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if reg.TTL == 0 {
+		reg.TTL = r.ttl
+		if t, ok := r.idTTL[reg.ID]; ok {
+			reg.TTL = t
+		}
+	}
 	kind := ChangeAdded
 	if _, ok := r.entries[reg.ID]; ok {
 		kind = ChangeUpdated

@@ -226,3 +226,43 @@ func TestWatchOverflowDropsWatcher(t *testing.T) {
 		t.Fatalf("got %d changes, err %v; want %d and ErrWatchOverflow", n, w.Err(), watchBuffer)
 	}
 }
+
+// TestSetTTLFor: a registration that carries no TTL takes its id's own
+// default when one is set, the registry's otherwise; one that carries a
+// TTL keeps it.
+func TestSetTTLFor(t *testing.T) {
+	clock := newFakeClock()
+	r := NewRegistry(Options{Clock: clock, HeartbeatInterval: time.Second})
+	r.SetTTLFor("slow", 30*time.Second)
+	r.SetTTLFor("cleared", 30*time.Second)
+	r.SetTTLFor("cleared", 0)
+	tests := []struct {
+		id   string
+		ttl  time.Duration // what the registration carries
+		want time.Duration
+	}{
+		{"slow", 0, 30 * time.Second},
+		{"slow", 5 * time.Second, 5 * time.Second},
+		{"other", 0, 3 * time.Second},
+		{"cleared", 0, 3 * time.Second},
+	}
+	for _, tc := range tests {
+		e, err := r.Register(Registration{ID: tc.id, Role: flow.RoleSource, Endpoint: "127.0.0.1:9", TTL: tc.ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.TTL != tc.want {
+			t.Errorf("%s registered with TTL %v: got %v, want %v", tc.id, tc.ttl, e.TTL, tc.want)
+		}
+	}
+	// The id's TTL is what keeps it healthy: 29 s of silence is fine.
+	r.Register(Registration{ID: "slow", Role: flow.RoleSource, Endpoint: "127.0.0.1:9"})
+	clock.Advance(29 * time.Second)
+	if e, _ := r.Get("slow"); e.Health != HealthHealthy {
+		t.Fatalf("after 29 s of a 30 s TTL: %v", e.Health)
+	}
+	clock.Advance(2 * time.Second)
+	if e, _ := r.Get("slow"); e.Health != HealthUnhealthy {
+		t.Fatalf("after 31 s of a 30 s TTL: %v", e.Health)
+	}
+}

@@ -131,6 +131,7 @@ func NewManager(p *spec.Pipeline, opts ManagerOptions) (*Manager, error) {
 		none: newNoneGroup(),
 	}
 	needCP := false
+	ttls := map[string]time.Duration{} // components' own TTLs (ownTTL)
 	var errs []error
 	for _, c := range append(p.Components(), p.DeadLetter) {
 		if c == nil || !IsExternal(c) {
@@ -142,6 +143,12 @@ func NewManager(p *spec.Pipeline, opts ManagerOptions) (*Manager, error) {
 		}
 		if c.Runner != spec.RunRemote && needsControlPlane(protocolOf(c)) {
 			needCP = true
+			ttl, err := ownTTL(c)
+			if err != nil {
+				errs = append(errs, err)
+			} else if ttl > 0 {
+				ttls[c.Name] = ttl
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -149,6 +156,9 @@ func NewManager(p *spec.Pipeline, opts ManagerOptions) (*Manager, error) {
 	}
 	if needCP {
 		reg := controlplane.NewRegistry(controlplane.Options{HeartbeatInterval: opts.HeartbeatInterval, DefaultTTL: opts.HeartbeatTTL})
+		for id, ttl := range ttls {
+			reg.SetTTLFor(id, ttl)
+		}
 		// Loopback is open to every local user: only this run's
 		// components may register (FLOWCTL_TOKEN, or the ids it starts).
 		guard, err := controlplane.NewGuard()
