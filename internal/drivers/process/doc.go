@@ -7,6 +7,11 @@
 // again instead of re-attaching. Their output is captured line by line,
 // each line prefixed with the component's name.
 //
-// It imports only the standard library; it knows nothing of pipelines or
-// protocols.
+// Driver is this package as a drivers.Driver (registered as "process");
+// Start and Handle stay for callers that want the process-specific calls
+// (PID, Signal). Its test runs the drivers' conformance suite
+// (internal/drivers/driverstest).
+//
+// It imports only the standard library and internal/drivers; it knows
+// nothing of pipelines or protocols.
 package process
