@@ -72,7 +72,12 @@ func (r *reconciler) reloadChild(ctx context.Context, c *child, desired store.Pi
 	c.mu.Lock()
 	c.reloadingRev = desired.Revision
 	c.mu.Unlock()
-	if err := c.h.Signal(syscall.SIGHUP); err != nil {
+	sig, ok := c.h.(signaler)
+	if !ok {
+		log.Info("restarting the pipeline for the new revision", logKeyReason, "its driver cannot signal the child")
+		return false
+	}
+	if err := sig.Signal(syscall.SIGHUP); err != nil {
 		log.Warn("cannot signal the child; restarting it", logKeyError, err)
 		return false
 	}
