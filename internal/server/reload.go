@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flowctl/flowctl/internal/engine"
+	"github.com/flowctl/flowctl/internal/graph"
 	"github.com/flowctl/flowctl/internal/report"
 	"github.com/flowctl/flowctl/internal/store"
 )
@@ -38,7 +38,7 @@ func reloadable(old, next *parsed, oldDir, nextDir string) (bool, string) {
 	case oldDir != nextDir:
 		return false, "the file was applied from another directory"
 	}
-	if _, err := engine.CheckReload(old.pl, next.pl); err != nil {
+	if _, err := graph.CheckReload(old.pl, next.pl); err != nil {
 		return false, err.Error()
 	}
 	return true, ""
