@@ -16,11 +16,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/drivers"
 	"github.com/flowctl/flowctl/internal/report"
 	"github.com/flowctl/flowctl/internal/store"
+	"github.com/flowctl/flowctl/pkg/backoff"
 )
 
 // Tuning of the reconciler.
