@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,7 +17,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/flowctl/flowctl/internal/controlplane"
 	"github.com/flowctl/flowctl/internal/drivers"
+	"github.com/flowctl/flowctl/internal/flow"
+	"github.com/flowctl/flowctl/internal/report"
 	"github.com/flowctl/flowctl/internal/store"
 	"github.com/flowctl/flowctl/internal/store/memory"
 	controlv1 "github.com/flowctl/flowctl/pkg/wire/controlv1"
@@ -28,6 +32,8 @@ import (
 type fakeDriver struct {
 	// ignoreTerm makes Stop wait the whole grace, then "kill".
 	ignoreTerm bool
+	// failStarts is how many Start calls fail before one succeeds.
+	failStarts int
 
 	mu    sync.Mutex
 	tasks []*fakeTask
@@ -43,6 +49,13 @@ func (d *fakeDriver) Start(ctx context.Context, cfg drivers.TaskConfig) (drivers
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
+	if d.failStarts > 0 {
+		d.failStarts--
+		d.mu.Unlock()
+		return nil, errors.New("fake: no such program")
+	}
+	d.mu.Unlock()
 	outR, outW := io.Pipe()
 	t := &fakeTask{cfg: cfg, done: make(chan struct{}), stdout: outR, outW: outW, ignoreTerm: d.ignoreTerm}
 	t.st = drivers.Status{ID: fmt.Sprintf("fake-%p", t), StartedAt: time.Now()}
@@ -427,5 +440,81 @@ func TestReconcilerShutdownStopsChildren(t *testing.T) {
 		if len(runs) != 1 || runs[0].State != store.RunStopped || runs[0].Reason != "server shutdown" {
 			t.Errorf("%s runs = %+v, want one stopped by the shutdown", name, runs)
 		}
+	}
+}
+
+// A driver that cannot start the child: the pipeline is FAILED with the
+// reason, and started once the driver can.
+func TestReconcilerRetriesFailedStart(t *testing.T) {
+	d := newFakeDriver()
+	d.failStarts = 2
+	ts := startFakeServer(t, memory.New(), d, nil)
+	ts.apply(t, tickPipeline, t.TempDir())
+	c := d.next(t)
+	if got := c.arg("--run-id"); got != "3" {
+		t.Errorf("the first child that started has run id %s, want 3 (two failed starts recorded)", got)
+	}
+	runs := ts.runsOf(t, "tick")
+	if len(runs) != 3 {
+		t.Fatalf("%d runs, want 3", len(runs))
+	}
+	for _, r := range runs[1:] {
+		if r.GetState() != controlv1.RunState_RUN_STATE_FAILED || !strings.Contains(r.GetReason(), "fake: no such program") {
+			t.Errorf("run %d = %v %q, want FAILED naming the start error", r.GetId(), r.GetState(), r.GetReason())
+		}
+	}
+	eventually(t, "RUNNING after the failed starts", func() bool {
+		s := ts.status(t, "tick")
+		return s.GetPhase() == controlv1.Phase_PHASE_RUNNING && s.GetRunId() == 3
+	})
+}
+
+// A child whose components all registered is Ready; once every one of
+// them stops heartbeating (the child hangs though its process lives) it is
+// killed and started again.
+func TestReconcilerKillsHungChild(t *testing.T) {
+	d := newFakeDriver()
+	ts := startFakeServer(t, memory.New(), d, func(o *Options) { o.HungGrace = 50 * time.Millisecond })
+	ts.apply(t, tickPipeline, t.TempDir())
+	c := d.next(t)
+	const ttl = 300 * time.Millisecond
+	for _, name := range []string{"gen", "keep", "out"} {
+		_, err := ts.srv.registry.Register(controlplane.Registration{
+			ID: report.ID("tick", name), Role: flow.RoleProcessor, Endpoint: "127.0.0.1:1", TTL: ttl,
+			Metadata: map[string]string{report.MetaPipeline: "tick", report.MetaComponent: name, report.MetaRevision: "1"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The components heartbeat until Ready is seen (however slow the
+	// machine), then fall silent: killed after the TTL and the hung grace.
+	eventually(t, "Ready with every component registered", func() bool {
+		for _, name := range []string{"gen", "keep", "out"} {
+			if _, err := ts.srv.registry.Heartbeat(report.ID("tick", name), controlplane.HealthHealthy, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := ts.pl.Get(context.Background(), &controlv1.GetPipelineRequest{Name: "tick"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cond := range r.GetPipeline().GetStatus().GetConditions() {
+			if cond.GetType() == condReady {
+				return cond.GetStatus() == controlv1.ConditionStatus_CONDITION_STATUS_TRUE
+			}
+		}
+		return false
+	})
+	c2 := d.next(t)
+	if st := c.Inspect(); !st.Exited || st.Signal != 9 {
+		t.Errorf("the hung child's status %+v, want killed", st)
+	}
+	if got := c2.arg("--run-id"); got != "2" {
+		t.Errorf("the new child has run id %s", got)
+	}
+	runs := ts.runsOf(t, "tick")
+	if len(runs) != 2 || runs[1].GetState() != controlv1.RunState_RUN_STATE_FAILED || !strings.Contains(runs[1].GetReason(), "stopped heartbeating") {
+		t.Errorf("runs = %v, want the hung run FAILED for its silence", runs)
 	}
 }
