@@ -47,10 +47,10 @@ func startReporter(ctx context.Context, o runOptions, pl *spec.Pipeline, e *engi
 		Revision:    o.revision,
 		RunID:       o.runID,
 		Components:  report.Components(pl),
-		Counters:    func() report.Counters { return report.FromStats(e.Stats()) },
+		Counters:    func() report.Counters { return countersFromStats(e.Stats()) },
 		Health:      componentHealth(e, ext),
 		Reasons: func() map[string]string {
-			_, why := report.HealthFromStats(e.Stats())
+			_, why := healthFromStats(e.Stats())
 			return why
 		},
 		Logger: log,
@@ -63,7 +63,7 @@ func startReporter(ctx context.Context, o runOptions, pl *spec.Pipeline, e *engi
 // retrying a failed write); the worse of the two counts.
 func componentHealth(e *engine.Engine, ext *external.Manager) func() map[string]streamv1.HealthStatus {
 	return func() map[string]streamv1.HealthStatus {
-		out, _ := report.HealthFromStats(e.Stats())
+		out, _ := healthFromStats(e.Stats())
 		if ext == nil {
 			return out
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"time"
 
@@ -17,113 +16,18 @@ import (
 // with the reason) when the new pipeline cannot be applied to the running
 // one in place: the dead-letter sink or the pipeline's name changed, or a
 // component to change already finished. The running pipeline is left as
-// it was.
-var ErrReloadNeedsRestart = errors.New("the change needs a restart of the run")
+// it was. It is graph.ErrReloadNeedsRestart: the plan is decided there.
+var ErrReloadNeedsRestart = graph.ErrReloadNeedsRestart
 
 // Plan is what applying a new pipeline to a running one does, by
-// component name.
-type Plan struct {
-	// Start are the components added (topological order of the new
-	// pipeline).
-	Start []string
-	// Stop are the components removed, or whose role changed under the
-	// same name (they are also in Start); reverse topological order of the
-	// old pipeline.
-	Stop []string
-	// Change are the components whose spec changed (config, on_error,
-	// type, command, image, buffer, parallelism...): drained, closed and
-	// started again from the new spec (topological order).
-	Change []string
-	// Unchanged keep running as they are, the dead-letter sink included
-	// (topological order). Their inputs may still change.
-	Unchanged []string
-}
+// component name (see graph.ReloadPlan).
+type Plan = graph.ReloadPlan
 
 // CheckReload returns what Reload would do to a run of old to apply next,
 // or an error wrapping ErrReloadNeedsRestart naming why next cannot be
 // applied in place. (Reload may still refuse a change CheckReload allows,
 // when the component concerned already finished in the running pipeline.)
-func CheckReload(old, next *spec.Pipeline) (Plan, error) {
-	og, err := graph.Build(old)
-	if err != nil {
-		return Plan{}, fmt.Errorf("reload: build graph: %w", err)
-	}
-	ng, err := graph.Build(next)
-	if err != nil {
-		return Plan{}, fmt.Errorf("reload: build graph: %w", err)
-	}
-	if err := restartNeeded(old.Name, og.DeadLetter(), next.Name, ng); err != nil {
-		return Plan{}, err
-	}
-	return diff(og.Nodes(), ng), nil
-}
-
-// restartNeeded returns an error wrapping ErrReloadNeedsRestart when going
-// from a pipeline called oldName with the dead-letter sink oldDead to ng
-// needs a restart.
-func restartNeeded(oldName string, oldDead *graph.Node, newName string, ng *graph.Graph) error {
-	newDead := ng.DeadLetter()
-	switch {
-	case oldName != newName:
-		return restart("the pipeline's name changed (%q → %q)", oldName, newName)
-	case oldDead == nil && newDead != nil:
-		return restart("a dead-letter sink was added")
-	case oldDead != nil && newDead == nil:
-		return restart("the dead-letter sink was removed")
-	case oldDead != nil && (oldDead.Name != newDead.Name || !sameSpec(oldDead.Component, newDead.Component)):
-		return restart("the dead-letter sink %q changed", oldDead.Name)
-	}
-	return nil
-}
-
-func restart(format string, a ...any) error {
-	return fmt.Errorf("reload: %s: %w", fmt.Sprintf(format, a...), ErrReloadNeedsRestart)
-}
-
-// diff compares the running components cur (graph nodes in topological
-// order) with ng.
-func diff(cur []*graph.Node, ng *graph.Graph) Plan {
-	var p Plan
-	for i := len(cur) - 1; i >= 0; i-- {
-		on := cur[i]
-		if on.DeadLetter {
-			continue
-		}
-		if nn := ng.Node(on.Name); nn == nil || nn.DeadLetter || nn.Role != on.Role {
-			p.Stop = append(p.Stop, on.Name)
-		}
-	}
-	old := make(map[string]*graph.Node, len(cur))
-	for _, on := range cur {
-		old[on.Name] = on
-	}
-	for _, nn := range ng.Nodes() {
-		on := old[nn.Name]
-		switch {
-		case nn.DeadLetter:
-			p.Unchanged = append(p.Unchanged, nn.Name)
-		case on == nil || on.DeadLetter || on.Role != nn.Role:
-			p.Start = append(p.Start, nn.Name)
-		case sameSpec(on.Component, nn.Component):
-			p.Unchanged = append(p.Unchanged, nn.Name)
-		default:
-			p.Change = append(p.Change, nn.Name)
-		}
-	}
-	return p
-}
-
-// sameSpec reports whether a and b run the same way: everything but their
-// inputs (edges, which Reload rewires without touching the component) and
-// their positions in the file.
-func sameSpec(a, b *spec.Component) bool {
-	strip := func(c *spec.Component) spec.Component {
-		s := *c
-		s.Inputs, s.Pos, s.Positions = nil, spec.Pos{}, nil
-		return s
-	}
-	return reflect.DeepEqual(strip(a), strip(b))
-}
+func CheckReload(old, next *spec.Pipeline) (Plan, error) { return graph.CheckReload(old, next) }
 
 // Reload applies p to the running pipeline in place. Components whose
 // spec did not change keep running untouched: the same instance (an
@@ -207,7 +111,7 @@ func (e *Engine) Reload(ctx context.Context, p *spec.Pipeline) error {
 	if e.dead != nil {
 		deadGN = e.dead.gn
 	}
-	if err := restartNeeded(e.p.Name, deadGN, p.Name, g); err != nil {
+	if err := graph.RestartNeeded(e.p.Name, deadGN, p.Name, g); err != nil {
 		return err
 	}
 	nodes := e.list()
@@ -217,10 +121,10 @@ func (e *Engine) Reload(ctx context.Context, p *spec.Pipeline) error {
 		cur[i] = n.gn
 		byName[n.name] = n
 	}
-	plan := diff(cur, g)
+	plan := graph.PlanReload(cur, g)
 	for _, name := range plan.Change {
 		if n := byName[name]; n.finished() {
-			return restart("component %q already finished", name)
+			return graph.RestartError("component %q already finished", name)
 		}
 	}
 
@@ -349,7 +253,7 @@ func (r *reload) apply(plan Plan, fresh map[string]*node) {
 		q.producerDone()
 	}
 	for _, n := range r.byName {
-		if gn := r.g.Node(n.name); gn != nil && gn.Role == n.role && sameSpec(gn.Component, n.gn.Component) {
+		if gn := r.g.Node(n.name); gn != nil && gn.Role == n.role && graph.SameSpec(gn.Component, n.gn.Component) {
 			n.gn = gn
 		}
 	}

@@ -10,8 +10,8 @@ import (
 	gproto "google.golang.org/protobuf/proto"
 
 	"github.com/flowctl/flowctl/internal/flow"
-	"github.com/flowctl/flowctl/internal/wirecodec"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
+	"github.com/flowctl/flowctl/pkg/wire/wirecodec"
 )
 
 // A processor's answers are the bulk of what flowctl receives from a

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flowctl/flowctl/internal/flow"
-	"github.com/flowctl/flowctl/internal/wirecodec"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
+	"github.com/flowctl/flowctl/pkg/wire/wirecodec"
 )
 
 // TestResponseCodec decodes ProcessResponses marshalled by the generated

@@ -7,6 +7,8 @@
 // and the registry marks its components UNHEALTHY once the TTL passes,
 // although the process lives.
 //
-// It imports the engine's stats types and the generated wire code; it must
-// not import the server, the CLI or storage.
+// It imports the spec, the control plane's health types and the generated
+// wire code; it must not import the engine (the server imports this
+// package, and engine stats are turned into Counters by the CLI), the
+// server, the CLI or storage (internal/archtest checks it).
 package report

@@ -19,7 +19,6 @@ import (
 
 	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/internal/controlplane"
-	"github.com/flowctl/flowctl/internal/engine"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/spec"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
@@ -121,45 +120,6 @@ func Components(p *spec.Pipeline) []Component {
 
 // Counters maps a component name to its counters.
 type Counters map[string]map[string]int64
-
-// FromStats turns an engine snapshot into Counters.
-func FromStats(s engine.Stats) Counters {
-	out := make(Counters, len(s.Components))
-	for _, c := range s.Components {
-		out[c.Name] = map[string]int64{
-			CounterIn: c.In, CounterOut: c.Out, CounterErrors: c.Errors,
-			CounterDropped: c.Dropped, CounterDeadLettered: c.DeadLettered,
-			CounterFiltered: c.Filtered, CounterRetries: c.Retries, CounterUnrouted: c.Unrouted,
-		}
-	}
-	return out
-}
-
-// HealthFromStats is the health the engine sees of each component that is
-// not healthy (a sink retrying a failed write), and why.
-func HealthFromStats(s engine.Stats) (map[string]streamv1.HealthStatus, map[string]string) {
-	var health map[string]streamv1.HealthStatus
-	var reasons map[string]string
-	for _, c := range s.Components {
-		var h streamv1.HealthStatus
-		switch c.Health {
-		case engine.HealthDegraded:
-			h = streamv1.HealthStatus_HEALTH_STATUS_DEGRADED
-		case engine.HealthUnhealthy:
-			h = streamv1.HealthStatus_HEALTH_STATUS_UNHEALTHY
-		default:
-			continue
-		}
-		if health == nil {
-			health, reasons = map[string]streamv1.HealthStatus{}, map[string]string{}
-		}
-		health[c.Name] = h
-		if c.Reason != "" {
-			reasons[c.Name] = c.Reason
-		}
-	}
-	return health, reasons
-}
 
 // Worse is the worse of two health statuses: UNHEALTHY, DEGRADED,
 // STARTING, then the others; UNKNOWN (nothing said) yields to anything.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/controlplane"
-	"github.com/flowctl/flowctl/internal/engine"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/spec"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
@@ -195,30 +194,36 @@ func TestHealthOverride(t *testing.T) {
 	}
 }
 
-// TestSinkRetryingReported: a sink the engine sees retrying heartbeats
-// DEGRADED (then UNHEALTHY) with its reason as the metric
-// MetricHealthReason, which the counters parser skips; once it writes
-// again it is HEALTHY and the reason is gone.
+// TestSinkRetryingReported: a sink reported retrying heartbeats DEGRADED
+// (then UNHEALTHY) with its reason as the metric MetricHealthReason, which
+// the counters parser skips; once it writes again it is HEALTHY and the
+// reason is gone. (How engine stats become these maps is tested in
+// internal/cli, where the engine and the reporter meet.)
 func TestSinkRetryingReported(t *testing.T) {
 	reg, addr := startRegistry(t, time.Hour)
-	var stats atomic.Pointer[engine.Stats]
-	set := func(h engine.Health, why string) {
-		stats.Store(&engine.Stats{Components: []engine.ComponentStats{
-			{Name: "gen", Role: flow.RoleSource, Out: 10},
-			{Name: "out", Role: flow.RoleSink, In: 10, Errors: 4, Retries: 4, Health: h, Reason: why},
-		}})
+	type state struct {
+		health streamv1.HealthStatus
+		why    string
 	}
+	var cur atomic.Pointer[state]
+	cur.Store(&state{})
 	r, err := Start(context.Background(), Options{
 		Addr: addr, Pipeline: "p", Revision: 1, Interval: time.Hour,
 		Components: []Component{{Name: "gen", Role: flow.RoleSource}, {Name: "out", Role: flow.RoleSink}},
-		Counters:   func() Counters { return FromStats(*stats.Load()) },
+		Counters: func() Counters {
+			return Counters{"gen": {CounterOut: 10}, "out": {CounterIn: 10, CounterErrors: 4, CounterRetries: 4}}
+		},
 		Health: func() map[string]streamv1.HealthStatus {
-			h, _ := HealthFromStats(*stats.Load())
-			return h
+			if h := cur.Load().health; h != streamv1.HealthStatus_HEALTH_STATUS_UNKNOWN {
+				return map[string]streamv1.HealthStatus{"out": h}
+			}
+			return nil
 		},
 		Reasons: func() map[string]string {
-			_, why := HealthFromStats(*stats.Load())
-			return why
+			if why := cur.Load().why; why != "" {
+				return map[string]string{"out": why}
+			}
+			return nil
 		},
 	})
 	if err != nil {
@@ -227,22 +232,23 @@ func TestSinkRetryingReported(t *testing.T) {
 	defer r.Close(context.Background())
 	const why = "retrying for 3s (4 failed attempts): status 503: endpoint down"
 	for _, tc := range []struct {
-		health engine.Health
+		name   string
+		health streamv1.HealthStatus
 		want   controlplane.Health
 		reason string
 	}{
-		{engine.HealthDegraded, controlplane.HealthDegraded, why},
-		{engine.HealthUnhealthy, controlplane.HealthUnhealthy, why},
-		{engine.HealthHealthy, controlplane.HealthHealthy, ""},
+		{"degraded", streamv1.HealthStatus_HEALTH_STATUS_DEGRADED, controlplane.HealthDegraded, why},
+		{"unhealthy", streamv1.HealthStatus_HEALTH_STATUS_UNHEALTHY, controlplane.HealthUnhealthy, why},
+		{"healthy again", streamv1.HealthStatus_HEALTH_STATUS_UNKNOWN, controlplane.HealthHealthy, ""},
 	} {
-		set(tc.health, tc.reason)
+		cur.Store(&state{tc.health, tc.reason})
 		r.beat(context.Background(), streamv1.HealthStatus_HEALTH_STATUS_HEALTHY)
 		e, _ := reg.Get("p/out")
 		if e.Health != tc.want || e.Metrics[MetricHealthReason] != tc.reason {
-			t.Errorf("%s: registry has %v, reason %q; want %v, %q", tc.health, e.Health, e.Metrics[MetricHealthReason], tc.want, tc.reason)
+			t.Errorf("%s: registry has %v, reason %q; want %v, %q", tc.name, e.Health, e.Metrics[MetricHealthReason], tc.want, tc.reason)
 		}
 		if c := ParseMetrics(e.Metrics); c[CounterRetries] != 4 {
-			t.Errorf("%s: counters %v", tc.health, c)
+			t.Errorf("%s: counters %v", tc.name, c)
 		}
 		if g, _ := reg.Get("p/gen"); g.Health != controlplane.HealthHealthy {
 			t.Errorf("source health %v", g.Health)

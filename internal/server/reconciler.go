@@ -13,13 +13,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/internal/controlplane"
-	"github.com/flowctl/flowctl/internal/drivers/process"
+	"github.com/flowctl/flowctl/internal/drivers"
 	"github.com/flowctl/flowctl/internal/report"
 	"github.com/flowctl/flowctl/internal/store"
+	"github.com/flowctl/flowctl/pkg/backoff"
 )
 
 // Tuning of the reconciler.
@@ -53,6 +54,8 @@ type reconcilerOptions struct {
 	registry *controlplane.Registry
 	logs     *logStore
 	log      *slog.Logger
+	// driver starts the children (the process driver, or a fake in tests).
+	driver drivers.Driver
 	// exe is the flowctl binary run as `exe run -f ...`.
 	exe string
 	// specDir holds the spec files children run (specDir/NAME/rREV.yaml).
@@ -121,9 +124,10 @@ type observed struct {
 	phaseSince time.Time
 }
 
-// child is one running `flowctl run` process.
+// child is one running `flowctl run` task.
 type child struct {
-	h   *process.Handle
+	h drivers.Handle
+	// pid is the child's local pid (0 when the driver has none).
 	pid int
 	// rev is the revision the child runs (a reload in place changes it).
 	rev     atomic.Int64
@@ -441,6 +445,16 @@ func (r *reconciler) observeRunning(ctx context.Context, desired store.Pipeline,
 	return next
 }
 
+// labelPipeline labels a child with its pipeline's name (container
+// drivers attach it, so leftovers can be found).
+const labelPipeline = "flowctl.pipeline"
+
+// signaler is what a handle offers when it can send a signal (the process
+// driver's can); without it a reload restarts the child instead.
+type signaler interface {
+	Signal(sig syscall.Signal) error
+}
+
 // hungReason marks a child killed because it stopped heartbeating; the
 // exit is then a failure with this reason.
 const hungReason = "\x00hung"
@@ -532,8 +546,11 @@ func (r *reconciler) startChild(ctx context.Context, p store.Pipeline, o *observ
 		}
 	}
 	errW := &lineWriter{store: r.opts.logs, pipeline: p.Name, stream: "stderr", run: run.ID, known: known}
-	h, err := process.Start(process.Config{
+	// Name stays empty: errW takes lines as " | text" and finds the
+	// component in the text itself.
+	h, err := r.opts.driver.Start(ctx, drivers.TaskConfig{
 		Argv: argv, Env: os.Environ(), Dir: dir, Stdio: true, Output: errW,
+		Labels: map[string]string{labelPipeline: p.Name},
 		Logger: r.opts.log.With(logKeyPipeline, p.Name),
 	})
 	if err != nil {
@@ -541,8 +558,10 @@ func (r *reconciler) startChild(ctx context.Context, p store.Pipeline, o *observ
 		_ = r.opts.store.UpdateRun(ctx, run)
 		return fmt.Errorf("start child: %w", err)
 	}
-	h.Stdin().Close()
-	run.PID = h.PID()
+	if in := h.Stdin(); in != nil {
+		in.Close()
+	}
+	run.PID = h.Inspect().PID
 	if err := r.opts.store.UpdateRun(ctx, run); err != nil {
 		r.opts.log.Warn("record run pid", logKeyPipeline, p.Name, logKeyError, err)
 	}
@@ -556,11 +575,13 @@ func (r *reconciler) startChild(ctx context.Context, p store.Pipeline, o *observ
 	o.child = c
 	o.unhealthySince = time.Time{}
 	r.opts.log.Info("pipeline started", logKeyPipeline, p.Name, logKeyRevision, p.Revision, logKeyRun, run.ID, logKeyPID, run.PID)
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		outW.copyLines(h.Stdout())
-	}()
+	if out := h.Stdout(); out != nil {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			outW.copyLines(out)
+		}()
+	}
 	r.wg.Add(1)
 	go r.await(p.Name, o, c)
 	return nil
@@ -649,11 +670,14 @@ func failureDetail(tail []string) string {
 }
 
 // stopChild drains c (SIGTERM, the grace, then SIGKILL), waits until the
-// exit is recorded and every process it started is gone, and returns
-// their pids.
+// exit is recorded and, for a child with a local pid, every process it
+// started is gone, and returns their pids.
 func (r *reconciler) stopChild(c *child, reason string) []int {
 	c.setStopReason(reason)
-	pids := append([]int{c.pid}, descendants(c.pid)...)
+	var pids []int
+	if c.pid > 0 { // descendants(0) would be every process on the machine
+		pids = append([]int{c.pid}, descendants(c.pid)...)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.grace+5*time.Second)
 	defer cancel()
 	_ = c.h.Stop(ctx, r.opts.grace)

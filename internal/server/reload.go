@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flowctl/flowctl/internal/engine"
+	"github.com/flowctl/flowctl/internal/graph"
 	"github.com/flowctl/flowctl/internal/report"
 	"github.com/flowctl/flowctl/internal/store"
 )
@@ -38,7 +38,7 @@ func reloadable(old, next *parsed, oldDir, nextDir string) (bool, string) {
 	case oldDir != nextDir:
 		return false, "the file was applied from another directory"
 	}
-	if _, err := engine.CheckReload(old.pl, next.pl); err != nil {
+	if _, err := graph.CheckReload(old.pl, next.pl); err != nil {
 		return false, err.Error()
 	}
 	return true, ""
@@ -72,7 +72,12 @@ func (r *reconciler) reloadChild(ctx context.Context, c *child, desired store.Pi
 	c.mu.Lock()
 	c.reloadingRev = desired.Revision
 	c.mu.Unlock()
-	if err := c.h.Signal(syscall.SIGHUP); err != nil {
+	sig, ok := c.h.(signaler)
+	if !ok {
+		log.Info("restarting the pipeline for the new revision", logKeyReason, "its driver cannot signal the child")
+		return false
+	}
+	if err := sig.Signal(syscall.SIGHUP); err != nil {
 		log.Warn("cannot signal the child; restarting it", logKeyError, err)
 		return false
 	}

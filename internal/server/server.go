@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/flowctl/flowctl/internal/controlplane"
+	"github.com/flowctl/flowctl/internal/drivers"
+	"github.com/flowctl/flowctl/internal/drivers/process"
 	"github.com/flowctl/flowctl/internal/store"
 	controlv1 "github.com/flowctl/flowctl/pkg/wire/controlv1"
 )
@@ -70,6 +72,9 @@ type Options struct {
 	Version string
 	// Logger receives the server's own log; nil discards it.
 	Logger *slog.Logger
+	// Driver starts the pipelines' `flowctl run` children; nil is the
+	// process driver. Tests pass a fake to check the reconciler alone.
+	Driver drivers.Driver
 }
 
 // Server is `flowctl server`.
@@ -120,6 +125,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Driver == nil {
+		opts.Driver = process.Driver{}
+	}
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
@@ -151,7 +159,7 @@ func New(opts Options) (*Server, error) {
 	s.logs = logs
 	s.persist = newRegPersister(opts.Store, s.registry, s.log)
 	s.rec = newReconciler(reconcilerOptions{
-		store: opts.Store, registry: s.registry, logs: logs, log: s.log,
+		store: opts.Store, registry: s.registry, logs: logs, log: s.log, driver: opts.Driver,
 		exe: opts.Executable, specDir: specDir, reportArgs: opts.ChildReportArgs,
 		grace: opts.Grace, backoff: opts.Backoff, maxBackoff: opts.MaxBackoff,
 		hungGrace: opts.HungGrace, keepRuns: max(opts.KeepRuns, 0),

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flowctl/flowctl/internal/backoff"
+	"github.com/flowctl/flowctl/pkg/backoff"
 )
 
 // workQueue is a queue of pipeline names to reconcile, in the manner of

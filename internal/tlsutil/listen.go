@@ -51,11 +51,6 @@ func CheckListen(o ListenOptions) error {
 	return nil
 }
 
-// IsUnix reports whether addr names a Unix socket (unix:PATH).
-func IsUnix(addr string) bool {
-	return strings.HasPrefix(addr, "unix:") || strings.HasPrefix(addr, "unix-abstract:")
-}
-
 // GRPCServerOptions checks o with CheckListen and returns the gRPC server
 // options for it: TLS (mutual when a client CA is given) or plaintext,
 // then the token interceptors.

@@ -8,13 +8,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
-
-// authHeader is the gRPC metadata key of the bearer token.
-const authHeader = "authorization"
 
 // TokenServerOptions returns the gRPC server options that install
 // TokenUnaryInterceptor and TokenStreamInterceptor (chained, so other
@@ -79,27 +75,3 @@ func tokenChecker(token string, exempt []string) func(ctx context.Context, metho
 		return nil
 	}
 }
-
-// tokenCreds sends the bearer token with every call.
-type tokenCreds struct {
-	token          string
-	allowPlaintext bool
-}
-
-// TokenCredentials returns per-RPC credentials that send
-// `authorization: Bearer <token>`. Unless allowPlaintext is true they demand
-// a TLS transport, so gRPC refuses to send the token in the clear; pass
-// IsLoopback(addr) to allow plaintext only to this machine.
-func TokenCredentials(token string, allowPlaintext bool) credentials.PerRPCCredentials {
-	return tokenCreds{token: token, allowPlaintext: allowPlaintext}
-}
-
-// GetRequestMetadata implements credentials.PerRPCCredentials.
-func (t tokenCreds) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
-	return map[string]string{authHeader: "Bearer " + t.token}, nil
-}
-
-// RequireTransportSecurity implements credentials.PerRPCCredentials.
-func (t tokenCreds) RequireTransportSecurity() bool { return !t.allowPlaintext }
-
-var _ credentials.PerRPCCredentials = tokenCreds{}

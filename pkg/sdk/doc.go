@@ -73,8 +73,8 @@
 // token makes Serve return at once with an error that names the variable to
 // check.
 //
-// This package imports the generated protocol (pkg/wire), gRPC and
-// internal/tlsutil (standard library and gRPC only; it is shared with the
-// CLI so that both load certificates alike, and Go lets this module's
-// public packages import it). It must not import anything of the engine.
+// This package imports the generated protocol and its helpers (pkg/wire:
+// wiretls is shared with the CLI so that both load certificates alike,
+// wirecodec with the external-component adapter), pkg/backoff and gRPC.
+// It must not import internal/ (internal/archtest checks it).
 package sdk

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/flowctl/flowctl/internal/flow"
 )
 
 // Field helpers: read and set top-level fields of a JSON object payload
@@ -158,7 +156,7 @@ func (e *Event) SetField(name string, value any) error {
 	if !emptyObject(e.Data, closing) {
 		out = append(out, ',')
 	}
-	out = flow.AppendJSONString(out, name)
+	out = appendJSONString(out, name)
 	out = append(out, ':')
 	out, err = appendValue(out, value)
 	if err != nil {
@@ -323,7 +321,7 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case nil:
 		return append(b, "null"...), nil
 	case string:
-		return flow.AppendJSONString(b, x), nil
+		return appendJSONString(b, x), nil
 	case bool:
 		return strconv.AppendBool(b, x), nil
 	case int:

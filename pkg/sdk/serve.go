@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/flowctl/flowctl/internal/backoff"
+	"github.com/flowctl/flowctl/pkg/backoff"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
 

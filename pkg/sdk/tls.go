@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/flowctl/flowctl/internal/tlsutil"
+	"github.com/flowctl/flowctl/pkg/wire/wiretls"
 )
 
 // controlPlaneTLS is how the SDK secures its connection to the control
@@ -22,7 +22,7 @@ import (
 // (or WithControlPlaneTLS / WithControlPlaneServerName), a ready
 // configuration (WithControlPlaneTLSConfig) and the bearer token.
 type controlPlaneTLS struct {
-	files  tlsutil.ClientOptions
+	files  wiretls.ClientOptions
 	config *tls.Config // wins over files
 	forced bool        // the endpoint said tls:// or https://
 	token  string
@@ -83,16 +83,16 @@ func (c controlPlaneTLS) dialOptions(addr string) ([]grpc.DialOption, *tls.Confi
 			}
 		} else {
 			var err error
-			if cfg, err = tlsutil.ClientConfig(c.files); err != nil {
+			if cfg, err = wiretls.ClientConfig(c.files); err != nil {
 				return nil, nil, fmt.Errorf("control plane TLS (%s, %s, %s): %w", EnvTLSCA, EnvTLSCert, EnvTLSKey, err)
 			}
 		}
 	}
-	if c.token != "" && cfg == nil && !tlsutil.IsLoopback(addr) {
+	if c.token != "" && cfg == nil && !wiretls.IsLoopback(addr) {
 		return nil, nil, fmt.Errorf("%s is set but the control plane %s is not on this machine and TLS is off: "+
 			"refusing to send the token in plaintext; set %s to the CA that signed the control plane's certificate", EnvToken, addr, EnvTLSCA)
 	}
-	return tlsutil.DialOptions(cfg, c.token, addr), cfg, nil
+	return wiretls.DialOptions(cfg, c.token, addr), cfg, nil
 }
 
 // permanent reports whether a failed Register cannot succeed by retrying:

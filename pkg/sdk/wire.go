@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	gproto "google.golang.org/protobuf/proto"
 
-	"github.com/flowctl/flowctl/internal/wirecodec"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
+	"github.com/flowctl/flowctl/pkg/wire/wirecodec"
 )
 
 // A processor's batches and answers carry one event each way per input:

@@ -82,6 +82,9 @@ type Handle struct {
 
 	stdin  io.WriteCloser
 	stdout io.ReadCloser
+	// watch kills the child if flowctl dies, where the kernel does not
+	// (nil where Pdeathsig does it).
+	watch *watcher
 
 	mu      sync.Mutex
 	status  Status
@@ -159,6 +162,18 @@ func Start(cfg Config) (*Handle, error) {
 	for _, f := range childEnds {
 		f.Close()
 	}
+	if pipeWatch {
+		w, err := startWatcher(cmd.Process.Pid)
+		if err != nil {
+			_ = signalGroup(cmd.Process, cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			for _, f := range parentEnds {
+				f.Close()
+			}
+			return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+		}
+		h.watch = w
+	}
 	h.status = Status{PID: cmd.Process.Pid, StartedAt: time.Now()}
 	cfg.Logger.Debug("process started", "pid", h.status.PID, "argv", cfg.Argv)
 
@@ -176,6 +191,9 @@ func Start(cfg Config) (*Handle, error) {
 // how it ended.
 func (h *Handle) own() {
 	err := h.cmd.Wait()
+	// Reaped: its pid may be reused from now on, so its watcher goes before
+	// it could kill a stranger's group.
+	h.watch.stop()
 	// Give the readers a moment to drain what the child wrote last, so the
 	// tail (used in crash messages) is complete; a grandchild holding the
 	// pipes must not hold the exit up for long.

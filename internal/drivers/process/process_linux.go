@@ -5,11 +5,20 @@ import (
 	"syscall"
 )
 
+// hasPdeathsig: Linux's kernel SIGKILLs a child when flowctl's thread that
+// started it dies, so no pipe watcher is needed.
+const hasPdeathsig = true
+
 // sysProcAttr puts the child in a process group of its own (signals reach
-// its children too) and has the kernel SIGKILL it when flowctl's thread
-// that started it dies, so no child outlives its flowctl.
+// its children too) and, unless the pipe watcher stands in (tests of the
+// watcher), has the kernel SIGKILL it when flowctl's thread that started
+// it dies, so no child outlives its flowctl.
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	a := &syscall.SysProcAttr{Setpgid: true}
+	if !pipeWatch {
+		a.Pdeathsig = syscall.SIGKILL
+	}
+	return a
 }
 
 // signalGroup sends sig to the process group led by pid.

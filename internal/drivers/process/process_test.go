@@ -1,3 +1,5 @@
+//go:build unix
+
 package process
 
 import (
@@ -50,13 +52,18 @@ func child(mode string) {
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ready")
 		time.Sleep(time.Hour)
-	case "parent":
-		// Starts a child through the driver, then waits to be killed.
+	case "parent", "parent-watch":
+		// Starts a child through the driver, then waits to be killed;
+		// parent-watch uses the pipe watcher instead of Pdeathsig.
+		pipeWatch = pipeWatch || mode == "parent-watch"
 		h, err := Start(Config{Name: "kid", Argv: []string{os.Args[0]}, Env: append(os.Environ(), "FLOWCTL_TEST_CHILD=ignore"), Output: os.Stdout})
 		if err != nil {
 			panic(err)
 		}
 		fmt.Println("kid", h.PID())
+		if h.watch != nil {
+			fmt.Println("watcher", h.watch.pid())
+		}
 		time.Sleep(time.Hour)
 	case "grandchild":
 		cmd := exec.Command(os.Args[0])
@@ -232,29 +239,90 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
-// A child dies with its flowctl (parent-death signal), even a child that
-// ignores SIGTERM.
+// A child dies with its flowctl, even a child that ignores SIGTERM and a
+// flowctl killed with SIGKILL: through the parent-death signal on Linux,
+// through the pipe watcher where there is none (tested here on Linux too,
+// with Pdeathsig off).
 func TestChildDiesWithParent(t *testing.T) {
-	out := &lines{}
-	parent := start(t, "parent", false, out)
-	out.waitFor(t, "comp | kid ")
-	var kid int
-	for _, l := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(l, "comp | kid ") {
-			fmt.Sscanf(strings.TrimPrefix(l, "comp | kid "), "%d", &kid)
+	cases := []struct {
+		name, mode string
+	}{
+		{"platform default", "parent"},
+		{"pipe watcher", "parent-watch"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := &lines{}
+			parent := start(t, tc.mode, false, out)
+			out.waitFor(t, "comp | kid ")
+			kid := pidAfter(out.String(), "comp | kid ")
+			out.waitFor(t, "kid | ready")
+			watcher := 0
+			if tc.mode == "parent-watch" || pipeWatch {
+				out.waitFor(t, "comp | watcher ")
+				watcher = pidAfter(out.String(), "comp | watcher ")
+			}
+			if gone(kid) {
+				t.Fatalf("child %d is not running before its parent is killed", kid)
+			}
+			syscall.Kill(parent.PID(), syscall.SIGKILL) // the parent only, not its group
+			wait(t, parent)
+			waitGoneOrFail(t, kid, "child")
+			if watcher != 0 {
+				waitGoneOrFail(t, watcher, "watcher")
+			}
+		})
+	}
+}
+
+// The watcher of a child that exits goes with it, and does not disturb it.
+func TestWatcherEndsWithChild(t *testing.T) {
+	defer func(old bool) { pipeWatch = old }(pipeWatch)
+	pipeWatch = true
+	h := start(t, "print", false, &lines{})
+	if h.watch == nil {
+		t.Fatal("no watcher started")
+	}
+	w := h.watch.pid()
+	if st := wait(t, h); st.ExitCode != 3 || st.Signal != 0 {
+		t.Fatalf("status %+v, want exit 3 untouched by the watcher", st)
+	}
+	// Reaped by stop, so not even a zombie is left.
+	if err := syscall.Kill(w, 0); err == nil {
+		t.Errorf("watcher %d still exists after its child exited", w)
+	}
+}
+
+func pidAfter(out, prefix string) int {
+	pid := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			fmt.Sscanf(strings.TrimPrefix(l, prefix), "%d", &pid)
 		}
 	}
-	out.waitFor(t, "kid | ready")
-	syscall.Kill(parent.PID(), syscall.SIGKILL) // the parent only, not its group
-	wait(t, parent)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", kid))
-		if err != nil || strings.Contains(string(b), ") Z ") {
-			return
-		}
+	return pid
+}
+
+// gone reports whether pid no longer runs (absent, or a zombie).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err == nil {
+		return strings.Contains(string(b), ") Z ")
+	}
+	if _, err := os.Stat("/proc/self"); err == nil {
+		return true
+	}
+	// No /proc (macOS): a zombie counts as running until it is reaped.
+	return syscall.Kill(pid, 0) != nil
+}
+
+func waitGoneOrFail(t *testing.T, pid int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !gone(pid) {
 		if time.Now().After(deadline) {
-			t.Fatalf("child %d outlived its parent", kid)
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("%s %d outlived its parent", what, pid)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -280,4 +348,12 @@ func TestFreePortOutsideEphemeralRange(t *testing.T) {
 		}
 		l.Close()
 	}
+}
+
+// The conformance suite again with every child watched through the pipe
+// watcher (what macOS uses), so that it is known not to disturb a child.
+func TestDriverConformanceWithPipeWatcher(t *testing.T) {
+	defer func(old bool) { pipeWatch = old }(pipeWatch)
+	pipeWatch = true
+	TestDriverConformance(t)
 }

@@ -7,9 +7,13 @@ import (
 	"syscall"
 )
 
-// sysProcAttr puts the child in a process group of its own. These systems
-// have no parent-death signal: a child outlives a flowctl killed with
-// SIGKILL (stdio components still end on stdin EOF).
+// hasPdeathsig: these systems (macOS, the BSDs) have no parent-death
+// signal; the pipe watcher (watch_unix.go) kills a child whose flowctl
+// died.
+const hasPdeathsig = false
+
+// sysProcAttr puts the child in a process group of its own, which the
+// watcher kills as a whole.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }

@@ -1,5 +1,6 @@
 // Package wirecodec holds the hand-written protobuf decoding shared by
-// flowctl (internal/external) and the SDK (pkg/sdk): both read the
+// flowctl (internal/external) and the SDK (pkg/sdk), public because the
+// SDK uses it and pkg/ must not import internal/: both read the
 // component stream's hot messages (stream.proto) without the generated
 // types, one event per input each way. The wire format is unchanged; this
 // is only a faster way of reading it.

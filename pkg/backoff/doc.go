@@ -5,5 +5,7 @@
 // all wait through it. It computes waits; each caller sleeps them its own
 // way (on a context, on the engine's hard stop).
 //
-// It imports only the standard library, so any package may use it.
+// It is public because the SDK (pkg/sdk) uses it and pkg/ must not import
+// internal/. It imports only the standard library, so any package may use
+// it.
 package backoff
