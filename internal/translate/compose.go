@@ -118,6 +118,15 @@ func (b *composeBuilder) nodeService(n *node) {
 	s.set("command", strs(true, args...))
 
 	mounts := []*yaml.Node{bindMount(path.Join(pl.opts.SourceDir, filepath.Base(pl.fileName())), pipelineMount, true)}
+	if d := n.dataDir; d != nil {
+		// The short syntax: Docker creates a missing host directory (an
+		// output directory before the first run); the long one refuses.
+		m := pl.hostPath(d.rel) + ":" + d.target
+		if d.readOnly {
+			m += ":ro"
+		}
+		mounts = append(mounts, str(m))
+	}
 	if n.checkpoints {
 		vol := n.service + "-state"
 		b.volumes.set(vol, newMapping().node())

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"path"
 	"path/filepath"
 	"sort"
@@ -68,6 +70,21 @@ type node struct {
 	// checkpoints is true for a source that resumes from committed
 	// positions: its node gets a durable state directory.
 	checkpoints bool
+	// dataDir is the directory of a built-in's relative file path (a
+	// file source's input, a file sink's output), mounted from the host
+	// where `flowctl run` would read or write it; nil when there is none.
+	dataDir *dataDir
+}
+
+// dataDir is a host directory mounted where the pipeline file's relative
+// paths point inside the container.
+type dataDir struct {
+	// rel is the directory relative to the pipeline file ("." for the
+	// pipeline file's own directory).
+	rel string
+	// target is where it is mounted in the container.
+	target   string
+	readOnly bool
 }
 
 func newPlan(p *spec.Pipeline, opts Options) (*plan, error) {
@@ -152,6 +169,17 @@ func (pl *plan) checkNode(n *node) {
 	case spec.RunContainer:
 		pl.warn(c, "image", fmt.Sprintf("%s %q runs its image %s as service %q, driven by the node service %q at %s:%d", c.Role, c.Name, c.Image, n.sidecar, n.service, n.sidecar, n.componentPort),
 			"the node reaches it over the private network (--peer with the component's own name); the image needs no flowctl inside")
+		if c.Protocol == "stdio" {
+			pl.warn(c, "protocol", fmt.Sprintf("%s %q speaks stdio, which a node cannot reach in another container", c.Role, c.Name),
+				"serve grpc or http from the image (protocol: grpc), or build an image FROM flowctl's that holds the program and give it as `command:`")
+		}
+	case spec.RunRemote:
+		if u, err := url.Parse(c.URL); err == nil {
+			if h := u.Hostname(); h == "localhost" || net.ParseIP(h).IsLoopback() {
+				pl.warn(c, "url", fmt.Sprintf("%s %q is reached at %s: inside a container that is the container itself", c.Role, c.Name, c.URL),
+					"give an address the containers can reach (a service name, or host.docker.internal where Docker provides it)")
+			}
+		}
 	case spec.RunProcess:
 		at := "command"
 		what := fmt.Sprintf("command %q", strings.Join(c.Command, " "))
@@ -162,14 +190,46 @@ func (pl *plan) checkNode(n *node) {
 			"give the component an `image:` that has the program (it then runs as a container of its own), or build your node image FROM flowctl's and add it")
 	}
 	if field, ok := localFileFields[string(c.Role)+"."+c.Type]; ok && c.Runner == spec.RunBuiltin {
-		if v, ok := c.Config[field].(string); ok && v != "" && !mounted(c, v) {
-			pl.warn(c, "config."+field, fmt.Sprintf("%s %q uses the path %q inside its container (relative paths are resolved against %s)", c.Role, c.Name, v, path.Dir(pipelineMount)),
-				"mount the file's directory with `volumes: [{host_path: DIR, container_path: DIR}]` and use that path, or it is read from (or written into) the container's own file system")
+		if v, ok := c.Config[field].(string); ok && v != "" {
+			pl.localFile(n, field, v)
 		}
 	}
 	if c.Replicas > 1 && c.Role != flow.RoleProcessor {
 		pl.warn(c, "replicas", fmt.Sprintf("%s %q has replicas: %d: each replica runs the whole %s", c.Role, c.Name, c.Replicas, c.Role),
 			"replicas share the work of a processor only; a source with replicas reads its input once per replica, a sink writes it once per replica")
+	}
+}
+
+// localFile decides how a built-in's file reaches its container. A
+// relative path is resolved against the pipeline file's directory, as
+// `flowctl run` does, so that directory of the host is mounted there: the
+// input is read and the output written where a local run would. An
+// absolute path must lie under one of the component's volumes; otherwise
+// it is the container's own file system, and a warning says so.
+func (pl *plan) localFile(n *node, field, p string) {
+	c := n.c
+	if strings.HasPrefix(p, "/") || filepath.IsAbs(p) {
+		if !mounted(c, p) {
+			pl.warn(c, "config."+field, fmt.Sprintf("%s %q uses %s, which is in no volume of the component: it is read from (or written to) the container's own file system", c.Role, c.Name, p),
+				"mount its directory with `volumes: [{host_path: DIR, container_path: DIR}]`, or use a path relative to the pipeline file (its directory is mounted)")
+		}
+		return
+	}
+	dir := path.Dir(path.Clean(filepath.ToSlash(p)))
+	// A glob's directory is the part before its first pattern.
+	for strings.ContainsAny(dir, "*?[") {
+		dir = path.Dir(dir)
+	}
+	if dir == ".." || strings.HasPrefix(dir, "../") {
+		// Mounted outside /etc/flowctl it could cover /etc or even /.
+		pl.warn(c, "config."+field, fmt.Sprintf("%s %q uses %s, outside the pipeline file's directory: it is not mounted, so it is read from (or written to) the container's own file system", c.Role, c.Name, p),
+			"keep the file under the pipeline file's directory (that part is mounted), or mount it with `volumes:` and an absolute path")
+		return
+	}
+	n.dataDir = &dataDir{
+		rel:      dir,
+		target:   path.Join(path.Dir(pipelineMount), dir),
+		readOnly: c.Role == flow.RoleSource,
 	}
 }
 
@@ -209,9 +269,6 @@ func componentPort(pl *plan, n *node) int {
 
 // mounted reports whether a container path lies under one of c's volumes.
 func mounted(c *spec.Component, path string) bool {
-	if !filepath.IsAbs(path) && !strings.HasPrefix(path, "/") {
-		return false
-	}
 	for _, v := range c.Volumes {
 		dir := volumeTarget(v)
 		if dir != "" && (path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")) {
