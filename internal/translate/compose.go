@@ -97,6 +97,11 @@ func (b *composeBuilder) nodeService(n *node) {
 	pl, c := b.pl, n.c
 	s := newMapping()
 	args := []string{"node", "-f", pipelineMount, "--component", c.Name, "--http", fmt.Sprintf("0.0.0.0:%d", httpPort)}
+	if pl.receives(n) {
+		// Said even where it is flowctl node's default: the dead-letter
+		// sink has no inputs in the file, yet receives.
+		args = append(args, "--listen", fmt.Sprintf("0.0.0.0:%d", nodePort))
+	}
 	if n.sidecar != "" {
 		args = append(args, "--peer", fmt.Sprintf("%s=%s:%d", c.Name, n.sidecar, n.componentPort))
 	}

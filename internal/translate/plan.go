@@ -150,6 +150,12 @@ func newPlan(p *spec.Pipeline, opts Options) (*plan, error) {
 	return pl, nil
 }
 
+// receives reports whether other nodes push to n: it has inputs, or it is
+// the dead-letter sink.
+func (pl *plan) receives(n *node) bool {
+	return len(n.c.Inputs) > 0 || n == pl.deadLetter()
+}
+
 // deadLetter is the dead letter sink's node, or nil.
 func (pl *plan) deadLetter() *node {
 	if pl.p.DeadLetter == nil {
