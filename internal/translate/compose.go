@@ -96,7 +96,7 @@ func composeFiles(pl *plan) (*Result, error) {
 func (b *composeBuilder) nodeService(n *node) {
 	pl, c := b.pl, n.c
 	s := newMapping()
-	args := []string{"node", "-f", pipelineMount, "--component", c.Name, "--http", fmt.Sprintf("0.0.0.0:%d", httpPort)}
+	args := []string{"node", "-f", pl.pipelinePath(), "--component", c.Name, "--http", fmt.Sprintf("0.0.0.0:%d", httpPort)}
 	if pl.receives(n) {
 		// Said even where it is flowctl node's default: the dead-letter
 		// sink has no inputs in the file, yet receives.
@@ -122,7 +122,7 @@ func (b *composeBuilder) nodeService(n *node) {
 	s.set("entrypoint", strs(true, flowctlBin))
 	s.set("command", strs(true, args...))
 
-	mounts := []*yaml.Node{bindMount(path.Join(pl.opts.SourceDir, filepath.Base(pl.fileName())), pipelineMount, true)}
+	mounts := []*yaml.Node{bindMount(path.Join(pl.opts.SourceDir, filepath.Base(pl.fileName())), pl.pipelinePath(), true)}
 	if d := n.dataDir; d != nil {
 		// The short syntax: Docker creates a missing host directory (an
 		// output directory before the first run); the long one refuses.

@@ -18,8 +18,11 @@ import (
 // Where things are inside every node container. Targets share them, so a
 // node looks the same whichever engine runs it.
 const (
-	// pipelineMount is where the pipeline file is mounted (read-only).
-	pipelineMount = "/etc/flowctl/pipeline.yaml"
+	// pipelineDir is where the pipeline file is mounted (read-only),
+	// under its own name: a relative path in it resolves under this
+	// directory, and when the pipeline's whole directory is mounted there
+	// too (a file next to it), the file is already where it is mounted.
+	pipelineDir = "/etc/flowctl"
 	// flowctlBin is the binary in flowctl's image.
 	flowctlBin = "/flowctl"
 	// nodePort is the stream port a node listens on (flowctl node's
@@ -234,7 +237,7 @@ func (pl *plan) localFile(n *node, field, p string) {
 	}
 	n.dataDir = &dataDir{
 		rel:      dir,
-		target:   path.Join(path.Dir(pipelineMount), dir),
+		target:   path.Join(pipelineDir, dir),
 		readOnly: c.Role == flow.RoleSource,
 	}
 }
@@ -364,6 +367,11 @@ func pos(c *spec.Component, paths ...string) spec.Pos {
 		}
 	}
 	return c.Pos
+}
+
+// pipelinePath is where the pipeline file is in every node container.
+func (pl *plan) pipelinePath() string {
+	return path.Join(pipelineDir, filepath.Base(pl.fileName()))
 }
 
 func (pl *plan) fileName() string {

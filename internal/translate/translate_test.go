@@ -207,7 +207,7 @@ func checkProject(t *testing.T, pl *spec.Pipeline, proj *types.Project, tls bool
 			t.Errorf("service %q runs %q", name, node.Image)
 		}
 		cmd := strings.Join(node.Command, " ")
-		if !strings.Contains(cmd, "node -f "+pipelineMount+" --component "+c.Name+" ") {
+		if !strings.Contains(cmd, "node -f "+pipelineDir+"/"+filepath.Base(pl.File)+" --component "+c.Name+" ") {
 			t.Errorf("service %q command %q does not run the component", name, cmd)
 		}
 		if strings.Contains(cmd, "--insecure") == tls {
