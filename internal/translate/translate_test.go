@@ -1,0 +1,431 @@
+package translate
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/flowctl/flowctl/internal/components"
+	"github.com/flowctl/flowctl/internal/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// goldenCase is a pipeline file translated with fixed options.
+type goldenCase struct {
+	name string
+	file string
+}
+
+// goldenCases are every example and every acceptance case of testdata/cases.
+func goldenCases(t *testing.T) []goldenCase {
+	t.Helper()
+	var out []goldenCase
+	add := func(pattern string, name func(string) string) {
+		files, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			out = append(out, goldenCase{name: name(f), file: filepath.ToSlash(f)})
+		}
+	}
+	base := func(f string) string { return strings.TrimSuffix(filepath.Base(f), ".yaml") }
+	add("../../examples/*.yaml", func(f string) string { return "example-" + base(f) })
+	add("../../examples/*/pipeline.yaml", func(f string) string { return "example-" + filepath.Base(filepath.Dir(f)) })
+	add("testdata/cases/*.yaml", base)
+	if len(out) < 15 {
+		t.Fatalf("found only %d pipeline files to translate", len(out))
+	}
+	return out
+}
+
+// load reads a pipeline file with no environment, so ${VAR:-default}
+// takes its default whatever the machine has set.
+func load(t *testing.T, file string) *spec.Pipeline {
+	t.Helper()
+	pl, diags, err := spec.Load(file, spec.Options{
+		Registry:  components.NewRegistry(),
+		LookupEnv: func(string) (string, bool) { return "", false },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diags.HasErrors() {
+		t.Fatalf("%s does not validate:\n%v", file, diags.Err())
+	}
+	return pl
+}
+
+func translateCase(t *testing.T, pl *spec.Pipeline, tls bool) *Result {
+	t.Helper()
+	res, err := Translate(pl, Options{
+		Target: DockerCompose, Image: "flowctl:test", SourceDir: ".",
+		Registry: components.NewRegistry(), TLS: tls,
+		Now: func() time.Time { return time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func warningsText(res *Result) []byte {
+	var b bytes.Buffer
+	for _, d := range res.Warnings {
+		fmt.Fprintln(&b, d.String())
+	}
+	return b.Bytes()
+}
+
+// TestTranslateComposeGolden compares the Compose file and the warnings of
+// every example and acceptance case with testdata/golden (-update rewrites
+// them), and checks the output is the same on a second run.
+func TestTranslateComposeGolden(t *testing.T) {
+	for _, tc := range goldenCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			pl := load(t, tc.file)
+			res := translateCase(t, pl, false)
+			again := translateCase(t, pl, false)
+			if !bytes.Equal(res.Main().Data, again.Main().Data) || !bytes.Equal(warningsText(res), warningsText(again)) {
+				t.Fatal("two translations of the same file differ")
+			}
+			golden(t, filepath.Join("testdata", "golden", tc.name+".compose.yml"), res.Main().Data)
+			golden(t, filepath.Join("testdata", "golden", tc.name+".warnings.txt"), warningsText(res))
+		})
+	}
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to write it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run go test -update if the change is meant):\n--- got\n%s", path, got)
+	}
+}
+
+// writeProject writes a translation next to a copy of its pipeline file,
+// as `flowctl translate -o` leaves it, and returns the directory.
+func writeProject(t *testing.T, pl *spec.Pipeline, res *Result) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := res.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(pl.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, filepath.Base(pl.File)), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// loadCompose decodes a Compose file with compose-go, schema validation on
+// (unknown keys are rejected) and consistency checks on.
+func loadCompose(t *testing.T, dir string, data []byte) (*types.Project, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return loader.LoadWithContext(ctx, types.ConfigDetails{
+		WorkingDir:  dir,
+		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(dir, ComposeFile), Content: data}},
+		Environment: types.Mapping{},
+	}, func(o *loader.Options) { o.SetProjectName("flowctl-test", true) })
+}
+
+// TestTranslateComposeGoLoader decodes every generated file with
+// compose-go and checks what it read against the pipeline: one node service
+// per component (plus one per image), env exactly as written, ports
+// published only for hostPort, every named volume and secret declared.
+func TestTranslateComposeGoLoader(t *testing.T) {
+	for _, tc := range goldenCases(t) {
+		for _, tls := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/tls=%v", tc.name, tls), func(t *testing.T) {
+				pl := load(t, tc.file)
+				res := translateCase(t, pl, tls)
+				dir := writeProject(t, pl, res)
+				proj, err := loadCompose(t, dir, res.Main().Data)
+				if err != nil {
+					t.Fatalf("compose-go rejects the file: %v\n%s", err, res.Main().Data)
+				}
+				checkProject(t, pl, proj, tls)
+			})
+		}
+	}
+}
+
+func checkProject(t *testing.T, pl *spec.Pipeline, proj *types.Project, tls bool) {
+	t.Helper()
+	comps := pl.Components()
+	if pl.DeadLetter != nil {
+		comps = append(comps, pl.DeadLetter)
+	}
+	want := 0
+	for _, c := range comps {
+		want++
+		if c.Runner == spec.RunContainer {
+			want++
+		}
+	}
+	if len(proj.Services) != want {
+		t.Fatalf("%d services, want %d", len(proj.Services), want)
+	}
+	for _, c := range comps {
+		name := dnsName(c.Name, maxDNSLabel)
+		node, ok := proj.Services[name]
+		if !ok {
+			t.Fatalf("no service %q for %s %q", name, c.Role, c.Name)
+		}
+		if node.Image != "flowctl:test" {
+			t.Errorf("service %q runs %q", name, node.Image)
+		}
+		cmd := strings.Join(node.Command, " ")
+		if !strings.Contains(cmd, "node -f "+pipelineDir+"/"+filepath.Base(pl.File)+" --component "+c.Name+" ") {
+			t.Errorf("service %q command %q does not run the component", name, cmd)
+		}
+		if strings.Contains(cmd, "--insecure") == tls {
+			t.Errorf("service %q command %q: --insecure with tls=%v", name, cmd, tls)
+		}
+		if node.HealthCheck == nil || strings.Join(node.HealthCheck.Test, " ") != "CMD /flowctl health http://127.0.0.1:9090/healthz" {
+			t.Errorf("service %q health check %+v", name, node.HealthCheck)
+		}
+		code := node
+		if c.Runner == spec.RunContainer {
+			code = proj.Services[name+sidecarSuffix]
+			if code.Image != c.Image {
+				t.Errorf("service %q runs %q, want the component's image %q", code.Name, code.Image, c.Image)
+			}
+		}
+		env := map[string]string{}
+		for k, v := range code.Environment {
+			if v != nil {
+				env[k] = *v
+			}
+		}
+		if fmt.Sprint(env) != fmt.Sprint(nonNil(c.Env)) {
+			t.Errorf("service %q environment %v, want %v", code.Name, env, c.Env)
+		}
+		published := 0
+		for _, p := range c.Ports {
+			if p.HostPort != 0 {
+				published++
+			}
+		}
+		if len(code.Ports) != published {
+			t.Errorf("service %q publishes %d ports, the file asks for %d", code.Name, len(code.Ports), published)
+		}
+		replicas := 1
+		if _, set := c.Positions["replicas"]; set {
+			replicas = c.Replicas
+		}
+		if got := node.GetScale(); got != replicas {
+			t.Errorf("service %q scale %d, want %d", name, got, replicas)
+		}
+		if len(code.Secrets) != len(c.Secrets) {
+			t.Errorf("service %q has %d secrets, the file %d", code.Name, len(code.Secrets), len(c.Secrets))
+		}
+	}
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// TestTranslateComposeGoLoaderRejects shows the loader check has teeth:
+// the keys docker-compose 1.29 rejects are rejected here too.
+func TestTranslateComposeGoLoaderRejects(t *testing.T) {
+	for name, doc := range map[string]string{
+		"unknown key":          "services:\n  a:\n    image: x\n    replicas: 2\n",
+		"undeclared volume":    "services:\n  a:\n    image: x\n    volumes: [{type: volume, source: nope, target: /n}]\n",
+		"depends on a missing": "services:\n  a:\n    image: x\n    depends_on: [b]\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := loadCompose(t, t.TempDir(), []byte(doc)); err == nil {
+				t.Fatalf("compose-go took:\n%s", doc)
+			}
+		})
+	}
+}
+
+// TestTranslateDockerComposeConfig runs docker-compose's own `config -q`
+// on every generated file.
+func TestTranslateDockerComposeConfig(t *testing.T) {
+	bin, err := exec.LookPath("docker-compose")
+	if err != nil {
+		t.Skip("docker-compose is not installed")
+	}
+	for _, tc := range goldenCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			pl := load(t, tc.file)
+			res := translateCase(t, pl, true)
+			dir := writeProject(t, pl, res)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "--project-name", "flowctltest", "-f", filepath.Join(dir, ComposeFile), "config", "-q")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "DOCKER_HOST=unix:///nonexistent")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("docker-compose config: %v\n%s\n%s", err, out, res.Main().Data)
+			}
+		})
+	}
+}
+
+// TestTranslateTLS checks the certificates: one CA, one certificate per
+// node service for its hostname, signed by the CA, keys not readable by
+// others, and mounted into that service only.
+func TestTranslateTLS(t *testing.T) {
+	pl := load(t, "testdata/cases/image.yaml")
+	res := translateCase(t, pl, true)
+	files := map[string]File{}
+	for _, f := range res.Files {
+		files[f.Name] = f
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(files["tls/ca.crt"].Data) {
+		t.Fatal("tls/ca.crt holds no certificate")
+	}
+	services := []string{"ledger-source", "py", "out"}
+	for _, svc := range services {
+		block, _ := pem.Decode(files["tls/"+svc+".crt"].Data)
+		if block == nil {
+			t.Fatalf("no certificate for %s", svc)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cert.Verify(x509.VerifyOptions{DNSName: svc, Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			t.Errorf("certificate of %s: %v", svc, err)
+		}
+		if m := files["tls/"+svc+".key"].Mode; m != 0o600 {
+			t.Errorf("key of %s has mode %v", svc, m)
+		}
+		if !bytes.Contains(res.Main().Data, []byte("source: ./tls/"+svc+".key")) {
+			t.Errorf("key of %s is not mounted", svc)
+		}
+	}
+	if _, ok := files["tls/ledger-source-component.crt"]; ok {
+		t.Error("the image's own service got a node certificate")
+	}
+	if bytes.Contains(res.Main().Data, []byte("ca.key")) {
+		t.Error("the CA key is mounted into a service")
+	}
+}
+
+// TestTranslateErrors covers what makes a translation impossible.
+func TestTranslateErrors(t *testing.T) {
+	dir := t.TempDir()
+	clash := filepath.Join(dir, "clash.yaml")
+	if err := os.WriteFile(clash, []byte("name: clash\nsources:\n  - name: In_Put\n    type: generate\n    config: {count: 1, data: {kind: ping}}\nsinks:\n  - name: in-put\n    type: stdout\n    inputs: [In_Put]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pl := load(t, clash)
+	cases := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"two components one service", Options{Target: DockerCompose, Image: "i"}, "clash.yaml:7:5: sink \"in-put\" and source \"In_Put\" (line 3) both become service \"in-put\""},
+		{"unknown target", Options{Target: "swarm", Image: "i"}, `unknown target "swarm": use docker-compose`},
+		{"no image", Options{Target: DockerCompose}, "no image"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pl
+			if tc.name != "two components one service" {
+				p = load(t, "testdata/cases/env.yaml")
+			}
+			_, err := Translate(p, tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestTranslateDockerfile checks the image files: FROM scratch, the
+// static binary and an nsswitch.conf that reads /etc/hosts first.
+func TestTranslateDockerfile(t *testing.T) {
+	res, err := Translate(load(t, "testdata/cases/env.yaml"), Options{Target: DockerCompose, Image: "flowctl:v9", Dockerfile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	files := map[string]string{}
+	for _, f := range res.Files {
+		names = append(names, f.Name)
+		files[f.Name] = string(f.Data)
+	}
+	sort.Strings(names)
+	if strings.Join(names, " ") != "Dockerfile docker-compose.yml nsswitch.conf" {
+		t.Fatalf("files %v", names)
+	}
+	for _, want := range []string{"\nFROM scratch\n", "\nCOPY flowctl /flowctl\n", "\nCOPY nsswitch.conf /etc/nsswitch.conf\n", "docker build -t flowctl:v9 ."} {
+		if !strings.Contains(files["Dockerfile"], want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	if files["nsswitch.conf"] != "hosts: files dns\n" {
+		t.Errorf("nsswitch.conf is %q", files["nsswitch.conf"])
+	}
+}
+
+func TestTranslateQuantities(t *testing.T) {
+	cpus := []struct{ in, want string }{{"100m", "0.1"}, {"1", "1"}, {"1.5", "1.5"}, {"250m", "0.25"}, {"0", ""}, {"lots", ""}, {"-1", ""}}
+	for _, c := range cpus {
+		got, err := composeCPUs(c.in)
+		if (err != nil) != (c.want == "") || got != c.want {
+			t.Errorf("composeCPUs(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+	mems := []struct{ in, want string }{{"512Mi", "512m"}, {"1Gi", "1g"}, {"64Ki", "64k"}, {"1G", "1000000000"}, {"1.5Gi", "1610612736"}, {"2Ti", "2199023255552"}, {"1000", "1000"}, {"1e3", ""}, {"12XB", ""}, {"0", ""}}
+	for _, c := range mems {
+		got, err := composeMemory(c.in)
+		if (err != nil) != (c.want == "") || got != c.want {
+			t.Errorf("composeMemory(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestTranslateDNSName(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"ledger", "ledger"}, {"Ledger_Source", "ledger-source"}, {"a..b", "a-b"}, {"-x-", "x"},
+		{"日本", "component"}, {strings.Repeat("a", 70), strings.Repeat("a", 63)}, {"9lives", "9lives"},
+	}
+	for _, c := range cases {
+		if got := dnsName(c.in, maxDNSLabel); got != c.want {
+			t.Errorf("dnsName(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
