@@ -39,6 +39,13 @@ const (
 // and with it the upstream), it only waits longer, up to 5 s.
 var retryPolicy = backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: backoff.DefaultJitter}
 
+// refreshAfter is how many batches a stream carries before the sender
+// replaces it with a new one. Writes are sequential, so nothing is in
+// flight on it then. The balancer places each new stream on the next
+// ready replica, so batches spread over replicas that were not ready when
+// the first streams opened, or were added since.
+const refreshAfter = 16
+
 // errDrained says the downstream node sent Drain on the stream: it takes
 // no new batch there; the batch goes on another stream.
 var errDrained = errors.New("downstream node is draining")
@@ -251,12 +258,15 @@ type outStream struct {
 	err      error
 	draining bool
 	done     chan struct{}
+	sent     int // batches sent on it
 }
 
+// usable reports whether the next batch may go on this stream: not
+// broken, not draining, not due for replacement (refreshAfter).
 func (o *outStream) usable() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.err == nil && !o.draining
+	return o.err == nil && !o.draining && o.sent < refreshAfter
 }
 
 func (o *outStream) wakeLocked() {
@@ -330,6 +340,7 @@ func (o *outStream) roundTrip(ctx context.Context, b *streamv1.Batch) (sent bool
 			return false, errDrained
 		case o.credit > 0:
 			o.credit--
+			o.sent++
 			o.waiting[b.GetSeq()] = ch
 			o.mu.Unlock()
 			o.sendMu.Lock()
