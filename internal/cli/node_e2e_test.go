@@ -316,3 +316,44 @@ sinks:
 		})
 	}
 }
+
+// TestNodeCommandComponentE2E runs examples/python-stdio split over
+// three nodes: the processor node starts the Python child itself.
+func TestNodeCommandComponentE2E(t *testing.T) {
+	bin := flowctlBinary(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is not installed: the example's processor is a Python script")
+	}
+	dir := t.TempDir()
+	for src, dst := range map[string]string{
+		filepath.Join("..", "..", "examples", "python-stdio", "pipeline.yaml"): filepath.Join(dir, "py", "pipeline.yaml"),
+		filepath.Join("..", "..", "examples", "python-stdio", "processor.py"):  filepath.Join(dir, "py", "processor.py"),
+		filepath.Join("..", "..", "examples", "data", "events.jsonl"):          filepath.Join(dir, "data", "events.jsonl"),
+	} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	py := filepath.Join(dir, "py")
+	args := func(more ...string) []string {
+		return append([]string{"-f", "pipeline.yaml", "--state-dir", t.TempDir()}, more...)
+	}
+	out := startNodeProc(t, bin, py, "out", true, args("--listen", "127.0.0.1:0")...)
+	band := startNodeProc(t, bin, py, "band", true, args("--listen", "127.0.0.1:0", "--peer", "out="+out.addr)...)
+	payments := startNodeProc(t, bin, py, "payments", false, args("--peer", "band="+band.addr)...)
+	for _, p := range []*nodeProc{payments, band, out} {
+		p.wait(t)
+	}
+	got := readLines(t, filepath.Join(py, "out", "banded.jsonl"))
+	want := readLines(t, filepath.Join(dir, "data", "events.jsonl"))
+	if len(got) != len(want) {
+		t.Fatalf("%d events through the Python node, want %d", len(got), len(want))
+	}
+}

@@ -146,7 +146,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err := CheckSecurity(o.Listen, o.Peers, o.TLS, o.Insecure, listens); err != nil {
 		return res, err
 	}
-	log = log.With("pipeline", p.Name, "node", o.Component)
+	// The engine and the external manager add the pipeline name
+	// themselves; the node's own parts get it here.
+	log = log.With("node", o.Component)
+	own := log.With("pipeline", p.Name)
 	var serverTLS, clientTLS *tls.Config
 	if o.TLS.Enabled() {
 		serverTLS, err = tlsutil.ServerConfig(tlsutil.ServerOptions{CertFile: o.TLS.CertFile, KeyFile: o.TLS.KeyFile, ClientCAFile: o.TLS.CAFile})
@@ -190,12 +193,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	var in *inbound
 	if listens {
-		in = newInbound(o.Component, pl.self.Role, pl.expected, log.With("part", "inbound"))
+		in = newInbound(o.Component, pl.self.Role, pl.expected, own.With("part", "inbound"))
 	}
 	senders := map[string]*sender{}
 	var senderList []*sender
 	for _, d := range pl.downstreams {
-		s := newSender(d.name, o.Component, nodeID, d.peer, d.replicas, clientTLS, log)
+		s := newSender(d.name, o.Component, nodeID, d.peer, d.replicas, clientTLS, own)
 		senders[d.name] = s
 		senderList = append(senderList, s)
 	}
@@ -243,7 +246,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		go func() { defer close(served); _ = srv.Serve(ln) }()
 		defer func() { srv.Stop(); <-served }()
 		grpcAddr = ln.Addr().String()
-		log.Info("serving upstream nodes", "addr", grpcAddr, "tls", serverTLS != nil, "upstreams", in.upstreams())
+		own.Info("serving upstream nodes", "addr", grpcAddr, "tls", serverTLS != nil, "upstreams", in.upstreams())
 	}
 
 	var httpAddr string
@@ -299,7 +302,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		return res, err
 	}
-	log.Info("node finished; End sent downstream", "downstreams", len(pl.downstreams))
+	own.Info("node finished; End sent downstream", "downstreams", len(pl.downstreams))
 	res.Completed = true
 	return res, nil
 }
