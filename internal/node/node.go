@@ -105,6 +105,10 @@ func CheckSecurity(listen string, peers map[string]Peer, t TLS, insecure bool, l
 	return errors.Join(errs...)
 }
 
+// gracefulStopWait bounds how long a finished node waits for its
+// upstream streams to end before it cuts them.
+const gracefulStopWait = 5 * time.Second
+
 // InsecureWarning is what a node prints when --insecure lets plaintext
 // leave the machine.
 const InsecureWarning = "flowctl node: WARNING: --insecure: events travel between nodes unencrypted and any host that reaches --listen can send into this pipeline"
@@ -244,7 +248,21 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		streamv1.RegisterSinkServiceServer(srv, in)
 		served := make(chan struct{})
 		go func() { defer close(served); _ = srv.Serve(ln) }()
-		defer func() { srv.Stop(); <-served }()
+		defer func() {
+			// Finished: let the handlers end their streams properly (the
+			// answer to an upstream's End must reach it, or it sends End
+			// again to a node that is gone); stopped: cut them.
+			if ctx.Err() == nil {
+				stopped := make(chan struct{})
+				go func() { srv.GracefulStop(); close(stopped) }()
+				select {
+				case <-stopped:
+				case <-time.After(gracefulStopWait):
+				}
+			}
+			srv.Stop()
+			<-served
+		}()
 		grpcAddr = ln.Addr().String()
 		own.Info("serving upstream nodes", "addr", grpcAddr, "tls", serverTLS != nil, "upstreams", in.upstreams())
 	}

@@ -3,15 +3,24 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/flowctl/flowctl/internal/components"
 	"github.com/flowctl/flowctl/internal/spec"
@@ -370,5 +379,172 @@ sinks:
 	out.wait(t, "out")
 	if got := ids(t, filepath.Join(dir, "out.jsonl")); len(got) != 500 {
 		t.Fatalf("%d events over TLS, want 500", len(got))
+	}
+}
+
+// signalHandler is a slog handler that closes seen the first time a
+// record's message contains want: a readiness signal taken from the logs.
+type signalHandler struct {
+	want string
+	seen chan struct{}
+	once *sync.Once
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.want) {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h signalHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestDownstreamLate starts the source's node while its downstream node
+// is not up: the sender retries, holds the source back, and once the
+// downstream node starts every event arrives once.
+func TestDownstreamLate(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	writeFile(t, file, `name: late
+sources:
+  - name: gen
+    type: generate
+    config: {count: 2000, batch_size: 100, expr: '{"id": i}'}
+sinks:
+  - name: out
+    type: file
+    inputs: [gen]
+    config: {path: out.jsonl}
+`)
+	pl := loadFile(t, file)
+	// A port nothing listens on (taken, then released).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	retrying := signalHandler{want: "downstream node not reachable", seen: make(chan struct{}), once: &sync.Once{}}
+	gen := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "gen",
+		Logger: slog.New(retrying), Peers: map[string]Peer{"out": {Addrs: []string{addr}}}})
+	select {
+	case <-retrying.seen:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the source's node never reported its downstream unreachable")
+	}
+	out := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "out", Listen: addr})
+	gen.wait(t, "gen")
+	out.wait(t, "out")
+	got := ids(t, filepath.Join(dir, "out.jsonl"))
+	seen := map[int]bool{}
+	for _, id := range got {
+		if seen[id] {
+			t.Fatalf("id %d written twice", id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != 2000 {
+		t.Fatalf("%d distinct ids, want 2000", len(seen))
+	}
+}
+
+// TestInboundProtocol drives a node's SinkService.Write by hand: a stream
+// from a component that is not an upstream is refused with
+// INVALID_ARGUMENT, as is seq 0; the first message grants the credit, a
+// redelivered batch is acknowledged (with one more credit) and counted,
+// and End from the one upstream node ends the node with status OK.
+func TestInboundProtocol(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	writeFile(t, file, `name: proto
+sources:
+  - name: gen
+    type: generate
+    config: {count: 1, data: {a: 1}}
+sinks:
+  - name: out
+    type: file
+    inputs: [gen]
+    config: {path: out.jsonl}
+`)
+	pl := loadFile(t, file)
+	out := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "out"})
+	cc, err := grpc.NewClient("passthrough:///"+out.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := streamv1.NewSinkServiceClient(cc)
+	open := func(from string) (streamv1.SinkService_WriteClient, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx = metadata.AppendToOutgoingContext(ctx, mdFrom, from, mdNode, "test")
+		w, err := client.Write(ctx)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		return w, cancel
+	}
+	batch := func(seq uint64, redelivered bool) *streamv1.SinkRequest {
+		return &streamv1.SinkRequest{Batch: &streamv1.Batch{Seq: seq, Redelivered: redelivered,
+			Events: []*streamv1.Event{{Id: fmt.Sprintf("gen:%d", seq), Data: []byte(fmt.Sprintf(`{"id":%d}`, seq))}}}}
+	}
+	// endCode reads until the stream ends and returns its status code.
+	endCode := func(w streamv1.SinkService_WriteClient) codes.Code {
+		for range 1000 {
+			if _, err := w.Recv(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return codes.OK
+				}
+				return status.Code(err)
+			}
+		}
+		t.Fatal("stream did not end")
+		return codes.OK
+	}
+
+	w, cancel := open("stranger")
+	if c := endCode(w); c != codes.InvalidArgument {
+		t.Errorf("stream from a non-upstream: %v, want InvalidArgument", c)
+	}
+	cancel()
+
+	w, cancel = open("gen")
+	_ = w.Send(batch(0, false))
+	if c := endCode(w); c != codes.InvalidArgument {
+		t.Errorf("seq 0: %v, want InvalidArgument", c)
+	}
+	cancel()
+
+	// Credit: the first message grants inboundWindow batches.
+	w, cancel = open("gen")
+	m, err := w.Recv()
+	if err != nil || m.GetCredit().GetBatches() != inboundWindow {
+		t.Fatalf("first message %v %v, want a credit of %d", m, err, inboundWindow)
+	}
+	if err := w.Send(batch(7, true)); err != nil {
+		t.Fatal(err)
+	}
+	for m, err = w.Recv(); err == nil && m.GetAck() == nil; m, err = w.Recv() {
+	}
+	if err != nil || m.GetAck().GetSeq() != 7 || m.GetCredit().GetBatches() != 1 {
+		t.Fatalf("answer %v %v, want the ack of seq 7 with one credit", m, err)
+	}
+	cancel()
+
+	// End from the only upstream node ends the node.
+	w, cancel = open("gen")
+	defer cancel()
+	if err := w.Send(&streamv1.SinkRequest{End: &streamv1.End{Reason: "test"}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := endCode(w); c != codes.OK {
+		t.Errorf("End: %v, want OK", c)
+	}
+	res := out.wait(t, "out")
+	if res.RedeliveredBatches != 1 {
+		t.Errorf("redelivered batches = %d, want 1", res.RedeliveredBatches)
 	}
 }
