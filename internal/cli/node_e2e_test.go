@@ -357,3 +357,59 @@ func TestNodeCommandComponentE2E(t *testing.T) {
 		t.Fatalf("%d events through the Python node, want %d", len(got), len(want))
 	}
 }
+
+// TestNodeReplicasE2E runs a processor with replicas: 2 as two node
+// processes behind one --peer list: both take batches, every event
+// arrives once, and all four nodes end by themselves.
+func TestNodeReplicasE2E(t *testing.T) {
+	bin := flowctlBinary(t)
+	dir := t.TempDir()
+	const n = 5000
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(fmt.Sprintf(`name: replicated
+sources:
+  - name: gen
+    type: generate
+    config: {count: %d, batch_size: 50, expr: '{"id": i}'}
+processors:
+  - name: work
+    type: map
+    replicas: 2
+    inputs: [gen]
+    config: {set: {seen: "'yes'"}}
+sinks:
+  - name: out
+    type: file
+    inputs: [work]
+    config: {path: out.jsonl}
+`, n)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := func(more ...string) []string {
+		return append([]string{"-f", "p.yaml", "--state-dir", t.TempDir()}, more...)
+	}
+	out := startNodeProc(t, bin, dir, "out", true, args("--listen", "127.0.0.1:0")...)
+	w1 := startNodeProc(t, bin, dir, "work", true, args("--listen", "127.0.0.1:0", "--peer", "out="+out.addr)...)
+	w2 := startNodeProc(t, bin, dir, "work", true, args("--listen", "127.0.0.1:0", "--peer", "out="+out.addr)...)
+	gen := startNodeProc(t, bin, dir, "gen", false, args("--peer", "work="+w1.addr+","+w2.addr)...)
+	for _, p := range []*nodeProc{gen, w1, w2, out} {
+		p.wait(t)
+	}
+	received := regexp.MustCompile(`from upstream nodes (\d+) batches`)
+	for i, w := range []*nodeProc{w1, w2} {
+		m := received.FindStringSubmatch(w.output())
+		if m == nil || m[1] == "0" {
+			t.Errorf("replica %d took no batch:\n%s", i+1, w.output())
+		}
+	}
+	ids := eventIDs(t, filepath.Join(dir, "out.jsonl"))
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Fatalf("id %s written twice", id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct ids, want %d", len(seen), n)
+	}
+}
