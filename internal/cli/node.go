@@ -129,12 +129,13 @@ func runNode(cmd *cobra.Command, g *globals, o nodeOptions) error {
 		TLS: o.tls, Insecure: o.insecure, HTTP: o.httpAddr, StateDir: o.stateDir, Grace: o.grace,
 		Logger: log, Output: g.stderr,
 		OnListening: func(grpcAddr, httpAddr string) {
-			// One line each, for people and for scripts waiting on them.
-			if grpcAddr != "" {
-				fmt.Fprintf(g.stderr, "flowctl node: %s listening on %s\n", o.component, grpcAddr)
-			}
+			// One line each, for people and for scripts waiting on them;
+			// "listening on" comes last: once it is out, both serve.
 			if httpAddr != "" {
 				fmt.Fprintf(g.stderr, "flowctl node: %s serving http on %s\n", o.component, httpAddr)
+			}
+			if grpcAddr != "" {
+				fmt.Fprintf(g.stderr, "flowctl node: %s listening on %s\n", o.component, grpcAddr)
 			}
 		},
 	})
