@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -120,6 +121,11 @@ func runNode(cmd *cobra.Command, g *globals, o nodeOptions) error {
 	}
 	if o.insecure {
 		fmt.Fprintln(g.stderr, node.InsecureWarning)
+	}
+	if o.httpAddr != "" {
+		if w := httpExposureWarning(o.httpAddr); w != "" {
+			fmt.Fprintln(g.stderr, strings.Replace(w, "flowctl run:", "flowctl node:", 1))
+		}
 	}
 	if err := resolveComponentRefs(cmd.Context(), pl, g.stderr, "flowctl node"); err != nil {
 		return fail("%v", err)
