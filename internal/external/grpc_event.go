@@ -42,3 +42,11 @@ func eventsToStream(batch []*flow.Event) []*streamv1.Event {
 	}
 	return out
 }
+
+// EventFromStream converts a native wire event for other hops of the same
+// protocol (flowctl node); it takes over w's Data and Metadata.
+func EventFromStream(w *streamv1.Event) *flow.Event { return eventFromStream(w) }
+
+// EventsToStream converts a batch to wire events for other hops of the
+// same protocol (flowctl node); they share Data and Metadata with batch.
+func EventsToStream(batch []*flow.Event) []*streamv1.Event { return eventsToStream(batch) }

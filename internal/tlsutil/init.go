@@ -119,7 +119,10 @@ func Init(dir string, opts InitOptions) (Files, error) {
 		return files, err
 	}
 	hosts := append([]string{"localhost", "127.0.0.1", "::1"}, opts.Hosts...)
-	srv, err := ca.Issue(CertRequest{CommonName: "flowctl-server", Hosts: hosts, Server: true, NotBefore: now(), Validity: certValid})
+	// The server certificate is also good for client authentication: a
+	// `flowctl node` both serves its upstreams and dials its downstreams
+	// with the one --tls-cert it is given.
+	srv, err := ca.Issue(CertRequest{CommonName: "flowctl-server", Hosts: hosts, Server: true, Client: true, NotBefore: now(), Validity: certValid})
 	if err != nil {
 		return files, err
 	}

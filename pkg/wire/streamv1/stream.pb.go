@@ -1110,7 +1110,14 @@ func (x *ProcessResponse) GetDrain() *Drain {
 type SinkRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// batch is events to write; flowctl sends one only with credit.
-	Batch         *Batch `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	Batch *Batch `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	// end says the sender will send no more batches on this hop, for good:
+	// its own inputs are exhausted and every batch it sent was answered.
+	// flowctl nodes (`flowctl node`) send it so that a bounded pipeline split
+	// over nodes ends like `flowctl run`. The receiver answers by ending the
+	// stream with status OK. Components may ignore it: flowctl itself never
+	// sends End to a component it starts.
+	End           *End `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1148,6 +1155,13 @@ func (*SinkRequest) Descriptor() ([]byte, []int) {
 func (x *SinkRequest) GetBatch() *Batch {
 	if x != nil {
 		return x.Batch
+	}
+	return nil
+}
+
+func (x *SinkRequest) GetEnd() *End {
+	if x != nil {
+		return x.End
 	}
 	return nil
 }
@@ -1506,9 +1520,10 @@ const file_flowctl_stream_v1_stream_proto_rawDesc = "" +
 	"\x0fProcessResponse\x121\n" +
 	"\x06result\x18\x01 \x01(\v2\x19.flowctl.stream.v1.ResultR\x06result\x121\n" +
 	"\x06credit\x18\x02 \x01(\v2\x19.flowctl.stream.v1.CreditR\x06credit\x12.\n" +
-	"\x05drain\x18\x03 \x01(\v2\x18.flowctl.stream.v1.DrainR\x05drain\"=\n" +
+	"\x05drain\x18\x03 \x01(\v2\x18.flowctl.stream.v1.DrainR\x05drain\"g\n" +
 	"\vSinkRequest\x12.\n" +
-	"\x05batch\x18\x01 \x01(\v2\x18.flowctl.stream.v1.BatchR\x05batch\"O\n" +
+	"\x05batch\x18\x01 \x01(\v2\x18.flowctl.stream.v1.BatchR\x05batch\x12(\n" +
+	"\x03end\x18\x02 \x01(\v2\x16.flowctl.stream.v1.EndR\x03end\"O\n" +
 	"\x03Ack\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x126\n" +
 	"\bfailures\x18\x02 \x03(\v2\x1a.flowctl.stream.v1.FailureR\bfailures\"\x9b\x01\n" +
@@ -1606,37 +1621,38 @@ var file_flowctl_stream_v1_stream_proto_depIdxs = []int32{
 	4,  // 12: flowctl.stream.v1.ProcessResponse.credit:type_name -> flowctl.stream.v1.Credit
 	6,  // 13: flowctl.stream.v1.ProcessResponse.drain:type_name -> flowctl.stream.v1.Drain
 	3,  // 14: flowctl.stream.v1.SinkRequest.batch:type_name -> flowctl.stream.v1.Batch
-	5,  // 15: flowctl.stream.v1.Ack.failures:type_name -> flowctl.stream.v1.Failure
-	17, // 16: flowctl.stream.v1.SinkResponse.ack:type_name -> flowctl.stream.v1.Ack
-	4,  // 17: flowctl.stream.v1.SinkResponse.credit:type_name -> flowctl.stream.v1.Credit
-	6,  // 18: flowctl.stream.v1.SinkResponse.drain:type_name -> flowctl.stream.v1.Drain
-	17, // 19: flowctl.stream.v1.SourceRequest.ack:type_name -> flowctl.stream.v1.Ack
-	4,  // 20: flowctl.stream.v1.SourceRequest.credit:type_name -> flowctl.stream.v1.Credit
-	3,  // 21: flowctl.stream.v1.SourceResponse.batch:type_name -> flowctl.stream.v1.Batch
-	21, // 22: flowctl.stream.v1.SourceResponse.end:type_name -> flowctl.stream.v1.End
-	8,  // 23: flowctl.stream.v1.SourceService.GetInfo:input_type -> flowctl.stream.v1.InfoRequest
-	10, // 24: flowctl.stream.v1.SourceService.Health:input_type -> flowctl.stream.v1.HealthRequest
-	19, // 25: flowctl.stream.v1.SourceService.Read:input_type -> flowctl.stream.v1.SourceRequest
-	8,  // 26: flowctl.stream.v1.ProcessorService.GetInfo:input_type -> flowctl.stream.v1.InfoRequest
-	10, // 27: flowctl.stream.v1.ProcessorService.Health:input_type -> flowctl.stream.v1.HealthRequest
-	12, // 28: flowctl.stream.v1.ProcessorService.Process:input_type -> flowctl.stream.v1.ProcessRequest
-	8,  // 29: flowctl.stream.v1.SinkService.GetInfo:input_type -> flowctl.stream.v1.InfoRequest
-	10, // 30: flowctl.stream.v1.SinkService.Health:input_type -> flowctl.stream.v1.HealthRequest
-	16, // 31: flowctl.stream.v1.SinkService.Write:input_type -> flowctl.stream.v1.SinkRequest
-	9,  // 32: flowctl.stream.v1.SourceService.GetInfo:output_type -> flowctl.stream.v1.ComponentInfo
-	11, // 33: flowctl.stream.v1.SourceService.Health:output_type -> flowctl.stream.v1.HealthResponse
-	20, // 34: flowctl.stream.v1.SourceService.Read:output_type -> flowctl.stream.v1.SourceResponse
-	9,  // 35: flowctl.stream.v1.ProcessorService.GetInfo:output_type -> flowctl.stream.v1.ComponentInfo
-	11, // 36: flowctl.stream.v1.ProcessorService.Health:output_type -> flowctl.stream.v1.HealthResponse
-	15, // 37: flowctl.stream.v1.ProcessorService.Process:output_type -> flowctl.stream.v1.ProcessResponse
-	9,  // 38: flowctl.stream.v1.SinkService.GetInfo:output_type -> flowctl.stream.v1.ComponentInfo
-	11, // 39: flowctl.stream.v1.SinkService.Health:output_type -> flowctl.stream.v1.HealthResponse
-	18, // 40: flowctl.stream.v1.SinkService.Write:output_type -> flowctl.stream.v1.SinkResponse
-	32, // [32:41] is the sub-list for method output_type
-	23, // [23:32] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	21, // 15: flowctl.stream.v1.SinkRequest.end:type_name -> flowctl.stream.v1.End
+	5,  // 16: flowctl.stream.v1.Ack.failures:type_name -> flowctl.stream.v1.Failure
+	17, // 17: flowctl.stream.v1.SinkResponse.ack:type_name -> flowctl.stream.v1.Ack
+	4,  // 18: flowctl.stream.v1.SinkResponse.credit:type_name -> flowctl.stream.v1.Credit
+	6,  // 19: flowctl.stream.v1.SinkResponse.drain:type_name -> flowctl.stream.v1.Drain
+	17, // 20: flowctl.stream.v1.SourceRequest.ack:type_name -> flowctl.stream.v1.Ack
+	4,  // 21: flowctl.stream.v1.SourceRequest.credit:type_name -> flowctl.stream.v1.Credit
+	3,  // 22: flowctl.stream.v1.SourceResponse.batch:type_name -> flowctl.stream.v1.Batch
+	21, // 23: flowctl.stream.v1.SourceResponse.end:type_name -> flowctl.stream.v1.End
+	8,  // 24: flowctl.stream.v1.SourceService.GetInfo:input_type -> flowctl.stream.v1.InfoRequest
+	10, // 25: flowctl.stream.v1.SourceService.Health:input_type -> flowctl.stream.v1.HealthRequest
+	19, // 26: flowctl.stream.v1.SourceService.Read:input_type -> flowctl.stream.v1.SourceRequest
+	8,  // 27: flowctl.stream.v1.ProcessorService.GetInfo:input_type -> flowctl.stream.v1.InfoRequest
+	10, // 28: flowctl.stream.v1.ProcessorService.Health:input_type -> flowctl.stream.v1.HealthRequest
+	12, // 29: flowctl.stream.v1.ProcessorService.Process:input_type -> flowctl.stream.v1.ProcessRequest
+	8,  // 30: flowctl.stream.v1.SinkService.GetInfo:input_type -> flowctl.stream.v1.InfoRequest
+	10, // 31: flowctl.stream.v1.SinkService.Health:input_type -> flowctl.stream.v1.HealthRequest
+	16, // 32: flowctl.stream.v1.SinkService.Write:input_type -> flowctl.stream.v1.SinkRequest
+	9,  // 33: flowctl.stream.v1.SourceService.GetInfo:output_type -> flowctl.stream.v1.ComponentInfo
+	11, // 34: flowctl.stream.v1.SourceService.Health:output_type -> flowctl.stream.v1.HealthResponse
+	20, // 35: flowctl.stream.v1.SourceService.Read:output_type -> flowctl.stream.v1.SourceResponse
+	9,  // 36: flowctl.stream.v1.ProcessorService.GetInfo:output_type -> flowctl.stream.v1.ComponentInfo
+	11, // 37: flowctl.stream.v1.ProcessorService.Health:output_type -> flowctl.stream.v1.HealthResponse
+	15, // 38: flowctl.stream.v1.ProcessorService.Process:output_type -> flowctl.stream.v1.ProcessResponse
+	9,  // 39: flowctl.stream.v1.SinkService.GetInfo:output_type -> flowctl.stream.v1.ComponentInfo
+	11, // 40: flowctl.stream.v1.SinkService.Health:output_type -> flowctl.stream.v1.HealthResponse
+	18, // 41: flowctl.stream.v1.SinkService.Write:output_type -> flowctl.stream.v1.SinkResponse
+	33, // [33:42] is the sub-list for method output_type
+	24, // [24:33] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_flowctl_stream_v1_stream_proto_init() }
