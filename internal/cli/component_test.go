@@ -82,7 +82,7 @@ func TestComponentTest(t *testing.T) {
 	broken := goBuild(t, "internal/conformance/testdata/brokengrpc")
 	roles := goBuild(t, "internal/conformance/testdata/sdkroles")
 	v1comp := goBuild(t, "test/v1component")
-	python, err := exec.LookPath("python3")
+	python, err := realPython()
 	if err != nil {
 		t.Log("python3 not found: the stdio cases are skipped")
 	}
@@ -239,7 +239,7 @@ func TestComponentTestJSON(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real components")
 	}
-	python, err := exec.LookPath("python3")
+	python, err := realPython()
 	if err != nil {
 		t.Skip("no python3")
 	}
@@ -276,4 +276,20 @@ func TestComponentTestJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+// realPython is the interpreter python3 runs, not a version manager's shim
+// in front of it (pyenv's is a shell script that starts pyenv on every
+// call): on a loaded machine the shim alone can take a good part of the
+// 3 s these tests give a component that is meant to fail fast.
+func realPython() (string, error) {
+	shim, err := exec.LookPath("python3")
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command(shim, "-c", "import sys; print(sys.executable)").Output()
+	if p := strings.TrimSpace(string(out)); err == nil && p != "" {
+		return p, nil
+	}
+	return shim, nil
 }
