@@ -58,7 +58,7 @@ func TestDockerComponentE2E(t *testing.T) {
 	suffix := fmt.Sprint(os.Getpid())
 	// Whatever happens, no container of these pipelines stays.
 	t.Cleanup(func() {
-		for _, name := range []string{"dk-kill-" + suffix, "dk-orphan-" + suffix, "dk-reaper-" + suffix} {
+		for _, name := range []string{"dk-kill-" + suffix, "dk-stdio-" + suffix, "dk-orphan-" + suffix, "dk-reaper-" + suffix} {
 			for _, id := range containersOf(t, cli, name) {
 				cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
 			}
@@ -82,6 +82,32 @@ func TestDockerComponentE2E(t *testing.T) {
 		}
 		checkIDs(t, out, count)
 		if left := containersOf(t, cli, "dk-kill-"+suffix); len(left) > 0 {
+			t.Errorf("containers left after the run: %v", left)
+		}
+	})
+
+	t.Run("stdio component in a container", func(t *testing.T) {
+		bin := filepath.Join(dir, "stdioproc")
+		if err := dockertest.BuildStatic(root, "./internal/external/testdata/stdioproc", bin); err != nil {
+			t.Fatal(err)
+		}
+		stdioImage := dockertest.Tag("stdioproc")
+		if err := dockertest.BuildScratchImage(ctx, cli, stdioImage, bin); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { dockertest.RemoveImage(ctx, cli, stdioImage) })
+		const count = 5000
+		out := filepath.Join(dir, "stdio.jsonl")
+		p := strings.Replace(dockerPipeline("dk-stdio-"+suffix, stdioImage, count, 0, out), "protocol: grpc", "protocol: stdio", 1)
+		r := startFlowctl(t, flowctl, dir, p)
+		if err := r.wait(); err != nil {
+			t.Fatalf("flowctl run: %v\n%s", err, r.text())
+		}
+		checkIDs(t, out, count)
+		if !strings.Contains(r.text(), "usd | stdioproc: end of input") {
+			t.Errorf("the container did not see end of input (or its stderr was not captured):\n%s", r.text())
+		}
+		if left := containersOf(t, cli, "dk-stdio-"+suffix); len(left) > 0 {
 			t.Errorf("containers left after the run: %v", left)
 		}
 	})
