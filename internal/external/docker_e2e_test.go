@@ -58,7 +58,7 @@ func TestDockerComponentE2E(t *testing.T) {
 	suffix := fmt.Sprint(os.Getpid())
 	// Whatever happens, no container of these pipelines stays.
 	t.Cleanup(func() {
-		for _, name := range []string{"dk-kill-" + suffix, "dk-stdio-" + suffix, "dk-orphan-" + suffix, "dk-reaper-" + suffix} {
+		for _, name := range []string{"dk-kill-" + suffix, "dk-stdio-" + suffix, "dk-server-" + suffix, "dk-orphan-" + suffix, "dk-reaper-" + suffix} {
 			for _, id := range containersOf(t, cli, name) {
 				cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
 			}
@@ -109,6 +109,71 @@ func TestDockerComponentE2E(t *testing.T) {
 		}
 		if left := containersOf(t, cli, "dk-stdio-"+suffix); len(left) > 0 {
 			t.Errorf("containers left after the run: %v", left)
+		}
+	})
+
+	t.Run("under flowctl server", func(t *testing.T) {
+		// A short path: the server's Unix socket lives in its data directory.
+		data, err := os.MkdirTemp("", "fsrv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(data) })
+		// A file, not a pipe: the server's children inherit it, and Wait
+		// must not wait for them to close it.
+		logs, err := os.Create(filepath.Join(dir, "server.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logs.Close()
+		logText := func() string { b, _ := os.ReadFile(logs.Name()); return string(b) }
+		srv := exec.Command(flowctl, "server", "--data-dir", data, "--grace", "5s")
+		srv.Stdout, srv.Stderr = logs, logs
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		srvDone := make(chan struct{})
+		go func() { srv.Wait(); close(srvDone) }()
+		t.Cleanup(func() {
+			srv.Process.Kill()
+			<-srvDone
+		})
+		addr := "unix:" + filepath.Join(data, "flowctl.sock")
+		const count = 3000
+		out := filepath.Join(dir, "server.jsonl")
+		file := filepath.Join(dir, "server.yaml")
+		name := "dk-server-" + suffix
+		if err := os.WriteFile(file, []byte(dockerPipeline(name, image, count, 0, out)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var applyOut []byte
+		for i := 0; ; i++ { // until the server listens (bounded)
+			applyOut, err = exec.Command(flowctl, "apply", "-f", file, "--server", addr, "--wait", "--timeout", "90s").CombinedOutput()
+			if err == nil || i == 100 || !strings.Contains(string(applyOut), "flowctl.sock") {
+				break
+			}
+			select {
+			case <-srvDone:
+				t.Fatalf("server ended:\n%s", logText())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if err != nil {
+			t.Fatalf("apply: %v\n%s\nserver:\n%s", err, applyOut, logText())
+		}
+		waitLines(t, out, count, nil)
+		checkIDs(t, out, count)
+		if b, err := exec.Command(flowctl, "delete", "pipeline", name, "--server", addr).CombinedOutput(); err != nil {
+			t.Fatalf("delete: %v\n%s", err, b)
+		}
+		srv.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-srvDone:
+		case <-time.After(time.Minute):
+			t.Fatal("server did not stop within a minute of SIGTERM")
+		}
+		if left := containersOf(t, cli, name); len(left) > 0 {
+			t.Errorf("containers left after the server stopped: %v\n%s", left, logText())
 		}
 	})
 
@@ -239,13 +304,17 @@ func (r *flowctlRun) waitContainer(t *testing.T) string {
 }
 
 // waitLines waits until file has at least n lines, so that events are
-// flowing through the container.
+// flowing through the container; r (nil: none) is the run writing it.
 func waitLines(t *testing.T, file string, n int, r *flowctlRun) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		if b, err := os.ReadFile(file); err == nil && strings.Count(string(b), "\n") >= n {
 			return
+		}
+		if r == nil {
+			time.Sleep(20 * time.Millisecond)
+			continue
 		}
 		select {
 		case <-r.done:
