@@ -38,9 +38,9 @@ const (
 	LabelRun       = "flowctl.run"
 )
 
-// ErrImageMissing means the image is not in the local daemon; flowctl
-// never pulls.
-var ErrImageMissing = errors.New("image not present locally")
+// ErrImageMissing is wrapped by the error for an image that is not in
+// the local daemon.
+var ErrImageMissing = errors.New("flowctl never pulls images")
 
 // ErrUnavailable means the Docker daemon could not be reached.
 var ErrUnavailable = errors.New("docker daemon unavailable")
@@ -132,8 +132,8 @@ func (d *Driver) Start(ctx context.Context, cfg drivers.TaskConfig) (drivers.Han
 	})
 	if _, err := cli.ImageInspect(ctx, cfg.Image); err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return nil, fmt.Errorf("start %s: %w: image %q is not in the local Docker daemon and flowctl never pulls images; build it (docker build -t %s DIR), load it (docker load -i FILE.tar) or import a root file system (docker import FILE.tar %s)",
-				cfg.Name, ErrImageMissing, cfg.Image, cfg.Image, cfg.Image)
+			return nil, fmt.Errorf("start %s: image %q is not in the local Docker daemon, and %w: build it (docker build -t %s DIR), load it (docker load -i FILE.tar) or import a root file system (docker import FILE.tar %s)",
+				cfg.Name, cfg.Image, ErrImageMissing, cfg.Image, cfg.Image)
 		}
 		return nil, fmt.Errorf("start %s: inspect image %q: %w", cfg.Name, cfg.Image, err)
 	}
@@ -267,8 +267,10 @@ func (d *Driver) Reap(ctx context.Context) (int, error) {
 	var errs []error
 	n := 0
 	for _, c := range list.Items {
+		// Only containers this driver started carry an owner pid; others
+		// labelled flowctl's (a Compose service, say) are not ours to reap.
 		pid, err := strconv.Atoi(c.Labels[LabelOwnerPID])
-		if err == nil && processAlive(pid) {
+		if err != nil || processAlive(pid) {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, removeTimeout)

@@ -418,7 +418,7 @@ func TestImageMissing(t *testing.T) {
 }
 
 // TestReap: containers owned by a flowctl process that is gone are
-// removed; those of a live one stay.
+// removed; those of a live one, and those without an owner, stay.
 func TestReap(t *testing.T) {
 	needDocker(t)
 	ctx := context.Background()
@@ -428,10 +428,12 @@ func TestReap(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	mk := func(pid int) string {
+		labels := map[string]string{docker.LabelManaged: "true", docker.LabelOwnerHost: host}
+		if pid != 0 {
+			labels[docker.LabelOwnerPID] = strconv.Itoa(pid)
+		}
 		res, err := dockerCli.ContainerCreate(ctx, client.ContainerCreateOptions{
-			Config: &container.Config{Image: image, Cmd: []string{"serve"}, Labels: map[string]string{
-				docker.LabelManaged: "true", docker.LabelOwnerHost: host, docker.LabelOwnerPID: strconv.Itoa(pid),
-			}},
+			Config: &container.Config{Image: image, Cmd: []string{"serve"}, Labels: labels},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -444,7 +446,9 @@ func TestReap(t *testing.T) {
 		}
 		return res.ID
 	}
-	orphan, mine := mk(dead.Process.Pid), mk(os.Getpid())
+	// notOurs has flowctl's label but no owner pid: a Compose service
+	// of a translated pipeline, say.
+	orphan, mine, notOurs := mk(dead.Process.Pid), mk(os.Getpid()), mk(0)
 	n, err := docker.New().Reap(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -457,5 +461,8 @@ func TestReap(t *testing.T) {
 	}
 	if _, err := dockerCli.ContainerInspect(ctx, mine, client.ContainerInspectOptions{}); err != nil {
 		t.Errorf("a live flowctl's container was removed: %v", err)
+	}
+	if _, err := dockerCli.ContainerInspect(ctx, notOurs, client.ContainerInspectOptions{}); err != nil {
+		t.Errorf("a container without an owner pid was removed: %v", err)
 	}
 }
