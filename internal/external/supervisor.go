@@ -265,7 +265,11 @@ func (s *Supervisor) startOne(ctx context.Context) (*incarnation, error) {
 			task.Argv, task.Dir = argv(s.rt, s.c)
 			task.Env = environ(env)
 		}
-		drv, err := drivers.Lookup(driverOf(s.c))
+		lookup := s.rt.Drivers
+		if lookup == nil {
+			lookup = drivers.Lookup
+		}
+		drv, err := lookup(driverOf(s.c))
 		if err != nil {
 			return nil, fmt.Errorf("component %q: %w", s.c.Name, err)
 		}
