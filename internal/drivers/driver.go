@@ -32,6 +32,13 @@ type TaskConfig struct {
 	Argv []string
 	// Image is the container image (container drivers only).
 	Image string
+	// ImageArgs are arguments for the image's own entrypoint, used when
+	// Argv is empty (an `image:` component with `args:` and no
+	// `command:`); container drivers only.
+	ImageArgs []string
+	// Mounts are host paths and named volumes given to a container
+	// (container drivers only).
+	Mounts []Mount
 	// Env is the task's complete environment as KEY=VALUE pairs (nil: an
 	// empty environment).
 	Env []string
@@ -49,6 +56,16 @@ type TaskConfig struct {
 	Labels map[string]string
 	// Logger gets driver events (start, exit); nil discards them.
 	Logger *slog.Logger
+}
+
+// Mount is one host path or named volume mounted into a container.
+type Mount struct {
+	// Source is an absolute host path, or a volume name when Volume is set.
+	Source string
+	// Target is the absolute path inside the container.
+	Target   string
+	Volume   bool
+	ReadOnly bool
 }
 
 // Status is what Inspect reports.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/controlplane"
+	"github.com/flowctl/flowctl/internal/drivers"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/spec"
 )
@@ -180,6 +181,9 @@ type Runtime struct {
 	// Output receives the children's captured output lines, each already
 	// prefixed with the component name; nil means the run's stderr.
 	Output io.Writer
+	// Drivers looks up the driver that starts a component by name
+	// ("process", "docker") [drivers.Lookup]; tests give a fake.
+	Drivers func(name string) (drivers.Driver, error)
 
 	// v1procs holds, per flowctl.v1 processor name, what its incarnations
 	// share (*v1Shared, v1_process.go).

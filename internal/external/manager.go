@@ -17,10 +17,6 @@ import (
 	"github.com/flowctl/flowctl/internal/spec"
 )
 
-// ErrContainer refuses `image:` components until the container driver
-// exists.
-var ErrContainer = errors.New("components run from an image need the container driver, which flowctl run does not have yet; run it as a local process with `command:` instead, or deploy with a translator")
-
 // IsExternal reports whether c is run outside flowctl: by a command, an
 // image or at a url.
 func IsExternal(c *spec.Component) bool {
@@ -88,8 +84,10 @@ func protocolOf(c *spec.Component) string {
 
 // Check reports why c cannot be run by this build, nil if it can.
 func Check(c *spec.Component) error {
-	if c.Runner == spec.RunContainer || (c.Image != "" && len(c.Command) == 0 && c.Runner == "") {
-		return fmt.Errorf("component %q (image %s): %w", c.Name, c.Image, ErrContainer)
+	if isContainer(c) {
+		if err := checkContainer(c); err != nil {
+			return err
+		}
 	}
 	name := protocolOf(c)
 	if _, err := LookupProtocol(name); err != nil {

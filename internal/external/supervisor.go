@@ -13,7 +13,7 @@ import (
 
 	"github.com/flowctl/flowctl/internal/backoff"
 	"github.com/flowctl/flowctl/internal/controlplane"
-	"github.com/flowctl/flowctl/internal/drivers/process"
+	"github.com/flowctl/flowctl/internal/drivers"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/spec"
 )
@@ -125,10 +125,10 @@ type Supervisor struct {
 	done   chan struct{} // closed when watch returned
 }
 
-// incarnation is one started process and its connection.
+// incarnation is one started process (or container) and its connection.
 type incarnation struct {
 	gen     int
-	h       *process.Handle // nil for a remote component
+	h       drivers.Handle // nil for a remote component
 	conns   Conns
 	started time.Time
 	stdio   bool // the child's stdin is the protocol: EOF asks it to exit
@@ -252,22 +252,40 @@ func (s *Supervisor) startOne(ctx context.Context) (*incarnation, error) {
 			s.log.Warn("the pipeline file sets variables flowctl sets itself; flowctl's values are used",
 				"fields", "env."+strings.Join(overridden, ", env."))
 		}
-		args, dir := argv(s.rt, s.c)
 		out := s.rt.Output
 		if out == nil {
 			out = os.Stderr
 		}
-		h, err := process.Start(process.Config{
-			Name: s.c.Name, Argv: args, Env: environ(env), Dir: dir,
-			Stdio: launch.Stdio, Output: out, Logger: s.log,
-		})
+		task := drivers.TaskConfig{Name: s.c.Name, Stdio: launch.Stdio, Output: out, Logger: s.log}
+		if isContainer(s.c) {
+			if err := containerTask(s.rt, s.c, env, &task); err != nil {
+				return nil, err
+			}
+		} else {
+			task.Argv, task.Dir = argv(s.rt, s.c)
+			task.Env = environ(env)
+		}
+		lookup := s.rt.Drivers
+		if lookup == nil {
+			lookup = drivers.Lookup
+		}
+		drv, err := lookup(driverOf(s.c))
+		if err != nil {
+			return nil, fmt.Errorf("component %q: %w", s.c.Name, err)
+		}
+		h, err := drv.Start(ctx, task)
 		if err != nil {
 			return nil, fmt.Errorf("component %q: %w", s.c.Name, err)
 		}
 		inc.h, inc.stdio = h, launch.Stdio
 		inst.Env, inst.Exited = env, h.Done()
 		inst.Stdin, inst.Stdout = h.Stdin(), h.Stdout()
-		s.log.Info("component started", "pid", h.PID(), "protocol", s.proto.Name(), "incarnation", gen)
+		st := h.Inspect()
+		if task.Image != "" {
+			s.log.Info("component started", "container", st.ID, "image", task.Image, "protocol", s.proto.Name(), "incarnation", gen)
+		} else {
+			s.log.Info("component started", "pid", st.PID, "protocol", s.proto.Name(), "incarnation", gen)
+		}
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.startupTimeout)
 	defer cancel()
@@ -546,7 +564,7 @@ func (s *Supervisor) PID() int {
 	if s.cur == nil || s.cur.h == nil {
 		return 0
 	}
-	return s.cur.h.PID()
+	return s.cur.h.Inspect().PID
 }
 
 // InFlight returns how many batches are in flight on the current
@@ -625,7 +643,7 @@ func (e stopRunError) Error() string   { return e.err.Error() }
 func (e stopRunError) Unwrap() []error { return []error{e.err, flow.ErrStopRun} }
 
 // cleanExit reports whether h's process exited on its own with status 0.
-func cleanExit(h *process.Handle) bool {
+func cleanExit(h drivers.Handle) bool {
 	select {
 	case <-h.Done():
 	default:
@@ -701,7 +719,7 @@ func (s *Supervisor) watchHealth(ctx context.Context, inc *incarnation) (stop fu
 					if e.Reported != controlplane.HealthUnhealthy || age > e.TTL {
 						s.unhealthy.Add(1)
 						s.log.Warn("component unhealthy: no heartbeat within its TTL while its process lives; killing it (SIGKILL) to restart it",
-							"pid", inc.h.PID(), "incarnation", inc.gen,
+							"pid", inc.h.Inspect().PID, "incarnation", inc.gen,
 							"last_heartbeat_age", age.Round(time.Millisecond), "ttl", e.TTL,
 							"in_flight_batches", inc.inflight.Load())
 						inc.breakWith(fmt.Errorf("component %q unhealthy: last heartbeat %v ago, TTL %v: %w",
@@ -710,7 +728,7 @@ func (s *Supervisor) watchHealth(ctx context.Context, inc *incarnation) (stop fu
 					}
 					if !reportedBad {
 						s.log.Warn("component reports itself UNHEALTHY (it still heartbeats, so it is not restarted)",
-							"pid", inc.h.PID(), "incarnation", inc.gen)
+							"pid", inc.h.Inspect().PID, "incarnation", inc.gen)
 					}
 					reportedBad = true
 				} else {

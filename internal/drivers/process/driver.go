@@ -27,8 +27,8 @@ func (Driver) Start(ctx context.Context, cfg drivers.TaskConfig) (drivers.Handle
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
 	}
-	if cfg.Image != "" {
-		return nil, fmt.Errorf("start %s: the process driver cannot run image %q (use the docker driver)", cfg.Name, cfg.Image)
+	if cfg.Image != "" || len(cfg.ImageArgs) > 0 || len(cfg.Mounts) > 0 {
+		return nil, fmt.Errorf("start %s: the process driver cannot run image %q, image arguments or mounts (use the docker driver)", cfg.Name, cfg.Image)
 	}
 	if len(cfg.Argv) == 0 {
 		return nil, errors.New("start process: empty command")
