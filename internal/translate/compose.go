@@ -122,7 +122,11 @@ func (b *composeBuilder) nodeService(n *node) {
 	s.set("entrypoint", strs(true, flowctlBin))
 	s.set("command", strs(true, args...))
 
-	mounts := []*yaml.Node{bindMount(path.Join(pl.opts.SourceDir, filepath.Base(pl.fileName())), pl.pipelinePath(), true)}
+	file := pl.opts.PipelineFile
+	if file == "" {
+		file = path.Join(pl.opts.SourceDir, filepath.Base(pl.fileName()))
+	}
+	mounts := []*yaml.Node{bindMount(file, pl.pipelinePath(), true)}
 	if d := n.dataDir; d != nil {
 		// The short syntax: Docker creates a missing host directory (an
 		// output directory before the first run); the long one refuses.

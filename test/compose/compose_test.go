@@ -496,3 +496,106 @@ sinks:
 		t.Fatalf("%d events written, want %d", len(ls), count)
 	}
 }
+
+// flowctlEnv runs the binary with extra environment, returning its
+// output and error (the caller checks).
+func flowctlEnv(t *testing.T, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binaries(t), "flowctl"), args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestApplyCompose drives `flowctl apply/get/delete --target
+// docker-compose` as a user would: a dry run that writes and starts
+// nothing, an apply that runs the pipeline to completion, get, a second
+// dry run without and with a change, and delete, which keeps the
+// checkpoints' volume.
+func TestApplyCompose(t *testing.T) {
+	requireCompose(t)
+	dir := t.TempDir()
+	name := unique("applye2e")
+	image := unique("flowctl-e2e:")
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(`name: `+name+`
+sources:
+  - name: gen
+    type: generate
+    config: {count: ${COUNT}, batch_size: 10, expr: '{"n": i}'}
+sinks:
+  - name: out
+    type: file
+    inputs: [gen]
+    config: {path: out/out.jsonl, format: envelope}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// flowctl's image, from the Dockerfile translate writes.
+	if out, err := flowctlEnv(t, dir, []string{"COUNT=1"}, "translate", "-f", "p.yaml", "--to", "docker-compose", "-o", "image", "--dockerfile", "--image", image); err != nil {
+		t.Fatalf("translate: %v\n%s", err, out)
+	}
+	buildImage(t, filepath.Join(dir, "image"), image)
+
+	deploy := filepath.Join(dir, ".flowctl", "compose", name)
+	t.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(deploy, "docker-compose.yml")); err == nil {
+			_, _ = runErr(deploy, 2*time.Minute, "docker-compose", "-p", name, "down", "-v", "--remove-orphans", "-t", "2")
+		}
+		_, _ = runErr("", time.Minute, "docker", "volume", "rm", "-f", name+"_gen-state")
+	})
+
+	out, err := flowctlEnv(t, dir, []string{"COUNT=40"}, "apply", "-f", "p.yaml", "--target", "docker-compose", "--image", image, "--dry-run")
+	if err != nil || !strings.Contains(out, "+++ docker-compose.yml (new)") || !strings.Contains(out, "would change") {
+		t.Fatalf("first dry run: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(deploy); !os.IsNotExist(err) {
+		t.Fatalf("the dry run wrote %s (%v)", deploy, err)
+	}
+
+	out, err = flowctlEnv(t, dir, []string{"COUNT=40"}, "apply", "-f", "p.yaml", "--target", "docker-compose", "--image", image)
+	if err != nil || !strings.Contains(out, "pipeline/"+name+" applied to docker-compose") {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	p := &project{t: t, dir: deploy, name: name}
+	p.waitFinished()
+	got := ids(t, lines(t, filepath.Join(dir, "out", "out.jsonl")))
+	if len(got) != 40 {
+		t.Fatalf("%d events written, want 40: %v", len(got), got)
+	}
+	for i, id := range got {
+		if i > 0 && got[i-1] == id {
+			t.Fatalf("%s written twice", id)
+		}
+	}
+
+	out, err = flowctlEnv(t, dir, nil, "get", "pipelines", name, "--target", "docker-compose")
+	if err != nil || !regexp.MustCompile(name+`\s+`+name+`\s+Completed\s+0/2\s+2\s+0\s+2`).MatchString(out) {
+		t.Fatalf("get pipelines: %v\n%s", err, out)
+	}
+
+	out, err = flowctlEnv(t, dir, []string{"COUNT=40"}, "apply", "-f", "p.yaml", "--target", "docker-compose", "--image", image, "--dry-run")
+	if err != nil || !strings.Contains(out, "unchanged") || strings.Contains(out, "+++") {
+		t.Fatalf("dry run of the applied file: %v\n%s", err, out)
+	}
+	out, err = flowctlEnv(t, dir, []string{"COUNT=50"}, "apply", "-f", "p.yaml", "--target", "docker-compose", "--image", image, "--dry-run")
+	if err != nil || !strings.Contains(out, "- ") || !strings.Contains(out, "count: 40") || !strings.Contains(out, "count: 50") || !strings.Contains(out, "1 file would change") {
+		t.Fatalf("dry run of a change: %v\n%s", err, out)
+	}
+
+	out, err = flowctlEnv(t, dir, nil, "delete", "pipeline", name, "--target", "docker-compose")
+	if err != nil || !strings.Contains(out, "deleted from docker-compose") {
+		t.Fatalf("delete: %v\n%s", err, out)
+	}
+	if left := run(t, "", time.Minute, "docker", "ps", "-aq", "--filter", "label=com.docker.compose.project="+name); strings.TrimSpace(left) != "" {
+		t.Fatalf("containers left after delete: %s", left)
+	}
+	if _, err := runErr("", time.Minute, "docker", "volume", "inspect", name+"_gen-state"); err != nil {
+		t.Fatalf("delete without --volumes removed the checkpoints' volume: %v", err)
+	}
+	if out, err = flowctlEnv(t, dir, nil, "get", "pipelines", name, "--target", "docker-compose"); err == nil {
+		t.Fatalf("get after delete found the pipeline:\n%s", out)
+	}
+}
