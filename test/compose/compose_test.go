@@ -405,11 +405,12 @@ func TestKillProcessorUnderCompose(t *testing.T) {
 
 // TestSDKImageUnderCompose runs examples/sdk-processor, built static into
 // a FROM-scratch image of its own, as an `image:` processor: translate
-// makes it service tag-component and a node service tag that drives it at
-// its PORT; every event goes through it exactly once.
+// makes it service usd-component and a node service usd that drives it at
+// its PORT; every event goes through it exactly once — also when the
+// image's container is killed mid-run and started again (the node
+// connects again and redelivers what was in flight).
 func TestSDKImageUnderCompose(t *testing.T) {
 	requireCompose(t)
-	const count = 500
 	sdkDir := t.TempDir()
 	copyFile(t, filepath.Join(binaries(t), "sdk-processor"), filepath.Join(sdkDir, "sdk-processor"), 0o755)
 	if err := os.WriteFile(filepath.Join(sdkDir, "Dockerfile"), []byte("FROM scratch\nCOPY sdk-processor /sdk-processor\nENTRYPOINT [\"/sdk-processor\"]\n"), 0o644); err != nil {
@@ -419,81 +420,107 @@ func TestSDKImageUnderCompose(t *testing.T) {
 	t.Cleanup(func() { _, _ = runErr("", time.Minute, "docker", "rmi", "-f", sdkImage) })
 	run(t, sdkDir, 3*time.Minute, "docker", "build", "-q", "-t", sdkImage, ".")
 
-	src := filepath.Join(t.TempDir(), "sdk.yaml")
-	if err := os.WriteFile(src, []byte(fmt.Sprintf(`name: sdk
+	for _, tc := range []struct {
+		name  string
+		count int
+		rate  int // events per second from the source; 0: as fast as taken
+		kill  bool
+	}{{"once", 500, 0, false}, {"component killed", 2000, 200, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "sdk.yaml")
+			if err := os.WriteFile(src, []byte(fmt.Sprintf(`name: sdk
 sources:
   - name: gen
     type: generate
     config:
       count: %d
+      rate: %d
       batch_size: 25
       expr: '{"amount": i * 100, "kind": "payment"}'
 processors:
   - name: usd
     image: %s
     ports: [{name: grpc, containerPort: 50051}]
+    startup_timeout: 60s
     inputs: [gen]
 sinks:
   - name: out
     type: file
     inputs: [usd]
     config: {path: out/out.jsonl, format: envelope}
-`, count, sdkImage)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dir, deploy, _ := setup(t, src, nil)
-	p := composeUp(t, deploy)
-	// The SDK processor serves until stopped: the pipeline is finished
-	// when every node exited 0.
-	deadline := time.Now().Add(finishTimeout)
-	for {
-		pending := 0
-		for _, c := range p.containers() {
-			if c.Service == "usd-component" {
-				continue
+`, tc.count, tc.rate, sdkImage)), 0o644); err != nil {
+				t.Fatal(err)
 			}
-			if c.Status == "exited" && c.ExitCode != 0 {
-				t.Fatalf("service %s exited with %d", c.Service, c.ExitCode)
+			dir, deploy, _ := setup(t, src, nil)
+			p := composeUp(t, deploy)
+			out := filepath.Join(dir, "out", "out.jsonl")
+			if tc.kill {
+				deadline := time.Now().Add(finishTimeout)
+				for len(lines(t, out)) < 100 {
+					if time.Now().After(deadline) {
+						t.Fatalf("the sink wrote %d events in %s", len(lines(t, out)), finishTimeout)
+					}
+					time.Sleep(pollEvery)
+				}
+				run(t, "", time.Minute, "docker", "kill", p.container("usd-component").ID)
+				if before := len(lines(t, out)); before >= tc.count {
+					t.Fatalf("the sink had all %d events before the kill", before)
+				}
+				run(t, deploy, time.Minute, "docker-compose", "-p", p.name, "start", "usd-component")
 			}
-			if c.Status != "exited" {
-				pending++
+			// The SDK processor serves until stopped: the pipeline is
+			// finished when every node exited 0.
+			deadline := time.Now().Add(finishTimeout)
+			for {
+				pending := 0
+				for _, c := range p.containers() {
+					if c.Service == "usd-component" {
+						continue
+					}
+					if c.Status == "exited" && c.ExitCode != 0 {
+						t.Fatalf("service %s exited with %d", c.Service, c.ExitCode)
+					}
+					if c.Status != "exited" {
+						pending++
+					}
+				}
+				if pending == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d node services still run after %s", pending, finishTimeout)
+				}
+				time.Sleep(pollEvery)
 			}
-		}
-		if pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d node services still run after %s", pending, finishTimeout)
-		}
-		time.Sleep(pollEvery)
-	}
 
-	ls := lines(t, filepath.Join(dir, "out", "out.jsonl"))
-	seen := map[string]int{}
-	for _, l := range ls {
-		var e struct {
-			ID   string `json:"id"`
-			Data struct {
-				Amount    float64 `json:"amount"`
-				AmountUSD float64 `json:"amount_usd"`
-				Kind      string  `json:"kind"`
-			} `json:"data"`
-		}
-		if err := json.Unmarshal([]byte(l), &e); err != nil {
-			t.Fatalf("line %q: %v", l, err)
-		}
-		if e.Data.Kind != "PAYMENT" || e.Data.AmountUSD != e.Data.Amount/100 {
-			t.Fatalf("event %s did not go through the SDK processor: %s", e.ID, l)
-		}
-		seen[e.ID]++
-	}
-	for i := range count {
-		if n := seen[fmt.Sprintf("gen:%d", i)]; n != 1 {
-			t.Fatalf("gen:%d written %d times, want once", i, n)
-		}
-	}
-	if len(ls) != count {
-		t.Fatalf("%d events written, want %d", len(ls), count)
+			ls := lines(t, out)
+			seen := map[string]int{}
+			for _, l := range ls {
+				var e struct {
+					ID   string `json:"id"`
+					Data struct {
+						Amount    float64 `json:"amount"`
+						AmountUSD float64 `json:"amount_usd"`
+						Kind      string  `json:"kind"`
+					} `json:"data"`
+				}
+				if err := json.Unmarshal([]byte(l), &e); err != nil {
+					t.Fatalf("line %q: %v", l, err)
+				}
+				if e.Data.Kind != "PAYMENT" || e.Data.AmountUSD != e.Data.Amount/100 {
+					t.Fatalf("event %s did not go through the SDK processor: %s", e.ID, l)
+				}
+				seen[e.ID]++
+			}
+			for i := range tc.count {
+				if n := seen[fmt.Sprintf("gen:%d", i)]; n != 1 {
+					t.Fatalf("gen:%d written %d times, want once", i, n)
+				}
+			}
+			if len(ls) != tc.count {
+				t.Fatalf("%d events written, want %d", len(ls), tc.count)
+			}
+		})
 	}
 }
 
