@@ -137,7 +137,12 @@ func runApplyCompose(ctx context.Context, g *globals, o applyOptions) error {
 		}
 		want := append([]translate.File{{Name: composeResolvedFile, Data: f.data}}, res.Files...)
 		want = keepExistingCerts(dir, want)
+		_, applied := os.Stat(filepath.Join(dir, composeResolvedFile))
 		changed := diffFiles(g.stdout, dir, want)
+		// The services mount the pipeline file: a change in it alone
+		// leaves the Compose file as it was, and docker-compose up would
+		// keep the containers that read the old one.
+		recreate := applied == nil && fileChanged(dir, composeResolvedFile, f.data)
 		if o.dryRun {
 			if changed == 0 {
 				fmt.Fprintf(g.stdout, "pipeline/%s: unchanged in %s (dry run)\n", f.pl.Name, dir)
@@ -150,12 +155,22 @@ func runApplyCompose(ctx context.Context, g *globals, o applyOptions) error {
 		if err := out.WriteDir(dir); err != nil {
 			return err
 		}
-		if err := composeCommand(ctx, g.stderr, dir, "-p", project, "-f", translate.ComposeFile, "up", "-d", "--remove-orphans"); err != nil {
+		args := []string{"-p", project, "-f", translate.ComposeFile, "up", "-d", "--remove-orphans"}
+		if recreate {
+			args = append(args, "--force-recreate")
+		}
+		if err := composeCommand(ctx, g.stderr, dir, args...); err != nil {
 			return fmt.Errorf("pipeline/%s: %w (the translation is in %s)", f.pl.Name, err, dir)
 		}
 		fmt.Fprintf(g.stdout, "pipeline/%s applied to docker-compose: project %s, %s\n", f.pl.Name, project, filepath.Join(dir, translate.ComposeFile))
 	}
 	return nil
+}
+
+// fileChanged reports whether dir/name differs from data.
+func fileChanged(dir, name string, data []byte) bool {
+	old, err := os.ReadFile(filepath.Join(dir, name))
+	return err != nil || !bytes.Equal(old, data)
 }
 
 func firstLineOf(out []byte, err error) string {

@@ -218,6 +218,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("checkpoints of node %q: %w", o.Component, err)
 	}
 	defer st.Close()
+	if err := appendIfRanBefore(pl.self, o.Registry, stateRootOf(o.StateDir), p.Name, own); err != nil {
+		return res, err
+	}
 
 	eopts := engine.Options{Grace: o.Grace, Logger: log, Dir: dir, Checkpoints: st}
 	eopts.External = func(c *spec.Component, _ flow.BuildContext) (any, error) {

@@ -688,3 +688,36 @@ sinks:
 		t.Fatalf("%d lines, want 500", len(lines))
 	}
 }
+
+// TestSinkNodeAppendsWhenRunAgain: a file sink node truncates on its first
+// run, and started again with the same state directory (a restarted
+// container) it appends instead of erasing what it wrote.
+func TestSinkNodeAppendsWhenRunAgain(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	writeFile(t, file, `name: again
+sources:
+  - name: gen
+    type: generate
+    config: {count: 20, expr: '{"id": i}'}
+sinks:
+  - name: out
+    type: file
+    inputs: [gen]
+    config: {path: out.jsonl}
+`)
+	writeFile(t, filepath.Join(dir, "out.jsonl"), "{\"id\": -1}\n")
+	pl := loadFile(t, file)
+	sinkState := t.TempDir()
+	for run := 1; run <= 2; run++ {
+		out := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "out", StateDir: sinkState})
+		gen := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "gen",
+			Peers: map[string]Peer{"out": {Addrs: []string{out.addr}}}})
+		gen.wait(t, "gen")
+		out.wait(t, "out")
+		got := ids(t, filepath.Join(dir, "out.jsonl"))
+		if len(got) != 20*run || got[0] != 0 {
+			t.Fatalf("run %d: %d lines starting with id %d, want %d starting with 0", run, len(got), got[0], 20*run)
+		}
+	}
+}

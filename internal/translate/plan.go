@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/flowctl/flowctl/internal/flow"
+	flowctlnode "github.com/flowctl/flowctl/internal/node"
 	"github.com/flowctl/flowctl/internal/spec"
 )
 
@@ -71,7 +72,8 @@ type node struct {
 	// dead letter sink), sorted by service name.
 	downstream []*node
 	// checkpoints is true for a source that resumes from committed
-	// positions: its node gets a durable state directory.
+	// positions, and for a sink that must know it ran before: its node
+	// gets a durable state directory.
 	checkpoints bool
 	// dataDir is the directory of a built-in's relative file path (a
 	// file source's input, a file sink's output), mounted from the host
@@ -120,7 +122,9 @@ func newPlan(p *spec.Pipeline, opts Options) (*plan, error) {
 				return nil, err
 			}
 		}
-		n.checkpoints = c.Role == flow.RoleSource && checkpoints(c, opts.Registry, p)
+		// A sink node keeps in its state that it ran, so that started
+		// again it appends instead of erasing its output (node.AppendsOnRestart).
+		n.checkpoints = (c.Role == flow.RoleSource && checkpoints(c, opts.Registry, p)) || flowctlnode.AppendsOnRestart(c, opts.Registry)
 		pl.nodes = append(pl.nodes, n)
 		pl.byComponent[c.Name] = n
 	}
