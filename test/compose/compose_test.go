@@ -612,6 +612,23 @@ sinks:
 		t.Fatalf("dry run of a change: %v\n%s", err, out)
 	}
 
+	// Applying the changed file recreates the services (only the mounted
+	// file changed); the generator resumes from its checkpoint volume.
+	out, err = flowctlEnv(t, dir, []string{"COUNT=50"}, "apply", "-f", "p.yaml", "--target", "docker-compose", "--image", image)
+	if err != nil || !strings.Contains(out, "applied to docker-compose") {
+		t.Fatalf("apply of a change: %v\n%s", err, out)
+	}
+	p.waitFinished()
+	got = ids(t, lines(t, filepath.Join(dir, "out", "out.jsonl")))
+	if len(got) != 50 {
+		t.Fatalf("after the re-apply %d events written, want 50 (40, then 10 more from the checkpoint)", len(got))
+	}
+	for i, id := range got {
+		if i > 0 && got[i-1] == id {
+			t.Fatalf("%s written twice after the re-apply", id)
+		}
+	}
+
 	out, err = flowctlEnv(t, dir, nil, "delete", "pipeline", name, "--target", "docker-compose")
 	if err != nil || !strings.Contains(out, "deleted from docker-compose") {
 		t.Fatalf("delete: %v\n%s", err, out)
