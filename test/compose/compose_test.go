@@ -343,8 +343,9 @@ func TestFanoutFaninUnderCompose(t *testing.T) {
 var summary = regexp.MustCompile(`from upstream nodes (\d+) batches, (\d+) redelivered \((\d+) events`)
 
 // TestKillProcessorUnderCompose kills the processor's container while
-// events flow, starts it again, and checks every event reached the sink,
-// with no more duplicates than the events redelivered to the processor.
+// events flow and starts it again, then the sink's, and checks every event
+// reached the sink file (none erased by the restarted sink), with no more
+// duplicates than the events redelivered to the restarted nodes.
 func TestKillProcessorUnderCompose(t *testing.T) {
 	requireCompose(t)
 	const count = 3000
@@ -372,6 +373,20 @@ func TestKillProcessorUnderCompose(t *testing.T) {
 	// docker kill counts as a manual stop, so restart: on-failure leaves
 	// the container down; the operator (or this test) starts it again.
 	run(t, deploy, time.Minute, "docker-compose", "-p", p.name, "start", "pace")
+
+	// Then the sink's: started again, it must append, not erase.
+	for len(lines(t, out)) < before+300 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the sink wrote %d events after the restart of pace within %s", len(lines(t, out))-before, finishTimeout)
+		}
+		time.Sleep(pollEvery)
+	}
+	run(t, "", time.Minute, "docker", "kill", p.container("out").ID)
+	beforeSink := len(lines(t, out))
+	if beforeSink >= count {
+		t.Fatalf("the sink had all %d events before it was killed", beforeSink)
+	}
+	run(t, deploy, time.Minute, "docker-compose", "-p", p.name, "start", "out")
 	p.waitFinished()
 
 	got := ids(t, lines(t, out))
@@ -397,10 +412,16 @@ func TestKillProcessorUnderCompose(t *testing.T) {
 		t.Fatalf("pace's restarted node printed no summary line:\n%s", p.logs("pace"))
 	}
 	redelivered, _ := strconv.Atoi(m[len(m)-1][3])
-	if dups > redelivered {
-		t.Fatalf("%d duplicates at the sink, but only %d events were redelivered to the restarted processor", dups, redelivered)
+	ms := summary.FindAllStringSubmatch(p.logs("out"), -1)
+	if len(ms) == 0 {
+		t.Fatalf("out's restarted node printed no summary line:\n%s", p.logs("out"))
 	}
-	t.Logf("killed pace with %d of %d events written; after its restart: %d redelivered events, %d duplicates at the sink", before, count, redelivered, dups)
+	sinkRedelivered, _ := strconv.Atoi(ms[len(ms)-1][3])
+	if dups > redelivered+sinkRedelivered {
+		t.Fatalf("%d duplicates at the sink, but only %d+%d events were redelivered to the restarted processor and sink", dups, redelivered, sinkRedelivered)
+	}
+	t.Logf("killed pace with %d of %d events written, out with %d; redelivered after the restarts: %d to pace, %d to out; %d duplicates at the sink",
+		before, count, beforeSink, redelivered, sinkRedelivered, dups)
 }
 
 // TestSDKImageUnderCompose runs examples/sdk-processor, built static into
