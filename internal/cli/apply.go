@@ -27,6 +27,9 @@ type applyOptions struct {
 	dryRun  bool
 	wait    bool
 	timeout time.Duration
+	// --target docker-compose (apply_compose.go)
+	target, out, image string
+	tls                bool
 }
 
 func newApplyCmd(g *globals) *cobra.Command {
@@ -42,12 +45,33 @@ what runs until it matches; applying the same file again changes nothing.
 A directory applies every *.yaml, *.yml and *.json file in it, in name order. --dry-run
 shows, per component, what applying would do (start, stop, change, unchanged) and changes
 nothing. --wait waits until each pipeline is ready (or completed) and fails with the reason
-when it is not.`,
+when it is not.
+
+--target docker-compose runs the file with the real docker-compose instead: apply translates
+it (as flowctl translate does, with ${VAR} substituted here) into --out, by default
+<pipeline dir>/.flowctl/compose/<name>, and runs docker-compose -p <name> up -d
+--remove-orphans there. --dry-run prints the difference against the last applied
+translation and changes nothing. flowctl's image (--image) must have been built on this
+machine (see docs/translate.md).`,
 		Example: `  flowctl apply -f pipeline.yaml
   flowctl apply -f pipelines/ --dry-run
-  flowctl apply -f pipeline.yaml --wait --timeout 30s`,
+  flowctl apply -f pipeline.yaml --wait --timeout 30s
+  flowctl apply -f pipeline.yaml --target docker-compose --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			compose, err := composeTarget(o.target)
+			if err != nil {
+				return err
+			}
+			if compose {
+				if o.wait {
+					return errors.New("--wait is for the flowctl server; with --target docker-compose watch `flowctl get pipelines --target docker-compose`")
+				}
+				return runApplyCompose(cmd.Context(), g, o)
+			}
+			if o.out != "" || o.image != "" || o.tls {
+				return errors.New("--out, --image and --tls go with --target docker-compose")
+			}
 			return runApply(cmd.Context(), g, o)
 		},
 	}
@@ -57,6 +81,10 @@ when it is not.`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what applying would do and change nothing")
 	f.BoolVar(&o.wait, "wait", false, "wait until every applied pipeline is ready (or completed)")
 	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "how long --wait waits")
+	f.StringVar(&o.target, "target", targetServer, "where the pipeline runs: server (the flowctl server) or docker-compose (translated, then docker-compose up)")
+	f.StringVar(&o.out, "out", "", "docker-compose: directory of the translation (default <pipeline dir>/.flowctl/compose/<name>)")
+	f.StringVar(&o.image, "image", "", `docker-compose: flowctl's own image every service runs (default "flowctl:`+version+`")`)
+	f.BoolVar(&o.tls, "tls", false, "docker-compose: run the nodes over mutual TLS with certificates made on the first apply")
 	return cmd
 }
 

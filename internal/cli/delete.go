@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,20 +14,39 @@ import (
 func init() { subcommands = append(subcommands, newDeleteCmd) }
 
 func newDeleteCmd(g *globals) *cobra.Command {
-	var sf serverFlags
+	var (
+		sf      serverFlags
+		target  string
+		volumes bool
+	)
 	cmd := &cobra.Command{
 		Use:   "delete pipeline NAME",
 		Short: "Stop a pipeline and remove it from the flowctl server",
 		Long: `delete drains the pipeline's run (SIGTERM, the server's grace, then SIGKILL), waits
 until every process it started is gone, and removes the pipeline. Its run history and logs
-are kept.`,
+are kept.
+
+--target docker-compose runs docker-compose down on the project apply started (found by its
+containers' labels); its named volumes, which hold the checkpoints, are kept unless
+--volumes.`,
 		Example: `  flowctl delete pipeline payments
-  flowctl delete pipeline/payments`,
+  flowctl delete pipeline/payments
+  flowctl delete pipeline payments --target docker-compose --volumes`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := pipelineArg(args)
 			if err != nil {
 				return err
+			}
+			compose, err := composeTarget(target)
+			if err != nil {
+				return err
+			}
+			if compose {
+				return deleteCompose(cmd.Context(), g, name, volumes)
+			}
+			if volumes {
+				return errors.New("--volumes goes with --target docker-compose")
 			}
 			c, err := sf.connect(cmd.Context())
 			if err != nil {
@@ -54,5 +74,7 @@ are kept.`,
 		},
 	}
 	addServerFlags(cmd, &sf)
+	cmd.Flags().StringVar(&target, "target", targetServer, "server (the flowctl server) or docker-compose (docker-compose down on the project apply started)")
+	cmd.Flags().BoolVar(&volumes, "volumes", false, "docker-compose: remove the project's named volumes (the checkpoints) too")
 	return cmd
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -48,6 +49,7 @@ type getOptions struct {
 	server serverFlags
 	output string
 	limit  int
+	target string
 }
 
 func newGetCmd(g *globals) *cobra.Command {
@@ -63,7 +65,11 @@ func newGetCmd(g *globals) *cobra.Command {
 
 NAME picks one pipeline; for components it is PIPELINE/COMPONENT or a pipeline's name
 (its components); for runs a pipeline's name (its runs) or PIPELINE/N (its run N).
--o wide adds columns; -o json and -o yaml print the objects (a list is {"items": [...]}).`,
+-o wide adds columns; -o json and -o yaml print the objects (a list is {"items": [...]}).
+
+--target docker-compose lists the pipelines run by docker-compose instead (pipelines only):
+NAME, PROJECT, PHASE (Running, Partial, Completed, Failed), RUNNING, COMPLETED (exited 0),
+FAILED and SERVICES, from the labels of their containers.`,
 		Example: `  flowctl get pipelines
   flowctl get pl payments -o yaml
   flowctl get components payments
@@ -82,6 +88,16 @@ NAME picks one pipeline; for components it is PIPELINE/COMPONENT or a pipeline's
 			name := ""
 			if len(args) == 2 {
 				name = args[1]
+			}
+			compose, err := composeTarget(o.target)
+			if err != nil {
+				return err
+			}
+			if compose {
+				if res != resPipelines || (format != outTable && format != outWide) {
+					return errors.New("--target docker-compose lists pipelines only, as a table (-o wide adds the Compose file)")
+				}
+				return getComposePipelines(cmd.Context(), g, name, format == outWide)
 			}
 			c, err := o.server.connect(cmd.Context())
 			if err != nil {
@@ -102,6 +118,7 @@ NAME picks one pipeline; for components it is PIPELINE/COMPONENT or a pipeline's
 	addServerFlags(cmd, &o.server)
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: wide, json or yaml (default: a table)")
 	cmd.Flags().IntVar(&o.limit, "limit", 100, "runs: show at most this many, newest first")
+	cmd.Flags().StringVar(&o.target, "target", targetServer, "server (the flowctl server) or docker-compose (the projects `apply --target docker-compose` started, from their containers' labels)")
 	return cmd
 }
 

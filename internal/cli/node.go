@@ -40,6 +40,12 @@ name as a DNS name, as Compose and Kubernetes service names give). A list of add
 (--peer NAME=A:7000,B:7000) or a DNS name with several addresses reaches the replicas of a
 component; streams are balanced over them (round robin).
 
+--peer with the node's own component name (an image or command component) reaches that
+component at the address instead of starting it: it runs elsewhere (its own container) and
+serves its protocol there without registering — grpc (flowctl.stream.v1; the Go SDK does so
+without ENABLE_FLOWCTL=true, on PORT) or http. That link has no TLS: keep it on a private
+network.
+
 A batch is acknowledged to the upstream node only when everything derived from it is done here
 and acknowledged downstream, so delivery is at-least-once across nodes: after a node crashes,
 the batches it had not acknowledged are sent to it again (counted as redelivered; they may
@@ -71,7 +77,7 @@ both ways; "flowctl certs init" makes server.crt/server.key/ca.crt that serve) o
 	f.StringVarP(&o.file, "file", "f", "", "pipeline file")
 	f.StringVar(&o.component, "component", "", "name of the component this node runs (required)")
 	f.StringVar(&o.listen, "listen", node.DefaultListen, "address upstream nodes send to")
-	f.StringArrayVar(&o.peers, "peer", nil, "NAME=HOST:PORT[,HOST:PORT...]: where the node of downstream component NAME listens [NAME:7000]")
+	f.StringArrayVar(&o.peers, "peer", nil, "NAME=HOST:PORT[,HOST:PORT...]: where the node of downstream component NAME listens [NAME:7000]; with the node's own component name, where that component serves (nothing is started)")
 	f.StringVar(&o.tls.CertFile, "tls-cert", "", "certificate of this node (served, and presented to downstream nodes)")
 	f.StringVar(&o.tls.KeyFile, "tls-key", "", "key of --tls-cert")
 	f.StringVar(&o.tls.CAFile, "tls-ca", "", "CA that signs the other nodes' certificates (mutual TLS)")

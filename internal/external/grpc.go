@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -15,6 +17,7 @@ import (
 	"github.com/flowctl/flowctl/internal/drivers/process"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/spec"
+	"github.com/flowctl/flowctl/pkg/backoff"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
 
@@ -54,6 +57,9 @@ func (grpcProtocol) Launch(_ *Runtime, c *spec.Component) (Launch, error) {
 }
 
 func (grpcProtocol) Ready(ctx context.Context, rt *Runtime, inst *Instance) (Conns, error) {
+	if c := inst.Component; c.Runner == spec.RunRemote && strings.HasPrefix(c.URL, GRPCScheme) {
+		return connectRemoteGRPC(ctx, rt, inst) // flowctl started nothing
+	}
 	e, err := waitRegistration(ctx, rt, inst)
 	if err != nil {
 		return Conns{}, err
@@ -62,6 +68,38 @@ func (grpcProtocol) Ready(ctx context.Context, rt *Runtime, inst *Instance) (Con
 		return Conns{}, fmt.Errorf("component %q registered through the earlier flowctl.v1 control plane, not flowctl's native one: set `protocol: flowctl-v1` (or `auto`)", inst.ID)
 	}
 	return connectGRPC(ctx, rt, inst, e.Endpoint)
+}
+
+// GRPCScheme prefixes the url of a native component that flowctl does not
+// start and that registers nowhere: `grpc://HOST:PORT`. Pipeline files
+// cannot write it (a url there is http); flowctl node sets it for its own
+// component when --peer names it (an image run as a container of its
+// own, served on PORT without the control plane).
+const GRPCScheme = "grpc://"
+
+// connectRemoteGRPC connects to a native component at its grpc:// url,
+// trying again with backoff while it does not answer yet (its container
+// may still be starting) until ctx (startup_timeout) ends.
+func connectRemoteGRPC(ctx context.Context, rt *Runtime, inst *Instance) (Conns, error) {
+	c := inst.Component
+	endpoint, ok := strings.CutPrefix(c.URL, GRPCScheme)
+	if !ok || endpoint == "" {
+		return Conns{}, fmt.Errorf("component %q: protocol grpc needs a command to start or a url %sHOST:PORT", c.Name, GRPCScheme)
+	}
+	b := backoff.New(backoff.Policy{Base: 50 * time.Millisecond, Max: time.Second, Jitter: backoff.DefaultJitter})
+	for {
+		conns, err := connectGRPC(ctx, rt, inst, endpoint)
+		if err == nil {
+			return conns, nil
+		}
+		t := time.NewTimer(b.Next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Conns{}, fmt.Errorf("component %q at %s does not answer: %w (last error: %v)", c.Name, endpoint, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
 }
 
 // autoProtocol picks the native protocol or flowctl.v1 by the control

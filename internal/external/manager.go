@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"sort"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -97,6 +98,9 @@ func Check(c *spec.Component) error {
 		if _, err := V1AnswerTimeout(c); err != nil {
 			return err
 		}
+	}
+	if c.Runner == spec.RunRemote && name == ProtocolGRPC && strings.HasPrefix(c.URL, GRPCScheme) {
+		return nil // a node's component in another container (flowctl node --peer)
 	}
 	if c.Runner == spec.RunRemote && name != "http" {
 		return fmt.Errorf("component %q has a url and protocol %q: a component flowctl does not start is reached over http; set `protocol: http` or give a command", c.Name, name)

@@ -143,11 +143,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	for i := range pl.downstreams {
-		o.Peers = setPeer(o.Peers, pl.downstreams[i].name, pl.downstreams[i].peer)
-	}
 	listens := len(pl.expected) > 0
-	if err := CheckSecurity(o.Listen, o.Peers, o.TLS, o.Insecure, listens); err != nil {
+	// The link to the node's own component (--peer with its own name) is
+	// the component's protocol, which has no TLS: it is not a node.
+	nodePeers := map[string]Peer{}
+	for _, d := range pl.downstreams {
+		nodePeers[d.name] = d.peer
+	}
+	if err := CheckSecurity(o.Listen, nodePeers, o.TLS, o.Insecure, listens); err != nil {
 		return res, err
 	}
 	// The engine and the external manager add the pipeline name
@@ -215,6 +218,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("checkpoints of node %q: %w", o.Component, err)
 	}
 	defer st.Close()
+	if err := appendIfRanBefore(pl.self, o.Registry, stateRootOf(o.StateDir), p.Name, own); err != nil {
+		return res, err
+	}
 
 	eopts := engine.Options{Grace: o.Grace, Logger: log, Dir: dir, Checkpoints: st}
 	eopts.External = func(c *spec.Component, _ flow.BuildContext) (any, error) {
@@ -323,14 +329,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	own.Info("node finished; End sent downstream", "downstreams", len(pl.downstreams))
 	res.Completed = true
 	return res, nil
-}
-
-func setPeer(m map[string]Peer, name string, p Peer) map[string]Peer {
-	if m == nil {
-		m = map[string]Peer{}
-	}
-	m[name] = p
-	return m
 }
 
 func stateRootOf(dir string) string {

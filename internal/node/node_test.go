@@ -25,6 +25,7 @@ import (
 	"github.com/flowctl/flowctl/internal/components"
 	"github.com/flowctl/flowctl/internal/spec"
 	"github.com/flowctl/flowctl/internal/tlsutil"
+	"github.com/flowctl/flowctl/pkg/sdk"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
 
@@ -546,5 +547,177 @@ sinks:
 	res := out.wait(t, "out")
 	if res.RedeliveredBatches != 1 {
 		t.Errorf("redelivered batches = %d, want 1", res.RedeliveredBatches)
+	}
+}
+
+// TestDeriveOwnPeer: --peer with the node's own name makes an image or
+// command component remote at that address; other components refuse it.
+func TestDeriveOwnPeer(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	writeFile(t, file, `name: own
+sources:
+  - name: gen
+    type: generate
+    config: {count: 1, data: {a: 1}}
+processors:
+  - name: img
+    image: example/proc:1
+    inputs: [gen]
+  - name: web
+    image: example/web:1
+    protocol: http
+    inputs: [img]
+  - name: pipe
+    command: [cat]
+    protocol: stdio
+    inputs: [web]
+sinks:
+  - name: out
+    type: drop
+    inputs: [pipe]
+`)
+	pl := loadFile(t, file)
+	at := func(addr string) map[string]Peer { return map[string]Peer{"img": {Addrs: []string{addr}}} }
+	p, err := derive(pl, "img", at("img-component:50051"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.self.Runner != spec.RunRemote || p.self.URL != "grpc://img-component:50051" || p.self.Protocol != "grpc" || p.self.Image != "" {
+		t.Fatalf("own component = runner %q url %q protocol %q image %q; want remote grpc://img-component:50051", p.self.Runner, p.self.URL, p.self.Protocol, p.self.Image)
+	}
+	if orig := pl.Component("img"); orig.Runner == spec.RunRemote || orig.URL != "" {
+		t.Fatal("derive changed the pipeline's own component")
+	}
+	if len(p.downstreams) != 1 || p.downstreams[0].name != "web" {
+		t.Fatalf("downstreams = %+v, want web only", p.downstreams)
+	}
+	p, err = derive(pl, "web", map[string]Peer{"web": {Addrs: []string{"web-component:8080"}}})
+	if err != nil || p.self.URL != "http://web-component:8080/" {
+		t.Fatalf("http component: url %q, err %v", p.self.URL, err)
+	}
+	for _, c := range []struct{ component, peer, err string }{
+		{"pipe", "pipe=x:1", "speaks stdio"},
+		{"gen", "gen=x:1", "a built-in runs inside the node"},
+		{"img", "img=a:1,b:2", "one address"},
+	} {
+		name, peer, err := ParsePeer(c.peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := derive(pl, c.component, map[string]Peer{name: peer}); err == nil || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("derive %s --peer %s: error %v, want one containing %q", c.component, c.peer, err, c.err)
+		}
+	}
+}
+
+// TestOwnComponentAtPeer runs an image processor's node against a Go SDK
+// processor served on a loopback port without the control plane (as its
+// container does under Compose): every event goes through it once.
+func TestOwnComponentAtPeer(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	writeFile(t, file, `name: sidecar
+sources:
+  - name: gen
+    type: generate
+    config: {count: 500, batch_size: 25, expr: '{"id": i}'}
+processors:
+  - name: tag
+    image: example/tag:1
+    inputs: [gen]
+sinks:
+  - name: out
+    type: file
+    inputs: [tag]
+    config: {path: out.jsonl}
+`)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	proc := sdk.ProcessorFunc(func(_ context.Context, e *sdk.Event) ([]*sdk.Event, error) {
+		return []*sdk.Event{e}, e.SetField("tagged", true)
+	})
+	go func() {
+		served <- sdk.Serve(sctx, proc, sdk.WithListener(lis), sdk.WithEnv(func(string) string { return "" }), sdk.WithSignals(), sdk.WithLogger(slog.New(slog.DiscardHandler)))
+	}()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-served:
+		case <-time.After(30 * time.Second):
+			t.Error("the SDK processor did not stop within 30s")
+		}
+	})
+
+	pl := loadFile(t, file)
+	out := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "out"})
+	tag := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "tag",
+		Peers: map[string]Peer{"out": {Addrs: []string{out.addr}}, "tag": {Addrs: []string{lis.Addr().String()}}}})
+	gen := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "gen",
+		Peers: map[string]Peer{"tag": {Addrs: []string{tag.addr}}}})
+	gen.wait(t, "gen")
+	tag.wait(t, "tag")
+	out.wait(t, "out")
+
+	data, err := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]int{}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	for _, l := range lines {
+		var v struct {
+			ID     int
+			Tagged bool
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil || !v.Tagged {
+			t.Fatalf("line %q: not through the SDK processor (%v)", l, err)
+		}
+		seen[v.ID]++
+	}
+	for i := range 500 {
+		if seen[i] != 1 {
+			t.Fatalf("id %d written %d times, want once", i, seen[i])
+		}
+	}
+	if len(lines) != 500 {
+		t.Fatalf("%d lines, want 500", len(lines))
+	}
+}
+
+// TestSinkNodeAppendsWhenRunAgain: a file sink node truncates on its first
+// run, and started again with the same state directory (a restarted
+// container) it appends instead of erasing what it wrote.
+func TestSinkNodeAppendsWhenRunAgain(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	writeFile(t, file, `name: again
+sources:
+  - name: gen
+    type: generate
+    config: {count: 20, expr: '{"id": i}'}
+sinks:
+  - name: out
+    type: file
+    inputs: [gen]
+    config: {path: out.jsonl}
+`)
+	writeFile(t, filepath.Join(dir, "out.jsonl"), "{\"id\": -1}\n")
+	pl := loadFile(t, file)
+	sinkState := t.TempDir()
+	for run := 1; run <= 2; run++ {
+		out := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "out", StateDir: sinkState})
+		gen := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "gen",
+			Peers: map[string]Peer{"out": {Addrs: []string{out.addr}}}})
+		gen.wait(t, "gen")
+		out.wait(t, "out")
+		got := ids(t, filepath.Join(dir, "out.jsonl"))
+		if len(got) != 20*run || got[0] != 0 {
+			t.Fatalf("run %d: %d lines starting with id %d, want %d starting with 0", run, len(got), got[0], 20*run)
+		}
 	}
 }

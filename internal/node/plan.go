@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowctl/flowctl/internal/external"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/spec"
 )
@@ -139,8 +140,16 @@ func derive(p *spec.Pipeline, name string, peers map[string]Peer) (*plan, error)
 		dp.DeadLetter = remoteSink(p.DeadLetter.Name, nil)
 		pl.downstreams = append(pl.downstreams, downstream{name: p.DeadLetter.Name, replicas: replicasOf(p.DeadLetter)})
 	}
+	if own, ok := peers[name]; ok {
+		if err := remoteSelf(&self, own); err != nil {
+			return nil, err
+		}
+	}
 	var unknown []string
 	for n := range peers {
+		if n == name {
+			continue
+		}
 		found := false
 		for _, d := range pl.downstreams {
 			found = found || d.name == n
@@ -174,6 +183,32 @@ func derive(p *spec.Pipeline, name string, peers map[string]Peer) (*plan, error)
 	}
 	pl.pipeline = dp
 	return pl, nil
+}
+
+// remoteSelf makes the node's own component one it reaches at the address
+// --peer gives for its own name instead of starting it: an image run as a
+// container (or service) of its own, next to the node. The component
+// serves its protocol there without registering anywhere (the Go SDK does
+// so without ENABLE_FLOWCTL=true): grpc (auto means grpc, as nothing
+// registers to tell flowctl.v1 apart) or http.
+func remoteSelf(c *spec.Component, p Peer) error {
+	if !external.IsExternal(c) || c.Runner == spec.RunRemote {
+		return fmt.Errorf("--peer %s: %q is not a component of this node to reach elsewhere (only an image or command component can be: a built-in runs inside the node, a url is reached at its url)", c.Name, c.Name)
+	}
+	if len(p.Addrs) != 1 {
+		return fmt.Errorf("--peer %s=%s: the node's own component is reached at one address, not %d", c.Name, strings.Join(p.Addrs, ","), len(p.Addrs))
+	}
+	addr := p.Addrs[0]
+	switch c.Protocol {
+	case "", external.ProtocolAuto, external.ProtocolGRPC:
+		c.Protocol, c.URL = external.ProtocolGRPC, external.GRPCScheme+addr
+	case "http":
+		c.URL = "http://" + addr + "/"
+	default:
+		return fmt.Errorf("--peer %s: component %q speaks %s, which a node cannot reach at an address: serve grpc (flowctl.stream.v1) or http from it", c.Name, c.Name, c.Protocol)
+	}
+	c.Runner, c.Image, c.Command, c.Args = spec.RunRemote, "", nil, nil
+	return nil
 }
 
 // remoteSink is the stand-in for a downstream component: the engine

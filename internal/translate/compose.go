@@ -122,7 +122,11 @@ func (b *composeBuilder) nodeService(n *node) {
 	s.set("entrypoint", strs(true, flowctlBin))
 	s.set("command", strs(true, args...))
 
-	mounts := []*yaml.Node{bindMount(path.Join(pl.opts.SourceDir, filepath.Base(pl.fileName())), pl.pipelinePath(), true)}
+	file := pl.opts.PipelineFile
+	if file == "" {
+		file = path.Join(pl.opts.SourceDir, filepath.Base(pl.fileName()))
+	}
+	mounts := []*yaml.Node{bindMount(file, pl.pipelinePath(), true)}
 	if d := n.dataDir; d != nil {
 		// The short syntax: Docker creates a missing host directory (an
 		// output directory before the first run); the long one refuses.
@@ -187,6 +191,17 @@ func (b *composeBuilder) sidecarService(n *node) {
 		s.set("depends_on", strs(false, deps...))
 	}
 	b.common(s, c)
+	// The component serves where its node dials it (--peer with its own
+	// name), on every interface of its container: PORT, as flowctl run
+	// sets it. No FLOWCTL_ENDPOINT: nothing registers, so the Go SDK
+	// serves without the control plane. A PORT of the file's wins.
+	if _, set := c.Env["PORT"]; !set {
+		env := map[string]string{"PORT": fmt.Sprintf("0.0.0.0:%d", n.componentPort)}
+		for k, v := range c.Env {
+			env[k] = v
+		}
+		s.set("environment", stringMap(env))
+	}
 	b.base(s, c)
 	b.services.set(n.sidecar, s.node())
 	b.services.setComment(n.sidecar, fmt.Sprintf("the image of %s %q, driven by service %q, %s:%d", c.Role, c.Name, n.service, filepath.Base(b.pl.fileName()), c.Pos.Line))

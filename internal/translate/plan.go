@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/flowctl/flowctl/internal/flow"
+	flowctlnode "github.com/flowctl/flowctl/internal/node"
 	"github.com/flowctl/flowctl/internal/spec"
 )
 
@@ -71,7 +72,8 @@ type node struct {
 	// dead letter sink), sorted by service name.
 	downstream []*node
 	// checkpoints is true for a source that resumes from committed
-	// positions: its node gets a durable state directory.
+	// positions, and for a sink that must know it ran before: its node
+	// gets a durable state directory.
 	checkpoints bool
 	// dataDir is the directory of a built-in's relative file path (a
 	// file source's input, a file sink's output), mounted from the host
@@ -120,7 +122,9 @@ func newPlan(p *spec.Pipeline, opts Options) (*plan, error) {
 				return nil, err
 			}
 		}
-		n.checkpoints = c.Role == flow.RoleSource && checkpoints(c, opts.Registry, p)
+		// A sink node keeps in its state that it ran, so that started
+		// again it appends instead of erasing its output (node.AppendsOnRestart).
+		n.checkpoints = (c.Role == flow.RoleSource && checkpoints(c, opts.Registry, p)) || flowctlnode.AppendsOnRestart(c, opts.Registry)
 		pl.nodes = append(pl.nodes, n)
 		pl.byComponent[c.Name] = n
 	}
@@ -178,9 +182,17 @@ func (pl *plan) checkNode(n *node) {
 	case spec.RunContainer:
 		pl.warn(c, "image", fmt.Sprintf("%s %q runs its image %s as service %q, driven by the node service %q at %s:%d", c.Role, c.Name, c.Image, n.sidecar, n.service, n.sidecar, n.componentPort),
 			"the node reaches it over the private network (--peer with the component's own name); the image needs no flowctl inside")
-		if c.Protocol == "stdio" {
-			pl.warn(c, "protocol", fmt.Sprintf("%s %q speaks stdio, which a node cannot reach in another container", c.Role, c.Name),
+		switch c.Protocol {
+		case "", "auto":
+			pl.warn(c, "image", fmt.Sprintf("%s %q (protocol auto) is driven over flowctl.stream.v1 (grpc) at %s:%d: in its own container it registers nowhere, so an earlier flowctl.v1 component is not told apart", c.Role, c.Name, n.sidecar, n.componentPort),
+				"an image built with flowctl's Go SDK works as is (it serves on PORT); a flowctl.v1 image does not run under translated services yet")
+		case "grpc", "http":
+		case "stdio":
+			pl.warn(c, "protocol", fmt.Sprintf("%s %q speaks stdio, which a node cannot reach in another container: its node will refuse to start", c.Role, c.Name),
 				"serve grpc or http from the image (protocol: grpc), or build an image FROM flowctl's that holds the program and give it as `command:`")
+		default:
+			pl.warn(c, "protocol", fmt.Sprintf("%s %q speaks %s, which a node cannot drive in another container: its node will refuse to start", c.Role, c.Name, c.Protocol),
+				"serve grpc (flowctl.stream.v1, e.g. with flowctl's Go SDK) or http from the image")
 		}
 	case spec.RunRemote:
 		if u, err := url.Parse(c.URL); err == nil {

@@ -36,6 +36,11 @@ type Options struct {
 	// directory (e.g. "." or "../pipelines"): the pipeline file and
 	// relative host paths are bind-mounted from there. "" means ".".
 	SourceDir string
+	// PipelineFile is the file mounted as the pipeline file, as seen from
+	// the output directory, when it is not SourceDir's copy (apply mounts
+	// the file with ${VAR} already substituted). "" means
+	// SourceDir/<the pipeline file's name>.
+	PipelineFile string
 	// Registry holds the built-in component specs; it tells which sources
 	// checkpoint. Nil means none is known to.
 	Registry *flow.Registry

@@ -229,8 +229,22 @@ func checkProject(t *testing.T, pl *spec.Pipeline, proj *types.Project, tls bool
 				env[k] = *v
 			}
 		}
-		if fmt.Sprint(env) != fmt.Sprint(nonNil(c.Env)) {
-			t.Errorf("service %q environment %v, want %v", code.Name, env, c.Env)
+		wantEnv := map[string]string{}
+		for k, v := range c.Env {
+			wantEnv[k] = v
+		}
+		if _, set := c.Env["PORT"]; !set && c.Runner == spec.RunContainer {
+			// Where its node dials it: the sidecar serves there.
+			wantEnv["PORT"] = fmt.Sprintf("0.0.0.0:%d", componentPortOf(c))
+			if cmd := strings.Join(node.Command, " "); !strings.Contains(cmd, fmt.Sprintf("--peer %s=%s:", c.Name, code.Name)) {
+				t.Errorf("service %q command %q does not reach its component at %s", name, cmd, code.Name)
+			}
+		}
+		if fmt.Sprint(env) != fmt.Sprint(wantEnv) {
+			t.Errorf("service %q environment %v, want %v", code.Name, env, wantEnv)
+		}
+		if _, ok := env["FLOWCTL_ENDPOINT"]; ok && c.Env["FLOWCTL_ENDPOINT"] == "" {
+			t.Errorf("service %q is told a FLOWCTL_ENDPOINT: nothing serves one", code.Name)
 		}
 		published := 0
 		for _, p := range c.Ports {
@@ -428,4 +442,10 @@ func TestTranslateDNSName(t *testing.T) {
 			t.Errorf("dnsName(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
+}
+
+// componentPortOf is the port translate picks for an image component's
+// container (componentPort, without its warning).
+func componentPortOf(c *spec.Component) int {
+	return componentPort(&plan{p: &spec.Pipeline{}}, &node{c: c})
 }
