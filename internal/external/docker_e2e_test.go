@@ -183,8 +183,17 @@ func TestDockerComponentE2E(t *testing.T) {
 		r.waitContainer(t)
 		r.cmd.Process.Signal(syscall.SIGKILL)
 		r.wait()
-		if left := containersOf(t, cli, orphan); len(left) != 1 {
+		// Every flowctl on this host reaps on its first container start,
+		// and tests of other packages may start one meanwhile: the orphan
+		// may be gone before the next run of this test. What must hold is
+		// that it does not survive that run.
+		left := containersOf(t, cli, orphan)
+		if len(left) > 1 {
 			t.Fatalf("after SIGKILL of flowctl: %d containers of %s; want the 1 left behind", len(left), orphan)
+		}
+		stillThere := len(left) == 1
+		if !stillThere {
+			t.Log("another flowctl on this host reaped the orphan first")
 		}
 		out := filepath.Join(dir, "reaper.jsonl")
 		r = startFlowctl(t, flowctl, dir, dockerPipeline("dk-reaper-"+suffix, image, 100, 0, out))
@@ -195,7 +204,7 @@ func TestDockerComponentE2E(t *testing.T) {
 		if left := containersOf(t, cli, orphan); len(left) != 0 {
 			t.Errorf("the next flowctl run left the orphan %v\n%s", left, r.text())
 		}
-		if !strings.Contains(r.text(), "removed containers left by a flowctl that is gone") {
+		if stillThere && !containsReaped(r.text()) {
 			t.Errorf("no log of the reaping:\n%s", r.text())
 		}
 	})
@@ -371,4 +380,10 @@ func containersOf(t *testing.T, cli *client.Client, name string) []string {
 		ids = append(ids, c.ID[:12])
 	}
 	return ids
+}
+
+// containsReaped reports whether a run's log says it removed containers
+// of a flowctl that is gone.
+func containsReaped(log string) bool {
+	return strings.Contains(log, "removed containers left by a flowctl that is gone")
 }

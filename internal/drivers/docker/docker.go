@@ -111,9 +111,6 @@ func (d *Driver) Start(ctx context.Context, cfg drivers.TaskConfig) (drivers.Han
 	if cfg.Image == "" {
 		return nil, fmt.Errorf("start %s: no image", cfg.Name)
 	}
-	if cfg.TailLines <= 0 {
-		cfg.TailLines = 20
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -449,12 +449,11 @@ func TestReap(t *testing.T) {
 	// notOurs has flowctl's label but no owner pid: a Compose service
 	// of a translated pipeline, say.
 	orphan, mine, notOurs := mk(dead.Process.Pid), mk(os.Getpid()), mk(0)
-	n, err := docker.New().Reap(ctx)
-	if err != nil {
+	// Any flowctl on this host reaps on its first start, so a test of
+	// another package running beside this one may take the orphan first:
+	// what counts is that it is gone, not who removed it.
+	if _, err := docker.New().Reap(ctx); err != nil {
 		t.Fatal(err)
-	}
-	if n < 1 {
-		t.Errorf("reaped %d containers; want at least the orphan", n)
 	}
 	if _, err := dockerCli.ContainerInspect(ctx, orphan, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
 		t.Errorf("orphan %s still there (err %v)", orphan[:12], err)

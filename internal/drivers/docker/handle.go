@@ -1,8 +1,6 @@
 package docker
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,14 +44,14 @@ type handle struct {
 
 	mu      sync.Mutex
 	status  drivers.Status
-	tail    []string
+	lines   *drivers.Lines
 	stopped bool
 
 	readers sync.WaitGroup
 }
 
 func newHandle(cli *client.Client, id string, cfg drivers.TaskConfig, att client.HijackedResponse) *handle {
-	h := &handle{cli: cli, id: id, cfg: cfg, att: att, done: make(chan struct{})}
+	h := &handle{cli: cli, id: id, cfg: cfg, att: att, done: make(chan struct{}), lines: drivers.NewLines(cfg.Name, cfg.Output, cfg.TailLines)}
 	h.status.ID = shortID(id)
 	h.outR, h.outW = io.Pipe()
 	h.errR, h.errW = io.Pipe()
@@ -179,54 +177,11 @@ func (h *handle) waitExit(wait client.ContainerWaitResult) (int, error) {
 	}
 }
 
-// capture copies one stream to Output line by line with the name as
-// prefix; for stderr it also keeps the tail.
+// capture passes one output stream to the handle's Lines until it ends.
 func (h *handle) capture(r io.ReadCloser, stderr bool) {
 	defer h.readers.Done()
 	defer r.Close()
-	br := bufio.NewReaderSize(r, 64<<10)
-	var line []byte
-	for {
-		chunk, isPrefix, err := br.ReadLine()
-		line = append(line, chunk...)
-		if err != nil {
-			if len(line) > 0 {
-				h.emit(line, stderr)
-			}
-			return
-		}
-		if isPrefix && len(line) < 1<<20 {
-			continue
-		}
-		h.emit(line, stderr)
-		line = line[:0]
-	}
-}
-
-// outputMu serialises captured lines from every handle.
-var outputMu sync.Mutex
-
-func (h *handle) emit(line []byte, stderr bool) {
-	line = bytes.TrimRight(line, "\r")
-	if stderr {
-		h.mu.Lock()
-		h.tail = append(h.tail, string(line))
-		if len(h.tail) > h.cfg.TailLines {
-			h.tail = h.tail[len(h.tail)-h.cfg.TailLines:]
-		}
-		h.mu.Unlock()
-	}
-	if h.cfg.Output == nil {
-		return
-	}
-	buf := make([]byte, 0, len(h.cfg.Name)+len(line)+4)
-	buf = append(buf, h.cfg.Name...)
-	buf = append(buf, " | "...)
-	buf = append(buf, line...)
-	buf = append(buf, '\n')
-	outputMu.Lock()
-	h.cfg.Output.Write(buf)
-	outputMu.Unlock()
+	h.lines.Copy(r, stderr)
 }
 
 // Done returns a channel closed once the container ended and was removed.
@@ -237,7 +192,7 @@ func (h *handle) Inspect() drivers.Status {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := h.status
-	st.Tail = append([]string(nil), h.tail...)
+	st.Tail = h.lines.Tail()
 	return st
 }
 

@@ -1,8 +1,6 @@
 package process
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/flowctl/flowctl/internal/drivers"
 )
 
 // Config says what to start.
@@ -88,14 +88,11 @@ type Handle struct {
 
 	mu      sync.Mutex
 	status  Status
-	tail    []string
+	lines   *drivers.Lines
 	stopped bool
 
 	readers sync.WaitGroup
 }
-
-// outputMu serialises captured lines from every handle.
-var outputMu sync.Mutex
 
 // Start starts the process and returns its handle. The process runs in its
 // own process group, and gets SIGKILL when the flowctl thread that started
@@ -103,9 +100,6 @@ var outputMu sync.Mutex
 func Start(cfg Config) (*Handle, error) {
 	if len(cfg.Argv) == 0 || cfg.Argv[0] == "" {
 		return nil, errors.New("start process: empty command")
-	}
-	if cfg.TailLines <= 0 {
-		cfg.TailLines = 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -117,7 +111,7 @@ func Start(cfg Config) (*Handle, error) {
 	}
 	cmd.Dir = cfg.Dir
 	cmd.SysProcAttr = sysProcAttr()
-	h := &Handle{cfg: cfg, cmd: cmd, done: make(chan struct{})}
+	h := &Handle{cfg: cfg, cmd: cmd, done: make(chan struct{}), lines: drivers.NewLines(cfg.Name, cfg.Output, cfg.TailLines)}
 
 	// Pipes are made by hand (not cmd.StdoutPipe) so that Wait does not
 	// close them under the readers: a grandchild may still hold the write
@@ -215,53 +209,11 @@ func (h *Handle) own() {
 	close(h.done)
 }
 
-// capture copies one output stream to Output line by line with the name as
-// prefix; for stderr it also keeps the tail.
+// capture passes one output stream to the handle's Lines until it ends.
 func (h *Handle) capture(r io.ReadCloser, stderr bool) {
 	defer h.readers.Done()
 	defer r.Close()
-	br := bufio.NewReaderSize(r, 64<<10)
-	var line []byte
-	for {
-		chunk, isPrefix, err := br.ReadLine()
-		if len(chunk) > 0 || (err == nil && !isPrefix) {
-			line = append(line, chunk...)
-		}
-		if err != nil {
-			if len(line) > 0 {
-				h.emit(line, stderr)
-			}
-			return
-		}
-		if isPrefix && len(line) < 1<<20 {
-			continue
-		}
-		h.emit(line, stderr)
-		line = line[:0]
-	}
-}
-
-func (h *Handle) emit(line []byte, stderr bool) {
-	line = bytes.TrimRight(line, "\r")
-	if stderr {
-		h.mu.Lock()
-		h.tail = append(h.tail, string(line))
-		if len(h.tail) > h.cfg.TailLines {
-			h.tail = h.tail[len(h.tail)-h.cfg.TailLines:]
-		}
-		h.mu.Unlock()
-	}
-	if h.cfg.Output == nil {
-		return
-	}
-	buf := make([]byte, 0, len(h.cfg.Name)+len(line)+4)
-	buf = append(buf, h.cfg.Name...)
-	buf = append(buf, " | "...)
-	buf = append(buf, line...)
-	buf = append(buf, '\n')
-	outputMu.Lock()
-	h.cfg.Output.Write(buf)
-	outputMu.Unlock()
+	h.lines.Copy(r, stderr)
 }
 
 // Done returns a channel closed when the process has exited.
@@ -286,7 +238,7 @@ func (h *Handle) Inspect() Status {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := h.status
-	st.Tail = append([]string(nil), h.tail...)
+	st.Tail = h.lines.Tail()
 	return st
 }
 
