@@ -49,7 +49,8 @@ import (
 //     v1GraceFactor times the longest wait for an output (from the
 //     stream's previous message to the output; a late answer counts its
 //     whole wait) seen in the last one to two v1GapWindow, at least
-//     v1GraceFloor, at most the answer timeout (which it also is before
+//     v1GraceFloor (v1OrderedGraceFloor while answers come in order), at
+//     most the answer timeout (which it also is before
 //     the first output). The component is idle with the input unanswered:
 //     it filtered it. Counted "no answer" (and filtered by the engine).
 //   - timeout: it was sent v1_answer_timeout ago and an input sent after
@@ -86,6 +87,13 @@ var (
 	// v1GraceFloor is the shortest grace: scheduling noise on a busy
 	// machine must not turn a slow answer into a late one.
 	v1GraceFloor = 10 * time.Millisecond
+	// v1OrderedGraceFloor is the shortest grace while the component
+	// answers in send order. Such a component's skipped inputs are
+	// settled by its next answer; the quiet rule is needed only for the
+	// inputs at the end of what was sent, so a longer floor costs little,
+	// and it keeps a pause of the machine (a GC, a loaded core) from
+	// settling inputs whose answers are merely late.
+	v1OrderedGraceFloor = 100 * time.Millisecond
 	// v1CloseWait is how long Close waits for the component to end its
 	// streams after flowctl half-closed them.
 	v1CloseWait = 2 * time.Second
@@ -594,7 +602,11 @@ func (s *v1Stream) grace() time.Duration {
 	if !ok {
 		return s.p.timeout
 	}
-	return min(max(g*v1GraceFactor, v1GraceFloor), s.p.timeout)
+	floor := v1GraceFloor
+	if s.ordered {
+		floor = v1OrderedGraceFloor
+	}
+	return min(max(g*v1GraceFactor, floor), s.p.timeout)
 }
 
 // nextDueLocked is when settleDue has something to do next; zero when no
