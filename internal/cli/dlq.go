@@ -441,7 +441,7 @@ func dlqReplay(ctx context.Context, gl *globals, o dlqOptions) error {
 	}
 	eopts := engine.Options{Grace: o.grace, Logger: log, Checkpoints: st}
 	if hasExternal(rp) {
-		ext, err := external.NewManager(rp, external.ManagerOptions{Logger: log, Dir: filepath.Dir(d.pl.File), Output: gl.stderr})
+		ext, err := external.NewManager(rp, external.ManagerOptions{Logger: log, Dir: filepath.Dir(d.pl.File), Output: gl.componentOutput()})
 		if err != nil {
 			return fail("%v", err)
 		}

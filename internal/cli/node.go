@@ -139,7 +139,7 @@ func runNode(cmd *cobra.Command, g *globals, o nodeOptions) error {
 	res, err := node.Run(cmd.Context(), node.Options{
 		Pipeline: pl, Registry: reg, Component: o.component, Listen: o.listen, Peers: peers,
 		TLS: o.tls, Insecure: o.insecure, HTTP: o.httpAddr, StateDir: o.stateDir, Grace: o.grace,
-		Logger: log, Output: g.stderr,
+		Logger: log, Output: g.componentOutput(),
 		OnListening: func(grpcAddr, httpAddr string) {
 			// One line each, for people and for scripts waiting on them;
 			// "listening on" comes last: once it is out, both serve.

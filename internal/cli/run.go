@@ -182,7 +182,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 			dir = filepath.Dir(pl.File)
 		}
 		ext, err = external.NewManager(pl, external.ManagerOptions{
-			Logger: log, Dir: dir, Output: g.stderr,
+			Logger: log, Dir: dir, Output: g.componentOutput(),
 			HeartbeatInterval: o.heartbeat, HeartbeatTTL: o.heartbeatTTL,
 		})
 		if err != nil {

@@ -361,13 +361,42 @@ func (a *api) Logs(req *controlv1.LogsRequest, stream controlv1.LogService_LogsS
 		return status.Error(codes.InvalidArgument, "logs: name the pipeline")
 	}
 	ctx := stream.Context()
-	_, err := a.s.opts.Store.GetPipeline(ctx, name)
+	p, err := a.s.opts.Store.GetPipeline(ctx, name)
 	exists := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return storeError("logs", err)
 	}
+	filter := LogFilter{Component: req.GetComponent()}
+	if req.GetSince() != nil {
+		filter.Since = req.GetSince().AsTime()
+	}
+	if lv := req.GetLevel(); lv != "" {
+		if err := filter.MinLevel.UnmarshalText([]byte(lv)); err != nil {
+			return status.Errorf(codes.InvalidArgument, "logs: level %q: use debug, info, warn or error", lv)
+		}
+		filter.HasLevel = true
+	}
+	if c := filter.Component; c != "" {
+		// A component is known when the applied file declares it or a
+		// kept line is about it (a component since removed).
+		known := a.s.logs.Components(name)
+		if exists {
+			if ps := parseSpec("", p.Spec); ps.pl != nil {
+				known = append(known, ps.order...)
+			}
+		}
+		slices.Sort(known)
+		known = slices.Compact(known)
+		if !slices.Contains(known, c) && (exists || len(known) > 0) {
+			list := "it has none"
+			if len(known) > 0 {
+				list = "its components are " + strings.Join(known, ", ")
+			}
+			return status.Errorf(codes.NotFound, "pipeline %q has no component %q: %s", name, c, list)
+		}
+	}
 	follow := req.GetFollow() && exists
-	lines, f := a.s.logs.Tail(name, req.GetComponent(), int(req.GetTail()), follow)
+	lines, f := a.s.logs.Tail(name, filter, int(req.GetTail()), follow)
 	if !exists && len(lines) == 0 {
 		return status.Errorf(codes.NotFound, "pipeline %q not found and has no logs: `flowctl get pipelines` lists them", name)
 	}
@@ -405,7 +434,8 @@ func (a *api) Logs(req *controlv1.LogsRequest, stream controlv1.LogService_LogsS
 }
 
 func logProto(l LogLine) *controlv1.LogLine {
-	return &controlv1.LogLine{Time: ts(l.Time), Pipeline: l.Pipeline, Component: l.Component, Stream: l.Stream, Text: l.Text, RunId: l.Run}
+	return &controlv1.LogLine{Time: ts(l.Time), Pipeline: l.Pipeline, Component: l.Component, Stream: l.Stream, Text: l.Text, RunId: l.Run,
+		Level: l.Level, Source: l.Source}
 }
 
 // Status implements StatusService.Status.

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +43,53 @@ type LogLine struct {
 	Stream    string    `json:"stream"`
 	Text      string    `json:"text"`
 	Run       int64     `json:"run,omitempty"`
+	// Level is a log record's level (DEBUG, INFO, WARN, ERROR); "" for a
+	// line that was not one.
+	Level string `json:"level,omitempty"`
+	// Source is who wrote the line: sourceFlowctl, sourceComponent or ""
+	// (other text the child printed).
+	Source string `json:"source,omitempty"`
+}
+
+// Sources of a line.
+const (
+	sourceFlowctl   = "flowctl"
+	sourceComponent = "component"
+)
+
+// LogFilter selects lines: by component, from a time on, from a level up.
+// The zero value keeps every line.
+type LogFilter struct {
+	Component string
+	Since     time.Time
+	// MinLevel keeps lines of that level or above; a line without a
+	// level counts as info. Zero keeps every level (slog.LevelInfo is
+	// 0 too, so HasLevel says whether it is set).
+	MinLevel slog.Level
+	HasLevel bool
+}
+
+// Keep reports whether l passes f.
+func (f LogFilter) Keep(l LogLine) bool {
+	if f.Component != "" && l.Component != f.Component {
+		return false
+	}
+	if !f.Since.IsZero() && l.Time.Before(f.Since) {
+		return false
+	}
+	if f.HasLevel && lineLevel(l) < f.MinLevel {
+		return false
+	}
+	return true
+}
+
+// lineLevel is l's level; a line without one counts as info.
+func lineLevel(l LogLine) slog.Level {
+	var lv slog.Level
+	if l.Level == "" || lv.UnmarshalText([]byte(l.Level)) != nil {
+		return slog.LevelInfo
+	}
+	return lv
 }
 
 // logStore keeps child output: a ring per pipeline in memory and, with a
@@ -68,10 +117,10 @@ type pipeLog struct {
 // Err says why it was closed (nil: the pipeline was deleted or the store
 // closed).
 type logFollower struct {
-	C         chan LogLine
-	component string
-	err       error
-	closed    bool
+	C      chan LogLine
+	filter LogFilter
+	err    error
+	closed bool
 }
 
 func newLogStore(dir string, size int) (*logStore, error) {
@@ -152,7 +201,7 @@ func (s *logStore) Append(l LogLine) {
 		s.write(l, p)
 	}
 	for f := range p.subs {
-		if f.component != "" && f.component != l.Component {
+		if !f.filter.Keep(l) {
 			continue
 		}
 		select {
@@ -189,11 +238,11 @@ func (s *logStore) write(l LogLine, p *pipeLog) {
 	}
 }
 
-// Tail returns up to n of the last lines of pipeline (of one component
-// when component is set); n == 0 means all kept, n < 0 none. With follow,
-// the returned follower gets every line appended afterwards: there is no
-// gap and no overlap between the two.
-func (s *logStore) Tail(pipeline, component string, n int, follow bool) ([]LogLine, *logFollower) {
+// Tail returns up to n of the last lines of pipeline that pass filter;
+// n == 0 means all kept, n < 0 none. With follow, the returned follower
+// gets every such line appended afterwards: there is no gap and no
+// overlap between the two.
+func (s *logStore) Tail(pipeline string, filter LogFilter, n int, follow bool) ([]LogLine, *logFollower) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.pipe(pipeline)
@@ -201,7 +250,7 @@ func (s *logStore) Tail(pipeline, component string, n int, follow bool) ([]LogLi
 	if n >= 0 {
 		all := p.lines()
 		for i := len(all) - 1; i >= 0; i-- {
-			if component != "" && all[i].Component != component {
+			if !filter.Keep(all[i]) {
 				continue
 			}
 			out = append(out, all[i])
@@ -216,9 +265,28 @@ func (s *logStore) Tail(pipeline, component string, n int, follow bool) ([]LogLi
 	if !follow {
 		return out, nil
 	}
-	f := &logFollower{C: make(chan LogLine, followBuffer), component: component}
+	f := &logFollower{C: make(chan LogLine, followBuffer), filter: filter}
 	p.subs[f] = struct{}{}
 	return out, f
+}
+
+// Components lists the components pipeline's kept lines are about,
+// sorted.
+func (s *logStore) Components(pipeline string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for _, l := range s.pipe(pipeline).lines() {
+		if l.Component != "" {
+			seen[l.Component] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for c := range seen {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Unfollow stops f.
@@ -321,8 +389,20 @@ func (w *lineWriter) copyLines(r io.Reader) {
 
 func (w *lineWriter) line(text string) {
 	text = strings.TrimRight(text, "\r\n")
-	w.store.Append(LogLine{Time: time.Now().UTC(), Pipeline: w.pipeline, Component: componentOf(text, w.known),
-		Stream: w.stream, Text: text, Run: w.run})
+	l := LogLine{Time: time.Now().UTC(), Pipeline: w.pipeline, Stream: w.stream, Run: w.run}
+	if rec, ok := parseRecord(text); ok {
+		// A JSON log record of the child (flowctl run --log-format json):
+		// its fields say which component, level and time; nothing is
+		// guessed from the text, so a component added by a reload is
+		// attributed like the first ones.
+		l.Component, l.Level, l.Source, l.Text = rec.component, rec.level, rec.source, rec.text
+		if !rec.time.IsZero() {
+			l.Time = rec.time.UTC()
+		}
+	} else {
+		l.Component, l.Text = componentOf(text, w.known), text
+	}
+	w.store.Append(l)
 }
 
 // Write takes the process driver's captured stderr lines ("NAME | text"

@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,7 +40,7 @@ func TestLogStore(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, _ := s.Tail("p", tc.component, tc.n, false)
+			got, _ := s.Tail("p", LogFilter{Component: tc.component}, tc.n, false)
 			if texts(got) != tc.want {
 				t.Errorf("tail = %q, want %q", texts(got), tc.want)
 			}
@@ -46,7 +48,7 @@ func TestLogStore(t *testing.T) {
 	}
 
 	// Follow: no gap between the tail and the new lines.
-	old, f := s.Tail("p", "", 1, true)
+	old, f := s.Tail("p", LogFilter{}, 1, true)
 	s.Append(LogLine{Pipeline: "p", Text: "8"})
 	if got := texts(old) + (<-f.C).Text; got != "78" {
 		t.Errorf("tail+follow = %q, want 78", got)
@@ -63,7 +65,7 @@ func TestLogStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if got, _ := s2.Tail("p", "", 3, false); texts(got) != "678" {
+	if got, _ := s2.Tail("p", LogFilter{}, 3, false); texts(got) != "678" {
 		t.Errorf("after reopening: %q, want 678", texts(got))
 	}
 }
@@ -116,5 +118,78 @@ func TestWorkQueue(t *testing.T) {
 	q.ShutDown()
 	if _, ok := q.Get(); ok {
 		t.Error("Get after ShutDown")
+	}
+}
+
+func TestParseRecord(t *testing.T) {
+	tests := []struct {
+		name, line                     string
+		ok                             bool
+		component, level, source, text string
+		time                           string
+	}{
+		{name: "flowctl record", line: `{"time":"2026-12-06T08:00:00.5Z","level":"WARN","msg":"slow sink","component":"out","waited":"2s","n":3}`,
+			ok: true, component: "out", level: "WARN", source: "flowctl", text: `level=WARN msg="slow sink" component=out waited=2s n=3`, time: "2026-12-06T08:00:00.5Z"},
+		{name: "component output", line: `{"time":"2026-12-06T08:00:01Z","level":"INFO","msg":"x = 1 | y","component":"enrich","source":"component"}`,
+			ok: true, component: "enrich", level: "INFO", source: "component", text: "x = 1 | y", time: "2026-12-06T08:00:01Z"},
+		{name: "group and odd values", line: `{"level":"error","msg":"","err":{"a":1, "b":[1,2]},"q":"say \"hi\""}`,
+			ok: true, level: "ERROR", source: "flowctl", text: `level=ERROR msg="" err={"a":1,"b":[1,2]} q="say \"hi\""`},
+		{name: "not a record: no level", line: `{"msg":"hi"}`},
+		{name: "not a record: JSON data", line: `{"id":1,"amount":5}`},
+		{name: "text line", line: `time=2026 level=INFO msg=hi component=out`},
+		{name: "broken JSON", line: `{"level":"INFO","msg":"hi"`},
+		{name: "trailing text", line: `{"level":"INFO","msg":"hi"} and more}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, ok := parseRecord(tc.line)
+			if ok != tc.ok {
+				t.Fatalf("parseRecord(%q) ok = %v, want %v", tc.line, ok, tc.ok)
+			}
+			if !ok {
+				return
+			}
+			if r.component != tc.component || r.level != tc.level || r.source != tc.source || r.text != tc.text {
+				t.Errorf("parseRecord(%q) = %+v", tc.line, r)
+			}
+			if tc.time != "" && r.time.Format(time.RFC3339Nano) != tc.time {
+				t.Errorf("time = %v, want %s", r.time, tc.time)
+			}
+		})
+	}
+}
+
+func TestLogFilter(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	lines := []LogLine{
+		{Time: t0, Component: "a", Level: "DEBUG", Text: "1"},
+		{Time: t0.Add(time.Second), Component: "b", Level: "INFO", Text: "2"},
+		{Time: t0.Add(2 * time.Second), Component: "a", Text: "3"},
+		{Time: t0.Add(3 * time.Second), Component: "a", Level: "WARN", Text: "4"},
+		{Time: t0.Add(4 * time.Second), Level: "ERROR", Text: "5"},
+	}
+	tests := []struct {
+		name string
+		f    LogFilter
+		want string
+	}{
+		{"all", LogFilter{}, "12345"},
+		{"component", LogFilter{Component: "a"}, "134"},
+		{"since", LogFilter{Since: t0.Add(2 * time.Second)}, "345"},
+		{"info and up (no level counts as info)", LogFilter{HasLevel: true, MinLevel: slog.LevelInfo}, "2345"},
+		{"warn and up of a", LogFilter{Component: "a", HasLevel: true, MinLevel: slog.LevelWarn}, "4"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got strings.Builder
+			for _, l := range lines {
+				if tc.f.Keep(l) {
+					got.WriteString(l.Text)
+				}
+			}
+			if got.String() != tc.want {
+				t.Errorf("kept %q, want %q", got.String(), tc.want)
+			}
+		})
 	}
 }

@@ -532,6 +532,9 @@ func (r *reconciler) startChild(ctx context.Context, p store.Pipeline, o *observ
 	argv := []string{r.opts.exe, "run", "-f", path, "--dir", dir, "--grace", childGrace.String(),
 		"--report-to", r.opts.reportAddr, "--pipeline-revision", strconv.FormatInt(p.Revision, 10),
 		"--run-id", strconv.FormatInt(run.ID, 10),
+		// JSON records: the log store reads each line's component, level
+		// and time from its fields instead of guessing them from text.
+		"--log-format", "json",
 		// Checkpoints live beside the pipeline's spec copies, so that a
 		// restarted child (after a crash of it or of the server) resumes.
 		"--state-dir", filepath.Join(r.opts.specDir, p.Name, "state")}

@@ -1682,7 +1682,13 @@ type LogsRequest struct {
 	// a negative value none.
 	Tail int32 `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
 	// follow keeps the stream open for new lines.
-	Follow        bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	Follow bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// since keeps the lines written at or after this time (unset: all).
+	Since *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	// level keeps the lines of this level or above: "debug", "info", "warn"
+	// or "error" (empty: all). Lines without a level (a component's own
+	// output, text the child printed) count as info.
+	Level         string `protobuf:"bytes,6,opt,name=level,proto3" json:"level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1745,6 +1751,20 @@ func (x *LogsRequest) GetFollow() bool {
 	return false
 }
 
+func (x *LogsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *LogsRequest) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
 // LogLine is one line a pipeline's child wrote.
 type LogLine struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -1758,7 +1778,14 @@ type LogLine struct {
 	// text is the line without its line break.
 	Text string `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
 	// run_id is the run that wrote it (see Run.id).
-	RunId         int64 `protobuf:"varint,6,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	RunId int64 `protobuf:"varint,6,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// level is the record's level ("DEBUG", "INFO", "WARN", "ERROR"); empty
+	// for a line that was not a log record.
+	Level string `protobuf:"bytes,7,opt,name=level,proto3" json:"level,omitempty"`
+	// source says who wrote the line: "flowctl" (the run's own log record),
+	// "component" (an external component's output, captured by the run) or
+	// "" (other text the child printed).
+	Source        string `protobuf:"bytes,8,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1833,6 +1860,20 @@ func (x *LogLine) GetRunId() int64 {
 		return x.RunId
 	}
 	return 0
+}
+
+func (x *LogLine) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *LogLine) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
 }
 
 // StatusRequest asks for the server's status.
@@ -2108,19 +2149,23 @@ const file_flowctl_control_v1_control_proto_rawDesc = "" +
 	"\bcounters\x18\x02 \x03(\v23.flowctl.control.v1.ComponentCounters.CountersEntryR\bcounters\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"s\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xbb\x01\n" +
 	"\vLogsRequest\x12\x1a\n" +
 	"\bpipeline\x18\x01 \x01(\tR\bpipeline\x12\x1c\n" +
 	"\tcomponent\x18\x02 \x01(\tR\tcomponent\x12\x12\n" +
 	"\x04tail\x18\x03 \x01(\x05R\x04tail\x12\x16\n" +
-	"\x06follow\x18\x04 \x01(\bR\x06follow\"\xb6\x01\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x14\n" +
+	"\x05level\x18\x06 \x01(\tR\x05level\"\xe4\x01\n" +
 	"\aLogLine\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
 	"\bpipeline\x18\x02 \x01(\tR\bpipeline\x12\x1c\n" +
 	"\tcomponent\x18\x03 \x01(\tR\tcomponent\x12\x16\n" +
 	"\x06stream\x18\x04 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04text\x18\x05 \x01(\tR\x04text\x12\x15\n" +
-	"\x06run_id\x18\x06 \x01(\x03R\x05runId\"\x0f\n" +
+	"\x06run_id\x18\x06 \x01(\x03R\x05runId\x12\x14\n" +
+	"\x05level\x18\a \x01(\tR\x05level\x12\x16\n" +
+	"\x06source\x18\b \x01(\tR\x06source\"\x0f\n" +
 	"\rStatusRequest\"\x87\x04\n" +
 	"\x0eStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x129\n" +
@@ -2253,29 +2298,30 @@ var file_flowctl_control_v1_control_proto_depIdxs = []int32{
 	30, // 21: flowctl.control.v1.Run.ended_at:type_name -> google.protobuf.Timestamp
 	21, // 22: flowctl.control.v1.Run.counters:type_name -> flowctl.control.v1.ComponentCounters
 	27, // 23: flowctl.control.v1.ComponentCounters.counters:type_name -> flowctl.control.v1.ComponentCounters.CountersEntry
-	30, // 24: flowctl.control.v1.LogLine.time:type_name -> google.protobuf.Timestamp
-	30, // 25: flowctl.control.v1.StatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	28, // 26: flowctl.control.v1.StatusResponse.pipelines:type_name -> flowctl.control.v1.StatusResponse.PipelinesEntry
-	29, // 27: flowctl.control.v1.StatusResponse.components:type_name -> flowctl.control.v1.StatusResponse.ComponentsEntry
-	4,  // 28: flowctl.control.v1.PipelineService.Apply:input_type -> flowctl.control.v1.ApplyRequest
-	8,  // 29: flowctl.control.v1.PipelineService.Get:input_type -> flowctl.control.v1.GetPipelineRequest
-	10, // 30: flowctl.control.v1.PipelineService.List:input_type -> flowctl.control.v1.ListPipelinesRequest
-	12, // 31: flowctl.control.v1.PipelineService.Delete:input_type -> flowctl.control.v1.DeletePipelineRequest
-	18, // 32: flowctl.control.v1.RunService.ListRuns:input_type -> flowctl.control.v1.ListRunsRequest
-	22, // 33: flowctl.control.v1.LogService.Logs:input_type -> flowctl.control.v1.LogsRequest
-	24, // 34: flowctl.control.v1.StatusService.Status:input_type -> flowctl.control.v1.StatusRequest
-	7,  // 35: flowctl.control.v1.PipelineService.Apply:output_type -> flowctl.control.v1.ApplyResponse
-	9,  // 36: flowctl.control.v1.PipelineService.Get:output_type -> flowctl.control.v1.GetPipelineResponse
-	11, // 37: flowctl.control.v1.PipelineService.List:output_type -> flowctl.control.v1.ListPipelinesResponse
-	13, // 38: flowctl.control.v1.PipelineService.Delete:output_type -> flowctl.control.v1.DeletePipelineResponse
-	19, // 39: flowctl.control.v1.RunService.ListRuns:output_type -> flowctl.control.v1.ListRunsResponse
-	23, // 40: flowctl.control.v1.LogService.Logs:output_type -> flowctl.control.v1.LogLine
-	25, // 41: flowctl.control.v1.StatusService.Status:output_type -> flowctl.control.v1.StatusResponse
-	35, // [35:42] is the sub-list for method output_type
-	28, // [28:35] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	30, // 24: flowctl.control.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	30, // 25: flowctl.control.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	30, // 26: flowctl.control.v1.StatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	28, // 27: flowctl.control.v1.StatusResponse.pipelines:type_name -> flowctl.control.v1.StatusResponse.PipelinesEntry
+	29, // 28: flowctl.control.v1.StatusResponse.components:type_name -> flowctl.control.v1.StatusResponse.ComponentsEntry
+	4,  // 29: flowctl.control.v1.PipelineService.Apply:input_type -> flowctl.control.v1.ApplyRequest
+	8,  // 30: flowctl.control.v1.PipelineService.Get:input_type -> flowctl.control.v1.GetPipelineRequest
+	10, // 31: flowctl.control.v1.PipelineService.List:input_type -> flowctl.control.v1.ListPipelinesRequest
+	12, // 32: flowctl.control.v1.PipelineService.Delete:input_type -> flowctl.control.v1.DeletePipelineRequest
+	18, // 33: flowctl.control.v1.RunService.ListRuns:input_type -> flowctl.control.v1.ListRunsRequest
+	22, // 34: flowctl.control.v1.LogService.Logs:input_type -> flowctl.control.v1.LogsRequest
+	24, // 35: flowctl.control.v1.StatusService.Status:input_type -> flowctl.control.v1.StatusRequest
+	7,  // 36: flowctl.control.v1.PipelineService.Apply:output_type -> flowctl.control.v1.ApplyResponse
+	9,  // 37: flowctl.control.v1.PipelineService.Get:output_type -> flowctl.control.v1.GetPipelineResponse
+	11, // 38: flowctl.control.v1.PipelineService.List:output_type -> flowctl.control.v1.ListPipelinesResponse
+	13, // 39: flowctl.control.v1.PipelineService.Delete:output_type -> flowctl.control.v1.DeletePipelineResponse
+	19, // 40: flowctl.control.v1.RunService.ListRuns:output_type -> flowctl.control.v1.ListRunsResponse
+	23, // 41: flowctl.control.v1.LogService.Logs:output_type -> flowctl.control.v1.LogLine
+	25, // 42: flowctl.control.v1.StatusService.Status:output_type -> flowctl.control.v1.StatusResponse
+	36, // [36:43] is the sub-list for method output_type
+	29, // [29:36] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_flowctl_control_v1_control_proto_init() }
