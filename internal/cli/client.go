@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -375,4 +376,10 @@ func jsonToYAML(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("encode output as yaml: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// given reports whether a flag or the environment names a server, so
+// that a command with a local alternative (tap) asks the server first.
+func (sf *serverFlags) given() bool {
+	return sf.server != "" || sf.context != "" || os.Getenv(clientconfig.EnvServer) != "" || os.Getenv(clientconfig.EnvContext) != ""
 }

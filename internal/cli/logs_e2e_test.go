@@ -124,6 +124,18 @@ func TestLogsOfComponentAddedInPlace(t *testing.T) {
 		t.Errorf("logs --since 1h: exit %d, want the lines:\n%s", code, recent)
 	}
 
+	// The server taps the component added in place, through its run.
+	code, tapped, errb := runFlowctl(t, "", "tap", "logsdemo/shout:in", "--limit", "3", "-o", "json", "--server", addr)
+	if code != 0 || strings.Count(tapped, `"point":"shout:in"`) != 3 || !strings.Contains(errb, "watching shout:in") {
+		t.Errorf("tap through the server: exit %d\n%s%s", code, tapped, errb)
+	}
+	if code, _, errb := runFlowctl(t, "", "tap", "logsdemo/nosuch", "--server", addr); code == 0 || !strings.Contains(errb, `no component "nosuch"`) {
+		t.Errorf("tap of an unknown component through the server: exit %d: %s", code, errb)
+	}
+	if code, _, errb := runFlowctl(t, "", "tap", "never", "--server", addr); code == 0 || !strings.Contains(errb, `pipeline "never" not found`) {
+		t.Errorf("tap of an unknown pipeline through the server: exit %d: %s", code, errb)
+	}
+
 	code, _, errb = runFlowctl(t, "", "logs", "logsdemo/nosuch", "--server", addr)
 	want := `pipeline "logsdemo" has no component "nosuch": its components are gen, loud, out, shout`
 	if code == 0 || !strings.Contains(errb, want) {

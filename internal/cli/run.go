@@ -25,6 +25,7 @@ import (
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/metrics"
 	"github.com/flowctl/flowctl/internal/spec"
+	"github.com/flowctl/flowctl/internal/tap"
 	"github.com/flowctl/flowctl/internal/tlsutil"
 )
 
@@ -35,6 +36,7 @@ type runOptions struct {
 	file     string
 	grace    time.Duration
 	httpAddr string
+	socket   string
 	// cpuProfile, if set, receives a CPU profile of the run (hidden flag,
 	// for the benchmark notes).
 	cpuProfile string
@@ -115,6 +117,7 @@ are kept there and the run exits 0.`,
 	f.StringVarP(&o.file, "file", "f", "", `pipeline file to run ("-" reads standard input)`)
 	f.DurationVar(&o.grace, "grace", engine.DefaultGrace, "how long a stopped run may drain what its sources already emitted")
 	f.StringVar(&o.httpAddr, "http", "", "serve /metrics, /healthz and /readyz on this address (host:port)")
+	f.StringVar(&o.socket, "socket", "", "serve the run's taps (flowctl tap) on this Unix socket, reachable by this user only [$XDG_STATE_HOME/flowctl/runs/NAME.sock]")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = f.MarkHidden("cpuprofile")
 	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken one second into the run to this file")
@@ -202,6 +205,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	}
 	defer st.Close()
 	eopts.Checkpoints, eopts.CheckpointInterval = st, o.checkpointInterval
+	eopts.Taps = tap.NewHub()
 	e, err := engine.New(pl, reg, eopts)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
@@ -211,6 +215,21 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	name := pl.Name
 	if name == "" {
 		name = "pipeline"
+	}
+	sockPath := o.socket
+	if sockPath == "" {
+		if sockPath, err = defaultRunSocket(name); err != nil {
+			log.Warn("no socket for flowctl tap", "error", err)
+		}
+	}
+	if sockPath != "" {
+		// Watching is never a reason not to run: a socket that cannot be
+		// served is a warning.
+		sock, err := serveRunSocket(sockPath, eopts.Taps, e, log)
+		if err != nil {
+			log.Warn("no socket for flowctl tap", "error", err)
+		}
+		defer sock.Close()
 	}
 
 	if o.cpuProfile != "" {

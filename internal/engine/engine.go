@@ -14,6 +14,7 @@ import (
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/graph"
 	"github.com/flowctl/flowctl/internal/spec"
+	"github.com/flowctl/flowctl/internal/tap"
 )
 
 // DefaultGrace is the drain time when Options.Grace is zero.
@@ -48,6 +49,10 @@ type Options struct {
 	// CheckpointInterval [DefaultCheckpointInterval] and when it ends.
 	Checkpoints        flow.CheckpointStore
 	CheckpointInterval time.Duration
+	// Taps, if not nil, is handed every batch a component emits and every
+	// batch it is handed, for `flowctl tap` (one atomic load per batch
+	// when nobody watches).
+	Taps *tap.Hub
 }
 
 // Engine runs one pipeline once. Build it with New, start it with Run;

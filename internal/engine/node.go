@@ -181,6 +181,7 @@ func (n *node) work() {
 			n.leave()
 			continue
 		}
+		n.e.opts.Taps.Publish(n.name, true, b.events)
 		if n.sink != nil {
 			n.writeBatch(b)
 			n.leave()
@@ -396,6 +397,7 @@ type target struct {
 // released then (the run is stopping and pending acks are failed at the
 // end).
 func (n *node) send(b *batch, soft <-chan struct{}) bool {
+	n.e.opts.Taps.Publish(n.name, false, b.events)
 	outs := n.outs
 	switch {
 	case len(outs) == 0:

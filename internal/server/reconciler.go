@@ -488,6 +488,11 @@ func countersOf(entries []controlplane.Entry) map[string]int64 {
 }
 
 // specPath is where revision rev of pipeline is written for its child.
+// runSocket is where the pipeline's run serves its taps.
+func (r *reconciler) runSocket(name string) string {
+	return filepath.Join(r.opts.specDir, name, "run.sock")
+}
+
 func (r *reconciler) specPath(p store.Pipeline) string {
 	ext := ".yaml"
 	if t := strings.TrimLeft(string(p.Spec), " \t\r\n\ufeff"); strings.HasPrefix(t, "{") {
@@ -535,6 +540,8 @@ func (r *reconciler) startChild(ctx context.Context, p store.Pipeline, o *observ
 		// JSON records: the log store reads each line's component, level
 		// and time from its fields instead of guessing them from text.
 		"--log-format", "json",
+		// The run's own socket: the server taps the run through it.
+		"--socket", r.runSocket(p.Name),
 		// Checkpoints live beside the pipeline's spec copies, so that a
 		// restarted child (after a crash of it or of the server) resumes.
 		"--state-dir", filepath.Join(r.opts.specDir, p.Name, "state")}

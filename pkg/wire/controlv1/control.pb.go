@@ -293,6 +293,163 @@ func (RunState) EnumDescriptor() ([]byte, []int) {
 	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{3}
 }
 
+// TapRequest says what to watch.
+type TapRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pipeline is required.
+	Pipeline string `protobuf:"bytes,1,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	// points are "NAME", "NAME:out" or "NAME:in"; none watches the output of
+	// every source and processor.
+	Points []string `protobuf:"bytes,2,rep,name=points,proto3" json:"points,omitempty"`
+	// types keeps the events of these types (none: all).
+	Types []string `protobuf:"bytes,3,rep,name=types,proto3" json:"types,omitempty"`
+	// where keeps the events for which this CEL condition holds.
+	Where string `protobuf:"bytes,4,opt,name=where,proto3" json:"where,omitempty"`
+	// limit ends the stream after this many events (0: no limit).
+	Limit         int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TapRequest) Reset() {
+	*x = TapRequest{}
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TapRequest) ProtoMessage() {}
+
+func (x *TapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TapRequest.ProtoReflect.Descriptor instead.
+func (*TapRequest) Descriptor() ([]byte, []int) {
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *TapRequest) GetPipeline() string {
+	if x != nil {
+		return x.Pipeline
+	}
+	return ""
+}
+
+func (x *TapRequest) GetPoints() []string {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+func (x *TapRequest) GetTypes() []string {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
+func (x *TapRequest) GetWhere() string {
+	if x != nil {
+		return x.Where
+	}
+	return ""
+}
+
+func (x *TapRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// TapRecord is one record of a tap stream; one field is set.
+type TapRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// watching lists the points watched, comma-separated (the first record).
+	Watching string `protobuf:"bytes,1,opt,name=watching,proto3" json:"watching,omitempty"`
+	// event_json is an event as JSON: point, id, source, type, subject, time,
+	// datacontenttype, data, metadata.
+	EventJson []byte `protobuf:"bytes,2,opt,name=event_json,json=eventJson,proto3" json:"event_json,omitempty"`
+	// dropped is the running total of events dropped for this tap.
+	Dropped int64 `protobuf:"varint,3,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// end says why the stream stopped by itself ("limit").
+	End           string `protobuf:"bytes,4,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TapRecord) Reset() {
+	*x = TapRecord{}
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TapRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TapRecord) ProtoMessage() {}
+
+func (x *TapRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TapRecord.ProtoReflect.Descriptor instead.
+func (*TapRecord) Descriptor() ([]byte, []int) {
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TapRecord) GetWatching() string {
+	if x != nil {
+		return x.Watching
+	}
+	return ""
+}
+
+func (x *TapRecord) GetEventJson() []byte {
+	if x != nil {
+		return x.EventJson
+	}
+	return nil
+}
+
+func (x *TapRecord) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *TapRecord) GetEnd() string {
+	if x != nil {
+		return x.End
+	}
+	return ""
+}
+
 // ApplyRequest carries one pipeline file.
 type ApplyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -320,7 +477,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[0]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -332,7 +489,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[0]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -345,7 +502,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{0}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ApplyRequest) GetName() string {
@@ -403,7 +560,7 @@ type PlanItem struct {
 
 func (x *PlanItem) Reset() {
 	*x = PlanItem{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[1]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +572,7 @@ func (x *PlanItem) String() string {
 func (*PlanItem) ProtoMessage() {}
 
 func (x *PlanItem) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[1]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +585,7 @@ func (x *PlanItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanItem.ProtoReflect.Descriptor instead.
 func (*PlanItem) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{1}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PlanItem) GetComponent() string {
@@ -475,7 +632,7 @@ type Diagnostic struct {
 
 func (x *Diagnostic) Reset() {
 	*x = Diagnostic{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[2]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +644,7 @@ func (x *Diagnostic) String() string {
 func (*Diagnostic) ProtoMessage() {}
 
 func (x *Diagnostic) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[2]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +657,7 @@ func (x *Diagnostic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Diagnostic.ProtoReflect.Descriptor instead.
 func (*Diagnostic) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{2}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Diagnostic) GetFile() string {
@@ -585,7 +742,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[3]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +754,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[3]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +767,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{3}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ApplyResponse) GetName() string {
@@ -693,7 +850,7 @@ type GetPipelineRequest struct {
 
 func (x *GetPipelineRequest) Reset() {
 	*x = GetPipelineRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[4]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +862,7 @@ func (x *GetPipelineRequest) String() string {
 func (*GetPipelineRequest) ProtoMessage() {}
 
 func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[4]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +875,7 @@ func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRequest.ProtoReflect.Descriptor instead.
 func (*GetPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetPipelineRequest) GetName() string {
@@ -738,7 +895,7 @@ type GetPipelineResponse struct {
 
 func (x *GetPipelineResponse) Reset() {
 	*x = GetPipelineResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[5]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +907,7 @@ func (x *GetPipelineResponse) String() string {
 func (*GetPipelineResponse) ProtoMessage() {}
 
 func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[5]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +920,7 @@ func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineResponse.ProtoReflect.Descriptor instead.
 func (*GetPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetPipelineResponse) GetPipeline() *Pipeline {
@@ -782,7 +939,7 @@ type ListPipelinesRequest struct {
 
 func (x *ListPipelinesRequest) Reset() {
 	*x = ListPipelinesRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[6]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +951,7 @@ func (x *ListPipelinesRequest) String() string {
 func (*ListPipelinesRequest) ProtoMessage() {}
 
 func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[6]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +964,7 @@ func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesRequest.ProtoReflect.Descriptor instead.
 func (*ListPipelinesRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 // ListPipelinesResponse holds every pipeline, ordered by name.
@@ -820,7 +977,7 @@ type ListPipelinesResponse struct {
 
 func (x *ListPipelinesResponse) Reset() {
 	*x = ListPipelinesResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[7]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +989,7 @@ func (x *ListPipelinesResponse) String() string {
 func (*ListPipelinesResponse) ProtoMessage() {}
 
 func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[7]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +1002,7 @@ func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesResponse.ProtoReflect.Descriptor instead.
 func (*ListPipelinesResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListPipelinesResponse) GetPipelines() []*Pipeline {
@@ -865,7 +1022,7 @@ type DeletePipelineRequest struct {
 
 func (x *DeletePipelineRequest) Reset() {
 	*x = DeletePipelineRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[8]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +1034,7 @@ func (x *DeletePipelineRequest) String() string {
 func (*DeletePipelineRequest) ProtoMessage() {}
 
 func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[8]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1047,7 @@ func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineRequest.ProtoReflect.Descriptor instead.
 func (*DeletePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeletePipelineRequest) GetName() string {
@@ -912,7 +1069,7 @@ type DeletePipelineResponse struct {
 
 func (x *DeletePipelineResponse) Reset() {
 	*x = DeletePipelineResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[9]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1081,7 @@ func (x *DeletePipelineResponse) String() string {
 func (*DeletePipelineResponse) ProtoMessage() {}
 
 func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[9]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1094,7 @@ func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineResponse.ProtoReflect.Descriptor instead.
 func (*DeletePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeletePipelineResponse) GetStoppedPids() []int32 {
@@ -979,7 +1136,7 @@ type Pipeline struct {
 
 func (x *Pipeline) Reset() {
 	*x = Pipeline{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[10]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1148,7 @@ func (x *Pipeline) String() string {
 func (*Pipeline) ProtoMessage() {}
 
 func (x *Pipeline) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[10]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1161,7 @@ func (x *Pipeline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pipeline.ProtoReflect.Descriptor instead.
 func (*Pipeline) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Pipeline) GetName() string {
@@ -1099,7 +1256,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[11]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1268,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[11]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1281,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Condition) GetType() string {
@@ -1189,7 +1346,7 @@ type PipelineStatus struct {
 
 func (x *PipelineStatus) Reset() {
 	*x = PipelineStatus{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[12]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1358,7 @@ func (x *PipelineStatus) String() string {
 func (*PipelineStatus) ProtoMessage() {}
 
 func (x *PipelineStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[12]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1371,7 @@ func (x *PipelineStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineStatus.ProtoReflect.Descriptor instead.
 func (*PipelineStatus) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PipelineStatus) GetPhase() Phase {
@@ -1308,7 +1465,7 @@ type ComponentState struct {
 
 func (x *ComponentState) Reset() {
 	*x = ComponentState{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[13]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1477,7 @@ func (x *ComponentState) String() string {
 func (*ComponentState) ProtoMessage() {}
 
 func (x *ComponentState) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[13]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1490,7 @@ func (x *ComponentState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComponentState.ProtoReflect.Descriptor instead.
 func (*ComponentState) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ComponentState) GetName() string {
@@ -1405,7 +1562,7 @@ type ListRunsRequest struct {
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[14]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1574,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[14]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1587,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListRunsRequest) GetPipeline() string {
@@ -1457,7 +1614,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[15]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1626,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[15]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1639,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListRunsResponse) GetRuns() []*Run {
@@ -1519,7 +1676,7 @@ type Run struct {
 
 func (x *Run) Reset() {
 	*x = Run{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[16]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +1688,7 @@ func (x *Run) String() string {
 func (*Run) ProtoMessage() {}
 
 func (x *Run) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[16]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +1701,7 @@ func (x *Run) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Run.ProtoReflect.Descriptor instead.
 func (*Run) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Run) GetId() int64 {
@@ -1628,7 +1785,7 @@ type ComponentCounters struct {
 
 func (x *ComponentCounters) Reset() {
 	*x = ComponentCounters{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[17]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1797,7 @@ func (x *ComponentCounters) String() string {
 func (*ComponentCounters) ProtoMessage() {}
 
 func (x *ComponentCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[17]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1810,7 @@ func (x *ComponentCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComponentCounters.ProtoReflect.Descriptor instead.
 func (*ComponentCounters) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ComponentCounters) GetComponent() string {
@@ -1695,7 +1852,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[18]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1864,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[18]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1877,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LogsRequest) GetPipeline() string {
@@ -1792,7 +1949,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[19]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +1961,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[19]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +1974,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogLine) GetTime() *timestamppb.Timestamp {
@@ -1885,7 +2042,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[20]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2054,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[20]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2067,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 // StatusResponse is the server's status.
@@ -1939,7 +2096,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[21]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2108,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[21]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2121,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StatusResponse) GetVersion() string {
@@ -2034,7 +2191,20 @@ var File_flowctl_control_v1_control_proto protoreflect.FileDescriptor
 
 const file_flowctl_control_v1_control_proto_rawDesc = "" +
 	"\n" +
-	" flowctl/control/v1/control.proto\x12\x12flowctl.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eflowctl/stream/v1/stream.proto\"u\n" +
+	" flowctl/control/v1/control.proto\x12\x12flowctl.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eflowctl/stream/v1/stream.proto\"\x82\x01\n" +
+	"\n" +
+	"TapRequest\x12\x1a\n" +
+	"\bpipeline\x18\x01 \x01(\tR\bpipeline\x12\x16\n" +
+	"\x06points\x18\x02 \x03(\tR\x06points\x12\x14\n" +
+	"\x05types\x18\x03 \x03(\tR\x05types\x12\x14\n" +
+	"\x05where\x18\x04 \x01(\tR\x05where\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\"r\n" +
+	"\tTapRecord\x12\x1a\n" +
+	"\bwatching\x18\x01 \x01(\tR\bwatching\x12\x1d\n" +
+	"\n" +
+	"event_json\x18\x02 \x01(\fR\teventJson\x12\x18\n" +
+	"\adropped\x18\x03 \x01(\x03R\adropped\x12\x10\n" +
+	"\x03end\x18\x04 \x01(\tR\x03end\"u\n" +
 	"\fApplyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\fR\x04spec\x12\x10\n" +
@@ -2220,6 +2390,9 @@ const file_flowctl_control_v1_control_proto_rawDesc = "" +
 	"RunService\x12U\n" +
 	"\bListRuns\x12#.flowctl.control.v1.ListRunsRequest\x1a$.flowctl.control.v1.ListRunsResponse2T\n" +
 	"\n" +
+	"TapService\x12F\n" +
+	"\x03Tap\x12\x1e.flowctl.control.v1.TapRequest\x1a\x1d.flowctl.control.v1.TapRecord0\x012T\n" +
+	"\n" +
 	"LogService\x12F\n" +
 	"\x04Logs\x12\x1f.flowctl.control.v1.LogsRequest\x1a\x1b.flowctl.control.v1.LogLine0\x012`\n" +
 	"\rStatusService\x12O\n" +
@@ -2238,87 +2411,91 @@ func file_flowctl_control_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_flowctl_control_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_flowctl_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_flowctl_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_flowctl_control_v1_control_proto_goTypes = []any{
 	(PlanAction)(0),                // 0: flowctl.control.v1.PlanAction
 	(Phase)(0),                     // 1: flowctl.control.v1.Phase
 	(ConditionStatus)(0),           // 2: flowctl.control.v1.ConditionStatus
 	(RunState)(0),                  // 3: flowctl.control.v1.RunState
-	(*ApplyRequest)(nil),           // 4: flowctl.control.v1.ApplyRequest
-	(*PlanItem)(nil),               // 5: flowctl.control.v1.PlanItem
-	(*Diagnostic)(nil),             // 6: flowctl.control.v1.Diagnostic
-	(*ApplyResponse)(nil),          // 7: flowctl.control.v1.ApplyResponse
-	(*GetPipelineRequest)(nil),     // 8: flowctl.control.v1.GetPipelineRequest
-	(*GetPipelineResponse)(nil),    // 9: flowctl.control.v1.GetPipelineResponse
-	(*ListPipelinesRequest)(nil),   // 10: flowctl.control.v1.ListPipelinesRequest
-	(*ListPipelinesResponse)(nil),  // 11: flowctl.control.v1.ListPipelinesResponse
-	(*DeletePipelineRequest)(nil),  // 12: flowctl.control.v1.DeletePipelineRequest
-	(*DeletePipelineResponse)(nil), // 13: flowctl.control.v1.DeletePipelineResponse
-	(*Pipeline)(nil),               // 14: flowctl.control.v1.Pipeline
-	(*Condition)(nil),              // 15: flowctl.control.v1.Condition
-	(*PipelineStatus)(nil),         // 16: flowctl.control.v1.PipelineStatus
-	(*ComponentState)(nil),         // 17: flowctl.control.v1.ComponentState
-	(*ListRunsRequest)(nil),        // 18: flowctl.control.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),       // 19: flowctl.control.v1.ListRunsResponse
-	(*Run)(nil),                    // 20: flowctl.control.v1.Run
-	(*ComponentCounters)(nil),      // 21: flowctl.control.v1.ComponentCounters
-	(*LogsRequest)(nil),            // 22: flowctl.control.v1.LogsRequest
-	(*LogLine)(nil),                // 23: flowctl.control.v1.LogLine
-	(*StatusRequest)(nil),          // 24: flowctl.control.v1.StatusRequest
-	(*StatusResponse)(nil),         // 25: flowctl.control.v1.StatusResponse
-	nil,                            // 26: flowctl.control.v1.ComponentState.CountersEntry
-	nil,                            // 27: flowctl.control.v1.ComponentCounters.CountersEntry
-	nil,                            // 28: flowctl.control.v1.StatusResponse.PipelinesEntry
-	nil,                            // 29: flowctl.control.v1.StatusResponse.ComponentsEntry
-	(*timestamppb.Timestamp)(nil),  // 30: google.protobuf.Timestamp
-	(streamv1.HealthStatus)(0),     // 31: flowctl.stream.v1.HealthStatus
+	(*TapRequest)(nil),             // 4: flowctl.control.v1.TapRequest
+	(*TapRecord)(nil),              // 5: flowctl.control.v1.TapRecord
+	(*ApplyRequest)(nil),           // 6: flowctl.control.v1.ApplyRequest
+	(*PlanItem)(nil),               // 7: flowctl.control.v1.PlanItem
+	(*Diagnostic)(nil),             // 8: flowctl.control.v1.Diagnostic
+	(*ApplyResponse)(nil),          // 9: flowctl.control.v1.ApplyResponse
+	(*GetPipelineRequest)(nil),     // 10: flowctl.control.v1.GetPipelineRequest
+	(*GetPipelineResponse)(nil),    // 11: flowctl.control.v1.GetPipelineResponse
+	(*ListPipelinesRequest)(nil),   // 12: flowctl.control.v1.ListPipelinesRequest
+	(*ListPipelinesResponse)(nil),  // 13: flowctl.control.v1.ListPipelinesResponse
+	(*DeletePipelineRequest)(nil),  // 14: flowctl.control.v1.DeletePipelineRequest
+	(*DeletePipelineResponse)(nil), // 15: flowctl.control.v1.DeletePipelineResponse
+	(*Pipeline)(nil),               // 16: flowctl.control.v1.Pipeline
+	(*Condition)(nil),              // 17: flowctl.control.v1.Condition
+	(*PipelineStatus)(nil),         // 18: flowctl.control.v1.PipelineStatus
+	(*ComponentState)(nil),         // 19: flowctl.control.v1.ComponentState
+	(*ListRunsRequest)(nil),        // 20: flowctl.control.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),       // 21: flowctl.control.v1.ListRunsResponse
+	(*Run)(nil),                    // 22: flowctl.control.v1.Run
+	(*ComponentCounters)(nil),      // 23: flowctl.control.v1.ComponentCounters
+	(*LogsRequest)(nil),            // 24: flowctl.control.v1.LogsRequest
+	(*LogLine)(nil),                // 25: flowctl.control.v1.LogLine
+	(*StatusRequest)(nil),          // 26: flowctl.control.v1.StatusRequest
+	(*StatusResponse)(nil),         // 27: flowctl.control.v1.StatusResponse
+	nil,                            // 28: flowctl.control.v1.ComponentState.CountersEntry
+	nil,                            // 29: flowctl.control.v1.ComponentCounters.CountersEntry
+	nil,                            // 30: flowctl.control.v1.StatusResponse.PipelinesEntry
+	nil,                            // 31: flowctl.control.v1.StatusResponse.ComponentsEntry
+	(*timestamppb.Timestamp)(nil),  // 32: google.protobuf.Timestamp
+	(streamv1.HealthStatus)(0),     // 33: flowctl.stream.v1.HealthStatus
 }
 var file_flowctl_control_v1_control_proto_depIdxs = []int32{
 	0,  // 0: flowctl.control.v1.PlanItem.action:type_name -> flowctl.control.v1.PlanAction
-	5,  // 1: flowctl.control.v1.ApplyResponse.plan:type_name -> flowctl.control.v1.PlanItem
-	6,  // 2: flowctl.control.v1.ApplyResponse.diagnostics:type_name -> flowctl.control.v1.Diagnostic
-	14, // 3: flowctl.control.v1.GetPipelineResponse.pipeline:type_name -> flowctl.control.v1.Pipeline
-	14, // 4: flowctl.control.v1.ListPipelinesResponse.pipelines:type_name -> flowctl.control.v1.Pipeline
-	30, // 5: flowctl.control.v1.Pipeline.created_at:type_name -> google.protobuf.Timestamp
-	30, // 6: flowctl.control.v1.Pipeline.updated_at:type_name -> google.protobuf.Timestamp
-	16, // 7: flowctl.control.v1.Pipeline.status:type_name -> flowctl.control.v1.PipelineStatus
-	17, // 8: flowctl.control.v1.Pipeline.components:type_name -> flowctl.control.v1.ComponentState
+	7,  // 1: flowctl.control.v1.ApplyResponse.plan:type_name -> flowctl.control.v1.PlanItem
+	8,  // 2: flowctl.control.v1.ApplyResponse.diagnostics:type_name -> flowctl.control.v1.Diagnostic
+	16, // 3: flowctl.control.v1.GetPipelineResponse.pipeline:type_name -> flowctl.control.v1.Pipeline
+	16, // 4: flowctl.control.v1.ListPipelinesResponse.pipelines:type_name -> flowctl.control.v1.Pipeline
+	32, // 5: flowctl.control.v1.Pipeline.created_at:type_name -> google.protobuf.Timestamp
+	32, // 6: flowctl.control.v1.Pipeline.updated_at:type_name -> google.protobuf.Timestamp
+	18, // 7: flowctl.control.v1.Pipeline.status:type_name -> flowctl.control.v1.PipelineStatus
+	19, // 8: flowctl.control.v1.Pipeline.components:type_name -> flowctl.control.v1.ComponentState
 	2,  // 9: flowctl.control.v1.Condition.status:type_name -> flowctl.control.v1.ConditionStatus
-	30, // 10: flowctl.control.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	32, // 10: flowctl.control.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
 	1,  // 11: flowctl.control.v1.PipelineStatus.phase:type_name -> flowctl.control.v1.Phase
-	30, // 12: flowctl.control.v1.PipelineStatus.next_retry:type_name -> google.protobuf.Timestamp
-	15, // 13: flowctl.control.v1.PipelineStatus.conditions:type_name -> flowctl.control.v1.Condition
-	30, // 14: flowctl.control.v1.PipelineStatus.since:type_name -> google.protobuf.Timestamp
-	31, // 15: flowctl.control.v1.ComponentState.health:type_name -> flowctl.stream.v1.HealthStatus
-	30, // 16: flowctl.control.v1.ComponentState.last_heartbeat:type_name -> google.protobuf.Timestamp
-	26, // 17: flowctl.control.v1.ComponentState.counters:type_name -> flowctl.control.v1.ComponentState.CountersEntry
-	20, // 18: flowctl.control.v1.ListRunsResponse.runs:type_name -> flowctl.control.v1.Run
+	32, // 12: flowctl.control.v1.PipelineStatus.next_retry:type_name -> google.protobuf.Timestamp
+	17, // 13: flowctl.control.v1.PipelineStatus.conditions:type_name -> flowctl.control.v1.Condition
+	32, // 14: flowctl.control.v1.PipelineStatus.since:type_name -> google.protobuf.Timestamp
+	33, // 15: flowctl.control.v1.ComponentState.health:type_name -> flowctl.stream.v1.HealthStatus
+	32, // 16: flowctl.control.v1.ComponentState.last_heartbeat:type_name -> google.protobuf.Timestamp
+	28, // 17: flowctl.control.v1.ComponentState.counters:type_name -> flowctl.control.v1.ComponentState.CountersEntry
+	22, // 18: flowctl.control.v1.ListRunsResponse.runs:type_name -> flowctl.control.v1.Run
 	3,  // 19: flowctl.control.v1.Run.state:type_name -> flowctl.control.v1.RunState
-	30, // 20: flowctl.control.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	30, // 21: flowctl.control.v1.Run.ended_at:type_name -> google.protobuf.Timestamp
-	21, // 22: flowctl.control.v1.Run.counters:type_name -> flowctl.control.v1.ComponentCounters
-	27, // 23: flowctl.control.v1.ComponentCounters.counters:type_name -> flowctl.control.v1.ComponentCounters.CountersEntry
-	30, // 24: flowctl.control.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	30, // 25: flowctl.control.v1.LogLine.time:type_name -> google.protobuf.Timestamp
-	30, // 26: flowctl.control.v1.StatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	28, // 27: flowctl.control.v1.StatusResponse.pipelines:type_name -> flowctl.control.v1.StatusResponse.PipelinesEntry
-	29, // 28: flowctl.control.v1.StatusResponse.components:type_name -> flowctl.control.v1.StatusResponse.ComponentsEntry
-	4,  // 29: flowctl.control.v1.PipelineService.Apply:input_type -> flowctl.control.v1.ApplyRequest
-	8,  // 30: flowctl.control.v1.PipelineService.Get:input_type -> flowctl.control.v1.GetPipelineRequest
-	10, // 31: flowctl.control.v1.PipelineService.List:input_type -> flowctl.control.v1.ListPipelinesRequest
-	12, // 32: flowctl.control.v1.PipelineService.Delete:input_type -> flowctl.control.v1.DeletePipelineRequest
-	18, // 33: flowctl.control.v1.RunService.ListRuns:input_type -> flowctl.control.v1.ListRunsRequest
-	22, // 34: flowctl.control.v1.LogService.Logs:input_type -> flowctl.control.v1.LogsRequest
-	24, // 35: flowctl.control.v1.StatusService.Status:input_type -> flowctl.control.v1.StatusRequest
-	7,  // 36: flowctl.control.v1.PipelineService.Apply:output_type -> flowctl.control.v1.ApplyResponse
-	9,  // 37: flowctl.control.v1.PipelineService.Get:output_type -> flowctl.control.v1.GetPipelineResponse
-	11, // 38: flowctl.control.v1.PipelineService.List:output_type -> flowctl.control.v1.ListPipelinesResponse
-	13, // 39: flowctl.control.v1.PipelineService.Delete:output_type -> flowctl.control.v1.DeletePipelineResponse
-	19, // 40: flowctl.control.v1.RunService.ListRuns:output_type -> flowctl.control.v1.ListRunsResponse
-	23, // 41: flowctl.control.v1.LogService.Logs:output_type -> flowctl.control.v1.LogLine
-	25, // 42: flowctl.control.v1.StatusService.Status:output_type -> flowctl.control.v1.StatusResponse
-	36, // [36:43] is the sub-list for method output_type
-	29, // [29:36] is the sub-list for method input_type
+	32, // 20: flowctl.control.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	32, // 21: flowctl.control.v1.Run.ended_at:type_name -> google.protobuf.Timestamp
+	23, // 22: flowctl.control.v1.Run.counters:type_name -> flowctl.control.v1.ComponentCounters
+	29, // 23: flowctl.control.v1.ComponentCounters.counters:type_name -> flowctl.control.v1.ComponentCounters.CountersEntry
+	32, // 24: flowctl.control.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	32, // 25: flowctl.control.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	32, // 26: flowctl.control.v1.StatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	30, // 27: flowctl.control.v1.StatusResponse.pipelines:type_name -> flowctl.control.v1.StatusResponse.PipelinesEntry
+	31, // 28: flowctl.control.v1.StatusResponse.components:type_name -> flowctl.control.v1.StatusResponse.ComponentsEntry
+	6,  // 29: flowctl.control.v1.PipelineService.Apply:input_type -> flowctl.control.v1.ApplyRequest
+	10, // 30: flowctl.control.v1.PipelineService.Get:input_type -> flowctl.control.v1.GetPipelineRequest
+	12, // 31: flowctl.control.v1.PipelineService.List:input_type -> flowctl.control.v1.ListPipelinesRequest
+	14, // 32: flowctl.control.v1.PipelineService.Delete:input_type -> flowctl.control.v1.DeletePipelineRequest
+	20, // 33: flowctl.control.v1.RunService.ListRuns:input_type -> flowctl.control.v1.ListRunsRequest
+	4,  // 34: flowctl.control.v1.TapService.Tap:input_type -> flowctl.control.v1.TapRequest
+	24, // 35: flowctl.control.v1.LogService.Logs:input_type -> flowctl.control.v1.LogsRequest
+	26, // 36: flowctl.control.v1.StatusService.Status:input_type -> flowctl.control.v1.StatusRequest
+	9,  // 37: flowctl.control.v1.PipelineService.Apply:output_type -> flowctl.control.v1.ApplyResponse
+	11, // 38: flowctl.control.v1.PipelineService.Get:output_type -> flowctl.control.v1.GetPipelineResponse
+	13, // 39: flowctl.control.v1.PipelineService.List:output_type -> flowctl.control.v1.ListPipelinesResponse
+	15, // 40: flowctl.control.v1.PipelineService.Delete:output_type -> flowctl.control.v1.DeletePipelineResponse
+	21, // 41: flowctl.control.v1.RunService.ListRuns:output_type -> flowctl.control.v1.ListRunsResponse
+	5,  // 42: flowctl.control.v1.TapService.Tap:output_type -> flowctl.control.v1.TapRecord
+	25, // 43: flowctl.control.v1.LogService.Logs:output_type -> flowctl.control.v1.LogLine
+	27, // 44: flowctl.control.v1.StatusService.Status:output_type -> flowctl.control.v1.StatusResponse
+	37, // [37:45] is the sub-list for method output_type
+	29, // [29:37] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
 	29, // [29:29] is the sub-list for extension extendee
 	0,  // [0:29] is the sub-list for field type_name
@@ -2335,9 +2512,9 @@ func file_flowctl_control_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flowctl_control_v1_control_proto_rawDesc), len(file_flowctl_control_v1_control_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_flowctl_control_v1_control_proto_goTypes,
 		DependencyIndexes: file_flowctl_control_v1_control_proto_depIdxs,

@@ -396,6 +396,125 @@ var RunService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	TapService_Tap_FullMethodName = "/flowctl.control.v1.TapService/Tap"
+)
+
+// TapServiceClient is the client API for TapService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// TapService streams the events crossing points of a pipeline the server
+// runs, as its run sees them (flowctl tap).
+type TapServiceClient interface {
+	// Tap streams records until the client cancels, the limit is reached or
+	// the pipeline's run ends: first watching (the subscription is in
+	// place), then events and dropped notices. A slow client never slows
+	// the pipeline: events are dropped for it and counted.
+	Tap(ctx context.Context, in *TapRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TapRecord], error)
+}
+
+type tapServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewTapServiceClient(cc grpc.ClientConnInterface) TapServiceClient {
+	return &tapServiceClient{cc}
+}
+
+func (c *tapServiceClient) Tap(ctx context.Context, in *TapRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TapRecord], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &TapService_ServiceDesc.Streams[0], TapService_Tap_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TapRequest, TapRecord]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TapService_TapClient = grpc.ServerStreamingClient[TapRecord]
+
+// TapServiceServer is the server API for TapService service.
+// All implementations must embed UnimplementedTapServiceServer
+// for forward compatibility.
+//
+// TapService streams the events crossing points of a pipeline the server
+// runs, as its run sees them (flowctl tap).
+type TapServiceServer interface {
+	// Tap streams records until the client cancels, the limit is reached or
+	// the pipeline's run ends: first watching (the subscription is in
+	// place), then events and dropped notices. A slow client never slows
+	// the pipeline: events are dropped for it and counted.
+	Tap(*TapRequest, grpc.ServerStreamingServer[TapRecord]) error
+	mustEmbedUnimplementedTapServiceServer()
+}
+
+// UnimplementedTapServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedTapServiceServer struct{}
+
+func (UnimplementedTapServiceServer) Tap(*TapRequest, grpc.ServerStreamingServer[TapRecord]) error {
+	return status.Errorf(codes.Unimplemented, "method Tap not implemented")
+}
+func (UnimplementedTapServiceServer) mustEmbedUnimplementedTapServiceServer() {}
+func (UnimplementedTapServiceServer) testEmbeddedByValue()                    {}
+
+// UnsafeTapServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to TapServiceServer will
+// result in compilation errors.
+type UnsafeTapServiceServer interface {
+	mustEmbedUnimplementedTapServiceServer()
+}
+
+func RegisterTapServiceServer(s grpc.ServiceRegistrar, srv TapServiceServer) {
+	// If the following call pancis, it indicates UnimplementedTapServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&TapService_ServiceDesc, srv)
+}
+
+func _TapService_Tap_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TapRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TapServiceServer).Tap(m, &grpc.GenericServerStream[TapRequest, TapRecord]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TapService_TapServer = grpc.ServerStreamingServer[TapRecord]
+
+// TapService_ServiceDesc is the grpc.ServiceDesc for TapService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var TapService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "flowctl.control.v1.TapService",
+	HandlerType: (*TapServiceServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Tap",
+			Handler:       _TapService_Tap_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "flowctl/control/v1/control.proto",
+}
+
+const (
 	LogService_Logs_FullMethodName = "/flowctl.control.v1.LogService/Logs"
 )
 

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/flowctl/flowctl/internal/store"
+	"github.com/flowctl/flowctl/internal/tap"
+	"github.com/flowctl/flowctl/pkg/wire/controlv1"
+)
+
+// Tap implements TapService.Tap: the server passes the request on to the
+// pipeline's run, which serves taps on its own socket (flowctl run
+// --socket, set by the reconciler), and relays the records. The run's
+// socket is private to the server's user; the client reaches it only
+// through this API, under the server's TLS and token.
+func (a *api) Tap(req *controlv1.TapRequest, stream controlv1.TapService_TapServer) error {
+	name := req.GetPipeline()
+	if name == "" {
+		return status.Error(codes.InvalidArgument, "tap: name the pipeline")
+	}
+	ctx := stream.Context()
+	if _, err := a.s.opts.Store.GetPipeline(ctx, name); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return status.Errorf(codes.NotFound, "pipeline %q not found: `flowctl get pipelines` lists them", name)
+		}
+		return storeError("tap", err)
+	}
+	sock := a.s.rec.runSocket(name)
+	if _, err := os.Stat(sock); err != nil {
+		return status.Errorf(codes.FailedPrecondition, "pipeline %q has no run serving taps now (is it running? `flowctl get pipelines %s`)", name, name)
+	}
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	defer client.CloseIdleConnections()
+	treq := tap.Request{Points: req.GetPoints(), Types: req.GetTypes(), Where: req.GetWhere(), Limit: int(req.GetLimit())}
+	err := tap.Watch(ctx, client, "http://run", treq, func(r tap.Record) error {
+		out := &controlv1.TapRecord{Watching: r.Watching, Dropped: r.Dropped, End: r.End}
+		if r.Event != nil {
+			b, err := json.Marshal(r.Event)
+			if err != nil {
+				return err
+			}
+			out.EventJson = b
+		}
+		return stream.Send(out)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return status.FromContextError(ctx.Err()).Err()
+	case strings.Contains(err.Error(), "connection refused"):
+		return status.Errorf(codes.FailedPrecondition, "pipeline %q has no run serving taps now (is it running? `flowctl get pipelines %s`)", name, name)
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	// The run refused the request (an unknown component, a bad --where):
+	// its message is for the user.
+	return status.Error(codes.InvalidArgument, err.Error())
+}
