@@ -225,7 +225,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	if sockPath != "" {
 		// Watching is never a reason not to run: a socket that cannot be
 		// served is a warning.
-		sock, err := serveRunSocket(sockPath, eopts.Taps, e, log)
+		sock, err := serveRunSocket(sockPath, name, eopts.Taps, e, ext, log)
 		if err != nil {
 			log.Warn("no socket for flowctl tap", "error", err)
 		}

@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/engine"
+	"github.com/flowctl/flowctl/internal/external"
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/server"
 	"github.com/flowctl/flowctl/internal/store"
 	"github.com/flowctl/flowctl/internal/tap"
 )
 
-// Every `flowctl run` serves its own small HTTP API (today the taps) on a
+// Every `flowctl run` serves its own small HTTP API (taps, live counters) on a
 // Unix socket only its user can reach (0600 in a 0700 directory, as the
 // server's): <data-dir>/runs/<pipeline>.sock by default, or --socket. A
 // socket carries no token and no TLS because nobody else can connect;
@@ -52,7 +53,7 @@ type runSocket struct {
 // serveRunSocket serves the run's API for e on path. A live run of the
 // same pipeline already serving there is not an error: this run serves
 // no socket, and a warning says so.
-func serveRunSocket(path string, hub *tap.Hub, e *engine.Engine, log *slog.Logger) (*runSocket, error) {
+func serveRunSocket(path, name string, hub *tap.Hub, e *engine.Engine, ext *external.Manager, log *slog.Logger) (*runSocket, error) {
 	ln, err := server.ListenSocket(path)
 	if errors.Is(err, server.ErrServerRunning) {
 		log.Debug("another run of this pipeline serves its taps; this one serves none (give --socket PATH to serve both)", "socket", path)
@@ -63,6 +64,7 @@ func serveRunSocket(path string, hub *tap.Hub, e *engine.Engine, log *slog.Logge
 	}
 	mux := http.NewServeMux()
 	mux.Handle(tap.Path, tap.Handler(hub, func() map[string]flow.Role { return engineComponents(e) }))
+	mux.Handle(liveStatsPath, liveStatsHandler(name, e, ext))
 	s := &runSocket{path: path, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, done: make(chan error, 1)}
 	go func() { s.done <- s.srv.Serve(ln) }()
 	return s, nil

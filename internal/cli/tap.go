@@ -195,7 +195,7 @@ func (p *tapPrinter) finish() {
 
 // tapFromServer streams a tap of a pipeline the server runs.
 func tapFromServer(ctx context.Context, c *client, pipe string, req tap.Request, fn func(tap.Record) error) error {
-	stream, err := controlv1.NewTapServiceClient(c.cc).Tap(ctx, &controlv1.TapRequest{
+	stream, err := controlv1.NewLiveServiceClient(c.cc).Tap(ctx, &controlv1.TapRequest{
 		Pipeline: pipe, Points: req.Points, Types: req.Types, Where: req.Where, Limit: int32(req.Limit),
 	})
 	if err != nil {

@@ -24,7 +24,7 @@ type api struct {
 	controlv1.UnimplementedRunServiceServer
 	controlv1.UnimplementedLogServiceServer
 	controlv1.UnimplementedStatusServiceServer
-	controlv1.UnimplementedTapServiceServer
+	controlv1.UnimplementedLiveServiceServer
 	s *Server
 }
 

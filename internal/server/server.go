@@ -176,7 +176,7 @@ func New(opts Options) (*Server, error) {
 	controlv1.RegisterRunServiceServer(s.gs, api)
 	controlv1.RegisterLogServiceServer(s.gs, api)
 	controlv1.RegisterStatusServiceServer(s.gs, api)
-	controlv1.RegisterTapServiceServer(s.gs, api)
+	controlv1.RegisterLiveServiceServer(s.gs, api)
 	return s, nil
 }
 

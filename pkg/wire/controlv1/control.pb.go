@@ -293,6 +293,99 @@ func (RunState) EnumDescriptor() ([]byte, []int) {
 	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{3}
 }
 
+// LiveStatsRequest names the pipeline.
+type LiveStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pipeline      string                 `protobuf:"bytes,1,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiveStatsRequest) Reset() {
+	*x = LiveStatsRequest{}
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiveStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiveStatsRequest) ProtoMessage() {}
+
+func (x *LiveStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiveStatsRequest.ProtoReflect.Descriptor instead.
+func (*LiveStatsRequest) Descriptor() ([]byte, []int) {
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *LiveStatsRequest) GetPipeline() string {
+	if x != nil {
+		return x.Pipeline
+	}
+	return ""
+}
+
+// LiveStatsResponse holds the run's counters as JSON: pipeline, elapsed,
+// ready, finished and per component name, role, in, out, filtered,
+// errors, dropped, dead letters, queue depth and capacity, the batch age
+// histogram, health and restarts.
+type LiveStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StatsJson     []byte                 `protobuf:"bytes,1,opt,name=stats_json,json=statsJson,proto3" json:"stats_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiveStatsResponse) Reset() {
+	*x = LiveStatsResponse{}
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiveStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiveStatsResponse) ProtoMessage() {}
+
+func (x *LiveStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiveStatsResponse.ProtoReflect.Descriptor instead.
+func (*LiveStatsResponse) Descriptor() ([]byte, []int) {
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LiveStatsResponse) GetStatsJson() []byte {
+	if x != nil {
+		return x.StatsJson
+	}
+	return nil
+}
+
 // TapRequest says what to watch.
 type TapRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -313,7 +406,7 @@ type TapRequest struct {
 
 func (x *TapRequest) Reset() {
 	*x = TapRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[0]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +418,7 @@ func (x *TapRequest) String() string {
 func (*TapRequest) ProtoMessage() {}
 
 func (x *TapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[0]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +431,7 @@ func (x *TapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapRequest.ProtoReflect.Descriptor instead.
 func (*TapRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{0}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *TapRequest) GetPipeline() string {
@@ -394,7 +487,7 @@ type TapRecord struct {
 
 func (x *TapRecord) Reset() {
 	*x = TapRecord{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[1]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +499,7 @@ func (x *TapRecord) String() string {
 func (*TapRecord) ProtoMessage() {}
 
 func (x *TapRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[1]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +512,7 @@ func (x *TapRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapRecord.ProtoReflect.Descriptor instead.
 func (*TapRecord) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{1}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TapRecord) GetWatching() string {
@@ -477,7 +570,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[2]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +582,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[2]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +595,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{2}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ApplyRequest) GetName() string {
@@ -560,7 +653,7 @@ type PlanItem struct {
 
 func (x *PlanItem) Reset() {
 	*x = PlanItem{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[3]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +665,7 @@ func (x *PlanItem) String() string {
 func (*PlanItem) ProtoMessage() {}
 
 func (x *PlanItem) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[3]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +678,7 @@ func (x *PlanItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanItem.ProtoReflect.Descriptor instead.
 func (*PlanItem) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{3}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PlanItem) GetComponent() string {
@@ -632,7 +725,7 @@ type Diagnostic struct {
 
 func (x *Diagnostic) Reset() {
 	*x = Diagnostic{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[4]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +737,7 @@ func (x *Diagnostic) String() string {
 func (*Diagnostic) ProtoMessage() {}
 
 func (x *Diagnostic) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[4]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +750,7 @@ func (x *Diagnostic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Diagnostic.ProtoReflect.Descriptor instead.
 func (*Diagnostic) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Diagnostic) GetFile() string {
@@ -742,7 +835,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[5]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +847,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[5]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +860,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApplyResponse) GetName() string {
@@ -850,7 +943,7 @@ type GetPipelineRequest struct {
 
 func (x *GetPipelineRequest) Reset() {
 	*x = GetPipelineRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[6]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +955,7 @@ func (x *GetPipelineRequest) String() string {
 func (*GetPipelineRequest) ProtoMessage() {}
 
 func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[6]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +968,7 @@ func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRequest.ProtoReflect.Descriptor instead.
 func (*GetPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetPipelineRequest) GetName() string {
@@ -895,7 +988,7 @@ type GetPipelineResponse struct {
 
 func (x *GetPipelineResponse) Reset() {
 	*x = GetPipelineResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[7]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1000,7 @@ func (x *GetPipelineResponse) String() string {
 func (*GetPipelineResponse) ProtoMessage() {}
 
 func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[7]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1013,7 @@ func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineResponse.ProtoReflect.Descriptor instead.
 func (*GetPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetPipelineResponse) GetPipeline() *Pipeline {
@@ -939,7 +1032,7 @@ type ListPipelinesRequest struct {
 
 func (x *ListPipelinesRequest) Reset() {
 	*x = ListPipelinesRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[8]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1044,7 @@ func (x *ListPipelinesRequest) String() string {
 func (*ListPipelinesRequest) ProtoMessage() {}
 
 func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[8]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1057,7 @@ func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesRequest.ProtoReflect.Descriptor instead.
 func (*ListPipelinesRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 // ListPipelinesResponse holds every pipeline, ordered by name.
@@ -977,7 +1070,7 @@ type ListPipelinesResponse struct {
 
 func (x *ListPipelinesResponse) Reset() {
 	*x = ListPipelinesResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[9]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1082,7 @@ func (x *ListPipelinesResponse) String() string {
 func (*ListPipelinesResponse) ProtoMessage() {}
 
 func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[9]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1095,7 @@ func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesResponse.ProtoReflect.Descriptor instead.
 func (*ListPipelinesResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListPipelinesResponse) GetPipelines() []*Pipeline {
@@ -1022,7 +1115,7 @@ type DeletePipelineRequest struct {
 
 func (x *DeletePipelineRequest) Reset() {
 	*x = DeletePipelineRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[10]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1127,7 @@ func (x *DeletePipelineRequest) String() string {
 func (*DeletePipelineRequest) ProtoMessage() {}
 
 func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[10]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1140,7 @@ func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineRequest.ProtoReflect.Descriptor instead.
 func (*DeletePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeletePipelineRequest) GetName() string {
@@ -1069,7 +1162,7 @@ type DeletePipelineResponse struct {
 
 func (x *DeletePipelineResponse) Reset() {
 	*x = DeletePipelineResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[11]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1174,7 @@ func (x *DeletePipelineResponse) String() string {
 func (*DeletePipelineResponse) ProtoMessage() {}
 
 func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[11]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1187,7 @@ func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineResponse.ProtoReflect.Descriptor instead.
 func (*DeletePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeletePipelineResponse) GetStoppedPids() []int32 {
@@ -1136,7 +1229,7 @@ type Pipeline struct {
 
 func (x *Pipeline) Reset() {
 	*x = Pipeline{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[12]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1241,7 @@ func (x *Pipeline) String() string {
 func (*Pipeline) ProtoMessage() {}
 
 func (x *Pipeline) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[12]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1254,7 @@ func (x *Pipeline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pipeline.ProtoReflect.Descriptor instead.
 func (*Pipeline) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Pipeline) GetName() string {
@@ -1256,7 +1349,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[13]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1361,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[13]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1374,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Condition) GetType() string {
@@ -1346,7 +1439,7 @@ type PipelineStatus struct {
 
 func (x *PipelineStatus) Reset() {
 	*x = PipelineStatus{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[14]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1451,7 @@ func (x *PipelineStatus) String() string {
 func (*PipelineStatus) ProtoMessage() {}
 
 func (x *PipelineStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[14]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1464,7 @@ func (x *PipelineStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineStatus.ProtoReflect.Descriptor instead.
 func (*PipelineStatus) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PipelineStatus) GetPhase() Phase {
@@ -1465,7 +1558,7 @@ type ComponentState struct {
 
 func (x *ComponentState) Reset() {
 	*x = ComponentState{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[15]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1570,7 @@ func (x *ComponentState) String() string {
 func (*ComponentState) ProtoMessage() {}
 
 func (x *ComponentState) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[15]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1583,7 @@ func (x *ComponentState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComponentState.ProtoReflect.Descriptor instead.
 func (*ComponentState) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ComponentState) GetName() string {
@@ -1562,7 +1655,7 @@ type ListRunsRequest struct {
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[16]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1667,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[16]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1680,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListRunsRequest) GetPipeline() string {
@@ -1614,7 +1707,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[17]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1719,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[17]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1732,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListRunsResponse) GetRuns() []*Run {
@@ -1676,7 +1769,7 @@ type Run struct {
 
 func (x *Run) Reset() {
 	*x = Run{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[18]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1781,7 @@ func (x *Run) String() string {
 func (*Run) ProtoMessage() {}
 
 func (x *Run) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[18]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1794,7 @@ func (x *Run) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Run.ProtoReflect.Descriptor instead.
 func (*Run) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Run) GetId() int64 {
@@ -1785,7 +1878,7 @@ type ComponentCounters struct {
 
 func (x *ComponentCounters) Reset() {
 	*x = ComponentCounters{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[19]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1797,7 +1890,7 @@ func (x *ComponentCounters) String() string {
 func (*ComponentCounters) ProtoMessage() {}
 
 func (x *ComponentCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[19]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1810,7 +1903,7 @@ func (x *ComponentCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComponentCounters.ProtoReflect.Descriptor instead.
 func (*ComponentCounters) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ComponentCounters) GetComponent() string {
@@ -1852,7 +1945,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[20]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +1957,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[20]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +1970,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogsRequest) GetPipeline() string {
@@ -1949,7 +2042,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[21]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2054,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[21]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2067,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LogLine) GetTime() *timestamppb.Timestamp {
@@ -2042,7 +2135,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[22]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2147,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[22]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2160,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{24}
 }
 
 // StatusResponse is the server's status.
@@ -2096,7 +2189,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[23]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2201,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flowctl_control_v1_control_proto_msgTypes[23]
+	mi := &file_flowctl_control_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2214,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_flowctl_control_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StatusResponse) GetVersion() string {
@@ -2191,7 +2284,12 @@ var File_flowctl_control_v1_control_proto protoreflect.FileDescriptor
 
 const file_flowctl_control_v1_control_proto_rawDesc = "" +
 	"\n" +
-	" flowctl/control/v1/control.proto\x12\x12flowctl.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eflowctl/stream/v1/stream.proto\"\x82\x01\n" +
+	" flowctl/control/v1/control.proto\x12\x12flowctl.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eflowctl/stream/v1/stream.proto\".\n" +
+	"\x10LiveStatsRequest\x12\x1a\n" +
+	"\bpipeline\x18\x01 \x01(\tR\bpipeline\"2\n" +
+	"\x11LiveStatsResponse\x12\x1d\n" +
+	"\n" +
+	"stats_json\x18\x01 \x01(\fR\tstatsJson\"\x82\x01\n" +
 	"\n" +
 	"TapRequest\x12\x1a\n" +
 	"\bpipeline\x18\x01 \x01(\tR\bpipeline\x12\x16\n" +
@@ -2388,10 +2486,10 @@ const file_flowctl_control_v1_control_proto_rawDesc = "" +
 	"\x06Delete\x12).flowctl.control.v1.DeletePipelineRequest\x1a*.flowctl.control.v1.DeletePipelineResponse2c\n" +
 	"\n" +
 	"RunService\x12U\n" +
-	"\bListRuns\x12#.flowctl.control.v1.ListRunsRequest\x1a$.flowctl.control.v1.ListRunsResponse2T\n" +
-	"\n" +
-	"TapService\x12F\n" +
-	"\x03Tap\x12\x1e.flowctl.control.v1.TapRequest\x1a\x1d.flowctl.control.v1.TapRecord0\x012T\n" +
+	"\bListRuns\x12#.flowctl.control.v1.ListRunsRequest\x1a$.flowctl.control.v1.ListRunsResponse2\xab\x01\n" +
+	"\vLiveService\x12F\n" +
+	"\x03Tap\x12\x1e.flowctl.control.v1.TapRequest\x1a\x1d.flowctl.control.v1.TapRecord0\x01\x12T\n" +
+	"\x05Stats\x12$.flowctl.control.v1.LiveStatsRequest\x1a%.flowctl.control.v1.LiveStatsResponse2T\n" +
 	"\n" +
 	"LogService\x12F\n" +
 	"\x04Logs\x12\x1f.flowctl.control.v1.LogsRequest\x1a\x1b.flowctl.control.v1.LogLine0\x012`\n" +
@@ -2411,91 +2509,95 @@ func file_flowctl_control_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_flowctl_control_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_flowctl_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_flowctl_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_flowctl_control_v1_control_proto_goTypes = []any{
 	(PlanAction)(0),                // 0: flowctl.control.v1.PlanAction
 	(Phase)(0),                     // 1: flowctl.control.v1.Phase
 	(ConditionStatus)(0),           // 2: flowctl.control.v1.ConditionStatus
 	(RunState)(0),                  // 3: flowctl.control.v1.RunState
-	(*TapRequest)(nil),             // 4: flowctl.control.v1.TapRequest
-	(*TapRecord)(nil),              // 5: flowctl.control.v1.TapRecord
-	(*ApplyRequest)(nil),           // 6: flowctl.control.v1.ApplyRequest
-	(*PlanItem)(nil),               // 7: flowctl.control.v1.PlanItem
-	(*Diagnostic)(nil),             // 8: flowctl.control.v1.Diagnostic
-	(*ApplyResponse)(nil),          // 9: flowctl.control.v1.ApplyResponse
-	(*GetPipelineRequest)(nil),     // 10: flowctl.control.v1.GetPipelineRequest
-	(*GetPipelineResponse)(nil),    // 11: flowctl.control.v1.GetPipelineResponse
-	(*ListPipelinesRequest)(nil),   // 12: flowctl.control.v1.ListPipelinesRequest
-	(*ListPipelinesResponse)(nil),  // 13: flowctl.control.v1.ListPipelinesResponse
-	(*DeletePipelineRequest)(nil),  // 14: flowctl.control.v1.DeletePipelineRequest
-	(*DeletePipelineResponse)(nil), // 15: flowctl.control.v1.DeletePipelineResponse
-	(*Pipeline)(nil),               // 16: flowctl.control.v1.Pipeline
-	(*Condition)(nil),              // 17: flowctl.control.v1.Condition
-	(*PipelineStatus)(nil),         // 18: flowctl.control.v1.PipelineStatus
-	(*ComponentState)(nil),         // 19: flowctl.control.v1.ComponentState
-	(*ListRunsRequest)(nil),        // 20: flowctl.control.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),       // 21: flowctl.control.v1.ListRunsResponse
-	(*Run)(nil),                    // 22: flowctl.control.v1.Run
-	(*ComponentCounters)(nil),      // 23: flowctl.control.v1.ComponentCounters
-	(*LogsRequest)(nil),            // 24: flowctl.control.v1.LogsRequest
-	(*LogLine)(nil),                // 25: flowctl.control.v1.LogLine
-	(*StatusRequest)(nil),          // 26: flowctl.control.v1.StatusRequest
-	(*StatusResponse)(nil),         // 27: flowctl.control.v1.StatusResponse
-	nil,                            // 28: flowctl.control.v1.ComponentState.CountersEntry
-	nil,                            // 29: flowctl.control.v1.ComponentCounters.CountersEntry
-	nil,                            // 30: flowctl.control.v1.StatusResponse.PipelinesEntry
-	nil,                            // 31: flowctl.control.v1.StatusResponse.ComponentsEntry
-	(*timestamppb.Timestamp)(nil),  // 32: google.protobuf.Timestamp
-	(streamv1.HealthStatus)(0),     // 33: flowctl.stream.v1.HealthStatus
+	(*LiveStatsRequest)(nil),       // 4: flowctl.control.v1.LiveStatsRequest
+	(*LiveStatsResponse)(nil),      // 5: flowctl.control.v1.LiveStatsResponse
+	(*TapRequest)(nil),             // 6: flowctl.control.v1.TapRequest
+	(*TapRecord)(nil),              // 7: flowctl.control.v1.TapRecord
+	(*ApplyRequest)(nil),           // 8: flowctl.control.v1.ApplyRequest
+	(*PlanItem)(nil),               // 9: flowctl.control.v1.PlanItem
+	(*Diagnostic)(nil),             // 10: flowctl.control.v1.Diagnostic
+	(*ApplyResponse)(nil),          // 11: flowctl.control.v1.ApplyResponse
+	(*GetPipelineRequest)(nil),     // 12: flowctl.control.v1.GetPipelineRequest
+	(*GetPipelineResponse)(nil),    // 13: flowctl.control.v1.GetPipelineResponse
+	(*ListPipelinesRequest)(nil),   // 14: flowctl.control.v1.ListPipelinesRequest
+	(*ListPipelinesResponse)(nil),  // 15: flowctl.control.v1.ListPipelinesResponse
+	(*DeletePipelineRequest)(nil),  // 16: flowctl.control.v1.DeletePipelineRequest
+	(*DeletePipelineResponse)(nil), // 17: flowctl.control.v1.DeletePipelineResponse
+	(*Pipeline)(nil),               // 18: flowctl.control.v1.Pipeline
+	(*Condition)(nil),              // 19: flowctl.control.v1.Condition
+	(*PipelineStatus)(nil),         // 20: flowctl.control.v1.PipelineStatus
+	(*ComponentState)(nil),         // 21: flowctl.control.v1.ComponentState
+	(*ListRunsRequest)(nil),        // 22: flowctl.control.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),       // 23: flowctl.control.v1.ListRunsResponse
+	(*Run)(nil),                    // 24: flowctl.control.v1.Run
+	(*ComponentCounters)(nil),      // 25: flowctl.control.v1.ComponentCounters
+	(*LogsRequest)(nil),            // 26: flowctl.control.v1.LogsRequest
+	(*LogLine)(nil),                // 27: flowctl.control.v1.LogLine
+	(*StatusRequest)(nil),          // 28: flowctl.control.v1.StatusRequest
+	(*StatusResponse)(nil),         // 29: flowctl.control.v1.StatusResponse
+	nil,                            // 30: flowctl.control.v1.ComponentState.CountersEntry
+	nil,                            // 31: flowctl.control.v1.ComponentCounters.CountersEntry
+	nil,                            // 32: flowctl.control.v1.StatusResponse.PipelinesEntry
+	nil,                            // 33: flowctl.control.v1.StatusResponse.ComponentsEntry
+	(*timestamppb.Timestamp)(nil),  // 34: google.protobuf.Timestamp
+	(streamv1.HealthStatus)(0),     // 35: flowctl.stream.v1.HealthStatus
 }
 var file_flowctl_control_v1_control_proto_depIdxs = []int32{
 	0,  // 0: flowctl.control.v1.PlanItem.action:type_name -> flowctl.control.v1.PlanAction
-	7,  // 1: flowctl.control.v1.ApplyResponse.plan:type_name -> flowctl.control.v1.PlanItem
-	8,  // 2: flowctl.control.v1.ApplyResponse.diagnostics:type_name -> flowctl.control.v1.Diagnostic
-	16, // 3: flowctl.control.v1.GetPipelineResponse.pipeline:type_name -> flowctl.control.v1.Pipeline
-	16, // 4: flowctl.control.v1.ListPipelinesResponse.pipelines:type_name -> flowctl.control.v1.Pipeline
-	32, // 5: flowctl.control.v1.Pipeline.created_at:type_name -> google.protobuf.Timestamp
-	32, // 6: flowctl.control.v1.Pipeline.updated_at:type_name -> google.protobuf.Timestamp
-	18, // 7: flowctl.control.v1.Pipeline.status:type_name -> flowctl.control.v1.PipelineStatus
-	19, // 8: flowctl.control.v1.Pipeline.components:type_name -> flowctl.control.v1.ComponentState
+	9,  // 1: flowctl.control.v1.ApplyResponse.plan:type_name -> flowctl.control.v1.PlanItem
+	10, // 2: flowctl.control.v1.ApplyResponse.diagnostics:type_name -> flowctl.control.v1.Diagnostic
+	18, // 3: flowctl.control.v1.GetPipelineResponse.pipeline:type_name -> flowctl.control.v1.Pipeline
+	18, // 4: flowctl.control.v1.ListPipelinesResponse.pipelines:type_name -> flowctl.control.v1.Pipeline
+	34, // 5: flowctl.control.v1.Pipeline.created_at:type_name -> google.protobuf.Timestamp
+	34, // 6: flowctl.control.v1.Pipeline.updated_at:type_name -> google.protobuf.Timestamp
+	20, // 7: flowctl.control.v1.Pipeline.status:type_name -> flowctl.control.v1.PipelineStatus
+	21, // 8: flowctl.control.v1.Pipeline.components:type_name -> flowctl.control.v1.ComponentState
 	2,  // 9: flowctl.control.v1.Condition.status:type_name -> flowctl.control.v1.ConditionStatus
-	32, // 10: flowctl.control.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	34, // 10: flowctl.control.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
 	1,  // 11: flowctl.control.v1.PipelineStatus.phase:type_name -> flowctl.control.v1.Phase
-	32, // 12: flowctl.control.v1.PipelineStatus.next_retry:type_name -> google.protobuf.Timestamp
-	17, // 13: flowctl.control.v1.PipelineStatus.conditions:type_name -> flowctl.control.v1.Condition
-	32, // 14: flowctl.control.v1.PipelineStatus.since:type_name -> google.protobuf.Timestamp
-	33, // 15: flowctl.control.v1.ComponentState.health:type_name -> flowctl.stream.v1.HealthStatus
-	32, // 16: flowctl.control.v1.ComponentState.last_heartbeat:type_name -> google.protobuf.Timestamp
-	28, // 17: flowctl.control.v1.ComponentState.counters:type_name -> flowctl.control.v1.ComponentState.CountersEntry
-	22, // 18: flowctl.control.v1.ListRunsResponse.runs:type_name -> flowctl.control.v1.Run
+	34, // 12: flowctl.control.v1.PipelineStatus.next_retry:type_name -> google.protobuf.Timestamp
+	19, // 13: flowctl.control.v1.PipelineStatus.conditions:type_name -> flowctl.control.v1.Condition
+	34, // 14: flowctl.control.v1.PipelineStatus.since:type_name -> google.protobuf.Timestamp
+	35, // 15: flowctl.control.v1.ComponentState.health:type_name -> flowctl.stream.v1.HealthStatus
+	34, // 16: flowctl.control.v1.ComponentState.last_heartbeat:type_name -> google.protobuf.Timestamp
+	30, // 17: flowctl.control.v1.ComponentState.counters:type_name -> flowctl.control.v1.ComponentState.CountersEntry
+	24, // 18: flowctl.control.v1.ListRunsResponse.runs:type_name -> flowctl.control.v1.Run
 	3,  // 19: flowctl.control.v1.Run.state:type_name -> flowctl.control.v1.RunState
-	32, // 20: flowctl.control.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	32, // 21: flowctl.control.v1.Run.ended_at:type_name -> google.protobuf.Timestamp
-	23, // 22: flowctl.control.v1.Run.counters:type_name -> flowctl.control.v1.ComponentCounters
-	29, // 23: flowctl.control.v1.ComponentCounters.counters:type_name -> flowctl.control.v1.ComponentCounters.CountersEntry
-	32, // 24: flowctl.control.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	32, // 25: flowctl.control.v1.LogLine.time:type_name -> google.protobuf.Timestamp
-	32, // 26: flowctl.control.v1.StatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	30, // 27: flowctl.control.v1.StatusResponse.pipelines:type_name -> flowctl.control.v1.StatusResponse.PipelinesEntry
-	31, // 28: flowctl.control.v1.StatusResponse.components:type_name -> flowctl.control.v1.StatusResponse.ComponentsEntry
-	6,  // 29: flowctl.control.v1.PipelineService.Apply:input_type -> flowctl.control.v1.ApplyRequest
-	10, // 30: flowctl.control.v1.PipelineService.Get:input_type -> flowctl.control.v1.GetPipelineRequest
-	12, // 31: flowctl.control.v1.PipelineService.List:input_type -> flowctl.control.v1.ListPipelinesRequest
-	14, // 32: flowctl.control.v1.PipelineService.Delete:input_type -> flowctl.control.v1.DeletePipelineRequest
-	20, // 33: flowctl.control.v1.RunService.ListRuns:input_type -> flowctl.control.v1.ListRunsRequest
-	4,  // 34: flowctl.control.v1.TapService.Tap:input_type -> flowctl.control.v1.TapRequest
-	24, // 35: flowctl.control.v1.LogService.Logs:input_type -> flowctl.control.v1.LogsRequest
-	26, // 36: flowctl.control.v1.StatusService.Status:input_type -> flowctl.control.v1.StatusRequest
-	9,  // 37: flowctl.control.v1.PipelineService.Apply:output_type -> flowctl.control.v1.ApplyResponse
-	11, // 38: flowctl.control.v1.PipelineService.Get:output_type -> flowctl.control.v1.GetPipelineResponse
-	13, // 39: flowctl.control.v1.PipelineService.List:output_type -> flowctl.control.v1.ListPipelinesResponse
-	15, // 40: flowctl.control.v1.PipelineService.Delete:output_type -> flowctl.control.v1.DeletePipelineResponse
-	21, // 41: flowctl.control.v1.RunService.ListRuns:output_type -> flowctl.control.v1.ListRunsResponse
-	5,  // 42: flowctl.control.v1.TapService.Tap:output_type -> flowctl.control.v1.TapRecord
-	25, // 43: flowctl.control.v1.LogService.Logs:output_type -> flowctl.control.v1.LogLine
-	27, // 44: flowctl.control.v1.StatusService.Status:output_type -> flowctl.control.v1.StatusResponse
-	37, // [37:45] is the sub-list for method output_type
-	29, // [29:37] is the sub-list for method input_type
+	34, // 20: flowctl.control.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	34, // 21: flowctl.control.v1.Run.ended_at:type_name -> google.protobuf.Timestamp
+	25, // 22: flowctl.control.v1.Run.counters:type_name -> flowctl.control.v1.ComponentCounters
+	31, // 23: flowctl.control.v1.ComponentCounters.counters:type_name -> flowctl.control.v1.ComponentCounters.CountersEntry
+	34, // 24: flowctl.control.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	34, // 25: flowctl.control.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	34, // 26: flowctl.control.v1.StatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	32, // 27: flowctl.control.v1.StatusResponse.pipelines:type_name -> flowctl.control.v1.StatusResponse.PipelinesEntry
+	33, // 28: flowctl.control.v1.StatusResponse.components:type_name -> flowctl.control.v1.StatusResponse.ComponentsEntry
+	8,  // 29: flowctl.control.v1.PipelineService.Apply:input_type -> flowctl.control.v1.ApplyRequest
+	12, // 30: flowctl.control.v1.PipelineService.Get:input_type -> flowctl.control.v1.GetPipelineRequest
+	14, // 31: flowctl.control.v1.PipelineService.List:input_type -> flowctl.control.v1.ListPipelinesRequest
+	16, // 32: flowctl.control.v1.PipelineService.Delete:input_type -> flowctl.control.v1.DeletePipelineRequest
+	22, // 33: flowctl.control.v1.RunService.ListRuns:input_type -> flowctl.control.v1.ListRunsRequest
+	6,  // 34: flowctl.control.v1.LiveService.Tap:input_type -> flowctl.control.v1.TapRequest
+	4,  // 35: flowctl.control.v1.LiveService.Stats:input_type -> flowctl.control.v1.LiveStatsRequest
+	26, // 36: flowctl.control.v1.LogService.Logs:input_type -> flowctl.control.v1.LogsRequest
+	28, // 37: flowctl.control.v1.StatusService.Status:input_type -> flowctl.control.v1.StatusRequest
+	11, // 38: flowctl.control.v1.PipelineService.Apply:output_type -> flowctl.control.v1.ApplyResponse
+	13, // 39: flowctl.control.v1.PipelineService.Get:output_type -> flowctl.control.v1.GetPipelineResponse
+	15, // 40: flowctl.control.v1.PipelineService.List:output_type -> flowctl.control.v1.ListPipelinesResponse
+	17, // 41: flowctl.control.v1.PipelineService.Delete:output_type -> flowctl.control.v1.DeletePipelineResponse
+	23, // 42: flowctl.control.v1.RunService.ListRuns:output_type -> flowctl.control.v1.ListRunsResponse
+	7,  // 43: flowctl.control.v1.LiveService.Tap:output_type -> flowctl.control.v1.TapRecord
+	5,  // 44: flowctl.control.v1.LiveService.Stats:output_type -> flowctl.control.v1.LiveStatsResponse
+	27, // 45: flowctl.control.v1.LogService.Logs:output_type -> flowctl.control.v1.LogLine
+	29, // 46: flowctl.control.v1.StatusService.Status:output_type -> flowctl.control.v1.StatusResponse
+	38, // [38:47] is the sub-list for method output_type
+	29, // [29:38] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
 	29, // [29:29] is the sub-list for extension extendee
 	0,  // [0:29] is the sub-list for field type_name
@@ -2512,7 +2614,7 @@ func file_flowctl_control_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flowctl_control_v1_control_proto_rawDesc), len(file_flowctl_control_v1_control_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -396,34 +396,39 @@ var RunService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	TapService_Tap_FullMethodName = "/flowctl.control.v1.TapService/Tap"
+	LiveService_Tap_FullMethodName   = "/flowctl.control.v1.LiveService/Tap"
+	LiveService_Stats_FullMethodName = "/flowctl.control.v1.LiveService/Stats"
 )
 
-// TapServiceClient is the client API for TapService service.
+// LiveServiceClient is the client API for LiveService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// TapService streams the events crossing points of a pipeline the server
-// runs, as its run sees them (flowctl tap).
-type TapServiceClient interface {
+// LiveService shows what a pipeline the server runs is doing now, as its
+// run sees it: the events crossing a point (flowctl tap) and the
+// components' live counters (flowctl top).
+type LiveServiceClient interface {
 	// Tap streams records until the client cancels, the limit is reached or
 	// the pipeline's run ends: first watching (the subscription is in
 	// place), then events and dropped notices. A slow client never slows
 	// the pipeline: events are dropped for it and counted.
 	Tap(ctx context.Context, in *TapRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TapRecord], error)
+	// Stats returns the run's live counters, as the run serves them on its
+	// socket (JSON, see flowctl top).
+	Stats(ctx context.Context, in *LiveStatsRequest, opts ...grpc.CallOption) (*LiveStatsResponse, error)
 }
 
-type tapServiceClient struct {
+type liveServiceClient struct {
 	cc grpc.ClientConnInterface
 }
 
-func NewTapServiceClient(cc grpc.ClientConnInterface) TapServiceClient {
-	return &tapServiceClient{cc}
+func NewLiveServiceClient(cc grpc.ClientConnInterface) LiveServiceClient {
+	return &liveServiceClient{cc}
 }
 
-func (c *tapServiceClient) Tap(ctx context.Context, in *TapRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TapRecord], error) {
+func (c *liveServiceClient) Tap(ctx context.Context, in *TapRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TapRecord], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &TapService_ServiceDesc.Streams[0], TapService_Tap_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &LiveService_ServiceDesc.Streams[0], LiveService_Tap_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -438,76 +443,116 @@ func (c *tapServiceClient) Tap(ctx context.Context, in *TapRequest, opts ...grpc
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type TapService_TapClient = grpc.ServerStreamingClient[TapRecord]
+type LiveService_TapClient = grpc.ServerStreamingClient[TapRecord]
 
-// TapServiceServer is the server API for TapService service.
-// All implementations must embed UnimplementedTapServiceServer
+func (c *liveServiceClient) Stats(ctx context.Context, in *LiveStatsRequest, opts ...grpc.CallOption) (*LiveStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LiveStatsResponse)
+	err := c.cc.Invoke(ctx, LiveService_Stats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// LiveServiceServer is the server API for LiveService service.
+// All implementations must embed UnimplementedLiveServiceServer
 // for forward compatibility.
 //
-// TapService streams the events crossing points of a pipeline the server
-// runs, as its run sees them (flowctl tap).
-type TapServiceServer interface {
+// LiveService shows what a pipeline the server runs is doing now, as its
+// run sees it: the events crossing a point (flowctl tap) and the
+// components' live counters (flowctl top).
+type LiveServiceServer interface {
 	// Tap streams records until the client cancels, the limit is reached or
 	// the pipeline's run ends: first watching (the subscription is in
 	// place), then events and dropped notices. A slow client never slows
 	// the pipeline: events are dropped for it and counted.
 	Tap(*TapRequest, grpc.ServerStreamingServer[TapRecord]) error
-	mustEmbedUnimplementedTapServiceServer()
+	// Stats returns the run's live counters, as the run serves them on its
+	// socket (JSON, see flowctl top).
+	Stats(context.Context, *LiveStatsRequest) (*LiveStatsResponse, error)
+	mustEmbedUnimplementedLiveServiceServer()
 }
 
-// UnimplementedTapServiceServer must be embedded to have
+// UnimplementedLiveServiceServer must be embedded to have
 // forward compatible implementations.
 //
 // NOTE: this should be embedded by value instead of pointer to avoid a nil
 // pointer dereference when methods are called.
-type UnimplementedTapServiceServer struct{}
+type UnimplementedLiveServiceServer struct{}
 
-func (UnimplementedTapServiceServer) Tap(*TapRequest, grpc.ServerStreamingServer[TapRecord]) error {
+func (UnimplementedLiveServiceServer) Tap(*TapRequest, grpc.ServerStreamingServer[TapRecord]) error {
 	return status.Errorf(codes.Unimplemented, "method Tap not implemented")
 }
-func (UnimplementedTapServiceServer) mustEmbedUnimplementedTapServiceServer() {}
-func (UnimplementedTapServiceServer) testEmbeddedByValue()                    {}
+func (UnimplementedLiveServiceServer) Stats(context.Context, *LiveStatsRequest) (*LiveStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedLiveServiceServer) mustEmbedUnimplementedLiveServiceServer() {}
+func (UnimplementedLiveServiceServer) testEmbeddedByValue()                     {}
 
-// UnsafeTapServiceServer may be embedded to opt out of forward compatibility for this service.
-// Use of this interface is not recommended, as added methods to TapServiceServer will
+// UnsafeLiveServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to LiveServiceServer will
 // result in compilation errors.
-type UnsafeTapServiceServer interface {
-	mustEmbedUnimplementedTapServiceServer()
+type UnsafeLiveServiceServer interface {
+	mustEmbedUnimplementedLiveServiceServer()
 }
 
-func RegisterTapServiceServer(s grpc.ServiceRegistrar, srv TapServiceServer) {
-	// If the following call pancis, it indicates UnimplementedTapServiceServer was
+func RegisterLiveServiceServer(s grpc.ServiceRegistrar, srv LiveServiceServer) {
+	// If the following call pancis, it indicates UnimplementedLiveServiceServer was
 	// embedded by pointer and is nil.  This will cause panics if an
 	// unimplemented method is ever invoked, so we test this at initialization
 	// time to prevent it from happening at runtime later due to I/O.
 	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
 		t.testEmbeddedByValue()
 	}
-	s.RegisterService(&TapService_ServiceDesc, srv)
+	s.RegisterService(&LiveService_ServiceDesc, srv)
 }
 
-func _TapService_Tap_Handler(srv interface{}, stream grpc.ServerStream) error {
+func _LiveService_Tap_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(TapRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(TapServiceServer).Tap(m, &grpc.GenericServerStream[TapRequest, TapRecord]{ServerStream: stream})
+	return srv.(LiveServiceServer).Tap(m, &grpc.GenericServerStream[TapRequest, TapRecord]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type TapService_TapServer = grpc.ServerStreamingServer[TapRecord]
+type LiveService_TapServer = grpc.ServerStreamingServer[TapRecord]
 
-// TapService_ServiceDesc is the grpc.ServiceDesc for TapService service.
+func _LiveService_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LiveStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LiveServiceServer).Stats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LiveService_Stats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LiveServiceServer).Stats(ctx, req.(*LiveStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// LiveService_ServiceDesc is the grpc.ServiceDesc for LiveService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
-var TapService_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "flowctl.control.v1.TapService",
-	HandlerType: (*TapServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+var LiveService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "flowctl.control.v1.LiveService",
+	HandlerType: (*LiveServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Stats",
+			Handler:    _LiveService_Stats_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Tap",
-			Handler:       _TapService_Tap_Handler,
+			Handler:       _LiveService_Tap_Handler,
 			ServerStreams: true,
 		},
 	},
