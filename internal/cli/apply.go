@@ -52,13 +52,25 @@ it (as flowctl translate does, with ${VAR} substituted here) into --out, by defa
 <pipeline dir>/.flowctl/compose/<name>, and runs docker-compose -p <name> up -d
 --remove-orphans there. --dry-run prints the difference against the last applied
 translation and changes nothing. flowctl's image (--image) must have been built on this
-machine (see docs/translate.md).`,
+machine (see docs/translate.md).
+
+--target nomad translates the file (as flowctl translate --to nomad does, with ${VAR}
+substituted here) into one Nomad job and registers it through Nomad's HTTP API at
+NOMAD_ADDR (NOMAD_TOKEN, NOMAD_NAMESPACE, NOMAD_CACERT... as the nomad CLI reads them).
+--dry-run asks Nomad to plan it and prints the diff instead. See docs/nomad.md.`,
 		Example: `  flowctl apply -f pipeline.yaml
   flowctl apply -f pipelines/ --dry-run
   flowctl apply -f pipeline.yaml --wait --timeout 30s
-  flowctl apply -f pipeline.yaml --target docker-compose --dry-run`,
+  flowctl apply -f pipeline.yaml --target docker-compose --dry-run
+  NOMAD_ADDR=http://nomad:4646 flowctl apply -f pipeline.yaml --target nomad --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if nomadTarget(o.target) {
+				if o.wait {
+					return errors.New("--wait is for the flowctl server; with --target nomad watch `flowctl get pipelines NAME --target nomad`")
+				}
+				return runApplyNomad(g, o)
+			}
 			compose, err := composeTarget(o.target)
 			if err != nil {
 				return err
@@ -81,9 +93,9 @@ machine (see docs/translate.md).`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what applying would do and change nothing")
 	f.BoolVar(&o.wait, "wait", false, "wait until every applied pipeline is ready (or completed)")
 	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "how long --wait waits")
-	f.StringVar(&o.target, "target", targetServer, "where the pipeline runs: server (the flowctl server) or docker-compose (translated, then docker-compose up)")
+	f.StringVar(&o.target, "target", targetServer, "where the pipeline runs: server (the flowctl server), docker-compose (translated, then docker-compose up) or nomad (translated, then registered as a Nomad job)")
 	f.StringVar(&o.out, "out", "", "docker-compose: directory of the translation (default <pipeline dir>/.flowctl/compose/<name>)")
-	f.StringVar(&o.image, "image", "", `docker-compose: flowctl's own image every service runs (default "flowctl:`+version+`")`)
+	f.StringVar(&o.image, "image", "", `docker-compose, nomad: flowctl's own image every service runs (default "flowctl:`+version+`")`)
 	f.BoolVar(&o.tls, "tls", false, "docker-compose: run the nodes over mutual TLS with certificates made on the first apply")
 	return cmd
 }

@@ -28,7 +28,9 @@ are kept.
 
 --target docker-compose runs docker-compose down on the project apply started (found by its
 containers' labels); its named volumes, which hold the checkpoints, are kept unless
---volumes.`,
+--volumes.
+
+--target nomad stops the pipeline's Nomad job (deregistered, not purged) at NOMAD_ADDR.`,
 		Example: `  flowctl delete pipeline payments
   flowctl delete pipeline/payments
   flowctl delete pipeline payments --target docker-compose --volumes`,
@@ -37,6 +39,12 @@ containers' labels); its named volumes, which hold the checkpoints, are kept unl
 			name, err := pipelineArg(args)
 			if err != nil {
 				return err
+			}
+			if nomadTarget(target) {
+				if volumes {
+					return errors.New("--volumes goes with --target docker-compose")
+				}
+				return deleteNomad(g, name)
 			}
 			compose, err := composeTarget(target)
 			if err != nil {
@@ -74,7 +82,7 @@ containers' labels); its named volumes, which hold the checkpoints, are kept unl
 		},
 	}
 	addServerFlags(cmd, &sf)
-	cmd.Flags().StringVar(&target, "target", targetServer, "server (the flowctl server) or docker-compose (docker-compose down on the project apply started)")
+	cmd.Flags().StringVar(&target, "target", targetServer, "server (the flowctl server), docker-compose (docker-compose down on the project apply started) or nomad (stop the Nomad job apply registered)")
 	cmd.Flags().BoolVar(&volumes, "volumes", false, "docker-compose: remove the project's named volumes (the checkpoints) too")
 	return cmd
 }

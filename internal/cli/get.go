@@ -69,7 +69,11 @@ NAME picks one pipeline; for components it is PIPELINE/COMPONENT or a pipeline's
 
 --target docker-compose lists the pipelines run by docker-compose instead (pipelines only):
 NAME, PROJECT, PHASE (Running, Partial, Completed, Failed), RUNNING, COMPLETED (exited 0),
-FAILED and SERVICES, from the labels of their containers.`,
+FAILED and SERVICES, from the labels of their containers.
+
+--target nomad shows one pipeline's Nomad job (NAME is needed): its status and, per group
+(one per component), DESIRED, RUNNING, PENDING (queued or starting), FAILED, COMPLETE and
+LOST allocations, from the Nomad agent at NOMAD_ADDR.`,
 		Example: `  flowctl get pipelines
   flowctl get pl payments -o yaml
   flowctl get components payments
@@ -88,6 +92,12 @@ FAILED and SERVICES, from the labels of their containers.`,
 			name := ""
 			if len(args) == 2 {
 				name = args[1]
+			}
+			if nomadTarget(o.target) {
+				if res != resPipelines || format != outTable {
+					return errors.New("--target nomad shows pipelines only, as a table")
+				}
+				return getNomadPipeline(g, name)
 			}
 			compose, err := composeTarget(o.target)
 			if err != nil {
@@ -118,7 +128,7 @@ FAILED and SERVICES, from the labels of their containers.`,
 	addServerFlags(cmd, &o.server)
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: wide, json or yaml (default: a table)")
 	cmd.Flags().IntVar(&o.limit, "limit", 100, "runs: show at most this many, newest first")
-	cmd.Flags().StringVar(&o.target, "target", targetServer, "server (the flowctl server) or docker-compose (the projects `apply --target docker-compose` started, from their containers' labels)")
+	cmd.Flags().StringVar(&o.target, "target", targetServer, "server (the flowctl server), docker-compose (the projects `apply --target docker-compose` started, from their containers' labels) or nomad (the job `apply --target nomad` registered)")
 	return cmd
 }
 

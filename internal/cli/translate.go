@@ -22,7 +22,7 @@ func newTranslateCmd(g *globals) *cobra.Command {
 		dockerfile, withTLS     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "translate -f FILE --to docker-compose [-o DIR]",
+		Use:   "translate -f FILE --to docker-compose|nomad [-o DIR]",
 		Short: "Write the files a deployment engine needs to run a pipeline file",
 		Long: `translate turns a pipeline file into what a deployment engine runs: today a Docker
 Compose file (docker-compose 1.29 or later). Every service runs "flowctl node" on one
@@ -33,9 +33,14 @@ field's FILE:LINE:COL; nothing is dropped silently.
 Without -o the Compose file goes to standard output. With -o DIR it is written to
 DIR/docker-compose.yml, with --dockerfile also a Dockerfile for flowctl's image (FROM
 scratch), and with --tls a CA and a certificate per service in DIR/tls. See
-docs/translate.md for what each field becomes.`,
+docs/translate.md for what each field becomes.
+
+--to nomad writes one Nomad job in the JSON form of Nomad's HTTP API (nomad job run -json
+FILE takes it), DIR/<pipeline>.nomad.json with -o: a group per component, the pipeline file
+carried inside the job. --tls is not supported for Nomad yet. See docs/nomad.md.`,
 		Example: `  flowctl translate -f pipeline.yaml --to docker-compose -o deploy --dockerfile --tls
-  flowctl translate -f pipeline.yaml --to docker-compose > docker-compose.yml`,
+  flowctl translate -f pipeline.yaml --to docker-compose > docker-compose.yml
+  flowctl translate -f pipeline.yaml --to nomad > pipeline.nomad.json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := fileArg(file, args)

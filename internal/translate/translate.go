@@ -17,13 +17,14 @@ import (
 // Target names an engine translate writes for.
 type Target string
 
-// The targets. Kubernetes and Nomad come later, as one file each.
+// The targets. Kubernetes comes later, as one file.
 const (
 	DockerCompose Target = "docker-compose"
+	Nomad         Target = "nomad"
 )
 
 // Targets lists the targets translate knows, for help and error messages.
-func Targets() []Target { return []Target{DockerCompose} }
+func Targets() []Target { return []Target{DockerCompose, Nomad} }
 
 // Options are what a translation needs besides the pipeline.
 type Options struct {
@@ -41,6 +42,11 @@ type Options struct {
 	// the file with ${VAR} already substituted). "" means
 	// SourceDir/<the pipeline file's name>.
 	PipelineFile string
+	// PipelineData is the pipeline file's content for a target that
+	// carries the file inside what it writes (Nomad: a template), when it
+	// is not the file on disk (apply passes it with ${VAR} substituted).
+	// Nil means the file as read from the pipeline's path.
+	PipelineData []byte
 	// Registry holds the built-in component specs; it tells which sources
 	// checkpoint. Nil means none is known to.
 	Registry *flow.Registry
@@ -100,6 +106,8 @@ func Translate(p *spec.Pipeline, opts Options) (*Result, error) {
 	switch opts.Target {
 	case DockerCompose:
 		res, err = composeFiles(pl)
+	case Nomad:
+		res, err = nomadFiles(pl)
 	default:
 		names := make([]string, 0, len(Targets()))
 		for _, t := range Targets() {
