@@ -251,7 +251,15 @@ func buildKubernetes(pl *plan) (*kubeBuilder, error) {
 	b.vars = fileVars(data)
 	if !pl.opts.TLS {
 		pl.warnAt(top, "the nodes talk to each other in plaintext (--insecure) on the cluster network",
-			"translate with --tls to generate certificates for every node and run the nodes over TLS (their Secrets are listed in these warnings)")
+			"translate with --tls to generate certificates for every node and run the nodes over TLS")
+	} else {
+		cmd := fmt.Sprintf("kubectl create secret generic %s --from-file=ca.crt=tls/%s --from-file=node.crt=tls/SERVICE.crt --from-file=node.key=tls/SERVICE.key",
+			dnsName(b.name+"-tls-SERVICE", maxDNSLabel), tlsutil.CACertFile)
+		if b.namespace != "" {
+			cmd += " -n " + b.namespace
+		}
+		pl.warnAt(top, fmt.Sprintf("each node mounts its certificate from the Secret %s-tls-SERVICE (keys ca.crt, node.crt, node.key), which translate does not write", b.name),
+			"create one per node from the output directory with "+cmd+" (flowctl apply --target kubernetes creates them)")
 	}
 	if err := b.names(); err != nil {
 		return nil, err
