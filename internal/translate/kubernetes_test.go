@@ -629,3 +629,42 @@ func TestTranslateKubernetesNotInBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestTranslateKubernetesPipelineFile checks the ConfigMap holds
+// Options.PipelineFile when given (apply's substituted copy): its ${VAR}
+// are gone, so no node reads a variable from the env Secret.
+func TestTranslateKubernetesPipelineFile(t *testing.T) {
+	pl := load(t, "../../examples/linear.yaml")
+	raw, err := os.ReadFile(pl.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, _ := spec.Substitute(pl.File, raw, nil)
+	file := filepath.Join(t.TempDir(), "pipeline.resolved.yaml")
+	if err := os.WriteFile(file, resolved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := caseOptions(Kubernetes, false)
+	opts.PipelineFile = file
+	res, err := Translate(pl, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := decodeManifest(res.Main().Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.configMaps[0].Data["linear.yaml"]; got != string(resolved) {
+		t.Errorf("ConfigMap holds\n%s\nwant the resolved file", got)
+	}
+	if bytes.Contains(res.Main().Data, []byte("linear-env")) || bytes.Contains(warningsText(res), []byte("${OUT_DIR}")) {
+		t.Error("a resolved file still sets variables from the env Secret")
+	}
+	without, err := Translate(pl, caseOptions(Kubernetes, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(without.Main().Data, []byte("name: linear-env")) {
+		t.Error("the file as written does not set OUT_DIR from the env Secret")
+	}
+}
