@@ -22,24 +22,28 @@ func newTranslateCmd(g *globals) *cobra.Command {
 		dockerfile, withTLS     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "translate -f FILE --to docker-compose|nomad [-o DIR]",
+		Use:   "translate -f FILE --to docker-compose|kubernetes|nomad [-o DIR]",
 		Short: "Write the files a deployment engine needs to run a pipeline file",
-		Long: `translate turns a pipeline file into what a deployment engine runs: today a Docker
-Compose file (docker-compose 1.29 or later). Every service runs "flowctl node" on one
-component of the same file, with flowctl's own image; the pipeline file is mounted into
-each one. Whatever the target cannot express is a warning on standard error with the
-field's FILE:LINE:COL; nothing is dropped silently.
+		Long: `translate turns a pipeline file into what a deployment engine runs: a Docker
+Compose file (docker-compose 1.29 or later) or a Kubernetes manifest (one multi-document
+kubernetes.yaml for kubectl apply). Every service runs "flowctl node" on one component of
+the same file, with flowctl's own image; the pipeline file is mounted into each one (for
+Kubernetes from a ConfigMap). Whatever the target cannot express is a warning on standard
+error with the field's FILE:LINE:COL; nothing is dropped silently.
 
-Without -o the Compose file goes to standard output. With -o DIR it is written to
-DIR/docker-compose.yml, with --dockerfile also a Dockerfile for flowctl's image (FROM
-scratch), and with --tls a CA and a certificate per service in DIR/tls. See
-docs/translate.md for what each field becomes.
+Without -o the main file goes to standard output. With -o DIR it is written to
+DIR/docker-compose.yml or DIR/kubernetes.yaml, with --dockerfile also a Dockerfile for
+flowctl's image (FROM scratch), and with --tls a CA and a certificate per service in
+DIR/tls. Kubernetes Secrets (the components' secrets, the certificates) are never written:
+the warnings give the kubectl command that creates each. See docs/translate.md and
+docs/kubernetes.md for what each field becomes.
 
 --to nomad writes one Nomad job in the JSON form of Nomad's HTTP API (nomad job run -json
 FILE takes it), DIR/<pipeline>.nomad.json with -o: a group per component, the pipeline file
 carried inside the job. --tls is not supported for Nomad yet. See docs/nomad.md.`,
 		Example: `  flowctl translate -f pipeline.yaml --to docker-compose -o deploy --dockerfile --tls
   flowctl translate -f pipeline.yaml --to docker-compose > docker-compose.yml
+  flowctl translate -f pipeline.yaml --to kubernetes > kubernetes.yaml
   flowctl translate -f pipeline.yaml --to nomad > pipeline.nomad.json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -99,7 +103,7 @@ carried inside the job. --tls is not supported for Nomad yet. See docs/nomad.md.
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "", "pipeline file to translate")
 	f.StringVar(&to, "to", "", "target engine: "+targetList())
-	f.StringVarP(&outDir, "output-dir", "o", "", "directory to write the files into (default: the Compose file to standard output)")
+	f.StringVarP(&outDir, "output-dir", "o", "", "directory to write the files into (default: the Compose file or Kubernetes manifest to standard output)")
 	f.StringVar(&image, "image", "", `flowctl's own image every service runs (default "flowctl:`+version+`")`)
 	f.BoolVar(&dockerfile, "dockerfile", false, "also write a Dockerfile (FROM scratch) that builds flowctl's image")
 	f.BoolVar(&withTLS, "tls", false, "generate a CA and a certificate per service and run the nodes over TLS (default: --insecure on the private network)")

@@ -17,14 +17,15 @@ import (
 // Target names an engine translate writes for.
 type Target string
 
-// The targets. Kubernetes comes later, as one file.
+// The targets, one file each on the shared plan.
 const (
 	DockerCompose Target = "docker-compose"
+	Kubernetes    Target = "kubernetes"
 	Nomad         Target = "nomad"
 )
 
 // Targets lists the targets translate knows, for help and error messages.
-func Targets() []Target { return []Target{DockerCompose, Nomad} }
+func Targets() []Target { return []Target{DockerCompose, Kubernetes, Nomad} }
 
 // Options are what a translation needs besides the pipeline.
 type Options struct {
@@ -40,13 +41,21 @@ type Options struct {
 	// PipelineFile is the file mounted as the pipeline file, as seen from
 	// the output directory, when it is not SourceDir's copy (apply mounts
 	// the file with ${VAR} already substituted). "" means
-	// SourceDir/<the pipeline file's name>.
+	// SourceDir/<the pipeline file's name>. For Kubernetes it is read by
+	// translate itself (a path of this machine) into the ConfigMap; ""
+	// means the pipeline's own file.
 	PipelineFile string
 	// PipelineData is the pipeline file's content for a target that
 	// carries the file inside what it writes (Nomad: a template), when it
 	// is not the file on disk (apply passes it with ${VAR} substituted).
 	// Nil means the file as read from the pipeline's path.
 	PipelineData []byte
+	// HostDir is the pipeline file's directory as an absolute path of the
+	// machine the pods run on, for Kubernetes hostPath volumes (a
+	// built-in's files, relative host_path volumes and secret files). ""
+	// means the absolute directory of the pipeline file here; tests fix it
+	// so that golden files hold no checkout path.
+	HostDir string
 	// Registry holds the built-in component specs; it tells which sources
 	// checkpoint. Nil means none is known to.
 	Registry *flow.Registry
@@ -106,6 +115,8 @@ func Translate(p *spec.Pipeline, opts Options) (*Result, error) {
 	switch opts.Target {
 	case DockerCompose:
 		res, err = composeFiles(pl)
+	case Kubernetes:
+		res, err = kubernetesFiles(pl)
 	case Nomad:
 		res, err = nomadFiles(pl)
 	default:

@@ -72,15 +72,36 @@ func load(t *testing.T, file string) *spec.Pipeline {
 
 func translateCase(t *testing.T, pl *spec.Pipeline, tls bool) *Result {
 	t.Helper()
-	res, err := Translate(pl, Options{
-		Target: DockerCompose, Image: "flowctl:test", SourceDir: ".",
+	return translateTo(t, pl, DockerCompose, tls)
+}
+
+// caseOptions are the fixed options of the golden tests: HostDir is fixed
+// so that no checkout path reaches a golden file.
+func caseOptions(target Target, tls bool) Options {
+	return Options{
+		Target: target, Image: "flowctl:test", SourceDir: ".", HostDir: "/srv/pipeline",
 		Registry: components.NewRegistry(), TLS: tls,
 		Now: func() time.Time { return time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC) },
-	})
+	}
+}
+
+func translateTo(t *testing.T, pl *spec.Pipeline, target Target, tls bool) *Result {
+	t.Helper()
+	res, err := Translate(pl, caseOptions(target, tls))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return res
+}
+
+// goldenTargets name each target's golden files: the main file's suffix
+// and the warnings' (Compose's predate the others and keep their names).
+var goldenTargets = []struct {
+	target         Target
+	main, warnings string
+}{
+	{DockerCompose, ".compose.yml", ".warnings.txt"},
+	{Kubernetes, ".kubernetes.yaml", ".kubernetes.warnings.txt"},
 }
 
 func warningsText(res *Result) []byte {
@@ -91,21 +112,24 @@ func warningsText(res *Result) []byte {
 	return b.Bytes()
 }
 
-// TestTranslateComposeGolden compares the Compose file and the warnings of
-// every example and acceptance case with testdata/golden (-update rewrites
-// them), and checks the output is the same on a second run.
-func TestTranslateComposeGolden(t *testing.T) {
-	for _, tc := range goldenCases(t) {
-		t.Run(tc.name, func(t *testing.T) {
-			pl := load(t, tc.file)
-			res := translateCase(t, pl, false)
-			again := translateCase(t, pl, false)
-			if !bytes.Equal(res.Main().Data, again.Main().Data) || !bytes.Equal(warningsText(res), warningsText(again)) {
-				t.Fatal("two translations of the same file differ")
-			}
-			golden(t, filepath.Join("testdata", "golden", tc.name+".compose.yml"), res.Main().Data)
-			golden(t, filepath.Join("testdata", "golden", tc.name+".warnings.txt"), warningsText(res))
-		})
+// TestTranslateGolden compares the main file and the warnings of every
+// example and acceptance case, for every target, with testdata/golden
+// (-update rewrites them), and checks the output is the same on a second
+// run.
+func TestTranslateGolden(t *testing.T) {
+	for _, gt := range goldenTargets {
+		for _, tc := range goldenCases(t) {
+			t.Run(string(gt.target)+"/"+tc.name, func(t *testing.T) {
+				pl := load(t, tc.file)
+				res := translateTo(t, pl, gt.target, false)
+				again := translateTo(t, pl, gt.target, false)
+				if !bytes.Equal(res.Main().Data, again.Main().Data) || !bytes.Equal(warningsText(res), warningsText(again)) {
+					t.Fatal("two translations of the same file differ")
+				}
+				golden(t, filepath.Join("testdata", "golden", tc.name+gt.main), res.Main().Data)
+				golden(t, filepath.Join("testdata", "golden", tc.name+gt.warnings), warningsText(res))
+			})
+		}
 	}
 }
 
@@ -371,7 +395,7 @@ func TestTranslateErrors(t *testing.T) {
 		want string
 	}{
 		{"two components one service", Options{Target: DockerCompose, Image: "i"}, "clash.yaml:7:5: sink \"in-put\" and source \"In_Put\" (line 3) both become service \"in-put\""},
-		{"unknown target", Options{Target: "swarm", Image: "i"}, `unknown target "swarm": use docker-compose`},
+		{"unknown target", Options{Target: "swarm", Image: "i"}, `unknown target "swarm": use docker-compose, kubernetes`},
 		{"no image", Options{Target: DockerCompose}, "no image"},
 	}
 	for _, tc := range cases {
