@@ -21,7 +21,7 @@ type liveStats struct {
 	Finished       bool    `json:"finished"`
 	// LatencyBoundsSeconds are the upper bounds of every component's
 	// LatencyBuckets (the last bucket: above them all).
-	LatencyBoundsSeconds []float64        `json:"latency_bounds_seconds"`
+	LatencyBoundsSeconds []float64       `json:"latency_bounds_seconds"`
 	Components           []liveComponent `json:"components"`
 }
 
