@@ -53,6 +53,8 @@ type Cluster struct {
 	// Dir holds the data, certificates and logs (etcd.log,
 	// kube-apiserver.log).
 	Dir string
+
+	procs []*process
 }
 
 // Start starts etcd and a kube-apiserver on free loopback ports, waits
@@ -101,6 +103,7 @@ func Start(t testing.TB) *Cluster {
 		"--initial-cluster=kubetest="+peerURL,
 		"--log-level=warn", "--logger=zap",
 	)
+	c.procs = append(c.procs, stopEtcd)
 	waitReady(t, stopEtcd, "etcd", etcdURL+"/health", nil, func(body []byte) bool {
 		return bytes.Contains(body, []byte(`"health":"true"`))
 	}, etcdLog)
@@ -140,6 +143,7 @@ func Start(t testing.TB) *Cluster {
 		"--service-cluster-ip-range=10.96.0.0/24",
 		"--profiling=false",
 	)
+	c.procs = append(c.procs, stopAPI)
 	// Readiness is polled before the CA is known: the poll itself skips
 	// verification; the kubeconfig below verifies.
 	waitReady(t, stopAPI, "kube-apiserver", c.Server+"/readyz", map[string]string{"Authorization": "Bearer " + c.Token},
