@@ -5,6 +5,7 @@
 # last line. About 550 s of CPU (6-8 min wall on 2 cores) and 1.7 GB of
 # memory the first time; nothing afterwards.
 set -euo pipefail
+trap 'echo "build.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")"
 export PATH="/usr/local/go/bin:$PATH"
 

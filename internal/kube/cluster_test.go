@@ -311,7 +311,8 @@ func TestCluster(t *testing.T) {
 
 	t.Run("cluster-scoped kinds", func(t *testing.T) {
 		ctx := ctx(t)
-		o, err := c.Apply(ctx, []byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scoped\n"), kube.ApplyOptions{})
+		// A namespace in a cluster-scoped document is not part of the path.
+		o, err := c.Apply(ctx, []byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scoped\n  namespace: prod\n"), kube.ApplyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

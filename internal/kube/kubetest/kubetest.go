@@ -5,6 +5,10 @@
 // nothing runs them: there is no controller manager, scheduler or kubelet,
 // so no ReplicaSet, Pod or PersistentVolume ever appears, and a finalizer
 // (a namespace's, a PVC's) is never removed.
+//
+// To run the tests that use it (apt-get install etcd-server first):
+//
+//	FLOWCTL_KUBE_APISERVER=$(bash .ci/kube-apiserver/build.sh) go test ./internal/kube/...
 package kubetest
 
 import (
