@@ -234,8 +234,10 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 			return nil, fmt.Errorf("%s: reading the answer: %w", what, err)
 		}
 		if resp.StatusCode == http.StatusUnauthorized && cred != nil && attempt == 0 {
-			// The plugin's credential was refused: ask it again, once.
+			// The plugin's credential was refused: ask it again, once, on
+			// a new connection (a certificate is sent at the handshake).
 			c.exec.invalidate(cred)
+			c.http.CloseIdleConnections()
 			continue
 		}
 		if resp.StatusCode/100 == 2 {
