@@ -29,8 +29,9 @@ if ! command -v debootstrap >/dev/null; then echo "debootstrap is not installed 
 
 mkdir -p "$cache"
 exec 9>"$out.lock"
+waited=$(date +%s)
 if ! flock -w "$wait_secs" 9; then echo "another build of $out held $out.lock for ${wait_secs}s" >&2; exit 1; fi
-if [[ -s $out ]]; then echo "$out"; exit 0; fi
+if [[ -s $out ]]; then echo "waited $(( $(date +%s) - waited ))s for another build of $out" >&2; echo "$out"; exit 0; fi
 
 work=$(mktemp -d "$cache/rootfs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
