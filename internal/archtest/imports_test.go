@@ -58,6 +58,8 @@ var rules = []rule{
 		why: "report is shared by `flowctl run` and the server; engine stats are converted where the two meet (the CLI)"},
 	{from: "internal/server/...", to: []string{"internal/engine/...", "internal/external/...", "internal/cli/..."},
 		why: "the server supervises `flowctl run` children; it never links the engine that runs inside them"},
+	{from: "internal/kube", to: anyFlowctl,
+		why: "the small Kubernetes client is linked into flowctl: standard library and YAML only, no flowctl package"},
 	{from: "internal/tap/...", to: []string{"internal/engine/...", "internal/components/...", "internal/external/...", "internal/drivers/...",
 		"internal/controlplane/...", "internal/server/...", "internal/cli/...", "internal/store/..."},
 		why: "the engine and the server both use tap: it imports the domain types and expressions only"},

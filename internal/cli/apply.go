@@ -30,6 +30,8 @@ type applyOptions struct {
 	// --target docker-compose (apply_compose.go)
 	target, out, image string
 	tls                bool
+	// --target kubernetes (apply_kube.go)
+	kube kubeFlags
 }
 
 func newApplyCmd(g *globals) *cobra.Command {
@@ -54,6 +56,16 @@ it (as flowctl translate does, with ${VAR} substituted here) into --out, by defa
 translation and changes nothing. flowctl's image (--image) must have been built on this
 machine (see docs/translate.md).
 
+--target kubernetes translates the file (as flowctl translate --to kubernetes does, with ${VAR}
+substituted here) and sends every object with server-side apply (field manager flowctl) to the
+cluster of the kubeconfig (--kubeconfig, else $KUBECONFIG, else ~/.kube/config; --kube-context).
+The Secrets the manifest mounts are made from their sources (the components' secret files,
+this shell's values of the file's ${VAR}s, the TLS certificates kept in
+<pipeline dir>/.flowctl/kubernetes/<name>/tls with --tls); nothing is written to disk. Objects
+of an earlier apply that the file no longer has are deleted (claims are kept). --dry-run asks
+the API server (server-side dry run) and prints created / configured with a diff / unchanged.
+See docs/kubernetes.md.
+
 --target nomad translates the file (as flowctl translate --to nomad does, with ${VAR}
 substituted here) into one Nomad job and registers it through Nomad's HTTP API at
 NOMAD_ADDR (NOMAD_TOKEN, NOMAD_NAMESPACE, NOMAD_CACERT... as the nomad CLI reads them).
@@ -62,9 +74,16 @@ NOMAD_ADDR (NOMAD_TOKEN, NOMAD_NAMESPACE, NOMAD_CACERT... as the nomad CLI reads
   flowctl apply -f pipelines/ --dry-run
   flowctl apply -f pipeline.yaml --wait --timeout 30s
   flowctl apply -f pipeline.yaml --target docker-compose --dry-run
+  flowctl apply -f pipeline.yaml --target kubernetes --image registry.example.com/flowctl:1.0 --dry-run
   NOMAD_ADDR=http://nomad:4646 flowctl apply -f pipeline.yaml --target nomad --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if kubeTarget(o.target) {
+				if o.wait {
+					return errors.New("--wait is for the flowctl server; with --target kubernetes watch `flowctl get pipelines NAME --target kubernetes`")
+				}
+				return runApplyKube(cmd.Context(), g, o)
+			}
 			if nomadTarget(o.target) {
 				if o.wait {
 					return errors.New("--wait is for the flowctl server; with --target nomad watch `flowctl get pipelines NAME --target nomad`")
@@ -93,10 +112,11 @@ NOMAD_ADDR (NOMAD_TOKEN, NOMAD_NAMESPACE, NOMAD_CACERT... as the nomad CLI reads
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what applying would do and change nothing")
 	f.BoolVar(&o.wait, "wait", false, "wait until every applied pipeline is ready (or completed)")
 	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "how long --wait waits")
-	f.StringVar(&o.target, "target", targetServer, "where the pipeline runs: server (the flowctl server), docker-compose (translated, then docker-compose up) or nomad (translated, then registered as a Nomad job)")
+	f.StringVar(&o.target, "target", targetServer, "where the pipeline runs: server (the flowctl server), docker-compose (translated, then docker-compose up), kubernetes (translated, then server-side applied) or nomad (translated, then registered as a Nomad job)")
+	addKubeFlags(cmd, &o.kube)
 	f.StringVar(&o.out, "out", "", "docker-compose: directory of the translation (default <pipeline dir>/.flowctl/compose/<name>)")
-	f.StringVar(&o.image, "image", "", `docker-compose, nomad: flowctl's own image every service runs (default "flowctl:`+version+`")`)
-	f.BoolVar(&o.tls, "tls", false, "docker-compose: run the nodes over mutual TLS with certificates made on the first apply")
+	f.StringVar(&o.image, "image", "", `docker-compose, kubernetes, nomad: flowctl's own image every service runs (default "flowctl:`+version+`")`)
+	f.BoolVar(&o.tls, "tls", false, "docker-compose, kubernetes: run the nodes over mutual TLS with certificates made on the first apply")
 	return cmd
 }
 

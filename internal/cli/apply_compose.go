@@ -37,7 +37,7 @@ func composeTarget(target string) (bool, error) {
 	case string(translate.DockerCompose):
 		return true, nil
 	}
-	return false, fmt.Errorf("--target %q: use %s (the flowctl server, the default) or %s", target, targetServer, translate.DockerCompose)
+	return false, fmt.Errorf("--target %q: use %s (the flowctl server, the default), %s, %s or %s", target, targetServer, translate.DockerCompose, translate.Kubernetes, translate.Nomad)
 }
 
 // composeProject is the docker-compose project name of a pipeline:

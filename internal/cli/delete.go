@@ -18,6 +18,7 @@ func newDeleteCmd(g *globals) *cobra.Command {
 		sf      serverFlags
 		target  string
 		volumes bool
+		kf      kubeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "delete pipeline NAME",
@@ -30,6 +31,10 @@ are kept.
 containers' labels); its named volumes, which hold the checkpoints, are kept unless
 --volumes.
 
+--target kubernetes deletes the objects apply --target kubernetes made (found by their
+labels): workloads, Services, the ConfigMap and the Secrets; the PersistentVolumeClaims (state
+and named volumes) are kept unless --volumes.
+
 --target nomad stops the pipeline's Nomad job (deregistered, not purged) at NOMAD_ADDR.`,
 		Example: `  flowctl delete pipeline payments
   flowctl delete pipeline/payments
@@ -39,6 +44,9 @@ containers' labels); its named volumes, which hold the checkpoints, are kept unl
 			name, err := pipelineArg(args)
 			if err != nil {
 				return err
+			}
+			if kubeTarget(target) {
+				return deleteKube(cmd.Context(), g, kf, name, volumes)
 			}
 			if nomadTarget(target) {
 				if volumes {
@@ -54,7 +62,7 @@ containers' labels); its named volumes, which hold the checkpoints, are kept unl
 				return deleteCompose(cmd.Context(), g, name, volumes)
 			}
 			if volumes {
-				return errors.New("--volumes goes with --target docker-compose")
+				return errors.New("--volumes goes with --target docker-compose or kubernetes")
 			}
 			c, err := sf.connect(cmd.Context())
 			if err != nil {
@@ -82,7 +90,8 @@ containers' labels); its named volumes, which hold the checkpoints, are kept unl
 		},
 	}
 	addServerFlags(cmd, &sf)
-	cmd.Flags().StringVar(&target, "target", targetServer, "server (the flowctl server), docker-compose (docker-compose down on the project apply started) or nomad (stop the Nomad job apply registered)")
-	cmd.Flags().BoolVar(&volumes, "volumes", false, "docker-compose: remove the project's named volumes (the checkpoints) too")
+	cmd.Flags().StringVar(&target, "target", targetServer, "server (the flowctl server), docker-compose (docker-compose down on the project apply started), kubernetes (delete the objects apply made) or nomad (stop the Nomad job apply registered)")
+	cmd.Flags().BoolVar(&volumes, "volumes", false, "docker-compose, kubernetes: remove the named volumes / PersistentVolumeClaims (the checkpoints) too")
+	addKubeFlags(cmd, &kf)
 	return cmd
 }

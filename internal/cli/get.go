@@ -50,6 +50,7 @@ type getOptions struct {
 	output string
 	limit  int
 	target string
+	kube   kubeFlags
 }
 
 func newGetCmd(g *globals) *cobra.Command {
@@ -70,6 +71,10 @@ NAME picks one pipeline; for components it is PIPELINE/COMPONENT or a pipeline's
 --target docker-compose lists the pipelines run by docker-compose instead (pipelines only):
 NAME, PROJECT, PHASE (Running, Partial, Completed, Failed), RUNNING, COMPLETED (exited 0),
 FAILED and SERVICES, from the labels of their containers.
+
+--target kubernetes lists the workloads of the pipelines apply --target kubernetes put in the
+cluster of the kubeconfig (pipelines only): PIPELINE, COMPONENT, KIND (deployment or
+statefulset), NAMESPACE and READY (ready/desired replicas), from the labels translate sets.
 
 --target nomad shows one pipeline's Nomad job (NAME is needed): its status and, per group
 (one per component), DESIRED, RUNNING, PENDING (queued or starting), FAILED, COMPLETE and
@@ -92,6 +97,12 @@ LOST allocations, from the Nomad agent at NOMAD_ADDR.`,
 			name := ""
 			if len(args) == 2 {
 				name = args[1]
+			}
+			if kubeTarget(o.target) {
+				if res != resPipelines || format != outTable {
+					return errors.New("--target kubernetes lists pipelines only, as a table")
+				}
+				return getKubePipelines(cmd.Context(), g, o.kube, name)
 			}
 			if nomadTarget(o.target) {
 				if res != resPipelines || format != outTable {
@@ -128,7 +139,8 @@ LOST allocations, from the Nomad agent at NOMAD_ADDR.`,
 	addServerFlags(cmd, &o.server)
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: wide, json or yaml (default: a table)")
 	cmd.Flags().IntVar(&o.limit, "limit", 100, "runs: show at most this many, newest first")
-	cmd.Flags().StringVar(&o.target, "target", targetServer, "server (the flowctl server), docker-compose (the projects `apply --target docker-compose` started, from their containers' labels) or nomad (the job `apply --target nomad` registered)")
+	cmd.Flags().StringVar(&o.target, "target", targetServer, "server (the flowctl server), docker-compose (the projects `apply --target docker-compose` started, from their containers' labels), kubernetes (the workloads `apply --target kubernetes` made) or nomad (the job `apply --target nomad` registered)")
+	addKubeFlags(cmd, &o.kube)
 	return cmd
 }
 
