@@ -54,10 +54,10 @@ var docSep = regexp.MustCompile(`(?m)^---[ \t]*$`)
 //     listening on 7000 fails to start. The ports are information in
 //     Kubernetes; the nodes listen all the same.
 //   - probes: dropped. kube play 4.3 ignores readiness and startup
-//     probes and turns a liveness probe into a podman healthcheck that
-//     runs `curl ... || kill 1` with /bin/sh inside the container: the
-//     FROM-scratch image has neither, and the named port "http" becomes
-//     port 0.
+//     probes and turns a liveness probe into a podman healthcheck,
+//     `CMD-SHELL curl -f http://localhost:0/healthz || exit 1` (the named
+//     port "http" becomes 0), run by /bin/sh inside the container: the
+//     FROM-scratch image has neither.
 //   - pod annotations longer than 63 characters (flowctl.pipeline-sha256,
 //     which rolls the pods when the file changes): dropped. kube play 4.3
 //     checks a Pod's annotation values against the 63-character limit of
