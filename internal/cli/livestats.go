@@ -44,9 +44,14 @@ type liveComponent struct {
 	// LatencyBuckets count the batches the component finished by their
 	// age since the source emitted them.
 	LatencyBuckets []int64 `json:"latency_buckets"`
-	Health         string  `json:"health"`
-	Reason         string  `json:"reason,omitempty"`
-	Restarts       int64   `json:"restarts"`
+	// ProcessingBuckets count a processor's or sink's batches by the time
+	// it spent on them (this hop alone); EndToEndBuckets a source's
+	// batches by the time from emitting to acknowledgement by every sink.
+	ProcessingBuckets []int64 `json:"processing_buckets,omitempty"`
+	EndToEndBuckets   []int64 `json:"end_to_end_buckets,omitempty"`
+	Health            string  `json:"health"`
+	Reason            string  `json:"reason,omitempty"`
+	Restarts          int64   `json:"restarts"`
 }
 
 // collectLiveStats snapshots e (and ext's restarts, when there are
@@ -71,6 +76,7 @@ func collectLiveStats(name string, e *engine.Engine, ext *external.Manager) live
 			DeadLettered: c.DeadLettered, Retries: c.Retries,
 			QueueDepth: c.QueueDepth, QueueCapacity: c.QueueCapacity,
 			Batches: c.Batches, LatencyBuckets: c.LatencyBucketHits,
+			ProcessingBuckets: c.Processing.BucketHits, EndToEndBuckets: c.EndToEnd.BucketHits,
 			Health: string(c.Health), Reason: c.Reason, Restarts: r,
 		})
 	}

@@ -34,9 +34,10 @@ func newTopCmd(g *globals) *cobra.Command {
 		Use:   "top PIPELINE",
 		Short: "Watch a running pipeline's components live: rates, queues, latency, errors, restarts",
 		Long: `top shows one row per component of a running pipeline, refreshed every second: its role
-and health, events in and out per second, how full its input queue is, the p99 age of the
-batches it finished in the last interval (time since their source emitted them), errors,
-dead letters and restarts.
+and health, events in and out per second, how full its input queue is, the p99 time of the
+batches of the last interval (a processor's or sink's own time per batch; a source's, end to
+end: from emitting a batch until every sink wrote all that came of it), errors, dead letters
+and restarts.
 
 Keys: ↑/↓ (or k/j) select a component, s changes the sort column, t opens the tap of the
 selected component (the last events it emitted; a sink: what it was handed), l its logs
@@ -223,7 +224,12 @@ func topRows(prev *liveStats, cur liveStats, dt time.Duration) []topRow {
 		if p, ok := before[c.Name]; ok && secs > 0 {
 			r.inRate = float64(c.In-p.In) / secs
 			r.outRate = float64(c.Out-p.Out) / secs
-			r.p99 = p99(cur.LatencyBoundsSeconds, p.LatencyBuckets, c.LatencyBuckets)
+			// A hop's own time; a source's, end to end.
+			if c.Role == "source" {
+				r.p99 = p99(cur.LatencyBoundsSeconds, p.EndToEndBuckets, c.EndToEndBuckets)
+			} else {
+				r.p99 = p99(cur.LatencyBoundsSeconds, p.ProcessingBuckets, c.ProcessingBuckets)
+			}
 		}
 		rows = append(rows, r)
 	}

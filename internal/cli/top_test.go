@@ -34,7 +34,7 @@ func TestTopRowsAndTable(t *testing.T) {
 	cur := liveStats{LatencyBoundsSeconds: []float64{0.001}, Components: []liveComponent{
 		{Name: "src", Role: "source", Out: 300, Health: "healthy"},
 		{Name: "dl", Role: "sink", DeadLetter: true, In: 10, Out: 10, QueueDepth: 3, QueueCapacity: 10, Health: "degraded",
-			LatencyBuckets: []int64{4, 1}, Restarts: 2},
+			ProcessingBuckets: []int64{4, 1}, Restarts: 2},
 	}}
 	rows := topRows(&prev, cur, 2*time.Second)
 	if rows[0].outRate != 100 || rows[1].inRate != 5 || rows[1].role != "dead letter" || rows[1].p99 != inf {

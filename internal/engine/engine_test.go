@@ -384,3 +384,42 @@ func TestExternalBuilder(t *testing.T) {
 		t.Fatalf("built %v, wrote %d", built, len(out.ids()))
 	}
 }
+
+// TestHopHistograms: each processor and sink counts its own time per
+// batch, and each source the time from emitting a batch to its
+// acknowledgement; a slow processor shows in its own histogram, not in
+// the fast sink's.
+func TestHopHistograms(t *testing.T) {
+	a := &sliceSource{events: events("s", 400), size: 100}
+	slow := procFunc(func(_ context.Context, e *flow.Event, out []*flow.Event) ([]*flow.Event, error) {
+		if e.ID == "s:0" || e.ID == "s:100" || e.ID == "s:200" || e.ID == "s:300" {
+			time.Sleep(3 * time.Millisecond)
+		}
+		return append(out, e), nil
+	})
+	out := &memSink{}
+	e, err := run(t, pipeline(comp(src, "s", a), comp(proc, "slow", slow, "s"), comp(sink, "out", out, "slow")), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, k, s := statsOf(e, "slow"), statsOf(e, "out"), statsOf(e, "s")
+	if p.Processing.Count != 4 || k.Processing.Count != 4 || s.EndToEnd.Count != 4 {
+		t.Fatalf("counts: processor %d, sink %d, source end-to-end %d; want 4 each", p.Processing.Count, k.Processing.Count, s.EndToEnd.Count)
+	}
+	if p.Processing.Sum < 12*time.Millisecond {
+		t.Errorf("the slow processor's time %v, want at least 12ms", p.Processing.Sum)
+	}
+	if s.EndToEnd.Sum < p.Processing.Sum {
+		t.Errorf("end to end %v is less than one hop's %v", s.EndToEnd.Sum, p.Processing.Sum)
+	}
+	var hits int64
+	for _, h := range p.Processing.BucketHits {
+		hits += h
+	}
+	if hits != 4 || len(p.Processing.BucketHits) != len(LatencyBuckets)+1 {
+		t.Errorf("buckets %v", p.Processing.BucketHits)
+	}
+	if s.Processing.Count != 0 || k.EndToEnd.Count != 0 {
+		t.Errorf("a source has no processing time (%d), a sink no end-to-end (%d)", s.Processing.Count, k.EndToEnd.Count)
+	}
+}

@@ -359,6 +359,7 @@ func (n *node) finishAck(a *ack, err error) {
 		a.track.done(a.seq, a.pos)
 	}
 	if err == nil {
+		n.stats.e2e.observe(time.Duration(n.e.now() - a.born))
 		a.done, a.src, a.track, a.pos = nil, nil, nil, flow.Position{}
 		ackPool.Put(a)
 	}
@@ -482,6 +483,7 @@ func (n *node) send(b *batch, soft <-chan struct{}) bool {
 // output slice, returned for reuse.
 func (n *node) processBatch(b *batch, seq uint64, buf []*flow.Event) []*flow.Event {
 	ctx := n.e.hardCtx
+	start := n.e.now()
 	out := buf[:0]
 	var tally tally
 	var failed []failure
@@ -502,6 +504,7 @@ func (n *node) processBatch(b *batch, seq uint64, buf []*flow.Event) []*flow.Eve
 	}
 	n.stats.in.Add(int64(len(b.events)))
 	tally.flush(n.stats)
+	n.stats.proc.observe(time.Duration(n.e.now() - start))
 
 	ordered := n.ordered && n.parallel > 1
 	if ordered {
@@ -578,6 +581,7 @@ func (n *node) passTurn() {
 // releases it.
 func (n *node) writeBatch(b *batch) {
 	ctx := n.e.hardCtx
+	start := n.e.now()
 	events := b.events
 	n.stats.in.Add(int64(len(events)))
 	var tally tally
@@ -628,7 +632,9 @@ func (n *node) writeBatch(b *batch) {
 		return
 	}
 	n.noteDone(len(failed))
-	n.stats.observe(time.Duration(n.e.now() - b.ack.born))
+	now := n.e.now()
+	n.stats.proc.observe(time.Duration(now - start))
+	n.stats.observe(time.Duration(now - b.ack.born))
 	if n.sinkTrack != nil {
 		n.sinkTrack.record(b.ack)
 	}

@@ -17,6 +17,43 @@ var LatencyBuckets = []time.Duration{
 	5 * time.Second, 10 * time.Second,
 }
 
+// histogram counts durations into LatencyBuckets; updated once per batch.
+type histogram struct {
+	count, sum atomic.Int64 // sum in nanoseconds
+	buckets    []atomic.Int64
+}
+
+func newHistogram() histogram {
+	return histogram{buckets: make([]atomic.Int64, len(LatencyBuckets)+1)}
+}
+
+func (h *histogram) observe(d time.Duration) {
+	h.count.Add(1)
+	h.sum.Add(int64(d))
+	i := 0
+	for i < len(LatencyBuckets) && d > LatencyBuckets[i] {
+		i++
+	}
+	h.buckets[i].Add(1)
+}
+
+func (h *histogram) snapshot() Histogram {
+	out := Histogram{Count: h.count.Load(), Sum: time.Duration(h.sum.Load()), BucketHits: make([]int64, len(h.buckets))}
+	for i := range h.buckets {
+		out.BucketHits[i] = h.buckets[i].Load()
+	}
+	return out
+}
+
+// Histogram is a snapshot of durations counted into LatencyBuckets:
+// BucketHits[i] counts those at most LatencyBuckets[i] (the last entry:
+// longer than every bound).
+type Histogram struct {
+	Count      int64
+	Sum        time.Duration
+	BucketHits []int64
+}
+
 // counters are one node's live statistics, updated once per batch.
 type counters struct {
 	in, out, errors, dropped, deadLettered, filtered, retries atomic.Int64
@@ -24,10 +61,14 @@ type counters struct {
 	batches                                                   atomic.Int64
 	latencySum                                                atomic.Int64 // nanoseconds
 	buckets                                                   []atomic.Int64
+	// proc is the time a processor or sink spent on each batch (this hop
+	// alone); e2e, for a source, the time from emitting a batch to every
+	// sink having acknowledged all that derived from it.
+	proc, e2e histogram
 }
 
 func newCounters() *counters {
-	return &counters{buckets: make([]atomic.Int64, len(LatencyBuckets)+1)}
+	return &counters{buckets: make([]atomic.Int64, len(LatencyBuckets)+1), proc: newHistogram(), e2e: newHistogram()}
 }
 
 // observe records that a component finished a batch d after its source
@@ -72,6 +113,12 @@ type ComponentStats struct {
 	Batches           int64
 	LatencyBucketHits []int64
 	LatencySum        time.Duration
+	// Processing is the time a processor or sink spent per batch: this
+	// hop alone, without the queue before it or the push after it (a
+	// sink's retries and their waits count). EndToEnd, for a source, is
+	// the time from emitting a batch to its acknowledgement: every sink
+	// wrote all that derived from it.
+	Processing, EndToEnd Histogram
 	// Health is what the engine sees of the component: degraded while a
 	// sink retries a failed write, unhealthy once its waits between
 	// attempts reached max_backoff; Reason says why when not healthy.
@@ -134,6 +181,7 @@ func (e *Engine) Stats() Stats {
 		if b, ok := n.comp.(flow.Bounded); ok && n.role == flow.RoleSource {
 			cs.Bounded = b.Bounded()
 		}
+		cs.Processing, cs.EndToEnd = c.proc.snapshot(), c.e2e.snapshot()
 		cs.LatencyBucketHits = make([]int64, len(c.buckets))
 		for i := range c.buckets {
 			cs.LatencyBucketHits[i] = c.buckets[i].Load()

@@ -27,6 +27,7 @@ type Collector struct {
 
 	eventsIn, eventsOut, errors, dropped, deadLettered, filtered, retries, unrouted *prometheus.Desc
 	queueDepth, queueCapacity, latency, pending, up                                 *prometheus.Desc
+	processing, endToEnd                                                            *prometheus.Desc
 	health                                                                          *prometheus.Desc
 }
 
@@ -54,6 +55,8 @@ func NewCollector(pipeline string, src StatsSource) *Collector {
 		queueDepth:    d("queue_depth", "Events waiting in a component's input queue.", labels),
 		queueCapacity: d("queue_capacity", "Capacity of a component's input queue, in events.", labels),
 		latency:       d("batch_latency_seconds", "Age of a batch (since its source emitted it) when a component finished it.", labels),
+		processing:    d("processing_seconds", "Time a processor or sink spent on a batch: this hop alone, without the queue before it.", labels),
+		endToEnd:      d("end_to_end_seconds", "Time from a source emitting a batch to its acknowledgement: every sink wrote all that derived from it.", labels),
 		pending:       d("pending_batches", "Source batches not yet acknowledged.", nil),
 		up:            d("ready", "1 while every component is open and the run has not ended.", nil),
 		health: d("component_health", "1 for the component's current state: healthy, degraded (a sink retrying a failed write) or unhealthy (its waits between attempts reached max_backoff); the reason is in the log and the run summary.",
@@ -64,7 +67,7 @@ func NewCollector(pipeline string, src StatsSource) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.eventsIn, c.eventsOut, c.errors, c.dropped, c.deadLettered,
-		c.filtered, c.retries, c.unrouted, c.queueDepth, c.queueCapacity, c.latency, c.pending, c.up, c.health} {
+		c.filtered, c.retries, c.unrouted, c.queueDepth, c.queueCapacity, c.latency, c.processing, c.endToEnd, c.pending, c.up, c.health} {
 		ch <- d
 	}
 }
@@ -111,6 +114,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				buckets[ub.Seconds()] = cum
 			}
 			ch <- prometheus.MustNewConstHistogram(c.latency, uint64(cs.Batches), cs.LatencySum.Seconds(), buckets, l...)
+			ch <- constHistogram(c.processing, cs.Processing, l)
+		} else {
+			ch <- constHistogram(c.endToEnd, cs.EndToEnd, l)
 		}
 	}
 	gauge(c.pending, float64(s.Pending))
@@ -119,6 +125,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ready = 1
 	}
 	gauge(c.up, ready)
+}
+
+// constHistogram is h as a Prometheus histogram (cumulative buckets).
+func constHistogram(desc *prometheus.Desc, h engine.Histogram, labels []string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(engine.LatencyBuckets))
+	var cum uint64
+	for i, ub := range engine.LatencyBuckets {
+		if i < len(h.BucketHits) {
+			cum += uint64(h.BucketHits[i])
+		}
+		buckets[ub.Seconds()] = cum
+	}
+	return prometheus.MustNewConstHistogram(desc, uint64(h.Count), h.Sum.Seconds(), buckets, labels...)
 }
 
 // Handler serves /metrics (the collector plus Go runtime and process

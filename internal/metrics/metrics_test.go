@@ -28,10 +28,11 @@ func TestServe(t *testing.T) {
 	hits := make([]int64, len(engine.LatencyBuckets)+1)
 	hits[0], hits[3], hits[len(hits)-1] = 2, 1, 1
 	src := &fixedStats{s: engine.Stats{Ready: true, Pending: 3, Components: []engine.ComponentStats{
-		{Name: "gen", Role: flow.RoleSource, Out: 10},
+		{Name: "gen", Role: flow.RoleSource, Out: 10, EndToEnd: engine.Histogram{Count: 4, Sum: 2 * time.Second, BucketHits: hits}},
 		{Name: "out", Role: flow.RoleSink, In: 10, Out: 9, Errors: 1, DeadLettered: 1, QueueDepth: 5, QueueCapacity: 1024,
 			Batches: 4, LatencyBucketHits: hits, LatencySum: 30 * time.Second,
-			Health: engine.HealthDegraded, Reason: "retrying for 1s (2 failed attempts): status 503"},
+			Processing: engine.Histogram{Count: 4, Sum: time.Second, BucketHits: hits},
+			Health:     engine.HealthDegraded, Reason: "retrying for 1s (2 failed attempts): status 503"},
 	}}}
 	srv, err := Serve("127.0.0.1:0", "p", src)
 	if err != nil {
@@ -62,6 +63,11 @@ func TestServe(t *testing.T) {
 		`flowctl_batch_latency_seconds_bucket{component="out",pipeline="p",role="sink",le="0.0005"} 3`,
 		`flowctl_batch_latency_seconds_bucket{component="out",pipeline="p",role="sink",le="+Inf"} 4`,
 		`flowctl_batch_latency_seconds_sum{component="out",pipeline="p",role="sink"} 30`,
+		`flowctl_processing_seconds_bucket{component="out",pipeline="p",role="sink",le="0.0005"} 3`,
+		`flowctl_processing_seconds_count{component="out",pipeline="p",role="sink"} 4`,
+		`flowctl_processing_seconds_sum{component="out",pipeline="p",role="sink"} 1`,
+		`flowctl_end_to_end_seconds_bucket{component="gen",pipeline="p",role="source",le="5e-05"} 2`,
+		`flowctl_end_to_end_seconds_sum{component="gen",pipeline="p",role="source"} 2`,
 		`flowctl_pending_batches{pipeline="p"} 3`,
 		`flowctl_ready{pipeline="p"} 1`,
 		`flowctl_component_health{component="gen",pipeline="p",role="source",state="healthy"} 1`,
