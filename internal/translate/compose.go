@@ -173,6 +173,8 @@ func (b *composeBuilder) nodeService(n *node) {
 // sidecarService is the service running an image component's own image.
 func (b *composeBuilder) sidecarService(n *node) {
 	c := n.c
+	b.pl.warn(c, "image", fmt.Sprintf("%s %q runs its image %s as service %q, driven by the node service %q at %s:%d", c.Role, c.Name, c.Image, n.sidecar, n.service, n.sidecar, n.componentPort),
+		"the node reaches it over the private network (--peer with the component's own name); the image needs no flowctl inside")
 	s := newMapping()
 	s.set("image", str(c.Image))
 	if len(c.Command) > 0 {

@@ -354,6 +354,8 @@ func peerEnv(d *node) string {
 // node and kept running next to it (a prestart sidecar).
 func (b *nomadBuilder) sidecarTask(n *node) *api.Task {
 	c := n.c
+	b.pl.warn(c, "image", fmt.Sprintf("%s %q runs its image %s as task %q in the group of its node, which reaches it at 127.0.0.1:%d", c.Role, c.Name, c.Image, n.sidecar, n.componentPort),
+		"the node and the image share the group's network; the image needs no flowctl inside")
 	cfg := map[string]any{"image": c.Image}
 	if len(c.Command) > 0 {
 		cfg["entrypoint"] = c.Command

@@ -180,11 +180,11 @@ func (pl *plan) checkNode(n *node) {
 	}
 	switch c.Runner {
 	case spec.RunContainer:
-		pl.warn(c, "image", fmt.Sprintf("%s %q runs its image %s as service %q, driven by the node service %q at %s:%d", c.Role, c.Name, c.Image, n.sidecar, n.service, n.sidecar, n.componentPort),
-			"the node reaches it over the private network (--peer with the component's own name); the image needs no flowctl inside")
+		// Where the node reaches the image is the target's (its own
+		// warning says): another service, or a container next to it.
 		switch c.Protocol {
 		case "", "auto":
-			pl.warn(c, "image", fmt.Sprintf("%s %q (protocol auto) is driven over flowctl.stream.v1 (grpc) at %s:%d: in its own container it registers nowhere, so an earlier flowctl.v1 component is not told apart", c.Role, c.Name, n.sidecar, n.componentPort),
+			pl.warn(c, "image", fmt.Sprintf("%s %q (protocol auto) is driven over flowctl.stream.v1 (grpc) on port %d: in its own container it registers nowhere, so an earlier flowctl.v1 component is not told apart", c.Role, c.Name, n.componentPort),
 				"an image built with flowctl's Go SDK works as is (it serves on PORT); a flowctl.v1 image does not run under translated services yet")
 		case "grpc", "http":
 		case "stdio":
