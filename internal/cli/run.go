@@ -37,6 +37,7 @@ type runOptions struct {
 	grace    time.Duration
 	httpAddr string
 	socket   string
+	watch    bool
 	// cpuProfile, if set, receives a CPU profile of the run (hidden flag,
 	// for the benchmark notes).
 	cpuProfile string
@@ -117,6 +118,7 @@ are kept there and the run exits 0.`,
 	f.StringVarP(&o.file, "file", "f", "", `pipeline file to run ("-" reads standard input)`)
 	f.DurationVar(&o.grace, "grace", engine.DefaultGrace, "how long a stopped run may drain what its sources already emitted")
 	f.StringVar(&o.httpAddr, "http", "", "serve /metrics, /healthz and /readyz on this address (host:port)")
+	f.BoolVar(&o.watch, "watch", false, "apply the pipeline file in place when it is saved (an invalid edit is reported, the run goes on), and restart a component when the program or script it runs changes")
 	f.StringVar(&o.socket, "socket", "", "serve the run's taps (flowctl tap) on this Unix socket, reachable by this user only [$XDG_STATE_HOME/flowctl/runs/NAME.sock]")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = f.MarkHidden("cpuprofile")
@@ -306,6 +308,19 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	// SIGHUP applies the file again (run_reload.go).
 	rl := startReloader(runCtx, g, o, e, log, cancel)
 	defer rl.stop()
+	if o.watch {
+		wdir := o.dir
+		if wdir == "" {
+			wdir = filepath.Dir(pl.File)
+		}
+		w, err := startWatcher(runCtx, rl, pl, wdir)
+		if err != nil {
+			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+			return &exitError{code: 1}
+		}
+		defer w.stop()
+		fmt.Fprintf(g.stderr, "flowctl run: --watch: watching %s and the programs of its components\n", rl.path)
+	}
 	if o.reportTo != "" {
 		rep, err := startReporter(runCtx, o, pl, e, ext, log)
 		switch {

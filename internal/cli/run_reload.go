@@ -38,6 +38,8 @@ type reloader struct {
 	// stopRun drains and stops the run (a change that needs a restart).
 	stopRun context.CancelFunc
 
+	// mu serialises reloads (SIGHUP and --watch).
+	mu       sync.Mutex
 	restart  atomic.Bool
 	sigs     chan os.Signal
 	stopOnce sync.Once
@@ -106,19 +108,36 @@ func (rl *reloader) reload(ctx context.Context) {
 		return
 	}
 	rl.log.Info("SIGHUP: reloading the pipeline", "file", rl.path)
+	rl.reloadWith(ctx, nil)
+}
+
+// reloadWith applies the file to the running pipeline, restarting the
+// components named in restart even when their spec did not change. It
+// reports whether the file validated and was applied; the new pipeline
+// is returned for the caller to watch.
+func (rl *reloader) reloadWith(ctx context.Context, restart []string) *spec.Pipeline {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
 	pl, diags, err := spec.Load(rl.path, spec.Options{Registry: components.NewRegistry()})
 	if err == nil && (diags.HasErrors() || pl == nil) {
-		err = diags.Err()
+		n := 0
+		for _, d := range diags {
+			fmt.Fprintln(rl.g.stderr, d.String())
+			if d.Severity == spec.SevError {
+				n++
+			}
+		}
+		err = fmt.Errorf("%d errors above", n)
 	}
 	if err != nil {
 		rl.log.Error("reload: the file does not validate; the run goes on unchanged", "file", rl.path, "error", err)
-		fmt.Fprintf(rl.g.stderr, "flowctl run: reload: %s does not validate; the run goes on unchanged: %v\n", rl.path, err)
-		return
+		fmt.Fprintf(rl.g.stderr, "flowctl run: reload: %s does not validate (%v); the run goes on unchanged\n", rl.path, err)
+		return nil
 	}
 	if err := resolveComponentRefs(ctx, pl, rl.g.stderr, "flowctl run: reload"); err != nil {
 		rl.log.Error("reload: a component cannot be resolved; the run goes on unchanged", "file", rl.path, "error", err)
 		fmt.Fprintf(rl.g.stderr, "flowctl run: reload: the run goes on unchanged: %v\n", err)
-		return
+		return nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, rl.o.grace)
 	defer cancel()
@@ -129,18 +148,18 @@ func (rl *reloader) reload(ctx context.Context) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	err = rl.e.Reload(rctx, pl)
+	err = rl.e.ReloadRestarting(rctx, pl, restart)
 	switch {
 	case errors.Is(err, engine.ErrReloadNeedsRestart):
 		rl.log.Warn("reload needs a restart; draining and stopping", "error", err, "exit_code", exitReloadRestart)
 		fmt.Fprintf(rl.g.stderr, "flowctl run: %v; draining and stopping with exit code %d so that the run starts again with the new file\n", err, exitReloadRestart)
 		rl.restart.Store(true)
 		rl.stopRun()
-		return
+		return nil
 	case err != nil:
 		rl.log.Error("reload failed; the run goes on", "error", err)
 		fmt.Fprintf(rl.g.stderr, "flowctl run: %v\n", err)
-		return
+		return nil
 	}
 	rev := int64(0)
 	if rl.o.reloadRevisionFile != "" {
@@ -152,7 +171,7 @@ func (rl *reloader) reload(ctx context.Context) {
 			rl.log.Error("reload: cannot read the new revision", "file", rl.o.reloadRevisionFile, "error", rerr)
 		}
 	}
-	rl.log.Info("pipeline reloaded", "file", rl.path, "revision", rev)
+	rl.log.Info("pipeline reloaded", "file", rl.path, "revision", rev, "restarted", restart)
 	rl.repMu.Lock()
 	rep := rl.rep
 	rl.repMu.Unlock()
@@ -166,4 +185,5 @@ func (rl *reloader) reload(ctx context.Context) {
 			rl.log.Error("reload: report the new revision", "revision", rev, "error", err)
 		}
 	}
+	return pl
 }

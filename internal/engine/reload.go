@@ -95,6 +95,14 @@ func CheckReload(old, next *spec.Pipeline) (Plan, error) { return graph.CheckRel
 // every component is open (Stats().Ready); calls are serialised. Applying
 // the running pipeline again is a no-op.
 func (e *Engine) Reload(ctx context.Context, p *spec.Pipeline) error {
+	return e.ReloadRestarting(ctx, p, nil)
+}
+
+// ReloadRestarting is Reload that also treats the components named in
+// restart as changed even when their spec is not: they drain, close and
+// start anew like a changed one (flowctl run --watch, when the program a
+// component runs was rebuilt). A name the new pipeline lacks is ignored.
+func (e *Engine) ReloadRestarting(ctx context.Context, p *spec.Pipeline, restart []string) error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	if !e.ready.Load() || e.finished.Load() || !e.acquire() {
@@ -122,6 +130,28 @@ func (e *Engine) Reload(ctx context.Context, p *spec.Pipeline) error {
 		byName[n.name] = n
 	}
 	plan := graph.PlanReload(cur, g)
+	if len(restart) > 0 {
+		// Forced ones join the changed, which stay in topological order;
+		// the dead-letter sink cannot change in place.
+		change := map[string]bool{}
+		for _, name := range plan.Change {
+			change[name] = true
+		}
+		kept := plan.Unchanged[:0:0]
+		for _, name := range plan.Unchanged {
+			if slices.Contains(restart, name) && !g.Node(name).DeadLetter {
+				change[name] = true
+			} else {
+				kept = append(kept, name)
+			}
+		}
+		plan.Unchanged, plan.Change = kept, plan.Change[:0]
+		for _, gn := range g.Nodes() {
+			if change[gn.Name] {
+				plan.Change = append(plan.Change, gn.Name)
+			}
+		}
+	}
 	for _, name := range plan.Change {
 		if n := byName[name]; n.finished() {
 			return graph.RestartError("component %q already finished", name)

@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tagProcessor stamps each event with a tag and its process id.
+func watchTagProcessor(tag string) string {
+	return `import json, os, sys
+pid = os.getpid()
+for line in sys.stdin:
+    msg = json.loads(line)
+    data = msg["event"].get("data") or {}
+    data["tag"] = "` + tag + `"
+    data["pid"] = pid
+    sys.stdout.write(json.dumps({"seq": msg["seq"], "data": data, "done": True}) + "\n")
+    sys.stdout.flush()
+`
+}
+
+func watchPipeline(kind, input string) string {
+	return `name: watchdemo
+sources:
+  - name: gen
+    type: generate
+    config: {rate: 50, data: {kind: ` + kind + `}}
+processors:
+  - name: tag
+    command: [python3, tag.py]
+    protocol: stdio
+    inputs: [` + input + `]
+sinks:
+  - name: out
+    type: file
+    inputs: [tag]
+    config: {path: out.jsonl, append: true}
+`
+}
+
+type watchLine struct {
+	Kind string `json:"kind"`
+	Tag  string `json:"tag"`
+	PID  int    `json:"pid"`
+}
+
+func readWatchLines(t *testing.T, path string) []watchLine {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []watchLine
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var l watchLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestRunWatch: flowctl run --watch applies a saved pipeline file in place,
+// reports an invalid edit with its FILE:LINE:COL and keeps running, and
+// restarts only the component whose script changed.
+func TestRunWatch(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatal("python3 is needed (.ci/run installs it):", err)
+	}
+	bin := flowctlBinary(t)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "tag.py")
+	writeFileAt(t, script, watchTagProcessor("v1"))
+	pf := filepath.Join(dir, "watchdemo.yaml")
+	writeFileAt(t, pf, watchPipeline("a", "gen"))
+	out := filepath.Join(dir, "out.jsonl")
+	cmd := exec.Command(bin, "run", "--watch", "-f", pf, "--state-dir", t.TempDir())
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+		}
+	}()
+	last := func() watchLine {
+		ls := readWatchLines(t, out)
+		if len(ls) == 0 {
+			return watchLine{}
+		}
+		return ls[len(ls)-1]
+	}
+	waitFor(t, 30*time.Second, "events of the first version", func() bool { return last().Kind == "a" && last().Tag == "v1" })
+	pid := last().PID
+
+	// A saved change to the file is applied in place: the processor
+	// keeps its process.
+	writeFileAt(t, pf, watchPipeline("b", "gen"))
+	waitFor(t, 30*time.Second, "events of kind b", func() bool { return last().Kind == "b" })
+	if l := last(); l.PID != pid || l.Tag != "v1" {
+		t.Errorf("after a change of the source, the processor was restarted: %+v (pid before %d)", l, pid)
+	}
+
+	// An invalid edit: its errors with FILE:LINE:COL, and the run goes on.
+	writeFileAt(t, pf, watchPipeline("c", "nope"))
+	waitFor(t, 30*time.Second, "the invalid edit reported", func() bool {
+		return strings.Contains(stderr.String(), "watchdemo.yaml:10:") && strings.Contains(stderr.String(), "the run goes on unchanged")
+	})
+	n := len(readWatchLines(t, out))
+	waitFor(t, 30*time.Second, "events after the invalid edit", func() bool { return len(readWatchLines(t, out)) > n+5 })
+	if l := last(); l.Kind != "b" {
+		t.Errorf("after an invalid edit: %+v, want kind b still", l)
+	}
+
+	// A changed script restarts its component (a new process), drained
+	// first: nothing is lost or repeated around it.
+	writeFileAt(t, pf, watchPipeline("b", "gen"))
+	writeFileAt(t, script, watchTagProcessor("v2"))
+	waitFor(t, 30*time.Second, "events of the edited script", func() bool { return last().Tag == "v2" })
+	if l := last(); l.PID == pid {
+		t.Errorf("the edited script runs in the old process %d", pid)
+	}
+	if !strings.Contains(stderr.String(), "--watch: tag.py changed: restarting tag") {
+		t.Errorf("stderr does not say what restarted:\n%s", stderr.String())
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("the run ended: %v\n%s", err, stderr.String())
+	default:
+	}
+	// Stop and count: every event the source emitted was written once.
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not stop")
+	}
+	summary := stderr.String()
+	if !strings.Contains(summary, "gen ") {
+		t.Logf("summary:\n%s", summary)
+	}
+}
