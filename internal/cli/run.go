@@ -36,7 +36,9 @@ type runOptions struct {
 	file     string
 	grace    time.Duration
 	httpAddr string
-	socket   string
+	// httpTokenFile holds the dashboard's token (else a random one).
+	httpTokenFile string
+	socket        string
 	// cpuProfile, if set, receives a CPU profile of the run (hidden flag,
 	// for the benchmark notes).
 	cpuProfile string
@@ -116,7 +118,8 @@ are kept there and the run exits 0.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.file, "file", "f", "", `pipeline file to run ("-" reads standard input)`)
 	f.DurationVar(&o.grace, "grace", engine.DefaultGrace, "how long a stopped run may drain what its sources already emitted")
-	f.StringVar(&o.httpAddr, "http", "", "serve /metrics, /healthz and /readyz on this address (host:port)")
+	f.StringVar(&o.httpAddr, "http", "", "serve /metrics, /healthz, /readyz and the dashboard (/, with a token) on this address (host:port)")
+	f.StringVar(&o.httpTokenFile, "http-token", "", "file holding the token the dashboard at --http's / asks for [a random one, printed at start]")
 	f.StringVar(&o.socket, "socket", "", "serve the run's taps (flowctl tap) on this Unix socket, reachable by this user only [$XDG_STATE_HOME/flowctl/runs/NAME.sock]")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = f.MarkHidden("cpuprofile")
@@ -256,14 +259,31 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		defer t.Stop()
 	}
 	if o.httpAddr != "" {
-		srv, err := metrics.Serve(o.httpAddr, name, e)
+		// run_dashboard.go: /metrics, /healthz, /readyz, and the
+		// dashboard at / behind a token.
+		token, fromFile, err := dashboardToken(o.httpTokenFile)
+		if err != nil {
+			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+			return &exitError{code: 1}
+		}
+		h, err := httpHandler(name, token, eopts.Taps, e, ext)
+		if err != nil {
+			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+			return &exitError{code: 1}
+		}
+		srv, err := metrics.ServeHandler(o.httpAddr, h)
 		if err != nil {
 			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
 			return &exitError{code: 1}
 		}
 		log.Info("serving metrics", "addr", srv.Addr())
+		if fromFile {
+			fmt.Fprintf(g.stderr, "flowctl run: dashboard: %s (add ?token= and the token in %s)\n", dashboardURL(srv.Addr(), ""), o.httpTokenFile)
+		} else {
+			fmt.Fprintf(g.stderr, "flowctl run: dashboard: %s\n", dashboardURL(srv.Addr(), token))
+		}
 		if w := httpExposureWarning(o.httpAddr); w != "" {
-			fmt.Fprintln(g.stderr, w)
+			fmt.Fprintln(g.stderr, w+"; the dashboard at / needs its token, which plain HTTP carries in clear")
 		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
