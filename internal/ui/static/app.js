@@ -81,9 +81,13 @@ function drawGraph(g) {
   document.title = (g.pipeline || "pipeline") + " · flowctl";
   const root = $("graph");
   root.replaceChildren();
+  // The dead-letter edges run in a lane below every box.
+  const lane = Math.max(0, ...g.nodes.map((n) => n.y + n.h)) + 22;
+  const height = g.edges.some((e) => e.dead_letter) ? Math.max(g.height, lane + 24) : g.height;
+  let dlLabelled = false;
   root.setAttribute("width", g.width);
-  root.setAttribute("height", g.height);
-  root.setAttribute("viewBox", "0 0 " + g.width + " " + g.height);
+  root.setAttribute("height", height);
+  root.setAttribute("viewBox", "0 0 " + g.width + " " + height);
 
   const defs = svg("defs");
   const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" });
@@ -106,19 +110,33 @@ function drawGraph(g) {
     const k = seen.get(e.to) || 0;
     seen.set(e.to, k + 1);
     const n = into.get(e.to);
-    const x1 = a.x + a.w, y1 = a.y + a.h / 2;
     const x2 = b.x - 2, y2 = b.y + b.h / 2 + (n > 1 ? (k - (n - 1) / 2) * 14 : 0);
-    const dx = Math.max(30, (x2 - x1) / 2);
     const ge = svg("g", { class: "edge" + (e.dead_letter ? " dead-letter" : ""), "data-from": e.from, "data-to": e.to });
-    ge.appendChild(svg("path", { d: `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`, "marker-end": "url(#arrow)" }));
-    const mx = (x1 + x2) / 2, my = (y1 + y2) / 2;
-    let label = e.dead_letter ? "on error" : (e.types || []).join(", ");
-    if (label) ge.appendChild(svg("text", { x: mx, y: my - 16, "text-anchor": "middle" }, label));
+    let d, mx, my;
+    if (e.dead_letter) {
+      // Failures fall out of the bottom of a box into a lane below every
+      // box, which leads to the dead-letter sink.
+      const x1 = a.x + a.w / 2, y1 = a.y + a.h;
+      d = `M${x1},${y1} L${x1},${lane - 8} Q${x1},${lane} ${x1 + 8},${lane} L${x2 - 24},${lane} C${x2 - 8},${lane} ${x2 - 12},${y2} ${x2},${y2}`;
+      mx = x2 - 60;
+      my = lane + 14;
+      if (dlLabelled) my = null;
+      dlLabelled = true;
+        } else {
+      const x1 = a.x + a.w, y1 = a.y + a.h / 2;
+      const dx = Math.max(30, (x2 - x1) / 2);
+      d = `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
+      mx = (x1 + x2) / 2;
+      my = (y1 + y2) / 2;
+    }
+    ge.appendChild(svg("path", { d, "marker-end": "url(#arrow)" }));
+    const label = e.dead_letter ? "on error" : (e.types || []).join(", ");
+    if (label && my !== null) ge.appendChild(svg("text", { x: mx, y: e.dead_letter ? my : my - 16, "text-anchor": "middle" }, label));
     const item = { e, qbg: null, qfill: null, qtext: null };
     if (!e.dead_letter) {
       item.qbg = svg("rect", { class: "qbg", x: mx - 20, y: my - 10, width: 40, height: 5, rx: 2 });
       item.qfill = svg("rect", { class: "qfill", x: mx - 20, y: my - 10, width: 0, height: 5, rx: 2 });
-      item.qtext = svg("text", { class: "queue", x: mx, y: my + 8, "text-anchor": "middle" }, "");
+      item.qtext = svg("text", { class: "queue", x: mx, y: my + 15, "text-anchor": "middle" }, "");
       ge.append(item.qbg, item.qfill, item.qtext);
     }
     edgeLayer.appendChild(ge);
