@@ -84,6 +84,11 @@ and 128+signal (130, 143) with a message when a bounded source (a file, a genera
 count, stdin) had not finished. A second signal stops at once. On a terminal a status line shows the
 flow every second; a summary per component is printed at the end (on stderr).
 
+--http ADDR serves /metrics (Prometheus), /healthz and /readyz, and at / a dashboard: the
+graph with live rates, queues and health, and a live tap of the component clicked. The
+dashboard needs a token, printed once at start in the URL to open (or --http-token FILE's);
+see docs/dashboard.md.
+
 SIGHUP reads the file again (or --reload-from's) and applies it in place: components that
 did not change keep running; a changed one drains (what it holds is handed on), closes and
 starts again with its new settings; removed ones drain and stop; new ones start; inputs are
