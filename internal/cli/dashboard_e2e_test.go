@@ -38,13 +38,7 @@ func chromiumPath() string {
 // $FLOWCTL_ARTIFACTS/dashboard.png when set (CI keeps it), else in the
 // test's temporary directory.
 func TestDashboardInChromium(t *testing.T) {
-	chrome := chromiumPath()
-	if chrome == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("no chromium on PATH under CI=true: .ci/run installs Debian's chromium package")
-		}
-		t.Skip("no chromium on PATH (apt-get install chromium)")
-	}
+	chrome := needChromium(t)
 	bin := flowctlBinary(t)
 	dir := t.TempDir()
 	pf := filepath.Join(dir, "pipeline.yaml")
@@ -106,18 +100,7 @@ dead_letter: {name: rejects, type: file, config: {path: rejects.jsonl}}
 		resp.Body.Close()
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 720),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	ctx, cancelC := chromedp.NewContext(actx)
-	defer cancelC()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
+	ctx := newBrowser(t, chrome)
 	start := time.Now()
 	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -190,21 +173,10 @@ dead_letter: {name: rejects, type: file, config: {path: rejects.jsonl}}
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := t.TempDir()
-	if d := os.Getenv("FLOWCTL_ARTIFACTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		out = d
-	}
-	shot := filepath.Join(out, "dashboard.png")
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+	saveScreenshot(t, "dashboard.png", png)
 
 	// The run stops promptly though the page still streams its tap.
-	cancelC()
+	chromedp.Cancel(ctx)
 	stopAt := time.Now()
 	cmd.Process.Signal(syscall.SIGINT)
 	<-scanDone
@@ -215,4 +187,55 @@ dead_letter: {name: rejects, type: file, config: {path: rejects.jsonl}}
 	if d := time.Since(stopAt); d > 5*time.Second {
 		t.Errorf("flowctl took %s to stop", d)
 	}
+}
+
+// newBrowser starts headless Chromium for the test: its context ends
+// with the test (90 s at most).
+func newBrowser(t *testing.T, chrome string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome),
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 720),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	ctx, cancelC := chromedp.NewContext(actx)
+	t.Cleanup(cancelC)
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
+// saveScreenshot keeps png as name in $FLOWCTL_ARTIFACTS (CI keeps that
+// directory), else in the test's temporary directory.
+func saveScreenshot(t *testing.T, name string, png []byte) {
+	t.Helper()
+	out := t.TempDir()
+	if d := os.Getenv("FLOWCTL_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out = d
+	}
+	shot := filepath.Join(out, name)
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+}
+
+// needChromium is the path of Chromium, or skips the test (fails it
+// under CI=true, where .ci/run installs it).
+func needChromium(t *testing.T) string {
+	t.Helper()
+	chrome := chromiumPath()
+	if chrome == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no chromium on PATH under CI=true: .ci/run installs Debian's chromium package")
+		}
+		t.Skip("no chromium on PATH (apt-get install chromium)")
+	}
+	return chrome
 }

@@ -268,7 +268,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		// dashboard at / behind a token.
 		token, fromFile, err := dashboardToken(o.httpTokenFile)
 		if err != nil {
-			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+			fmt.Fprintf(g.stderr, "flowctl run: --http-token: %v\n", err)
 			return &exitError{code: 1}
 		}
 		h, err := httpHandler(name, token, eopts.Taps, e, ext)

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/flowctl/flowctl/internal/engine"
 	"github.com/flowctl/flowctl/internal/external"
@@ -11,6 +13,7 @@ import (
 	"github.com/flowctl/flowctl/internal/graph"
 	"github.com/flowctl/flowctl/internal/metrics"
 	"github.com/flowctl/flowctl/internal/tap"
+	"github.com/flowctl/flowctl/internal/tlsutil"
 	"github.com/flowctl/flowctl/internal/ui"
 )
 
@@ -46,10 +49,7 @@ func httpHandler(name, token string, hub *tap.Hub, e *engine.Engine, ext *extern
 func dashboardToken(file string) (token string, fromFile bool, err error) {
 	if file != "" {
 		tok, err := ui.ReadTokenFile(file)
-		if err != nil {
-			return "", false, fmt.Errorf("--http-token: %w", err)
-		}
-		return tok, true, nil
+		return tok, err == nil, err
 	}
 	tok, err := ui.NewToken()
 	return tok, false, err
@@ -70,4 +70,34 @@ func dashboardURL(addr, token string) string {
 		u += "?token=" + token
 	}
 	return u
+}
+
+// serveServerUI serves `flowctl server --ui`: the dashboard of every
+// pipeline, behind its token; stop ends it.
+func serveServerUI(g *globals, o serverOptions, b ui.Backend) (stop func(), err error) {
+	token, fromFile, err := dashboardToken(o.uiTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ui-token: %w", err)
+	}
+	h, err := ui.ServerHandler(ui.ServerOptions{Token: token, Backend: b})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := metrics.ServeHandler(o.uiAddr, h)
+	if err != nil {
+		return nil, fmt.Errorf("--ui: %w", err)
+	}
+	if fromFile {
+		fmt.Fprintf(g.stderr, "flowctl server: dashboard: %s (add ?token= and the token in %s)\n", dashboardURL(srv.Addr(), ""), o.uiTokenFile)
+	} else {
+		fmt.Fprintf(g.stderr, "flowctl server: dashboard: %s\n", dashboardURL(srv.Addr(), token))
+	}
+	if !tlsutil.IsLoopback(o.uiAddr) {
+		fmt.Fprintf(g.stderr, "flowctl server: warning: --ui %s serves the dashboard over plain HTTP to other machines: its token crosses the network in clear; use --ui 127.0.0.1:PORT and an SSH tunnel\n", o.uiAddr)
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Close(ctx)
+	}, nil
 }

@@ -84,27 +84,36 @@ func Handler(o Options) (http.Handler, error) {
 	if o.Graph == nil || o.Stats == nil || o.Tap == nil {
 		return nil, errors.New("ui: Graph, Stats and Tap are all needed")
 	}
-	static, err := fs.Sub(staticFiles, "static")
-	if err != nil {
-		return nil, err
-	}
-	index, err := fs.ReadFile(static, "index.html")
-	if err != nil {
-		return nil, err
-	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Write(index)
-	})
-	mux.Handle("GET "+staticPath, http.StripPrefix(staticPath, http.FileServerFS(static)))
+	if err := servePage(mux); err != nil {
+		return nil, err
+	}
+	mux.HandleFunc("GET "+InfoPath, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, Info{Mode: "run"}) })
 	mux.HandleFunc("GET "+GraphPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, Layout(o.Graph()))
 	})
 	mux.Handle("GET "+StatsPath, o.Stats)
 	mux.Handle("GET "+TapPath, o.Tap)
 	return &guard{token: []byte(o.Token), next: mux}, nil
+}
+
+// servePage adds the page (/) and its files (/ui/static/) to mux.
+func servePage(mux *http.ServeMux) error {
+	static, err := fs.Sub(staticFiles, "static")
+	if err != nil {
+		return err
+	}
+	index, err := fs.ReadFile(static, "index.html")
+	if err != nil {
+		return err
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(index)
+	})
+	mux.Handle("GET "+staticPath, http.StripPrefix(staticPath, http.FileServerFS(static)))
+	return nil
 }
 
 // guard lets through the requests that carry the token and answers the

@@ -21,6 +21,9 @@ const state = {
   tap: null,        // AbortController of the tap stream
   tapEvents: [],
   tapDirty: false,
+  mode: "run",      // "run" (flowctl run --http) or "server" (flowctl server --ui)
+  pipeline: "",     // the pipeline shown, under the server
+  gen: 0,           // bumped when the pipeline shown changes: late answers are dropped
 };
 
 const $ = (id) => document.getElementById(id);
@@ -47,6 +50,14 @@ async function getJSON(path) {
     throw new Error(msg);
   }
   return r.json();
+}
+
+// api is path with the pipeline shown, under the server.
+function api(path, params) {
+  const q = new URLSearchParams(params || {});
+  if (state.mode === "server") q.set("pipeline", state.pipeline);
+  const qs = q.toString();
+  return qs ? path + "?" + qs : path;
 }
 
 function fmtRate(v) {
@@ -289,13 +300,19 @@ function updateRow(c, rin, rout) {
 }
 
 async function poll() {
-  try {
-    applyStats(await getJSON("/ui/api/stats"));
-  } catch (err) {
-    const st = $("status");
-    st.className = "status down";
-    st.textContent = state.last && state.last.finished ? "finished" : "disconnected";
-    st.title = String(err.message || err);
+  const gen = state.gen;
+  if (state.mode !== "server" || state.pipeline) {
+    try {
+      const s = await getJSON(api("/ui/api/stats"));
+      if (gen === state.gen) applyStats(s);
+    } catch (err) {
+      if (gen === state.gen) {
+        const st = $("status");
+        st.className = "status down";
+        st.textContent = state.mode === "server" ? "not running" : state.last && state.last.finished ? "finished" : "disconnected";
+        st.title = String(err.message || err);
+      }
+    }
   }
   setTimeout(poll, POLL_MS);
 }
@@ -304,8 +321,10 @@ let loadingGraph = false;
 async function loadGraph() {
   if (loadingGraph) return;
   loadingGraph = true;
+  const gen = state.gen;
   try {
-    drawGraph(await getJSON("/ui/api/graph"));
+    const g = await getJSON(api("/ui/api/graph"));
+    if (gen === state.gen) drawGraph(g);
   } catch (err) {
     $("status").className = "status down";
     $("status").textContent = String(err.message || err);
@@ -329,6 +348,7 @@ function select(name) {
   const c = state.last && state.last.components.find((x) => x.name === name);
   updatePanel(c);
   startTap(name);
+  if (state.mode === "server") loadLogs();
 }
 
 function closePanel() {
@@ -369,7 +389,7 @@ async function startTap(name) {
   const status = $("tap-status");
   status.textContent = "connecting…";
   try {
-    const r = await fetch("/ui/api/tap?point=" + encodeURIComponent(name), { signal: ctl.signal, cache: "no-store", credentials: "same-origin" });
+    const r = await fetch(api("/ui/api/tap", { point: name }), { signal: ctl.signal, cache: "no-store", credentials: "same-origin" });
     if (!r.ok) {
       let msg = r.status + " " + r.statusText;
       try { msg = (await r.json()).error || msg; } catch (_) { /* not JSON */ }
@@ -429,9 +449,110 @@ function renderTap() {
   }
 }
 
+// ---- under the server: pipelines, runs, logs ----
+
+function showPipeline(name) {
+  if (name === state.pipeline) return;
+  state.pipeline = name;
+  state.gen++;
+  state.last = state.prev = null;
+  state.rates.clear();
+  state.graph = null;
+  closePanel();
+  $("graph").replaceChildren();
+  $("table").tBodies[0].replaceChildren();
+  $("runs-table").tBodies[0].replaceChildren();
+  history.replaceState(null, "", "#" + encodeURIComponent(name));
+  for (const li of $("pipelines").children) li.classList.toggle("selected", li.dataset.name === name);
+  loadGraph();
+  loadRuns();
+}
+
+async function loadPipelines() {
+  try {
+    const pls = await getJSON("/ui/api/pipelines");
+    const ul = $("pipelines");
+    ul.replaceChildren();
+    for (const p of pls) {
+      const li = el("li", { "data-name": p.name, title: p.last_error || "" });
+      li.append(el("span", { class: "pname" }, p.name), el("span", { class: "phase " + p.phase }, p.phase + " r" + p.revision));
+      li.classList.toggle("selected", p.name === state.pipeline);
+      li.addEventListener("click", () => showPipeline(p.name));
+      ul.appendChild(li);
+    }
+    if (!pls.length) ul.appendChild(el("li", { class: "empty" }, "none applied yet"));
+    const want = decodeURIComponent(location.hash.slice(1));
+    if (!state.pipeline && pls.length) showPipeline(pls.some((p) => p.name === want) ? want : pls[0].name);
+  } catch (err) {
+    $("status").className = "status down";
+    $("status").textContent = "disconnected";
+  }
+}
+
+function fmtTime(t) {
+  return t ? new Date(t).toLocaleString() : "";
+}
+
+async function loadRuns() {
+  if (!state.pipeline) return;
+  const gen = state.gen;
+  try {
+    const runs = await getJSON(api("/ui/api/runs"));
+    if (gen !== state.gen) return;
+    const body = $("runs-table").tBodies[0];
+    body.replaceChildren();
+    for (const r of runs) {
+      const tr = el("tr", { "data-run": String(r.id) });
+      tr.append(el("td", {}, "#" + r.id), el("td", {}, "r" + r.revision), el("td", { class: "state-" + r.state }, r.state),
+        el("td", {}, fmtTime(r.started_at)), el("td", {}, fmtTime(r.ended_at)), el("td", {}, r.reason || ""));
+      body.appendChild(tr);
+    }
+  } catch (_) { /* shown by the status */ }
+}
+
+async function loadLogs() {
+  const name = state.selected;
+  if (!name || state.mode !== "server") return;
+  const gen = state.gen;
+  try {
+    let lines = await getJSON(api("/ui/api/logs", { component: name, tail: "20" }));
+    let whose = "last lines of this component";
+    if (!lines.length) {
+      // Built-in components seldom log: the run's own lines then.
+      lines = await getJSON(api("/ui/api/logs", { tail: "20" }));
+      whose = "none of this component; the pipeline's last lines";
+    }
+    if (gen !== state.gen || name !== state.selected) return;
+    $("logs-whose").textContent = whose;
+    const ol = $("logs");
+    ol.replaceChildren();
+    for (const l of lines.reverse()) {
+      const who = l.component && l.component !== name ? l.component + ": " : "";
+      ol.appendChild(el("li", { class: "log " + (l.level || "") }, new Date(l.time).toLocaleTimeString() + "  " + who + l.text));
+    }
+    if (!lines.length) ol.appendChild(el("li", {}, "no lines yet"));
+  } catch (err) {
+    $("logs").replaceChildren(el("li", {}, String(err.message || err)));
+  }
+}
+
 document.addEventListener("DOMContentLoaded", async () => {
   $("panel-close").addEventListener("click", closePanel);
   document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closePanel(); });
-  await loadGraph();
+  try {
+    state.mode = (await getJSON("/ui/api/info")).mode;
+  } catch (_) { /* an older run: the run dashboard */ }
+  if (state.mode === "server") {
+    $("sidebar").hidden = false;
+    $("runs").hidden = false;
+    $("logs-section").hidden = false;
+    $("pipeline").textContent = "server";
+    await loadPipelines();
+    setInterval(loadPipelines, 3000);
+    setInterval(loadRuns, 3000);
+    setInterval(loadLogs, 2000);
+  } else {
+    await loadGraph();
+  }
   poll();
 });
