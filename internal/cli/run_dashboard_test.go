@@ -6,9 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/flowctl/flowctl/internal/components"
 	"github.com/flowctl/flowctl/internal/engine"
@@ -97,5 +100,58 @@ func TestDashboardURL(t *testing.T) {
 		if got := dashboardURL(addr, "T"); got != want {
 			t.Errorf("%s: %s, want %s", addr, got, want)
 		}
+	}
+}
+
+// TestDashboardTokenFile: --http-token FILE fixes the token; the printed
+// URL then leaves it out, and an empty file is refused before the run.
+func TestDashboardTokenFile(t *testing.T) {
+	bin := flowctlBinary(t)
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "p.yaml")
+	os.WriteFile(pf, []byte(`
+name: fixed
+sources: [{name: gen, type: generate, config: {rate: 20, data: {k: 1}}}]
+sinks: [{name: out, type: file, inputs: [gen], config: {path: out.jsonl}}]
+`), 0o644)
+	tokFile := filepath.Join(dir, "token")
+	os.WriteFile(tokFile, []byte("my-fixed-token-123\n"), 0o600)
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "run", "-f", pf, "--http", addr, "--http-token", tokFile, "--state-dir", t.TempDir(), "--socket", filepath.Join(dir, "s.sock"))
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, 20*time.Second, "the dashboard line", func() bool { return strings.Contains(stderr.String(), "dashboard:") })
+	if s := stderr.String(); strings.Contains(s, "my-fixed-token-123") || !strings.Contains(s, "dashboard: http://"+addr+"/ (add ?token= and the token in "+tokFile+")") {
+		t.Errorf("stderr:\n%s", s)
+	}
+	status := func(token string) int {
+		req, _ := http.NewRequest("GET", "http://"+addr+ui.StatsPath, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := status("my-fixed-token-123"); code != 200 {
+		t.Errorf("with the file's token: %d", code)
+	}
+	if code := status(""); code != 401 {
+		t.Errorf("without a token: %d", code)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+
+	os.WriteFile(tokFile, []byte("\n"), 0o600)
+	out, err := exec.Command(bin, "run", "-f", pf, "--http", freeAddr(t), "--http-token", tokFile, "--state-dir", t.TempDir()).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "--http-token: "+tokFile+" is empty") {
+		t.Errorf("an empty token file: %v\n%s", err, out)
 	}
 }
