@@ -278,7 +278,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		}
 		srv, err := metrics.ServeHandler(o.httpAddr, h)
 		if err != nil {
-			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+			fmt.Fprintf(g.stderr, "flowctl run: --http: %v\n", err)
 			return &exitError{code: 1}
 		}
 		log.Info("serving metrics", "addr", srv.Addr())

@@ -161,7 +161,7 @@ func Serve(addr, pipeline string, src StatsSource) (*Server, error) {
 func ServeHandler(addr string, h http.Handler) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	// Streams (a dashboard's tap) never go idle: their requests' context
 	// ends when Close starts, so that they return and Shutdown is quick.

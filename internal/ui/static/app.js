@@ -47,7 +47,9 @@ async function getJSON(path) {
   if (!r.ok) {
     let msg = r.status + " " + r.statusText;
     try { msg = (await r.json()).error || msg; } catch (_) { /* not JSON */ }
-    throw new Error(msg);
+    const err = new Error(msg);
+    err.status = r.status;
+    throw err;
   }
   return r.json();
 }
@@ -309,7 +311,8 @@ async function poll() {
       if (gen === state.gen) {
         const st = $("status");
         st.className = "status down";
-        st.textContent = state.mode === "server" ? "not running" : state.last && state.last.finished ? "finished" : "disconnected";
+        st.textContent = err.status === 401 ? "token refused: open the URL flowctl printed"
+          : state.mode === "server" ? "not running" : state.last && state.last.finished ? "finished" : "disconnected";
         st.title = String(err.message || err);
       }
     }
