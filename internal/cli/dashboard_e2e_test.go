@@ -50,8 +50,10 @@ sources:
     config: {rate: 50, batch_size: 5, expr: '{"id": i, "amount": (i * 7919) % 10000}'}
 processors:
   - {name: large, type: filter, inputs: [orders], config: {expr: "data.amount >= 5000"}}
+  # Fails (division by zero) on one order in seven: they go to rejects.
+  - {name: split, type: map, inputs: [large], config: {set: {share: "data.amount / (data.id % 7)"}}}
 sinks:
-  - {name: archive, type: file, inputs: [large], config: {path: out.jsonl}}
+  - {name: archive, type: file, inputs: [split], config: {path: out.jsonl}}
 dead_letter: {name: rejects, type: file, config: {path: rejects.jsonl}}
 `), 0o644)
 	addr := freeAddr(t)
@@ -119,7 +121,7 @@ dead_letter: {name: rejects, type: file, config: {path: rejects.jsonl}}
 		t.Fatal(err)
 	}
 	slices.Sort(names)
-	if want := []string{"archive", "large", "orders", "rejects"}; !slices.Equal(names, want) {
+	if want := []string{"archive", "large", "orders", "rejects", "split"}; !slices.Equal(names, want) {
 		t.Fatalf("the graph shows %q, want %q", names, want)
 	}
 	if loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`)); loc != "" {
@@ -147,6 +149,14 @@ dead_letter: {name: rejects, type: file, config: {path: rejects.jsonl}}
 	if !strings.Contains(label, "/s") {
 		t.Errorf("rate label %q", label)
 	}
+
+	// The failures show on the map, in red, as dead-lettered events.
+	trouble, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const e = document.querySelector('#graph g.node[data-name="split"] text.trouble');
+		return e && /dead-lettered/.test(e.textContent) ? e.textContent : null })()`, chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		t.Fatalf("the map's failures never showed: %v", err)
+	}
+	t.Logf("split shows %q", trouble)
 
 	// A click on the filter opens its tap: events that passed it.
 	step("click the filter and see its events",

@@ -223,7 +223,7 @@ function applyStats(s) {
   status.textContent = s.finished ? "finished" : s.ready ? "running" : "starting";
   $("elapsed").textContent = fmtElapsed(s.elapsed_seconds);
 
-  let emitted = 0, written = 0, failed = 0;
+  let emitted = 0, written = 0, dead = 0, dropped = 0;
   const byName = new Map();
   for (const c of s.components) {
     byName.set(c.name, c);
@@ -238,7 +238,8 @@ function applyStats(s) {
     }
     if (c.role === "source") emitted += c.out;
     if (c.role === "sink" && !c.dead_letter) written += c.out;
-    failed += c.errors + c.dropped + c.dead_lettered;
+    dead += c.dead_lettered;
+    dropped += c.dropped;
     updateNode(c, rin, rout, s.finished);
     updateRow(c, rin, rout);
   }
@@ -251,7 +252,8 @@ function applyStats(s) {
     it.qfill.setAttribute("class", "qfill" + (f >= 0.9 ? " full" : f >= 0.5 ? " high" : ""));
     it.qtext.textContent = "queue " + fmtCount(c.queue_depth) + "/" + fmtCount(c.queue_capacity);
   }
-  $("totals").textContent = fmtCount(emitted) + " in · " + fmtCount(written) + " written" + (failed ? " · " + fmtCount(failed) + " failed" : "");
+  $("totals").textContent = fmtCount(emitted) + " in · " + fmtCount(written) + " written" +
+    (dead ? " · " + fmtCount(dead) + " dead-lettered" : "") + (dropped ? " · " + fmtCount(dropped) + " dropped" : "");
   document.body.dataset.samples = String(state.samples);
   if (state.selected) updatePanel(byName.get(state.selected));
 }
