@@ -52,9 +52,9 @@ processors:
   - {name: large, type: filter, inputs: [orders], config: {expr: "data.amount >= 5000"}}
   # Fails (division by zero) on one order in seven: they go to rejects.
   - {name: split, type: map, inputs: [large], config: {set: {share: "data.amount / (data.id % 7)"}}}
+dead_letter: {name: rejects, type: file, config: {path: rejects.jsonl}}
 sinks:
   - {name: archive, type: file, inputs: [split], config: {path: out.jsonl}}
-dead_letter: {name: rejects, type: file, config: {path: rejects.jsonl}}
 `), 0o644)
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, "run", "-f", pf, "--http", addr, "--state-dir", t.TempDir(), "--socket", filepath.Join(dir, "run.sock"))
@@ -184,6 +184,13 @@ dead_letter: {name: rejects, type: file, config: {path: rejects.jsonl}}
 		t.Fatal(err)
 	}
 	saveScreenshot(t, "dashboard.png", png)
+
+	// A reload that adds a sink redraws the graph with it.
+	b, _ := os.ReadFile(pf)
+	os.WriteFile(pf, append(b, []byte("  - {name: copy, type: file, inputs: [orders], config: {path: copy.jsonl}}\n")...), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	step("the graph after a reload", chromedp.WaitVisible(`#graph g.node[data-name="copy"]`),
+		chromedp.WaitVisible(`#table tr[data-name="copy"]`))
 
 	// The run stops promptly though the page still streams its tap.
 	chromedp.Cancel(ctx)
