@@ -63,6 +63,8 @@ var rules = []rule{
 	{from: "internal/tap/...", to: []string{"internal/engine/...", "internal/components/...", "internal/external/...", "internal/drivers/...",
 		"internal/controlplane/...", "internal/server/...", "internal/cli/...", "internal/store/..."},
 		why: "the engine and the server both use tap: it imports the domain types and expressions only"},
+	{from: "internal/ui/...", to: []string{"internal/engine/...", "internal/external/...", "internal/server/...", "internal/cli/...", "internal/store/..."},
+		why: "the dashboard is served by `flowctl run` and the server alike: it gets their data through handlers and its Backend interface"},
 	{from: "internal/deploy/...", to: []string{"internal/engine/...", "internal/server/...", "internal/cli/..."},
 		why: "translators work from the validated Pipeline, not from a running one"},
 	{from: "...", to: []string{"internal/cli/..."}, except: []string{"cmd/flowctl/...", "internal/cli/..."},

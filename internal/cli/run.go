@@ -36,8 +36,10 @@ type runOptions struct {
 	file     string
 	grace    time.Duration
 	httpAddr string
-	socket   string
-	watch    bool
+	// httpTokenFile holds the dashboard's token (else a random one).
+	httpTokenFile string
+	socket        string
+	watch         bool
 	// cpuProfile, if set, receives a CPU profile of the run (hidden flag,
 	// for the benchmark notes).
 	cpuProfile string
@@ -83,6 +85,11 @@ and 128+signal (130, 143) with a message when a bounded source (a file, a genera
 count, stdin) had not finished. A second signal stops at once. On a terminal a status line shows the
 flow every second; a summary per component is printed at the end (on stderr).
 
+--http ADDR serves /metrics (Prometheus), /healthz and /readyz, and at / a dashboard: the
+graph with live rates, queues and health, and a live tap of the component clicked. The
+dashboard needs a token, printed once at start in the URL to open (or --http-token FILE's);
+see docs/dashboard.md.
+
 SIGHUP reads the file again (or --reload-from's) and applies it in place: components that
 did not change keep running; a changed one drains (what it holds is handed on), closes and
 starts again with its new settings; removed ones drain and stop; new ones start; inputs are
@@ -117,7 +124,8 @@ are kept there and the run exits 0.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.file, "file", "f", "", `pipeline file to run ("-" reads standard input)`)
 	f.DurationVar(&o.grace, "grace", engine.DefaultGrace, "how long a stopped run may drain what its sources already emitted")
-	f.StringVar(&o.httpAddr, "http", "", "serve /metrics, /healthz and /readyz on this address (host:port)")
+	f.StringVar(&o.httpAddr, "http", "", "serve /metrics, /healthz, /readyz and the dashboard (/, with a token) on this address (host:port)")
+	f.StringVar(&o.httpTokenFile, "http-token", "", "file holding the token the dashboard at --http's / asks for [a random one, printed at start]")
 	f.BoolVar(&o.watch, "watch", false, "apply the pipeline file in place when it is saved (an invalid edit is reported, the run goes on), and restart a component when the program or script it runs changes")
 	f.StringVar(&o.socket, "socket", "", "serve the run's taps (flowctl tap) on this Unix socket, reachable by this user only [$XDG_STATE_HOME/flowctl/runs/NAME.sock]")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
@@ -258,14 +266,31 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		defer t.Stop()
 	}
 	if o.httpAddr != "" {
-		srv, err := metrics.Serve(o.httpAddr, name, e)
+		// run_dashboard.go: /metrics, /healthz, /readyz, and the
+		// dashboard at / behind a token.
+		token, fromFile, err := dashboardToken(o.httpTokenFile)
+		if err != nil {
+			fmt.Fprintf(g.stderr, "flowctl run: --http-token: %v\n", err)
+			return &exitError{code: 1}
+		}
+		h, err := httpHandler(name, token, eopts.Taps, e, ext)
 		if err != nil {
 			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
 			return &exitError{code: 1}
 		}
+		srv, err := metrics.ServeHandler(o.httpAddr, h)
+		if err != nil {
+			fmt.Fprintf(g.stderr, "flowctl run: --http: %v\n", err)
+			return &exitError{code: 1}
+		}
 		log.Info("serving metrics", "addr", srv.Addr())
+		if fromFile {
+			fmt.Fprintf(g.stderr, "flowctl run: dashboard: %s (add ?token= and the token in %s)\n", dashboardURL(srv.Addr(), ""), o.httpTokenFile)
+		} else {
+			fmt.Fprintf(g.stderr, "flowctl run: dashboard: %s\n", dashboardURL(srv.Addr(), token))
+		}
 		if w := httpExposureWarning(o.httpAddr); w != "" {
-			fmt.Fprintln(g.stderr, w)
+			fmt.Fprintln(g.stderr, w+"; the dashboard at / needs its token, which plain HTTP carries in clear")
 		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -32,6 +32,9 @@ type serverOptions struct {
 	insecure                     bool
 	grace, heartbeat             time.Duration
 	keepRuns                     int
+	// uiAddr serves the dashboard (internal/ui) over HTTP; uiTokenFile
+	// fixes its token (else a random one, printed).
+	uiAddr, uiTokenFile string
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -93,6 +96,8 @@ file is applied from restarts the whole child; apply --dry-run says when.`,
 	_ = f.MarkHidden("insecure-listen")
 	f.DurationVar(&o.grace, "grace", server.DefaultGrace, "how long a stopped pipeline may drain before it is killed")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", server.DefaultHeartbeatInterval, "interval components are told to heartbeat at; a component silent for 3 intervals is UNHEALTHY")
+	f.StringVar(&o.uiAddr, "ui", "", "serve the dashboard (pipelines, runs, live graphs, taps, logs) over HTTP on this address (host:port), behind a token printed at start")
+	f.StringVar(&o.uiTokenFile, "ui-token", "", "file holding the token the --ui dashboard asks for [a random one, printed at start]")
 	f.IntVar(&o.keepRuns, "keep-runs", server.DefaultKeepRuns, "runs of each pipeline the history keeps; older ones that ended are pruned as new ones start (0 keeps all)")
 	return cmd
 }
@@ -116,6 +121,9 @@ func runServer(ctx context.Context, g *globals, o serverOptions) error {
 	}
 	if o.grace <= 0 {
 		return fail("--grace %s: give a positive duration such as 10s", o.grace)
+	}
+	if o.uiTokenFile != "" && o.uiAddr == "" {
+		return fail("--ui-token is the token of the --ui dashboard: add --ui 127.0.0.1:PORT")
 	}
 	if o.keepRuns < 0 {
 		return fail("--keep-runs %d: give how many runs of each pipeline to keep, or 0 to keep all", o.keepRuns)
@@ -255,6 +263,13 @@ func runServer(ctx context.Context, g *globals, o serverOptions) error {
 		where = "unix:" + sockPath
 	}
 	fmt.Fprintf(g.stderr, "flowctl server: serving on %s (data in %s)\n", where, dataDir)
+	if o.uiAddr != "" {
+		stop, err := serveServerUI(g, o, srv.UIBackend())
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer stop()
+	}
 	if err := srv.Serve(ctx, lis); err != nil {
 		return fail("%v", err)
 	}

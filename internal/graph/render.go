@@ -114,6 +114,10 @@ func DOT(g *Graph) string {
 	return b.String()
 }
 
+// RunsLabel says what runs n (the built-in's type, the image, the
+// command, shortened), as the rendered graphs show it under the name.
+func RunsLabel(n *Node) string { return runsLabel(n) }
+
 // runsLabel says what runs a node: the built-in's type, the image, or the
 // command (shortened), so the picture shows more than names.
 func runsLabel(n *Node) string {

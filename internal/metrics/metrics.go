@@ -172,15 +172,26 @@ type Server struct {
 
 // Serve listens on addr and serves Handler in the background.
 func Serve(addr, pipeline string, src StatsSource) (*Server, error) {
+	return ServeHandler(addr, Handler(pipeline, src))
+}
+
+// ServeHandler listens on addr and serves h in the background (Handler
+// with more routes beside it: flowctl run's dashboard).
+func ServeHandler(addr string, h http.Handler) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	// Streams (a dashboard's tap) never go idle: their requests' context
+	// ends when Close starts, so that they return and Shutdown is quick.
+	base, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		srv:  &http.Server{Handler: Handler(pipeline, src), ReadHeaderTimeout: 5 * time.Second},
+		srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+			BaseContext: func(net.Listener) context.Context { return base }},
 		ln:   ln,
 		done: make(chan error, 1),
 	}
+	s.srv.RegisterOnShutdown(cancel)
 	go func() { s.done <- s.srv.Serve(ln) }()
 	return s, nil
 }
@@ -188,9 +199,13 @@ func Serve(addr, pipeline string, src StatsSource) (*Server, error) {
 // Addr is the address the server listens on (useful with port 0).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Close stops the server, letting requests in flight finish within ctx.
+// Close stops the server, letting requests in flight finish within ctx;
+// those still open then (streams: a dashboard's tap) are cut.
 func (s *Server) Close(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
 	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return errors.Join(err, serr)
 	}
