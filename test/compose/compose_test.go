@@ -348,7 +348,7 @@ var summary = regexp.MustCompile(`from upstream nodes (\d+) batches, (\d+) redel
 // duplicates than the events redelivered to the restarted nodes.
 func TestKillProcessorUnderCompose(t *testing.T) {
 	requireCompose(t)
-	const count = 3000
+	const count = 4000 // 27 s at 150/s: room for two kills on a loaded machine
 	dir, deploy, _ := setup(t, "testdata/slow.yaml", nil)
 	p := composeUp(t, deploy)
 	out := filepath.Join(dir, "out", "out.jsonl")
@@ -375,7 +375,7 @@ func TestKillProcessorUnderCompose(t *testing.T) {
 	run(t, deploy, time.Minute, "docker-compose", "-p", p.name, "start", "pace")
 
 	// Then the sink's: started again, it must append, not erase.
-	for len(lines(t, out)) < before+300 {
+	for len(lines(t, out)) < before+150 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the sink wrote %d events after the restart of pace within %s", len(lines(t, out))-before, finishTimeout)
 		}
