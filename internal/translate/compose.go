@@ -96,28 +96,7 @@ func composeFiles(pl *plan) (*Result, error) {
 func (b *composeBuilder) nodeService(n *node) {
 	pl, c := b.pl, n.c
 	s := newMapping()
-	args := []string{"node", "-f", pl.pipelinePath(), "--component", c.Name, "--http", fmt.Sprintf("0.0.0.0:%d", httpPort)}
-	if pl.receives(n) {
-		// Said even where it is flowctl node's default: the dead-letter
-		// sink has no inputs in the file, yet receives.
-		args = append(args, "--listen", fmt.Sprintf("0.0.0.0:%d", nodePort))
-	}
-	if n.sidecar != "" {
-		args = append(args, "--peer", fmt.Sprintf("%s=%s:%d", c.Name, n.sidecar, n.componentPort))
-	}
-	for _, d := range n.downstream {
-		if d.service != d.c.Name {
-			args = append(args, "--peer", fmt.Sprintf("%s=%s:%d", d.c.Name, d.service, nodePort))
-		}
-	}
-	if pl.opts.TLS {
-		args = append(args, "--tls-cert", tlsMount+"/node.crt", "--tls-key", tlsMount+"/node.key", "--tls-ca", tlsMount+"/ca.crt")
-	} else {
-		args = append(args, "--insecure")
-	}
-	if n.checkpoints {
-		args = append(args, "--state-dir", stateDir)
-	}
+	args := pl.nodeArgs(n, n.sidecar, servicePeer)
 	s.set("image", str(pl.opts.Image))
 	s.set("entrypoint", strs(true, flowctlBin))
 	s.set("command", strs(true, args...))

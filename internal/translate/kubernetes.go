@@ -562,26 +562,8 @@ func volumeMountOf(name, target string, readOnly bool, subPath string) *yaml.Nod
 // arguments as the Compose service but for where an image listens.
 func (b *kubeBuilder) nodeContainer(n *node, vols *kubeVolumes) *yaml.Node {
 	pl, c := b.pl, n.c
-	args := []string{"node", "-f", pl.pipelinePath(), "--component", c.Name, "--http", fmt.Sprintf("0.0.0.0:%d", httpPort)}
-	if pl.receives(n) {
-		args = append(args, "--listen", fmt.Sprintf("0.0.0.0:%d", nodePort))
-	}
-	if n.sidecar != "" {
-		args = append(args, "--peer", fmt.Sprintf("%s=127.0.0.1:%d", c.Name, n.componentPort))
-	}
-	for _, d := range n.downstream {
-		if d.service != d.c.Name {
-			args = append(args, "--peer", fmt.Sprintf("%s=%s:%d", d.c.Name, d.service, nodePort))
-		}
-	}
-	if pl.opts.TLS {
-		args = append(args, "--tls-cert", tlsMount+"/node.crt", "--tls-key", tlsMount+"/node.key", "--tls-ca", tlsMount+"/ca.crt")
-	} else {
-		args = append(args, "--insecure")
-	}
-	if n.checkpoints {
-		args = append(args, "--state-dir", stateDir)
-	}
+	// The image is a container of the same pod: on loopback.
+	args := pl.nodeArgs(n, "127.0.0.1", servicePeer)
 	ct := newMapping()
 	ct.set("name", str(kubeNodeContainer))
 	ct.set("image", str(pl.opts.Image))

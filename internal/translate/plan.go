@@ -157,6 +157,48 @@ func newPlan(p *spec.Pipeline, opts Options) (*plan, error) {
 	return pl, nil
 }
 
+// nodeArgs are the arguments of `flowctl node` for n. They are the same
+// for every target but for two addresses: where the node reaches its
+// image component (imageHost, at the component's port), and where it
+// reaches each downstream node (peer; "" leaves flowctl node's default,
+// the component's own name).
+func (pl *plan) nodeArgs(n *node, imageHost string, peer func(d *node) string) []string {
+	c := n.c
+	args := []string{"node", "-f", pl.pipelinePath(), "--component", c.Name, "--http", fmt.Sprintf("0.0.0.0:%d", httpPort)}
+	if pl.receives(n) {
+		// Said even where it is flowctl node's default: the dead-letter
+		// sink has no inputs in the file, yet receives.
+		args = append(args, "--listen", fmt.Sprintf("0.0.0.0:%d", nodePort))
+	}
+	if n.sidecar != "" {
+		args = append(args, "--peer", fmt.Sprintf("%s=%s:%d", c.Name, imageHost, n.componentPort))
+	}
+	for _, d := range n.downstream {
+		if addr := peer(d); addr != "" {
+			args = append(args, "--peer", d.c.Name+"="+addr)
+		}
+	}
+	if pl.opts.TLS {
+		args = append(args, "--tls-cert", tlsMount+"/node.crt", "--tls-key", tlsMount+"/node.key", "--tls-ca", tlsMount+"/ca.crt")
+	} else {
+		args = append(args, "--insecure")
+	}
+	if n.checkpoints {
+		args = append(args, "--state-dir", stateDir)
+	}
+	return args
+}
+
+// servicePeer is the downstream address where a node's service name is
+// not its component's name (flowctl node dials the component's name by
+// default).
+func servicePeer(d *node) string {
+	if d.service != d.c.Name {
+		return fmt.Sprintf("%s:%d", d.service, nodePort)
+	}
+	return ""
+}
+
 // receives reports whether other nodes push to n: it has inputs, or it is
 // the dead-letter sink.
 func (pl *plan) receives(n *node) bool {
