@@ -1,12 +1,16 @@
 package examples
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/flowctl/flowctl/internal/components"
 	"github.com/flowctl/flowctl/internal/graph"
+	"github.com/flowctl/flowctl/internal/pipetest"
 	"github.com/flowctl/flowctl/internal/spec"
 )
 
@@ -19,9 +23,41 @@ func exampleFiles(t *testing.T) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, m...)
+		for _, f := range m {
+			if !pipetest.IsTestFile(f) { // a pipeline's tests, not a pipeline
+				files = append(files, f)
+			}
+		}
 	}
 	return files
+}
+
+// TestExamplePipelineTests runs the examples' pipeline tests
+// (*_test.yaml, what `flowctl test` runs), so that they stay green.
+func TestExamplePipelineTests(t *testing.T) {
+	files, err := pipetest.Find([]string{"."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no *_test.yaml under examples/")
+	}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			if _, err := exec.LookPath("python3"); err != nil && strings.HasPrefix(f, "python-stdio") {
+				t.Skip("python3 is not installed")
+			}
+			r := pipetest.RunFile(context.Background(), f, pipetest.Options{}, nil, nil)
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			for _, c := range r.Cases {
+				if !c.Passed {
+					t.Errorf("%s:%d: %s:\n%s\n%s", f, c.Line, c.Name, strings.Join(c.Failures, "\n"), c.Output)
+				}
+			}
+		})
+	}
 }
 
 // TestExamplesValidate loads every example with the real built-ins: no

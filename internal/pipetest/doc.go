@@ -1,0 +1,15 @@
+// Package pipetest runs pipeline tests: YAML files next to a pipeline
+// (NAME_test.yaml) that give input events for its sources and the events
+// each sink, and the dead-letter sink, must be handed. `flowctl test`
+// (internal/cli/test.go) finds the files, runs them with Run and prints
+// the results with the reporters here (go test style text, JUnit XML).
+//
+// A case runs the real pipeline in the engine with the real processors,
+// external ones included (started as `flowctl run` starts them), except
+// that the sources the case names are replaced by an in-memory source
+// emitting its events, and every sink by an in-memory capture. See
+// docs/testing.md.
+//
+// It imports spec, graph, engine, components, external, expr and flow;
+// nothing but the CLI imports it.
+package pipetest

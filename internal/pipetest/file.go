@@ -1,0 +1,312 @@
+package pipetest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultTimeout bounds a case that sets no timeout.
+const DefaultTimeout = 30 * time.Second
+
+// File is a test file: the pipeline it tests and its cases.
+type File struct {
+	// Path is where the test file was read from.
+	Path string `yaml:"-"`
+	// Pipeline is the pipeline file, relative to the test file's
+	// directory [NAME.yaml for NAME_test.yaml].
+	Pipeline string `yaml:"pipeline"`
+	// Env resolves ${VAR} in the pipeline file before the environment
+	// does.
+	Env   map[string]string `yaml:"env"`
+	Tests []*Case           `yaml:"tests"`
+}
+
+// PipelinePath is the pipeline file's path.
+func (f *File) PipelinePath() string {
+	p := f.Pipeline
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(filepath.Dir(f.Path), p)
+	}
+	return p
+}
+
+// Case is one test: input events, expected outputs.
+type Case struct {
+	Name string `yaml:"name"`
+	// Inputs are the events each named source emits instead of reading
+	// its own input.
+	Inputs map[string]Input `yaml:"inputs"`
+	// UnusedSources is what happens to sources Inputs does not name:
+	// "" refuses them (the case fails), "drop" removes them.
+	UnusedSources string `yaml:"unused_sources"`
+	// Expect holds what each named sink must be handed; sinks not named
+	// are not checked.
+	Expect map[string]*SinkExpect `yaml:"expect"`
+	// DeadLetters, when given (even empty), are exactly the dead letters
+	// expected, in any order.
+	DeadLetters *[]DeadLetterExpect `yaml:"dead_letters"`
+	// Timeout bounds the run [DefaultTimeout].
+	Timeout Duration `yaml:"timeout"`
+
+	// Line is where the case starts in the test file.
+	Line int `yaml:"-"`
+}
+
+// Input is the events of one source: a list written inline, or a file of
+// JSON lines (one event's data per line).
+type Input struct {
+	Events []any
+	File   string
+	line   int
+}
+
+// UnmarshalYAML reads a list of events or {file: PATH}.
+func (in *Input) UnmarshalYAML(n *yaml.Node) error {
+	in.line = n.Line
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return n.Decode(&in.Events)
+	case yaml.MappingNode:
+		if len(n.Content) == 2 && n.Content[0].Value == "file" && n.Content[1].Kind == yaml.ScalarNode && n.Content[1].Value != "" {
+			in.File = n.Content[1].Value
+			return nil
+		}
+	}
+	return fmt.Errorf("line %d: an input is a list of events or {file: PATH.jsonl}", n.Line)
+}
+
+// SinkExpect is what one sink must be handed.
+type SinkExpect struct {
+	// Events, when given (even empty), are compared with what the sink got.
+	Events *[]any `yaml:"events"`
+	// Match is exact (the data are equal) or subset (each expected object
+	// is a sub-object of the data got) [exact].
+	Match string `yaml:"match"`
+	// Order says whether the events must come in the order written
+	// [true].
+	Order *bool `yaml:"order"`
+	// Where are CEL predicates every event the sink got must satisfy.
+	Where []string `yaml:"where"`
+	// Count, when given, is how many events the sink must get.
+	Count *int `yaml:"count"`
+}
+
+// DeadLetterExpect is one expected dead letter.
+type DeadLetterExpect struct {
+	// Reason is a substring of the error, or /REGEX/.
+	Reason string `yaml:"reason"`
+	// Component, when given, is the component that failed.
+	Component string `yaml:"component"`
+	// Data, when given, must be a sub-object of the original event's data.
+	Data any `yaml:"data"`
+}
+
+// Duration is a time.Duration written as "250ms", "30s".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("line %d: timeout %q: write a positive duration such as 30s", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadFile reads and checks a test file. The error names the file (and
+// the line when known).
+func LoadFile(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if len(root.Content) == 0 {
+		return nil, fmt.Errorf("%s: empty test file: give pipeline: and tests:", path)
+	}
+	f := &File{Path: path}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // a misspelt key is an error, not a check skipped
+	if err := dec.Decode(f); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
+		return nil, fmt.Errorf("%s: %s", path, msg)
+	}
+	f.Path = path
+	// Lines of the cases, for the reports.
+	if m := root.Content[0]; m.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == "tests" && m.Content[i+1].Kind == yaml.SequenceNode {
+				for j, c := range m.Content[i+1].Content {
+					if j < len(f.Tests) && f.Tests[j] != nil {
+						f.Tests[j].Line = c.Line
+					}
+				}
+			}
+		}
+	}
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// check reports what the YAML types cannot.
+func (f *File) check() error {
+	var errs []error
+	bad := func(line int, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s:%d: %s", f.Path, line, fmt.Sprintf(format, a...)))
+	}
+	if f.Pipeline == "" {
+		base := filepath.Base(f.Path)
+		for _, suf := range []string{"_test.yaml", "_test.yml"} {
+			if name, ok := strings.CutSuffix(base, suf); ok {
+				for _, ext := range []string{".yaml", ".yml", ".json"} {
+					if _, err := os.Stat(filepath.Join(filepath.Dir(f.Path), name+ext)); err == nil {
+						f.Pipeline = name + ext
+						break
+					}
+				}
+			}
+		}
+		if f.Pipeline == "" {
+			bad(1, "no pipeline: give the pipeline file it tests (pipeline: NAME.yaml, relative to this file)")
+		}
+	}
+	if len(f.Tests) == 0 {
+		bad(1, "no tests: give a list of cases under tests:")
+	}
+	seen := map[string]bool{}
+	for i, c := range f.Tests {
+		if c == nil {
+			bad(1, "tests[%d] is empty", i)
+			continue
+		}
+		switch {
+		case c.Name == "":
+			bad(c.Line, "tests[%d] has no name", i)
+		case seen[c.Name]:
+			bad(c.Line, "two tests are named %q", c.Name)
+		}
+		seen[c.Name] = true
+		if len(c.Inputs) == 0 {
+			bad(c.Line, "test %q has no inputs: give events for at least one source", c.Name)
+		}
+		if c.UnusedSources != "" && c.UnusedSources != "drop" {
+			bad(c.Line, "test %q: unused_sources %q: the only value is drop", c.Name, c.UnusedSources)
+		}
+		for sink, x := range c.Expect {
+			if x == nil {
+				bad(c.Line, "test %q: expect.%s is empty: give events, where or count", c.Name, sink)
+				continue
+			}
+			if x.Match != "" && x.Match != "exact" && x.Match != "subset" {
+				bad(c.Line, "test %q: expect.%s.match %q: use exact or subset", c.Name, sink, x.Match)
+			}
+			if x.Events == nil && len(x.Where) == 0 && x.Count == nil {
+				bad(c.Line, "test %q: expect.%s checks nothing: give events, where or count", c.Name, sink)
+			}
+		}
+		if c.DeadLetters != nil {
+			for j, d := range *c.DeadLetters {
+				if d.Reason == "" && d.Data == nil && d.Component == "" {
+					bad(c.Line, "test %q: dead_letters[%d] checks nothing: give reason, component or data", c.Name, j)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// timeout is the case's timeout, the default applied.
+func (c *Case) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return time.Duration(c.Timeout)
+	}
+	return DefaultTimeout
+}
+
+// IsTestFile reports whether name is a test file's name.
+func IsTestFile(name string) bool {
+	base := filepath.Base(name)
+	return strings.HasSuffix(base, "_test.yaml") || strings.HasSuffix(base, "_test.yml")
+}
+
+// Find returns the test files of paths: a file is taken as is, a directory
+// is walked for *_test.yaml (skipping .git and .flowctl). The result is
+// sorted, without duplicates.
+func Find(paths []string) ([]string, error) {
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	var out []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, filepath.Clean(p))
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if path != p && (d.Name() == ".git" || d.Name() == ".flowctl") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if IsTestFile(path) {
+				out = append(out, filepath.Clean(path))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// readJSONLines reads a file of one JSON value per line (blank lines
+// skipped); each line is kept as written.
+func readJSONLines(path string) ([][]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out [][]byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		if !json.Valid(line) {
+			return nil, fmt.Errorf("%s:%d: not a JSON value", path, n)
+		}
+		out = append(out, bytes.Clone(line))
+	}
+	return out, sc.Err()
+}
