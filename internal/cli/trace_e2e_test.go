@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -31,13 +32,12 @@ type otlpReceiver struct {
 }
 
 type recvSpan struct {
-	service, name         string
-	trace, id, parent     string
-	attrs                 map[string]string
-	start, end            uint64
-	statusCode            tracepb.Status_StatusCode
-	kind                  tracepb.Span_SpanKind
-	resourceAttrsOfTheRun map[string]string
+	service, name     string
+	trace, id, parent string
+	attrs             map[string]string
+	start, end        uint64
+	statusCode        tracepb.Status_StatusCode
+	kind              tracepb.Span_SpanKind
 }
 
 func startOTLPReceiver(t *testing.T) *otlpReceiver {
@@ -284,4 +284,82 @@ func keysOf[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// stdioEcho is a stdio processor that copies its input's
+// metadata.traceparent into the payload (tp), so the test can read what
+// crossed the JSON protocol.
+const stdioEcho = `import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    data = msg["event"].get("data") or {}
+    data["tp"] = (msg["event"].get("metadata") or {}).get("traceparent", "")
+    sys.stdout.write(json.dumps({"seq": msg["seq"], "data": data, "done": True}) + "\n")
+    sys.stdout.flush()
+`
+
+// TestTraceStdioE2E: over the stdio protocol every event of a traced batch
+// carries, in metadata.traceparent, flowctl's span for that hop.
+func TestTraceStdioE2E(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("needs python3")
+	}
+	bin := flowctlBinary(t)
+	recv := startOTLPReceiver(t)
+	dir := t.TempDir()
+	const events = 600
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), events)
+	if err := os.WriteFile(filepath.Join(dir, "echo.py"), []byte(stdioEcho), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pl := fmt.Sprintf(`name: traced-stdio
+sources: [{name: ledger, type: file, config: {path: in.jsonl}}]
+processors: [{name: echo, command: [%q, echo.py], protocol: stdio, inputs: [ledger]}]
+sinks: [{name: out, type: file, inputs: [echo], config: {path: out.jsonl}}]
+`, python)
+	if err := os.WriteFile(filepath.Join(dir, "pipeline.yaml"), []byte(pl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run", "-f", "pipeline.yaml", "--from-start")
+	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OTEL_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+recv.addr, "OTEL_EXPORTER_OTLP_INSECURE=true")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("flowctl run: %v\n%s", err, out)
+	}
+	spans := recv.waitFor(t, 10*time.Second, func(s []recvSpan) bool { return len(s) > 0 })
+	hops := map[string]bool{}
+	for _, s := range spans {
+		if s.name == "process echo" {
+			hops["00-"+s.trace+"-"+s.id+"-01"] = true
+		}
+	}
+	if len(hops) == 0 {
+		t.Fatalf("no span for the stdio processor among %d", len(spans))
+	}
+	lines := readLines(t, filepath.Join(dir, "out.jsonl"))
+	if len(lines) != events {
+		t.Fatalf("wrote %d lines, want %d", len(lines), events)
+	}
+	seen := map[string]int{}
+	for _, l := range lines {
+		var v struct {
+			TP string `json:"tp"`
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatal(err)
+		}
+		if !hops[v.TP] {
+			t.Fatalf("event crossed with traceparent %q, not one of flowctl's %d hop spans", v.TP, len(hops))
+		}
+		seen[v.TP]++
+	}
+	t.Logf("%d events over stdio carried %d distinct traceparents (%d hop spans)", events, len(seen), len(hops))
 }
