@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -146,4 +147,38 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestTraceDeadLetter: a processor's failed events reach the dead-letter
+// sink within the batch's trace; the processor's span has error status.
+func TestTraceDeadLetter(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	source := &sliceSource{events: events("s", 4), size: 4}
+	p := comp(proc, "p", failOdd(-1), "s")
+	p.OnError = spec.OnError{Policy: "dead_letter"}
+	out, dl := &memSink{}, &memSink{}
+	pl := pipeline(comp(src, "s", source), p, comp(sink, "out", out, "p"))
+	pl.DeadLetter = comp(sink, "failed", dl)
+	if _, err := run(t, pl, Options{Tracer: tp.Tracer("test")}); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]tracetest.SpanStub{}
+	for _, s := range exp.GetSpans() {
+		byName[s.Name] = s
+	}
+	root, ok := byName["batch s"]
+	if !ok || len(byName) != 4 {
+		t.Fatalf("spans %v, want batch s, process p, write out, write failed", keys(byName))
+	}
+	for _, name := range []string{"process p", "write out", "write failed"} {
+		s := byName[name]
+		if s.Parent.SpanID() != root.SpanContext.SpanID() || s.SpanContext.TraceID() != root.SpanContext.TraceID() {
+			t.Errorf("%s is not a child of the root", name)
+		}
+	}
+	if byName["process p"].Status.Code != codes.Error {
+		t.Errorf("process p status %v, want Error", byName["process p"].Status)
+	}
 }
