@@ -185,6 +185,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		return &exitError{code: 1}
 	}
 	eopts := engine.Options{Grace: o.grace, Logger: log, Dir: o.dir}
+	defer startTracing(&eopts, log)()
 	// Components run by a command or at a url: the manager checks them,
 	// starts the embedded control plane if one speaks gRPC, and supervises
 	// their processes once the engine opens them.

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/flowctl/flowctl/internal/flow"
 )
 
@@ -22,6 +24,8 @@ type ack struct {
 	track *srcTrack
 	seq   uint64
 	pos   flow.Position
+	// span is the batch's root span when it is traced (trace.go), else nil.
+	span trace.Span
 }
 
 var ackPool = sync.Pool{New: func() any { return new(ack) }}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/graph"
 	"github.com/flowctl/flowctl/internal/spec"
@@ -53,6 +55,9 @@ type Options struct {
 	// batch it is handed, for `flowctl tap` (one atomic load per batch
 	// when nobody watches).
 	Taps *tap.Hub
+	// Tracer, if not nil, traces every source batch (see trace.go and
+	// docs/tracing.md); nil costs a nil check per batch.
+	Tracer trace.Tracer
 }
 
 // Engine runs one pipeline once. Build it with New, start it with Run;

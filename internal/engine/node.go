@@ -233,6 +233,7 @@ func (em *emitter) emit(ctx context.Context, events []*flow.Event, done func(err
 		return err
 	}
 	defer n.leave()
+	n.traceBatch(a, len(events))
 
 	soft := ctx.Done()
 	for i := 0; i < len(events); i += flow.MaxBatch {
@@ -352,6 +353,7 @@ func (n *node) finishAck(a *ack, err error) {
 	if !ok {
 		return
 	}
+	a.endTrace(err)
 	if a.done != nil {
 		a.done(err)
 	}
@@ -487,8 +489,9 @@ func (n *node) processBatch(b *batch, seq uint64, buf []*flow.Event) []*flow.Eve
 	out := buf[:0]
 	var tally tally
 	var failed []failure
+	hop := n.startHop(b, "process")
 	if n.batchProc != nil {
-		out = n.processWhole(ctx, b.events, out, &tally, &failed)
+		out = n.processWhole(ctx, hop.events(b.events), out, &tally, &failed)
 	} else {
 		for _, ev := range b.events {
 			start := len(out)
@@ -502,6 +505,7 @@ func (n *node) processBatch(b *batch, seq uint64, buf []*flow.Event) []*flow.Eve
 			}
 		}
 	}
+	hop.end(len(out), tally.errors)
 	n.stats.in.Add(int64(len(b.events)))
 	tally.flush(n.stats)
 	n.stats.proc.observe(time.Duration(n.e.now() - start))
@@ -582,7 +586,8 @@ func (n *node) passTurn() {
 func (n *node) writeBatch(b *batch) {
 	ctx := n.e.hardCtx
 	start := n.e.now()
-	events := b.events
+	hop := n.startHop(b, "write")
+	events := hop.events(b.events)
 	n.stats.in.Add(int64(len(events)))
 	var tally tally
 	var failed []failure
@@ -625,6 +630,7 @@ func (n *node) writeBatch(b *batch) {
 	if len(failed) > 0 {
 		n.settle(b.ack, failed, &tally)
 	}
+	hop.end(tally.out, tally.errors)
 	tally.flush(n.stats)
 	if n.e.stopped() {
 		// Not written (or not known to be): leave the ack pending, the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowctl/flowctl/internal/drivers/process"
 	"github.com/flowctl/flowctl/internal/spec"
+	"github.com/flowctl/flowctl/pkg/tracing"
 )
 
 // Environment variables flowctl gives every component process (the
@@ -35,7 +36,8 @@ const (
 const DefaultHeartbeatInterval = 10 * time.Second
 
 // BuildEnv returns the environment of one start of c, as a map, from lowest
-// to highest precedence: the heartbeat settings (FLOWCTL_HEARTBEAT_INTERVAL,
+// to highest precedence: OTEL_SERVICE_NAME=<c's name> when tracing is on
+// (docs/tracing.md), the heartbeat settings (FLOWCTL_HEARTBEAT_INTERVAL,
 // FLOWCTL_TTL: tuning a component may change in its env), the protocol's
 // variables (launch), c's config keys upper-cased (values that are not
 // strings as JSON), c's env, and last flowctl's own ones (ENABLE_FLOWCTL,
@@ -71,6 +73,11 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (env map[string]str
 		own[EnvToken] = rt.ControlPlane.Token()
 	}
 	env = map[string]string{}
+	if tracing.Enabled(nil) {
+		// A traced component reports as a service of its own (the SDK's
+		// spans), unless its env names one.
+		env[tracing.EnvServiceName] = c.Name
+	}
 	for _, k := range []string{EnvHeartbeatInterval, EnvTTL} {
 		if v, ok := own[k]; ok {
 			env[k] = v

@@ -92,6 +92,14 @@ func (e *Event) WithType(t string) *Event {
 	return c
 }
 
+// WithMetadata returns a copy of e with metadata m (which the copy now
+// owns), keeping the parsed view if one exists.
+func (e *Event) WithMetadata(m map[string]string) *Event {
+	c := e.WithType(e.Type)
+	c.Metadata = m
+	return c
+}
+
 // batchFree is a small free list of batch slices shared by sources and the
 // engine: a source takes one with NewBatch, the engine owns it after Emit
 // and returns it with RecycleBatch once every component is done with it.

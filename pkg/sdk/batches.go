@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -245,6 +246,10 @@ func (ps *processorService) Process(stream streamv1.ProcessorService_ProcessServ
 
 func (ps *processorService) handle(ctx context.Context, b *inBatch) *processAnswer {
 	ctx = withBatch(ctx, Batch{Seq: b.seq, Redelivered: b.redelivered})
+	var span trace.Span
+	if ps.rt.tracer != nil && len(b.events) > 0 {
+		ctx, span = ps.rt.startSpan(ctx, "process", b.events[0].Metadata, len(b.events))
+	}
 	res := &processAnswer{result: true, seq: b.seq, outputs: make([]answerOutput, 0, len(b.events))}
 	for i := range b.events {
 		outs, err := callProcess(ctx, ps.p, &b.events[i])
@@ -258,6 +263,7 @@ func (ps *processorService) handle(ctx context.Context, b *inBatch) *processAnsw
 			}
 		}
 	}
+	endSpan(span, len(res.outputs), len(res.failures))
 	ps.rt.eventsOut.Add(int64(len(res.outputs)))
 	ps.rt.failures.Add(int64(len(res.failures)))
 	return res
@@ -317,6 +323,10 @@ func (ss *sinkService) handle(ctx context.Context, b *inBatch) *streamv1.SinkRes
 		events[i] = &slab[i]
 	}
 	ack := &streamv1.Ack{Seq: b.seq}
+	var span trace.Span
+	if ss.rt.tracer != nil && len(events) > 0 {
+		ctx, span = ss.rt.startSpan(ctx, "write", events[0].Metadata, len(events))
+	}
 	err := callWrite(ctx, ss.s, events)
 	var be *BatchError
 	switch {
@@ -332,6 +342,7 @@ func (ss *sinkService) handle(ctx context.Context, b *inBatch) *streamv1.SinkRes
 			ack.Failures = append(ack.Failures, failure(i, err))
 		}
 	}
+	endSpan(span, len(events)-len(ack.Failures), len(ack.Failures))
 	ss.rt.eventsOut.Add(int64(len(events) - len(ack.Failures)))
 	ss.rt.failures.Add(int64(len(ack.Failures)))
 	return &streamv1.SinkResponse{Ack: ack}

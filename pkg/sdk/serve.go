@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -128,6 +129,10 @@ type runtime struct {
 	hbMu sync.Mutex
 
 	batches, eventsIn, eventsOut, failures atomic.Int64
+	// tracer is nil unless tracing is on (trace.go); spanName names the
+	// component in its spans.
+	tracer   trace.Tracer
+	spanName string
 }
 
 func run(ctx context.Context, role streamv1.Role, opts []Option, newRole func(*runtime) roleServer) error {
@@ -140,6 +145,7 @@ func run(ctx context.Context, role streamv1.Role, opts []Option, newRole func(*r
 		rt.log = rt.log.With("id", s.id)
 	}
 	rs := newRole(rt)
+	defer rt.startTracing()()
 	if s.cpuProfile != "" {
 		stop, err := startCPUProfile(s.cpuProfile)
 		if err != nil {
