@@ -65,15 +65,6 @@ var kubeKinds = []struct{ apiVersion, kind string }{
 
 var kubeClaims = struct{ apiVersion, kind string }{"v1", "PersistentVolumeClaim"}
 
-// kubeSelector selects the objects of one pipeline (all with "").
-func kubeSelector(pipeline string) string {
-	sel := "app.kubernetes.io/managed-by=flowctl"
-	if pipeline != "" {
-		sel += ",flowctl.pipeline=" + pipeline
-	}
-	return sel
-}
-
 // runApplyKube is `flowctl apply --target kubernetes`.
 func runApplyKube(ctx context.Context, g *globals, o applyOptions) error {
 	if len(o.files) == 0 {
@@ -179,7 +170,7 @@ func applyKubeFile(ctx context.Context, g *globals, c *kube.Client, f applyFile,
 	// Objects of an earlier apply that the file no longer has (a removed
 	// component) are deleted; claims stay (their data is not ours to drop).
 	for _, k := range kubeKinds {
-		objs, err := c.List(ctx, k.apiVersion, k.kind, kube.AllNamespaces, kubeSelector(labelValueOf(f.pl.Name)))
+		objs, err := c.List(ctx, k.apiVersion, k.kind, kube.AllNamespaces, translate.KubernetesSelector(f.pl.Name))
 		if err != nil {
 			return err
 		}
@@ -194,23 +185,6 @@ func applyKubeFile(ctx context.Context, g *globals, c *kube.Client, f applyFile,
 		}
 	}
 	return nil
-}
-
-// labelValueOf is the label value translate gives a pipeline name.
-func labelValueOf(name string) string {
-	var b strings.Builder
-	for _, r := range name {
-		if (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') || r == '-' || r == '_' || r == '.' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('-')
-		}
-	}
-	s := strings.Trim(b.String(), "-_.")
-	if len(s) > 63 {
-		s = strings.Trim(s[:63], "-_.")
-	}
-	return s
 }
 
 // kubeCerts keeps the TLS files of an earlier apply in dir (so that nodes
@@ -291,10 +265,7 @@ func kubeSecretDocs(pipeline string, sources []translate.SecretSource, outputs m
 	}
 	var docs [][]byte
 	for _, s := range order {
-		meta := map[string]any{"name": s.name, "labels": map[string]string{
-			"app.kubernetes.io/managed-by": "flowctl", "app.kubernetes.io/part-of": labelValueOf(pipeline),
-			"flowctl.pipeline": labelValueOf(pipeline),
-		}}
+		meta := map[string]any{"name": s.name, "labels": translate.KubernetesLabels(pipeline)}
 		if s.namespace != "" {
 			meta["namespace"] = s.namespace
 		}
@@ -368,7 +339,7 @@ func getKubePipelines(ctx context.Context, g *globals, kf kubeFlags, name string
 	type row struct{ pipeline, component, kind, namespace, ready string }
 	var rows []row
 	for _, k := range kubeKinds[:2] {
-		objs, err := c.List(ctx, k.apiVersion, k.kind, kube.AllNamespaces, kubeSelector(labelValueOf(name)))
+		objs, err := c.List(ctx, k.apiVersion, k.kind, kube.AllNamespaces, translate.KubernetesSelector(name))
 		if err != nil {
 			return err
 		}
@@ -426,7 +397,7 @@ func deleteKube(ctx context.Context, g *globals, kf kubeFlags, name string, volu
 	}
 	n := 0
 	for _, k := range kinds {
-		objs, err := c.List(ctx, k.apiVersion, k.kind, kube.AllNamespaces, kubeSelector(labelValueOf(name)))
+		objs, err := c.List(ctx, k.apiVersion, k.kind, kube.AllNamespaces, translate.KubernetesSelector(name))
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -116,7 +117,8 @@ spec:
 	}
 
 	code, out, errb = flow("get", "pipelines", "kpay")
-	if code != 0 || !strings.Contains(out, "PIPELINE") || !strings.Contains(out, "kpay      large") && !strings.Contains(out, "large") || !strings.Contains(out, "0/1") {
+	if code != 0 || !strings.Contains(out, "PIPELINE") || !regexp.MustCompile(`(?m)^kpay\s+large\s+deployment\s+team-pay\s+0/1$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^kpay\s+events\s+statefulset\s+team-pay\s+0/1$`).MatchString(out) || strings.Contains(out, "audit") {
 		t.Errorf("get: exit %d\n%s%s", code, out, errb)
 	}
 	code, out, errb = flow("delete", "pipeline", "kpay")

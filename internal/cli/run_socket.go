@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -92,13 +91,5 @@ func (s *runSocket) Close() {
 	<-s.done
 }
 
-// unixHTTPClient is an HTTP client that reaches the server on the Unix
-// socket path whatever the URL's host.
-func unixHTTPClient(path string) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-	}}
-}
+// unixHTTPClient is an HTTP client of a run's socket.
+func unixHTTPClient(path string) *http.Client { return tap.UnixClient(path) }

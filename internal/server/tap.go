@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -75,12 +74,7 @@ func (a *api) runClient(ctx context.Context, name string) (*http.Client, error) 
 	if _, err := os.Stat(sock); err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "pipeline %q has no run serving taps now (is it running? `flowctl get pipelines %s`)", name, name)
 	}
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-	}}, nil
+	return tap.UnixClient(sock), nil
 }
 
 // runStatsPath is where a run serves its live counters (cli's liveStatsPath).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -271,6 +272,17 @@ func serve(ctx context.Context, w http.ResponseWriter, h *Hub, points []Point, t
 			}
 		}
 	}
+}
+
+// UnixClient is an HTTP client that reaches the server on the Unix socket
+// path whatever a URL's host (a run's socket: see flowctl run --socket).
+func UnixClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
 }
 
 // Watch requests a tap stream from base (the URL of a server serving

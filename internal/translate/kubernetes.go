@@ -1146,6 +1146,24 @@ var (
 // labelValueOK reports whether v is a Kubernetes label value.
 func labelValueOK(v string) bool { return v == "" || (len(v) <= 63 && labelNameRE.MatchString(v)) }
 
+// KubernetesSelector is the label selector of every object the
+// Kubernetes manifest of pipeline has (every pipeline's with ""), as
+// apply, get and delete look them up.
+func KubernetesSelector(pipeline string) string {
+	sel := labelManagedBy + "=flowctl"
+	if pipeline != "" {
+		sel += "," + labelPipeline + "=" + labelValue(pipeline)
+	}
+	return sel
+}
+
+// KubernetesLabels are the labels apply puts on the Secrets it makes for
+// pipeline, so that the selector finds them with the rest.
+func KubernetesLabels(pipeline string) map[string]string {
+	v := labelValue(pipeline)
+	return map[string]string{labelManagedBy: "flowctl", labelPartOf: v, labelPipeline: v}
+}
+
 // labelValue makes v a label value (a DNS label when it is not one).
 func labelValue(v string) string {
 	if labelValueOK(v) {
