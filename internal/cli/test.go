@@ -31,8 +31,11 @@ func newTestCmd(g *globals) *cobra.Command {
 Each case gives events for the pipeline's sources and what each sink, and the dead-letter
 sink, must be handed. The pipeline runs in this process with its real processors, external
 ones included (started from the pipeline file's directory as "flowctl run" starts them);
-the sources the case names emit its events instead of reading their input, and every sink
-is replaced by a capture that the expectations are checked against. See docs/testing.md.
+the sources the case names emit its events instead of reading their input. The file, http
+and sqlite sinks run for real, redirected into a temporary directory or to a capture server
+on 127.0.0.1, and the expectations are checked against what they wrote; every other sink is
+an in-memory capture (sinks: capture in a test file or case captures them all). See
+docs/testing.md.
 
 A PATH is a test file or a directory searched recursively for *_test.yaml (.git and
 .flowctl are skipped); none means the current directory.

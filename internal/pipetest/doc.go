@@ -7,7 +7,9 @@
 // A case runs the real pipeline in the engine with the real processors,
 // external ones included (started as `flowctl run` starts them), except
 // that the sources the case names are replaced by an in-memory source
-// emitting its events, and every sink by an in-memory capture. See
+// emitting its events; the file, http and sqlite sinks run for real,
+// redirected to a temporary directory or a capture server on loopback
+// (realsink.go), and the other sinks are in-memory captures. See
 // docs/testing.md.
 //
 // It imports spec, graph, engine, components, external, expr and flow;

@@ -28,8 +28,13 @@ type File struct {
 	Pipeline string `yaml:"pipeline"`
 	// Env resolves ${VAR} in the pipeline file before the environment
 	// does.
-	Env   map[string]string `yaml:"env"`
-	Tests []*Case           `yaml:"tests"`
+	Env map[string]string `yaml:"env"`
+	// Sinks is how the cases run the sinks: real (file, http and sqlite
+	// sinks write for real, redirected to a temporary directory or a
+	// capture server; the others are captured) or capture (every sink is
+	// an in-memory capture) [real]. A case may say otherwise.
+	Sinks string  `yaml:"sinks"`
+	Tests []*Case `yaml:"tests"`
 }
 
 // PipelinePath is the pipeline file's path.
@@ -58,6 +63,8 @@ type Case struct {
 	DeadLetters *[]DeadLetterExpect `yaml:"dead_letters"`
 	// Timeout bounds the run [DefaultTimeout].
 	Timeout Duration `yaml:"timeout"`
+	// Sinks overrides the file's sinks: for this case.
+	Sinks string `yaml:"sinks"`
 
 	// Line is where the case starts in the test file.
 	Line int `yaml:"-"`
@@ -191,6 +198,9 @@ func (f *File) check() error {
 	if len(f.Tests) == 0 {
 		bad(1, "no tests: give a list of cases under tests:")
 	}
+	if f.Sinks != "" && f.Sinks != SinksReal && f.Sinks != SinksCapture {
+		bad(1, "sinks %q: use real (file, http and sqlite sinks write for real, redirected) or capture (every sink in memory)", f.Sinks)
+	}
 	seen := map[string]bool{}
 	for i, c := range f.Tests {
 		if c == nil {
@@ -206,6 +216,9 @@ func (f *File) check() error {
 		seen[c.Name] = true
 		if len(c.Inputs) == 0 {
 			bad(c.Line, "test %q has no inputs: give events for at least one source", c.Name)
+		}
+		if c.Sinks != "" && c.Sinks != SinksReal && c.Sinks != SinksCapture {
+			bad(c.Line, "test %q: sinks %q: use real (file, http and sqlite sinks write for real, redirected) or capture (every sink in memory)", c.Name, c.Sinks)
 		}
 		if c.UnusedSources != "" && c.UnusedSources != "drop" {
 			bad(c.Line, "test %q: unused_sources %q: the only value is drop", c.Name, c.UnusedSources)
@@ -239,6 +252,18 @@ func (c *Case) timeout() time.Duration {
 		return time.Duration(c.Timeout)
 	}
 	return DefaultTimeout
+}
+
+// sinks is how the case runs the sinks, the file's setting and the
+// default applied.
+func (c *Case) sinks(f *File) string {
+	switch {
+	case c.Sinks != "":
+		return c.Sinks
+	case f.Sinks != "":
+		return f.Sinks
+	}
+	return SinksReal
 }
 
 // IsTestFile reports whether name is a test file's name.
