@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -13,7 +14,7 @@ import (
 
 // Field names of the file, in the order they are documented.
 var (
-	flatFields     = []string{"name", "description", "driver", "sources", "processors", "sinks", "dead_letter", "pipelines", "config"}
+	flatFields     = []string{"name", "description", "driver", "sources", "processors", "sinks", "dead_letter", "pipelines", "config", "tests"}
 	envelopeFields = []string{"apiVersion", "kind", "metadata", "spec"}
 	metadataFields = []string{"name", "namespace", "labels", "annotations", "description"}
 	specFields     = []string{"description", "driver", "sources", "processors", "sinks", "dead_letter", "pipelines", "config"}
@@ -132,7 +133,8 @@ func (p *parser) pipeline(root *yaml.Node) *Pipeline {
 		moved[f] = fmt.Sprintf("in the flowctl/v1 form %q goes under `spec:`", f)
 	}
 	moved["name"] = "in the flowctl/v1 form the name goes under `metadata:`"
-	entries, _ := p.earlierMapping(root, "the pipeline", envelopeFields, moved)
+	// tests: sits at the top of the file in both forms (flowctl test).
+	entries, _ := p.earlierMapping(root, "the pipeline", append(slices.Clone(envelopeFields), "tests"), moved)
 	var haveAPI, haveKind, haveMeta, haveSpec bool
 	for _, e := range entries {
 		switch e.key.Value {
@@ -152,10 +154,13 @@ func (p *parser) pipeline(root *yaml.Node) *Pipeline {
 		case "metadata":
 			haveMeta = true
 			p.metadata(pl, e.val)
+		case "tests":
+			p.tests(e.val)
 		case "spec":
 			haveSpec = true
 			specEntries, ok := p.earlierMapping(e.val, "spec", specFields, map[string]string{
-				"name": "the name goes under `metadata:`",
+				"name":  "the name goes under `metadata:`",
+				"tests": "tests: goes at the top of the file, next to `spec:`",
 			})
 			if ok {
 				p.body(pl, specEntries)
@@ -294,6 +299,27 @@ func (p *parser) body(pl *Pipeline, entries []entry) {
 			}
 		case "pipelines":
 			pl.Pipelines = p.pipelineRefs(e.val)
+		case "tests":
+			p.tests(e.val)
+		}
+	}
+}
+
+// tests checks the shape of the pipeline tests a file may carry under
+// `tests:`: a list of mappings. What a case says is `flowctl test`'s to
+// check; run, validate and translate ignore the section.
+func (p *parser) tests(n *yaml.Node) {
+	if isNull(n) {
+		return
+	}
+	v := resolve(n)
+	if v.Kind != yaml.SequenceNode {
+		p.errorf(p.pos(n), "write the cases as a list: `- name: ...` entries (see flowctl test)", "tests must be a list of test cases, got %s", kindName(n))
+		return
+	}
+	for i, c := range v.Content {
+		if resolve(c).Kind != yaml.MappingNode {
+			p.errorf(p.pos(c), "write each case as a mapping with name:, inputs: and expect: (see flowctl test)", "tests[%d] must be a test case, got %s", i, kindName(c))
 		}
 	}
 }

@@ -187,9 +187,20 @@ func flatSchema() object {
 			"driver", driverSchema(),
 			"pipelines", pipelinesSchema(),
 			"config", pipelineConfigSchema(),
+			"tests", testsSchema(),
 		),
 		"required", []string{"name"},
 		"additionalProperties", false,
+	)
+}
+
+// testsSchema is the pipeline tests a file may carry; flowctl test checks
+// the cases themselves (docs/testing.md).
+func testsSchema() object {
+	return obj(
+		"description", "Pipeline tests of this file, run by flowctl test: cases with name, inputs, expect, dead_letters (see docs/testing.md). Ignored by run, validate and translate.",
+		"type", []string{"array", "null"},
+		"items", obj("type", "object"),
 	)
 }
 
@@ -252,6 +263,7 @@ func envelopeSchema() object {
 			"kind", obj("const", "Pipeline"),
 			"metadata", ref("metadata"),
 			"spec", ref("envelopeSpec"),
+			"tests", testsSchema(),
 		),
 		"required", []string{"apiVersion", "kind", "metadata", "spec"},
 		"additionalProperties", false,

@@ -212,6 +212,7 @@ func TestSchemaRejects(t *testing.T) {
 		want string
 	}{
 		{"unknown top-level field", head + "sinkz: []\n", "additional properties 'sinkz' not allowed"},
+		{"tests is not a list", head + "tests: {name: a}\n", "at '/tests': got object, want null or array"},
 		{"unknown component field", "name: p\nsources:\n  - name: s\n    type: generate\n    bufer: 3\n", "additional properties 'bufer' not allowed"},
 		{"buffer is a string", "name: p\nsources:\n  - name: s\n    type: generate\n    buffer: lots\n", "at '/sources/0/buffer': got string, want integer"},
 		{"buffer below one", "name: p\nsources:\n  - name: s\n    type: generate\n    buffer: 0\n", "at '/sources/0/buffer': minimum"},
