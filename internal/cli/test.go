@@ -26,7 +26,7 @@ func newTestCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "test [PATH...]",
-		Short: "Run the pipeline tests (*_test.yaml files) and report like go test",
+		Short: "Run the pipeline tests (*_test.yaml files, tests: sections) and report like go test",
 		Long: `test runs pipeline tests: YAML files named NAME_test.yaml next to the pipeline they test.
 Each case gives events for the pipeline's sources and what each sink, and the dead-letter
 sink, must be handed. The pipeline runs in this process with its real processors, external
@@ -37,8 +37,10 @@ on 127.0.0.1, and the expectations are checked against what they wrote; every ot
 an in-memory capture (sinks: capture in a test file or case captures them all). See
 docs/testing.md.
 
-A PATH is a test file or a directory searched recursively for *_test.yaml (.git and
-.flowctl are skipped); none means the current directory.
+A pipeline file may also carry its cases itself, under a top-level tests: key.
+
+A PATH is a test file, a pipeline file with a tests: section, or a directory searched
+recursively for both (.git and .flowctl are skipped); none means the current directory.
 
 Exit status: 0 when every case passed, 1 when one failed, 2 when a test file could not be
 read or checked, or no test file was found.`,
@@ -119,7 +121,7 @@ func runTests(ctx context.Context, g *globals, paths []string, run string, verbo
 		if len(paths) > 0 {
 			where = fmt.Sprint(paths)
 		}
-		fmt.Fprintf(g.stderr, "flowctl test: no test files (*_test.yaml) in %s\n", where)
+		fmt.Fprintf(g.stderr, "flowctl test: no test files (*_test.yaml, or pipeline files with a tests: section) in %s\n", where)
 		return &exitError{code: exitTestUsage}
 	}
 	rep := &pipetest.TextReporter{W: g.stdout, Verbose: verbose}

@@ -127,6 +127,30 @@ tests:
 			t.Errorf("failed case: %+v", c)
 		}
 	})
+	t.Run("tests section in the pipeline file", func(t *testing.T) {
+		sec := filepath.Join(dir, "section")
+		if err := os.MkdirAll(sec, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sec, "pipe.yaml"), []byte(`name: pipe
+sources: [{name: in, type: stdin}]
+processors: [{name: big, type: filter, inputs: [in], config: {expr: "data.amount >= 10"}}]
+sinks: [{name: out, type: file, inputs: [big], config: {path: out/big.jsonl}}]
+tests:
+  - name: the file sink gets the big ones
+    inputs: {in: [{amount: 5}, {amount: 50}]}
+    expect: {out: {events: [{amount: 50}]}}
+`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, code := runFlowctlTest(t, sec, "-v")
+		if code != 0 || !strings.Contains(out, "--- PASS: the file sink gets the big ones") || !strings.Contains(out, "ok  \tpipe.yaml\t") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		if _, err := os.Stat(filepath.Join(sec, "out")); !os.IsNotExist(err) {
+			t.Errorf("the file sink wrote beside the pipeline (%v), not into a temporary directory", err)
+		}
+	})
 	t.Run("usage and file errors exit 2", func(t *testing.T) {
 		bad := filepath.Join(dir, "bad")
 		if err := os.MkdirAll(bad, 0o755); err != nil {

@@ -144,13 +144,33 @@ func LoadFile(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	if len(root.Content) == 0 {
+		if !IsTestFile(path) {
+			return nil, fmt.Errorf("%s: empty file", path)
+		}
 		return nil, fmt.Errorf("%s: empty test file: give pipeline: and tests:", path)
 	}
 	f := &File{Path: path}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true) // a misspelt key is an error, not a check skipped
-	if err := dec.Decode(f); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var err2 error
+	if IsTestFile(path) {
+		err2 = dec.Decode(f)
+	} else {
+		// A pipeline file with a tests: section: the pipeline is the file
+		// itself; its other keys are the pipeline's (spec checks them),
+		// while the cases are decoded as strictly as in a test file.
+		var pf struct {
+			Tests []*Case        `yaml:"tests"`
+			Rest  map[string]any `yaml:",inline"`
+		}
+		err2 = dec.Decode(&pf)
+		f.Tests, f.Pipeline = pf.Tests, filepath.Base(path)
+		if err2 == nil && !hasKey(root.Content[0], "tests") {
+			return nil, fmt.Errorf("%s: no tests: section: add the cases under tests: at the top of the pipeline file, or write them in %s", path, testFileFor(path))
+		}
+	}
+	if err2 != nil {
+		msg := strings.TrimPrefix(err2.Error(), "yaml: ")
 		msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
 		return nil, fmt.Errorf("%s: %s", path, msg)
 	}
@@ -266,6 +286,46 @@ func (c *Case) sinks(f *File) string {
 	return SinksReal
 }
 
+// hasKey reports whether the mapping n has key.
+func hasKey(n *yaml.Node, key string) bool {
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+// testFileFor is the name of the test file of pipeline file path.
+func testFileFor(path string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(filepath.Base(path), ext) + "_test.yaml"
+}
+
+// HasTests reports whether path is a pipeline file with a top-level
+// tests: section. Only the top level is decoded; a file that is not YAML
+// has none.
+func HasTests(path string) bool {
+	switch filepath.Ext(path) {
+	case ".yaml", ".yml", ".json":
+	default:
+		return false
+	}
+	if IsTestFile(path) {
+		return false
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var top map[string]yaml.Node
+	if yaml.Unmarshal(data, &top) != nil {
+		return false
+	}
+	t, ok := top["tests"]
+	return ok && t.Kind == yaml.SequenceNode
+}
+
 // IsTestFile reports whether name is a test file's name.
 func IsTestFile(name string) bool {
 	base := filepath.Base(name)
@@ -273,8 +333,9 @@ func IsTestFile(name string) bool {
 }
 
 // Find returns the test files of paths: a file is taken as is, a directory
-// is walked for *_test.yaml (skipping .git and .flowctl). The result is
-// sorted, without duplicates.
+// is walked for *_test.yaml and for pipeline files with a top-level
+// tests: section (skipping .git and .flowctl). The result is sorted,
+// without duplicates.
 func Find(paths []string) ([]string, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
@@ -299,7 +360,7 @@ func Find(paths []string) ([]string, error) {
 				}
 				return nil
 			}
-			if IsTestFile(path) {
+			if IsTestFile(path) || HasTests(path) {
 				out = append(out, filepath.Clean(path))
 			}
 			return nil

@@ -94,3 +94,55 @@ func TestDecodeEnvelope(t *testing.T) {
 		t.Error("decodeEnvelope(not json): no error")
 	}
 }
+
+// TestTestsSection: a pipeline file with a top-level tests: section is a
+// test file of itself; Find picks it up in a directory.
+func TestTestsSection(t *testing.T) {
+	r := RunFile(context.Background(), filepath.Join("testdata", "inline.yaml"), Options{}, nil, nil)
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if len(r.Cases) != 2 {
+		t.Fatalf("ran %d cases, want 2", len(r.Cases))
+	}
+	if c := r.Cases[0]; !c.Passed || c.Line != 17 {
+		t.Errorf("%s: passed %v at line %d, want a pass at line 17:\n%s", c.Name, c.Passed, c.Line, strings.Join(c.Failures, "\n"))
+	}
+	if c := r.Cases[1]; c.Passed || !strings.Contains(strings.Join(c.Failures, "\n"), `- {"amount":51}`) {
+		t.Errorf("%s: passed %v, want a failure with the diff:\n%s", c.Name, c.Passed, strings.Join(c.Failures, "\n"))
+	}
+
+	files, err := Find([]string{"testdata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"testdata/inline.yaml", "testdata/pipe_test.yaml", "testdata/py_test.yaml", "testdata/real_test.yaml"}
+	for i := range want {
+		want[i] = filepath.FromSlash(want[i])
+	}
+	if strings.Join(files, ",") != strings.Join(want, ",") {
+		t.Errorf("Find(testdata) = %v, want %v", files, want)
+	}
+}
+
+// TestTestsSectionErrors: the cases of a tests: section are checked as
+// strictly as in a test file, with the pipeline file's lines.
+func TestTestsSectionErrors(t *testing.T) {
+	const head = "name: p\nsources: [{name: in, type: stdin}]\nsinks: [{name: out, type: stdout, inputs: [in]}]\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"misspelt key", head + "tests:\n  - name: a\n    inputs: {in: [1]}\n    expct: {out: {count: 1}}\n", "p.yaml: line 7: field expct not found"},
+		{"no section", head, "p.yaml: no tests: section: add the cases under tests: at the top of the pipeline file, or write them in p_test.yaml"},
+		{"no name", head + "tests:\n  - inputs: {in: [1]}\n", "p.yaml:5: tests[0] has no name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "p.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadFile(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("LoadFile: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
