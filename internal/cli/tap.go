@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -84,20 +83,12 @@ events are dropped for the tap only, and tap says how many.`,
 func runTap(ctx context.Context, g *globals, o tapOptions, pipe string, req tap.Request) error {
 	sock := o.socket
 	if sock == "" && !o.server.given() {
-		if def, err := defaultRunSocket(pipe); err == nil {
-			if _, err := os.Stat(def); err == nil {
-				sock = def
-			}
-		}
+		sock = liveRunSocket(pipe, "")
 	}
 	p := &tapPrinter{w: g.stdout, errw: g.stderr, json: o.output == "json"}
 	if sock != "" {
-		err := tap.Watch(ctx, unixHTTPClient(sock), "http://run", req, p.record)
-		if err != nil && ctx.Err() == nil {
-			if o.socket == "" && isNoListener(err) {
-				return fmt.Errorf("no run of pipeline %q answers on %s (it ended?); a pipeline started by `flowctl run` serves its taps there", pipe, sock)
-			}
-			return fmt.Errorf("tap %s: %w", pipe, err)
+		if err := watchRun(ctx, pipe, sock, o.socket != "", req, p.record); err != nil {
+			return err
 		}
 		p.finish()
 		return nil

@@ -23,6 +23,7 @@ func newTestCmd(g *globals) *cobra.Command {
 		run     string
 		verbose bool
 		junit   string
+		rec     recordOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "test [PATH...]",
@@ -42,11 +43,17 @@ A pipeline file may also carry its cases itself, under a top-level tests: key.
 A PATH is a test file, a pipeline file with a tests: section, or a directory searched
 recursively for both (.git and .flowctl are skipped); none means the current directory.
 
+--record COMPONENT -f FILE does not run tests: it attaches to the running pipeline of FILE
+(started by "flowctl run" on this machine; it serves its taps on a private socket) and
+writes the events leaving COMPONENT (--edge in: reaching it) as a JSON-lines fixture, one
+event's data per line, which a case reads with inputs: {SOURCE: {file: FIXTURE}}.
+
 Exit status: 0 when every case passed, 1 when one failed, 2 when a test file could not be
 read or checked, or no test file was found.`,
 		Example: `  flowctl test
   flowctl test examples/fanout-fanin_test.yaml -v
-  flowctl test -run 'refund' --junit report.xml ./pipelines`,
+  flowctl test -run 'refund' --junit report.xml ./pipelines
+  flowctl test --record enrich -f pipeline.yaml --limit 20 -o testdata/enriched.jsonl`,
 		// Flags are parsed here so that go test's spelling (-run, -v,
 		// -junit) works as well as --run.
 		DisableFlagParsing: true,
@@ -62,6 +69,18 @@ read or checked, or no test file was found.`,
 			if _, err := g.logger(); err != nil {
 				return err
 			}
+			if rec.component != "" {
+				if fs.NArg() > 0 {
+					return fmt.Errorf("--record takes no PATH (got %s): name the pipeline file with -f", strings.Join(fs.Args(), " "))
+				}
+				return runRecord(cmd.Context(), g, rec)
+			}
+			for _, name := range []string{"file", "edge", "limit", "timeout", "output", "full", "socket"} {
+				if fs.Changed(name) {
+					fmt.Fprintf(g.stderr, "flowctl test: --%s goes with --record COMPONENT\n", name)
+					return &exitError{code: exitTestUsage}
+				}
+			}
 			return runTests(cmd.Context(), g, fs.Args(), run, verbose, junit)
 		},
 	}
@@ -73,6 +92,14 @@ read or checked, or no test file was found.`,
 	f.StringVar(&run, "run", "", "run only the cases whose name matches this regular expression")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print every case as it runs and passes, with the components' output")
 	f.StringVar(&junit, "junit", "", "also write the results as JUnit XML to this file")
+	f.StringVar(&rec.component, "record", "", "record the events crossing this component of the running pipeline (-f) into a fixture, instead of running tests")
+	f.StringVarP(&rec.file, "file", "f", "", "with --record: the pipeline file of the running pipeline")
+	f.StringVar(&rec.edge, "edge", "", "with --record: out (what the component emits) or in (what it is handed) [out; a sink's in]")
+	f.IntVar(&rec.limit, "limit", defaultRecordLimit, "with --record: stop after N events (0: at --timeout or an interrupt)")
+	f.DurationVar(&rec.timeout, "timeout", defaultRecordTimeout, "with --record: stop after this long (0: no limit)")
+	f.StringVarP(&rec.output, "output", "o", "", "with --record: write the fixture to this file [standard output]")
+	f.BoolVar(&rec.full, "full", false, "with --record: write each event with its attributes ({id, type, source, metadata, data}), not its data only")
+	f.StringVar(&rec.socket, "socket", "", "with --record: the socket of the run (as given to its --socket) [$XDG_STATE_HOME/flowctl/runs/NAME.sock]")
 	return cmd
 }
 
@@ -87,7 +114,8 @@ func goStyleFlags(args []string) []string {
 		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
 		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 {
 			switch name {
-			case "run", "junit", "verbose", "help", "log-level", "log-format":
+			case "run", "junit", "verbose", "help", "log-level", "log-format",
+				"record", "file", "edge", "limit", "timeout", "output", "full", "socket":
 				a = "-" + a
 			}
 		}
