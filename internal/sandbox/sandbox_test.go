@@ -1,0 +1,184 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envServe makes the test binary a small HTTP service: it serves /health
+// on $PORT (answering with $GREETING) until it is stopped.
+const envServe = "FLOWCTL_SANDBOX_TEST_SERVE"
+
+// envFail makes the test binary print its value and exit 3.
+const envFail = "FLOWCTL_SANDBOX_TEST_FAIL"
+
+func TestMain(m *testing.M) {
+	if msg := os.Getenv(envFail); msg != "" {
+		fmt.Fprintln(os.Stderr, msg)
+		os.Exit(3)
+	}
+	if os.Getenv(envServe) != "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		fmt.Println("serving on", ln.Addr())
+		http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/health" {
+				http.NotFound(w, r)
+				return
+			}
+			fmt.Fprint(w, os.Getenv("GREETING"))
+		}))
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// writeSandbox writes a sandbox file into a new directory and loads it.
+func writeSandbox(t *testing.T, text string) *File {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sandbox.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestCommandServices starts two local processes (the test binary as an
+// HTTP service), the second depending on the first and given its URL,
+// checks them, and stops them.
+func TestCommandServices(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := writeSandbox(t, fmt.Sprintf(`
+name: unit
+services:
+  front:
+    command: [%q]
+    env: {%s: "1", GREETING: "front calls ${BACK_URL}"}
+    health: {http: /health, timeout: 20s}
+    depends_on: [back]
+  back:
+    command: [%q]
+    env: {%s: "1", GREETING: back}
+    health: {http: /health, timeout: 20s}
+`, exe, envServe, exe, envServe))
+	ctx := context.Background()
+	var out bytes.Buffer
+	st, err := Up(ctx, f, Options{Out: &out})
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, out.String())
+	}
+	t.Cleanup(func() { Down(f, true, &bytes.Buffer{}) })
+	if got := []string{st.Services[0].Name, st.Services[1].Name}; got[0] != "back" || got[1] != "front" {
+		t.Fatalf("start order %v, want back front", got)
+	}
+	back, front := st.Services[0], st.Services[1]
+	resp, err := http.Get("http://127.0.0.1:" + fmt.Sprint(front.Port) + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if want := "front calls http://127.0.0.1:" + fmt.Sprint(back.Port); body.String() != want {
+		t.Errorf("front got %q, want %q (a dependency's variables reach the services after it)", body.String(), want)
+	}
+
+	// up again: nothing new is started.
+	again, err := Up(ctx, f, Options{Out: &out})
+	if !errors.Is(err, ErrAlreadyUp) || again.Services[0].Proc.PID != back.Proc.PID {
+		t.Fatalf("second up: %v (want ErrAlreadyUp and the same processes)", err)
+	}
+	_, rows, err := Status(ctx, f)
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("status: %v %+v", err, rows)
+	}
+	for _, r := range rows {
+		if !r.OK || r.State != "healthy" {
+			t.Errorf("status of %s: %s", r.Name, r.State)
+		}
+	}
+	var logs bytes.Buffer
+	p, err := LogPath(f, "back")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Tail(&logs, p, 1); err != nil || !strings.HasPrefix(logs.String(), "serving on 127.0.0.1:") {
+		t.Errorf("last line of back's log: %q %v", logs.String(), err)
+	}
+
+	if err := Down(f, false, &out); err != nil {
+		t.Fatalf("down: %v\n%s", err, out.String())
+	}
+	for _, s := range st.Services {
+		if alive(s.Proc.PID, s.Proc.Start) {
+			t.Errorf("%s (pid %d) still runs after down", s.Name, s.Proc.PID)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(f.StateDir(), stateFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state file after down: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.StateDir(), "logs", "back.log")); err != nil {
+		t.Errorf("logs are kept without --purge: %v", err)
+	}
+	if err := Down(f, true, &out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(f.StateDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("sandbox directory after down --purge: %v", err)
+	}
+}
+
+// TestFailedServiceStopsTheOthers: a service that exits before it is
+// healthy fails up, which prints its log and stops what it started.
+func TestFailedServiceStopsTheOthers(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := writeSandbox(t, fmt.Sprintf(`
+name: failing
+services:
+  ok:
+    command: [%q]
+    env: {%s: "1"}
+  broken:
+    command: [%q]
+    env: {%s: "cannot bind: port taken"}
+    depends_on: [ok]
+`, exe, envServe, exe, envFail))
+	var out bytes.Buffer
+	start := time.Now()
+	_, err = Up(context.Background(), f, Options{Out: &out})
+	if err == nil || !strings.Contains(err.Error(), "service broken: exited (exit status 3) before it was healthy") {
+		t.Fatalf("up: %v, want the broken service to fail it", err)
+	}
+	if time.Since(start) > 15*time.Second {
+		t.Errorf("up waited %s: an exited service fails at once, not at its timeout", time.Since(start))
+	}
+	if !strings.Contains(out.String(), "cannot bind: port taken") || !strings.Contains(out.String(), "stopped ok") {
+		t.Errorf("up's output shows neither the failed service's log nor the stop of the other:\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(f.StateDir(), stateFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state file after a failed up: %v", err)
+	}
+}
