@@ -299,25 +299,32 @@ func Down(f *File, purge bool, out io.Writer) error {
 func stopAll(st *State, out io.Writer) []error {
 	var errs []error
 	if p := st.Pipeline; p != nil {
-		reportStop(out, "the pipeline", p, &errs)
+		reportStop(out, "the pipeline", p, nil, &errs)
 	}
 	for i := len(st.Services) - 1; i >= 0; i-- {
 		s := st.Services[i]
-		if s.Kind == KindPostgres && alive(s.Proc.PID, s.Proc.Start) {
-			if err := pgStop(s, StopGrace); err != nil {
-				fmt.Fprintf(out, "%s: %v; stopping it with signals\n", s.Name, err)
+		var first func()
+		if s.Kind == KindPostgres {
+			first = func() {
+				if err := pgStop(s, StopGrace); err != nil {
+					fmt.Fprintf(out, "%s: %v; stopping it with signals\n", s.Name, err)
+				}
 			}
 		}
-		reportStop(out, s.Name, &s.Proc, &errs)
+		reportStop(out, s.Name, &s.Proc, first, &errs)
 	}
 	return errs
 }
 
-// reportStop stops p and says so.
-func reportStop(out io.Writer, name string, p *ProcState, errs *[]error) {
+// reportStop stops p, after first (the service's own way to stop, which
+// the signals only back up) when given, and says so.
+func reportStop(out io.Writer, name string, p *ProcState, first func(), errs *[]error) {
 	if !alive(p.PID, p.Start) {
 		fmt.Fprintf(out, "%s was not running\n", name)
 		return
+	}
+	if first != nil {
+		first()
 	}
 	if err := stopProc(p, StopGrace); err != nil {
 		*errs = append(*errs, fmt.Errorf("%s: %w", name, err))
