@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/flowctl/flowctl/internal/pgtest"
+)
+
+var replayedRe = regexp.MustCompile(`sink "store": ([0-9,]+) events sent again after the checkpoint were already written`)
+
+// TestPostgresSinkKill9E2E runs `flowctl run` writing 5000 events from a
+// file into PostgreSQL, kills it with SIGKILL when some but not all rows
+// are in, runs it again, and counts the events lost and stored twice.
+func TestPostgresSinkKill9E2E(t *testing.T) {
+	bin := flowctlBinary(t)
+	const total = 5000
+	for _, tt := range []struct {
+		name string
+		key  string // config line, or ""
+	}{
+		{"upsert on key", "key: [id]"},
+		{"insert without key", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn := pgtest.NewDatabase(t)
+			dir := t.TempDir()
+			writeEvents(t, filepath.Join(dir, "events.jsonl"), total)
+			pf := filepath.Join(dir, "pipeline.yaml")
+			// The rate limit stretches the run over about 2.5 s, so that
+			// the kill lands in the middle of it, after a checkpoint or two
+			// (one a second).
+			os.WriteFile(pf, []byte(fmt.Sprintf(`name: pg
+sources:
+  - {name: in, type: file, config: {path: events.jsonl}}
+processors:
+  - {name: slow, type: rate_limit, inputs: [in], config: {rate: 2000, burst: 100}}
+sinks:
+  - name: store
+    type: postgres
+    inputs: [slow]
+    config:
+      dsn: ${PG_URL}
+      table: payments
+      columns: [id, account, amount]
+      types: {amount: numeric}
+      %s
+`, tt.key)), 0o644)
+			state := t.TempDir()
+			run := func() *exec.Cmd {
+				cmd := exec.Command(bin, "run", "-f", pf, "--state-dir", state)
+				cmd.Env = append(os.Environ(), "PG_URL="+dsn)
+				return cmd
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			counts := func() (rows, distinct int) {
+				t.Helper()
+				err := conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT id) FROM payments").Scan(&rows, &distinct)
+				if err != nil && !strings.Contains(err.Error(), "does not exist") {
+					t.Fatal(err)
+				}
+				return rows, distinct
+			}
+
+			first := run()
+			var out1 bytes.Buffer
+			first.Stderr = &out1
+			if err := first.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- first.Wait() }()
+			// Poll the row count (bounded in time and count) until some but
+			// not all rows are in, then SIGKILL.
+			var atKill int
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; atKill == 0; i++ {
+				select {
+				case err := <-exited:
+					t.Fatalf("the first run ended (%v) before the kill:\n%s", err, out1.String())
+				case <-ctx.Done():
+					first.Process.Kill()
+					t.Fatalf("no rows after %d polls:\n%s", i, out1.String())
+				case <-tick.C:
+				}
+				if rows, _ := counts(); rows >= total/2 {
+					atKill = rows
+				}
+			}
+			if err := first.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			<-exited
+			rowsKilled, _ := counts()
+			if rowsKilled >= total {
+				t.Fatalf("every row was in before the kill (%d): the test proves nothing", rowsKilled)
+			}
+
+			second := run()
+			var out2 bytes.Buffer
+			second.Stderr = &out2
+			if err := second.Run(); err != nil {
+				t.Fatalf("the resumed run: %v\n%s", err, out2.String())
+			}
+			rows, distinct := counts()
+			var inRange, stored int
+			if err := conn.QueryRow(ctx, "SELECT count(*) FROM payments WHERE id BETWEEN 0 AND $1", total-1).Scan(&inRange); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.QueryRow(ctx, `SELECT position FROM flowctl_sink_positions WHERE pipeline = 'pg' AND sink = 'store' AND "table" = 'payments'`).Scan(&stored); err != nil {
+				t.Fatal(err)
+			}
+			lost, repeated := total-distinct, rows-distinct
+			t.Logf("%s: %d rows when killed, %d after the resumed run: lost %d, repeated %d (positions table: %d events)",
+				tt.name, rowsKilled, rows, lost, repeated, stored)
+			if lost != 0 || repeated != 0 || inRange != rows || stored != total {
+				t.Fatalf("lost %d, repeated %d, rows %d (in range %d), stored position %d; want 0, 0, %d, %d, %d\nfirst run:\n%s\nsecond run:\n%s",
+					lost, repeated, rows, inRange, stored, total, total, total, out1.String(), out2.String())
+			}
+			if m := replayedRe.FindStringSubmatch(out2.String()); m == nil {
+				t.Errorf("the resumed run does not say how many replayed events the table held:\n%s", out2.String())
+			} else {
+				t.Logf("%s: the resumed run skipped %s replayed events the table already held", tt.name, m[1])
+			}
+		})
+	}
+}
