@@ -288,6 +288,9 @@ func Down(f *File, purge bool, out io.Writer) error {
 		if err := os.RemoveAll(dir); err != nil {
 			return err
 		}
+		// .flowctl/sandbox and .flowctl go too when nothing else is in them.
+		os.Remove(filepath.Dir(dir))
+		os.Remove(filepath.Dir(filepath.Dir(dir)))
 		fmt.Fprintf(out, "removed %s (data and logs)\n", relTo(f.Dir, dir))
 	} else if _, err := os.Stat(dir); err == nil {
 		fmt.Fprintf(out, "data and logs kept in %s (down --purge removes them)\n", relTo(f.Dir, dir))
@@ -408,7 +411,7 @@ func Status(ctx context.Context, f *File) (*State, []Row, error) {
 		rows = append(rows, r)
 	}
 	if p := st.Pipeline; p != nil {
-		r := Row{Name: "pipeline", Address: p.HTTP}
+		r := Row{Name: "pipeline", Address: "http://" + p.HTTP + "/ (metrics, dashboard)"}
 		switch {
 		case !alive(p.PID, p.Start):
 			r.State = "exited (see flowctl sandbox logs pipeline)"
