@@ -129,7 +129,23 @@ See docs/sandbox.md.`,
 	}
 	logs.Flags().BoolVar(&follow, "follow", false, "keep printing what is written to the log (-f names the sandbox file)")
 	logs.Flags().IntVar(&tailN, "tail", -1, "print only the last N lines [all]")
-	cmd.AddCommand(up, down, status, logs)
+	container := &cobra.Command{
+		Use:    "container SPEC",
+		Short:  "Run one image service's container for the sandbox (started by up, stopped by down)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			code, err := sandbox.RunContainer(cmd.Context(), args[0], g.stdout)
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(up, down, status, logs, container)
 	return cmd
 }
 

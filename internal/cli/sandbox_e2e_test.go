@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/flowctl/flowctl/internal/components"
+	"github.com/flowctl/flowctl/internal/drivers/docker"
+	"github.com/flowctl/flowctl/internal/drivers/docker/dockertest"
 	"github.com/flowctl/flowctl/internal/flow"
 )
 
@@ -375,4 +379,67 @@ func TestSandboxPostgresExample(t *testing.T) {
 	pids = sandboxPIDs(t, dir, "payments-dev")
 	mustSandbox(t, dir, "down", "--purge")
 	assertNothingLeft(t, dir, pids)
+}
+
+// TestSandboxImageService runs an image service: a FROM-scratch image
+// (built here, there is no registry) holding a static HTTP server, on the
+// host's network, given its PORT and env. down stops the container (its
+// helper process logs how it ended) and removes it.
+func TestSandboxImageService(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("containers on the host's network: linux only")
+	}
+	if err := dockertest.Available(); err != nil {
+		t.Skip("no Docker engine: " + err.Error())
+	}
+	bin := filepath.Join(t.TempDir(), "webserver")
+	if err := dockertest.BuildStatic(filepath.Join("..", "sandbox"), "./testdata/webserver", bin); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cli, err := docker.New().Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := dockertest.Tag("sandbox-web")
+	if err := dockertest.BuildScratchImage(ctx, cli, tag, bin); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dockertest.RemoveImage(context.Background(), cli, tag) })
+	dir := sandboxDir(t, map[string]string{"sandbox.yaml": `name: images
+services:
+  web:
+    image: ` + tag + `
+    env: {GREETING: "hello from the container"}
+    health: {http: /health}
+`})
+	t.Cleanup(func() { sandboxRun(t, dir, "down", "--purge") })
+
+	out := mustSandbox(t, dir, "up")
+	m := regexp.MustCompile(`WEB_URL=(http://\S+)`).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "web      healthy") {
+		t.Fatalf("up:\n%s", out)
+	}
+	resp, err := http.Get(m[1] + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello from the container" {
+		t.Errorf("GET %s/health: %q", m[1], body)
+	}
+	if out := mustSandbox(t, dir, "logs", "web"); !strings.Contains(out, "web | serving on 127.0.0.1:") {
+		t.Errorf("logs web:\n%s", out)
+	}
+	pids := sandboxPIDs(t, dir, "images")
+	mustSandbox(t, dir, "down")
+	assertNothingLeft(t, dir, pids)
+	if out := mustSandbox(t, dir, "logs", "web"); !strings.Contains(out, "web | got SIGTERM") || !strings.Contains(out, "container of web ended: exit status 0") {
+		t.Errorf("the container was not stopped gracefully; logs web:\n%s", out)
+	}
+	ps, err := exec.Command("docker", "ps", "-aq", "--filter", "label=flowctl.sandbox=images").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(ps)) != "" {
+		t.Errorf("containers left after down: %q %v", ps, err)
+	}
 }

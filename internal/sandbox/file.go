@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -27,7 +28,7 @@ type Kind string
 const (
 	KindPostgres Kind = "postgres" // the machine's PostgreSQL server, initialised in the sandbox
 	KindCommand  Kind = "command"  // a local process
-	KindImage    Kind = "image"    // a container (not supported yet)
+	KindImage    Kind = "image"    // a container through the docker driver, on the host's network
 )
 
 // File is a parsed sandbox file.
@@ -49,7 +50,7 @@ type Service struct {
 	Port      int // fixed port, or 0 for a free one
 	Health    Health
 
-	Command  []string // KindCommand
+	Command  []string // KindCommand; for KindImage, replaces the image's entrypoint
 	Image    string   // KindImage
 	Database string   // KindPostgres [the service's name]
 	User     string   // KindPostgres [postgres]
@@ -297,7 +298,9 @@ func (p *parser) service(k, v *yaml.Node) *Service {
 			})
 		case "command":
 			kinds = append(kinds, key)
-			s.Kind = KindCommand
+			if s.Kind == "" {
+				s.Kind = KindCommand
+			}
 			s.Command = p.strs(v, what+": command")
 			if v.Kind == yaml.SequenceNode && len(s.Command) == 0 {
 				p.errorf(v, "give the program and its arguments, e.g. [python3, app.py]", "%s: command is empty", what)
@@ -306,7 +309,6 @@ func (p *parser) service(k, v *yaml.Node) *Service {
 			kinds = append(kinds, key)
 			s.Kind = KindImage
 			s.Image = p.str(v, what+": image")
-			p.errorf(k, "run it as a local process with command: [...] for now, or start the container yourself and give its address to the pipeline", "%s: image services (containers) are not supported by the sandbox yet", what)
 		case "health":
 			p.health(s, v, what)
 		case "env":
@@ -327,6 +329,10 @@ func (p *parser) service(k, v *yaml.Node) *Service {
 	})
 	if v.Kind != yaml.MappingNode {
 		return nil
+	}
+	if slices.Contains(kinds, "image") {
+		// Next to image:, command: replaces the image's entrypoint.
+		kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == "command" })
 	}
 	switch len(kinds) {
 	case 0:
@@ -349,7 +355,7 @@ func (p *parser) service(k, v *yaml.Node) *Service {
 	if s.Health.Timeout == 0 {
 		s.Health.Timeout = DefaultHealthTimeout
 	}
-	if s.Kind == KindCommand && s.Health.HTTP == "" && len(s.Health.Command) == 0 {
+	if (s.Kind == KindCommand || s.Kind == KindImage) && s.Health.HTTP == "" && len(s.Health.Command) == 0 {
 		s.Health.TCP = true // a service is ready when its port accepts connections
 	}
 	return s

@@ -40,8 +40,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{"sandbox.yaml:4:33: service a: health timeout \"soon\" is not a duration"}},
 		{"health path", "services:\n  a:\n    command: [x]\n    health: {http: h}\n",
 			[]string{"sandbox.yaml:4:20: service a: health http \"h\" is not a path"}},
-		{"image not yet", "services:\n  nats:\n    image: nats:2.10\n",
-			[]string{"sandbox.yaml:3:5: service nats: image services (containers) are not supported by the sandbox yet"}},
+		{"image and postgres", "services:\n  db:\n    image: postgres:15\n    postgres: {}\n",
+			[]string{"sandbox.yaml:2:3: service db: gives image and postgres"}},
 		{"missing pipeline", "pipeline: nope.yaml\n",
 			[]string{"sandbox.yaml:1:11: pipeline nope.yaml does not exist"}},
 		{"bad database name", "services:\n  db:\n    postgres: {database: \"a b\"}\n",
@@ -82,6 +82,9 @@ services:
     health: {http: /health, timeout: 5s}
   worker:
     command: [./worker]
+  nats:
+    image: nats:2.10
+    command: [nats-server, -p, "${PORT}"]
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +101,9 @@ services:
 	}
 	if !worker.Health.TCP {
 		t.Errorf("a command without a health check is checked on its port: %+v", worker.Health)
+	}
+	if nats := f.Services[3]; nats.Kind != KindImage || nats.Image != "nats:2.10" || len(nats.Command) != 3 || !nats.Health.TCP {
+		t.Errorf("an image with command: replacing its entrypoint: %+v", nats)
 	}
 }
 

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,7 +71,7 @@ func Up(ctx context.Context, f *File, o Options) (*State, error) {
 	}
 	for _, s := range order {
 		fmt.Fprintf(o.Out, "starting %s (%s)\n", s.Name, s.Kind)
-		ss, err := startService(ctx, f, s, st)
+		ss, err := startService(ctx, f, s, st, o.Exe)
 		if ss != nil {
 			st.Services = append(st.Services, ss)
 			if werr := writeState(dir, st); werr != nil && err == nil {
@@ -139,7 +140,7 @@ func environ(vars []Var) []string {
 // startService starts s and waits until it is healthy. The returned state
 // (non-nil once a process was started) is recorded even on error, so that
 // it is stopped.
-func startService(ctx context.Context, f *File, s *Service, st *State) (*ServiceState, error) {
+func startService(ctx context.Context, f *File, s *Service, st *State, exe string) (*ServiceState, error) {
 	dir := f.StateDir()
 	lf, err := openLog(dir, s.Name)
 	if err != nil {
@@ -165,11 +166,7 @@ func startService(ctx context.Context, f *File, s *Service, st *State) (*Service
 		cmd = postgresCmd(ss, port)
 		cmd.Env = os.Environ()
 	case KindCommand:
-		own := append(append([]Var{}, vars...), Var{"PORT", strconv.Itoa(port)})
-		own = append(own, ss.Vars...)
-		for _, k := range sortedEnvKeys(s.Env) {
-			own = append(own, Var{k, os.Expand(s.Env[k], lookupIn(own))})
-		}
+		own := ownVars(s, vars, port, ss.Vars)
 		args := make([]string, len(s.Command))
 		for i, a := range s.Command {
 			args[i] = os.Expand(a, lookupIn(own))
@@ -177,8 +174,31 @@ func startService(ctx context.Context, f *File, s *Service, st *State) (*Service
 		cmd = exec.Command(args[0], args[1:]...)
 		cmd.Dir = f.Dir
 		cmd.Env = environ(own)
+	case KindImage:
+		own := ownVars(s, vars, port, ss.Vars)
+		spec := ContainerSpec{Sandbox: f.Name, Service: s.Name, Image: s.Image}
+		for _, a := range s.Command {
+			spec.Argv = append(spec.Argv, os.Expand(a, lookupIn(own)))
+		}
+		for _, v := range own {
+			spec.Env = append(spec.Env, v.Name+"="+v.Value) // the container gets these only, not flowctl's environment
+		}
+		specPath := filepath.Join(dir, "data", s.Name+".container.json")
+		b, err := json.MarshalIndent(spec, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(specPath, b, 0o600); err != nil {
+			return nil, err
+		}
+		if exe == "" {
+			return nil, errors.New("no flowctl binary to run the container's helper with")
+		}
+		cmd = exec.Command(exe, "sandbox", "container", specPath)
+		cmd.Dir = f.Dir
+		cmd.Env = os.Environ()
 	default:
-		return nil, fmt.Errorf("%s services are not supported by the sandbox yet", s.Kind)
+		return nil, fmt.Errorf("%s services are not supported by the sandbox", s.Kind)
 	}
 	cmd.Stdout, cmd.Stderr = lf, lf
 	detach(cmd)
@@ -203,6 +223,18 @@ func startService(ctx context.Context, f *File, s *Service, st *State) (*Service
 		}
 	}
 	return ss, nil
+}
+
+// ownVars are the variables a command or image service gets: those of
+// the services before it, PORT, its own, then its env: (in which ${VAR}
+// is replaced by those before it).
+func ownVars(s *Service, before []Var, port int, self []Var) []Var {
+	own := append(append([]Var{}, before...), Var{"PORT", strconv.Itoa(port)})
+	own = append(own, self...)
+	for _, k := range sortedEnvKeys(s.Env) {
+		own = append(own, Var{k, os.Expand(s.Env[k], lookupIn(own))})
+	}
+	return own
 }
 
 func sortedEnvKeys(m map[string]string) []string {

@@ -33,7 +33,7 @@ func VarPrefix(service string) string {
 
 // serviceVars are the variables of service s listening on port:
 // NAME_HOST and NAME_PORT for every service; NAME_URL, NAME_DATABASE and
-// NAME_USER for postgres; NAME_URL (http://) for a command.
+// NAME_USER for postgres; NAME_URL (http://) for a command or an image.
 func serviceVars(s *Service, port int) []Var {
 	p := VarPrefix(s.Name)
 	addr := "127.0.0.1"
@@ -44,7 +44,7 @@ func serviceVars(s *Service, port int) []Var {
 			Var{p + "_URL", fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", s.User, addr, port, s.Database)},
 			Var{p + "_DATABASE", s.Database},
 			Var{p + "_USER", s.User})
-	case KindCommand:
+	case KindCommand, KindImage:
 		vs = append(vs, Var{p + "_URL", fmt.Sprintf("http://%s:%d", addr, port)})
 	}
 	return vs
