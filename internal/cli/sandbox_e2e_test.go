@@ -443,3 +443,49 @@ services:
 		t.Errorf("containers left after down: %q %v", ps, err)
 	}
 }
+
+// TestSandboxPipelineFailsUp: a pipeline that does not start fails up,
+// which prints the end of its log and stops the service it started.
+func TestSandboxPipelineFailsUp(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("scans /proc for processes left behind: linux only")
+	}
+	if _, err := exec.LookPath("python3"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 is missing under CI=true: .ci/run installs it")
+		}
+		t.Skip("python3 is not installed")
+	}
+	dir := sandboxDir(t, map[string]string{
+		"sandbox.yaml": `name: failing
+pipeline: pipeline.yaml
+services:
+  mock:
+    command: [python3, -m, http.server, --bind, 127.0.0.1, "${PORT}"]
+`,
+		"pipeline.yaml": `name: failing
+sources:
+  - name: in
+    type: file
+    config: {path: "${NOT_A_SANDBOX_VARIABLE}"}
+sinks:
+  - name: out
+    type: stdout
+    inputs: [in]
+`,
+	})
+	t.Cleanup(func() { sandboxRun(t, dir, "down", "--purge") })
+	code, out, errs := sandboxRun(t, dir, "up")
+	if code != 1 {
+		t.Fatalf("up of a broken pipeline: exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{"NOT_A_SANDBOX_VARIABLE", "stopped mock", "flowctl: pipeline: flowctl run exited (exit status 1) before it was ready"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("up's output lacks %q:\n%s", want, errs)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".flowctl", "sandbox", "failing", "state.json")); !os.IsNotExist(err) {
+		t.Errorf("state file after a failed up: %v", err)
+	}
+	assertNothingLeft(t, dir, nil)
+}

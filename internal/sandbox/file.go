@@ -100,6 +100,10 @@ func Parse(abs, display string, data []byte) (*File, error) {
 	p := &parser{file: display}
 	f := &File{Path: abs, Dir: filepath.Dir(abs)}
 	p.parse(f, data)
+	sort.SliceStable(p.diags, func(i, j int) bool {
+		a, b := p.diags[i], p.diags[j]
+		return a.Line < b.Line || (a.Line == b.Line && a.Col < b.Col)
+	})
 	if p.diags.HasErrors() {
 		return nil, p.diags.Err()
 	}

@@ -20,7 +20,7 @@ func TestParseErrors(t *testing.T) {
 	cases := []struct {
 		name string
 		text string
-		want []string // each must appear in the error
+		want []string // each must appear in the error, in this order
 	}{
 		{"unknown top-level key", "name: x\nservice:\n  db: {postgres: {}}\n",
 			[]string{"sandbox.yaml:2:1: sandbox file: unknown key \"service\" — known keys: name, pipeline, services"}},
@@ -51,8 +51,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad port", "services:\n  a:\n    command: [x]\n    port: 70000\n",
 			[]string{"sandbox.yaml:4:11: service a: port \"70000\" is not a port"}},
 		{"not yaml", "services: [\n", []string{"sandbox.yaml:1:1: not valid YAML"}},
-		{"every error at once", "nam: x\nservices:\n  db:\n    postgress: {}\n",
-			[]string{"sandbox.yaml:1:1: sandbox file: unknown key \"nam\"", "sandbox.yaml:4:5: service db: unknown key \"postgress\""}},
+		{"every error at once, in file order", "nam: x\nservices:\n  db:\n    postgress: {}\n    depends_on: [x]\n",
+			[]string{"sandbox.yaml:1:1: sandbox file: unknown key \"nam\"",
+				"sandbox.yaml:3:3: service db: says nothing to run",
+				"sandbox.yaml:3:3: service \"db\" depends on \"x\", which is not declared",
+				"sandbox.yaml:4:5: service db: unknown key \"postgress\""}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -60,10 +63,14 @@ func TestParseErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("no error for:\n%s", c.text)
 			}
+			rest := err.Error() // the wanted messages appear in this order
 			for _, w := range c.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error\n%v\ndoes not contain\n%s", err, w)
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Errorf("error\n%v\ndoes not contain, in order,\n%s", err, w)
+					continue
 				}
+				rest = rest[i+len(w):]
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -80,7 +81,11 @@ services:
     command: [%q]
     env: {%s: "1", GREETING: back}
     health: {http: /health, timeout: 20s}
-`, exe, envServe, exe, envServe))
+  plain:
+    command: [%q]
+    env: {%s: "1"}
+    health: {command: [%q, -test.run=^$]}
+`, exe, envServe, exe, envServe, exe, envServe, exe))
 	ctx := context.Background()
 	var out bytes.Buffer
 	st, err := Up(ctx, f, Options{Out: &out})
@@ -109,7 +114,7 @@ services:
 		t.Fatalf("second up: %v (want ErrAlreadyUp and the same processes)", err)
 	}
 	_, rows, err := Status(ctx, f)
-	if err != nil || len(rows) != 2 {
+	if err != nil || len(rows) != 3 {
 		t.Fatalf("status: %v %+v", err, rows)
 	}
 	for _, r := range rows {
@@ -126,8 +131,24 @@ services:
 		t.Errorf("last line of back's log: %q %v", logs.String(), err)
 	}
 
+	// A service that crashes is not restarted: status says so.
+	plain := st.Services[2]
+	if p, err := os.FindProcess(plain.Proc.PID); err == nil {
+		p.Kill()
+	}
+	if !waitGone(&plain.Proc, 10*time.Second) {
+		t.Fatal("the killed service still runs")
+	}
+	_, rows, _ = Status(ctx, f)
+	if r := rows[2]; r.Name != "plain" || r.OK || r.State != "exited" {
+		t.Errorf("status of a killed service: %+v", r)
+	}
+	out.Reset()
 	if err := Down(f, false, &out); err != nil {
 		t.Fatalf("down: %v\n%s", err, out.String())
+	}
+	if want := "plain was not running\nstopped front\nstopped back\n"; !strings.HasPrefix(out.String(), want) {
+		t.Errorf("down said\n%s\nwant it to start with\n%s", out.String(), want)
 	}
 	for _, s := range st.Services {
 		if alive(s.Proc.PID, s.Proc.Start) {
@@ -181,4 +202,56 @@ services:
 	if _, err := os.Stat(filepath.Join(f.StateDir(), stateFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("state file after a failed up: %v", err)
 	}
+}
+
+// TestFollow: what is appended to a log after Tail is printed by Follow.
+func TestFollow(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.log")
+	if err := os.WriteFile(p, []byte("one\ntwo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var first bytes.Buffer
+	off, err := Tail(&first, p, 1)
+	if err != nil || first.String() != "two\n" {
+		t.Fatalf("tail: %q %v", first.String(), err)
+	}
+	w := &syncBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Follow(ctx, w, p, off) }()
+	fh, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.WriteString("three\n")
+	fh.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.String() != "three\n" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if w.String() != "three\n" {
+		t.Errorf("followed %q, want only the appended line", w.String())
+	}
+}
+
+// syncBuf is a buffer safe for a writer and a reader at once.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
