@@ -41,6 +41,11 @@ type Options struct {
 // that is up it returns its state and ErrAlreadyUp.
 func Up(ctx context.Context, f *File, o Options) (*State, error) {
 	dir := f.StateDir()
+	unlock, err := lockSandbox(dir, f.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	old, err := readState(dir)
 	if err != nil {
 		return nil, err
@@ -300,6 +305,15 @@ func startPipeline(ctx context.Context, f *File, exe string, st *State) (*ProcSt
 // and logs). It reports what it did to out.
 func Down(f *File, purge bool, out io.Writer) error {
 	dir := f.StateDir()
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(out, "sandbox %s is not up\n", f.Name)
+		return nil
+	}
+	unlock, err := lockSandbox(dir, f.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := readState(dir)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -254,4 +255,25 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestUpIsExclusive: while one up or down works on a sandbox, another
+// fails at once, saying why.
+func TestUpIsExclusive(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no lock is taken on Windows (lock_windows.go)")
+	}
+	f := writeSandbox(t, "name: busy\nservices:\n  a:\n    command: [nothing-runs-this]\n")
+	unlock, err := lockSandbox(f.StateDir(), f.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	_, err = Up(context.Background(), f, Options{Out: &bytes.Buffer{}})
+	if err == nil || !strings.Contains(err.Error(), "another flowctl sandbox up or down is working on sandbox busy") {
+		t.Fatalf("up while locked: %v", err)
+	}
+	if err := Down(f, false, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "another flowctl sandbox") {
+		t.Fatalf("down while locked: %v", err)
+	}
 }
