@@ -292,6 +292,12 @@ func startPipeline(ctx context.Context, f *File, exe string, st *State) (*ProcSt
 	go func() { cmd.Wait(); close(exited) }()
 	err = waitHealthy(ctx, PipelineTimeout, exited, func(ctx context.Context) error { return httpOK(ctx, "http://"+httpAddr+"/readyz") })
 	if errors.Is(err, errExited) {
+		if cmd.ProcessState.Success() {
+			// A pipeline whose sources end (a file read without follow)
+			// may be done before it was seen ready: that is a success.
+			ps.Ended = "completed (" + cmd.ProcessState.String() + ")"
+			return ps, nil
+		}
 		return ps, fmt.Errorf("flowctl run exited (%v) before it was ready; its log is %s", cmd.ProcessState, ps.Log)
 	}
 	if err != nil {
@@ -459,6 +465,8 @@ func Status(ctx context.Context, f *File) (*State, []Row, error) {
 	if p := st.Pipeline; p != nil {
 		r := Row{Name: "pipeline", Address: "http://" + p.HTTP + "/ (metrics, dashboard)"}
 		switch {
+		case p.Ended != "":
+			r.State, r.OK = p.Ended, true
 		case !alive(p.PID, p.Start):
 			r.State = "exited (see flowctl sandbox logs pipeline)"
 		default:

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,10 +21,19 @@ import (
 // on $PORT (answering with $GREETING) until it is stopped.
 const envServe = "FLOWCTL_SANDBOX_TEST_SERVE"
 
+// envPipeline makes the test binary, run as `EXE run ...` (the way up
+// runs the pipeline), print its arguments and exit with this status.
+const envPipeline = "FLOWCTL_SANDBOX_TEST_PIPELINE_EXIT"
+
 // envFail makes the test binary print its value and exit 3.
 const envFail = "FLOWCTL_SANDBOX_TEST_FAIL"
 
 func TestMain(m *testing.M) {
+	if code := os.Getenv(envPipeline); code != "" && len(os.Args) > 1 && os.Args[1] == "run" {
+		fmt.Println("pipeline", strings.Join(os.Args[1:], " "))
+		n, _ := strconv.Atoi(code)
+		os.Exit(n)
+	}
 	if msg := os.Getenv(envFail); msg != "" {
 		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(3)
@@ -275,5 +285,58 @@ func TestUpIsExclusive(t *testing.T) {
 	}
 	if err := Down(f, false, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "another flowctl sandbox") {
 		t.Fatalf("down while locked: %v", err)
+	}
+}
+
+// TestPipelineThatEnds: a pipeline that runs to its end (exit 0) while up
+// waits for it is a success, shown as completed; one that fails fails up.
+func TestPipelineThatEnds(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		exit  string
+		state string
+		err   string
+	}{
+		{"0", "completed (exit status 0)", ""},
+		{"1", "", "pipeline: flowctl run exited (exit status 1) before it was ready"},
+	} {
+		t.Run("exit "+c.exit, func(t *testing.T) {
+			t.Setenv(envPipeline, c.exit)
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "pipeline.yaml"), []byte("name: p\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, "sandbox.yaml")
+			if err := os.WriteFile(p, []byte("name: ends\npipeline: pipeline.yaml\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			_, err = Up(context.Background(), f, Options{Exe: exe, Out: &out})
+			t.Cleanup(func() { Down(f, true, &bytes.Buffer{}) })
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("up: %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("up: %v\n%s", err, out.String())
+			}
+			_, rows, err := Status(context.Background(), f)
+			if err != nil || len(rows) != 1 || rows[0].State != c.state || !rows[0].OK {
+				t.Fatalf("status: %+v %v", rows, err)
+			}
+			logs, _ := os.ReadFile(filepath.Join(f.StateDir(), "logs", "pipeline.log"))
+			if want := "pipeline run -f " + filepath.Join(dir, "pipeline.yaml") + " --state-dir " + filepath.Join(f.StateDir(), "data", "pipeline") + " --http 127.0.0.1:"; !strings.Contains(string(logs), want) {
+				t.Errorf("the pipeline was run as\n%s\nwant\n%s", logs, want)
+			}
+		})
 	}
 }

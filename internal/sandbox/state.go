@@ -32,6 +32,9 @@ type ProcState struct {
 	Log   string `json:"log"`
 	HTTP  string `json:"http,omitempty"` // the pipeline's --http address
 	File  string `json:"file,omitempty"` // the pipeline file
+	// Ended says how the process ended when that was seen (a pipeline
+	// that ran to its end while up waited for it).
+	Ended string `json:"ended,omitempty"`
 }
 
 // ServiceState is one service that `up` started.
