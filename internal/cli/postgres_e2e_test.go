@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,5 +173,104 @@ sinks:
 					lost, repeated, rows, inRange, stored, total, total, wantStored, out1.String(), out2.String())
 			}
 		})
+	}
+}
+
+// TestPostgresSinkDeadLetterE2E: rows PostgreSQL refuses for their data go
+// to the dead-letter sink with the reason, one by one; the others are
+// stored and the run ends well.
+func TestPostgresSinkDeadLetterE2E(t *testing.T) {
+	bin := flowctlBinary(t)
+	dsn := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE payments (id bigint PRIMARY KEY, amount numeric NOT NULL CHECK (amount > 0))"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(`{"id":1,"amount":10}
+{"id":2,"amount":"ten"}
+{"id":3}
+{"id":4,"amount":-5}
+{"id":5,"amount":5}
+`), 0o644)
+	pf := filepath.Join(dir, "pipeline.yaml")
+	os.WriteFile(pf, []byte(`name: pgdl
+sources:
+  - {name: in, type: file, config: {path: in.jsonl}}
+sinks:
+  - name: store
+    type: postgres
+    inputs: [in]
+    on_error: {then: dead_letter}
+    config: {dsn: "${PG_URL}", table: payments, columns: [id, amount], create: false}
+dead_letter:
+  type: file
+  config: {path: failed.jsonl}
+`), 0o644)
+	cmd := exec.Command(bin, "run", "-f", pf, "--state-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "PG_URL="+dsn)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	var ids []int
+	rows, err := conn.Query(ctx, "SELECT id FROM payments ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err = pgx.CollectRows(rows, pgx.RowTo[int]); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ids) != "[1 5]" {
+		t.Fatalf("stored ids %v, want [1 5]\n%s", ids, out)
+	}
+	dl, err := os.ReadFile(filepath.Join(dir, "failed.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(dl)), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d dead letters, want 3:\n%s", len(lines), dl)
+	}
+	for i, want := range []string{
+		`invalid input syntax for type numeric: \"ten\"`,
+		`null value in column \"amount\"`,
+		`violates check constraint \"payments_amount_check\"`,
+	} {
+		if !strings.Contains(lines[i], want) || !strings.Contains(lines[i], `"component":"store"`) {
+			t.Errorf("dead letter %d:\n%s\nwant the reason %s", i, lines[i], want)
+		}
+	}
+}
+
+// TestPostgresSinkConnectErrorE2E: a server that is not there stops the
+// run at once with a line saying where it looked and what to check.
+func TestPostgresSinkConnectErrorE2E(t *testing.T) {
+	bin := flowctlBinary(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "pipeline.yaml")
+	os.WriteFile(pf, []byte(`name: pgdown
+sources: [{name: gen, type: generate, config: {count: 3, expr: '{"id": i}'}}]
+sinks:
+  - {name: store, type: postgres, inputs: [gen], config: {dsn: "postgres://u@`+addr+`/db?sslmode=disable", table: t}}
+`), 0o644)
+	out, err := exec.Command(bin, "run", "-f", pf, "--state-dir", t.TempDir()).CombinedOutput()
+	if err == nil {
+		t.Fatalf("run succeeded without a server:\n%s", out)
+	}
+	if want := `sink "store": cannot connect to PostgreSQL at ` + addr; !strings.Contains(string(out), want) || !strings.Contains(string(out), "is the server running") {
+		t.Fatalf("output:\n%s\nwant %q and a hint", out, want)
 	}
 }

@@ -192,11 +192,12 @@ func pgCheckNames(field string, names []string) []error {
 	return errs
 }
 
-// pgParseErr is a DSN parse error without the DSN (it may hold a password).
+// pgParseErr is a DSN parse error without the DSN, which may hold a
+// password: pgconn's message is "cannot parse `DSN`: what (why)".
 func pgParseErr(err error) string {
-	var pe *pgconn.ParseConfigError
-	if errors.As(err, &pe) && pe.Unwrap() != nil {
-		return pe.Unwrap().Error()
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		return msg[i+3:]
 	}
 	return "cannot parse it"
 }
