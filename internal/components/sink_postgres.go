@@ -258,8 +258,11 @@ func (s *pgSink) Resume(pos int64, keepTail bool) error {
 	return nil
 }
 
-// Open connects, makes sure flowctl_sink_positions exists, reads the
-// stored position and, with create false, checks that the table exists.
+// Open connects, makes sure the sink's own tables exist, reads the stored
+// position, cuts the table back to the checkpoint when resuming and, with
+// create false, checks that the table and its columns exist. It closes
+// the connection again when it fails (the engine does not Close a
+// component whose Open failed).
 func (s *pgSink) Open(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -269,6 +272,15 @@ func (s *pgSink) Open(ctx context.Context) error {
 	if err := s.connect(ctx); err != nil {
 		return err
 	}
+	if err := s.open(ctx); err != nil {
+		s.conn.Close(ctx)
+		s.conn = nil
+		return err
+	}
+	return nil
+}
+
+func (s *pgSink) open(ctx context.Context) error {
 	stored := s.stored
 	switch {
 	case s.resume < 0 || stored == s.resume:

@@ -121,7 +121,7 @@ func pgOpen(t *testing.T, cfg flow.Config, resume int64) (*pgSink, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.Open(ctx); err != nil {
-		s.Close(ctx)
+		// Like the engine: a component whose Open failed is not closed.
 		return nil, err
 	}
 	t.Cleanup(func() { s.Close(context.Background()) })
@@ -335,6 +335,19 @@ func TestPostgresSinkSetupErrors(t *testing.T) {
 				t.Errorf("the error shows the password: %v", err)
 			}
 		})
+	}
+
+	// A failed Open left no connection behind (a closed one leaves the
+	// server's list a moment later: poll, bounded).
+	left := "?"
+	for i := 0; i < 100 && left != "0"; i++ {
+		if i > 0 {
+			<-time.After(50 * time.Millisecond)
+		}
+		left = pgRows(t, dsn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")[0]
+	}
+	if left != "0" {
+		t.Errorf("%s connections left after the failed opens", left)
 	}
 
 	// Columns taken from the first event, missing in an existing table:
