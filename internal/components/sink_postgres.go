@@ -27,9 +27,9 @@ func init() {
 		Role:    flow.RoleSink,
 		Name:    "postgres",
 		Summary: "Inserts (or, with key, upserts) each event's top-level JSON fields as a row of a PostgreSQL table, one transaction per batch.",
-		Delivery: "Exactly once across a crash when its events come, in order, from sources that can be replayed: each batch's transaction also records how many events the sink has consumed in the table flowctl_sink_positions, so a resumed run skips the replayed events the table already holds. " +
-			"With key, replays are upserts as well, so a row is never stored twice even where the order is not kept (several sources, an unordered parallel processor, stdin or http: the sink then writes every replayed event again). Without key those cases are at-least-once. " +
-			"A row dead-lettered after the last checkpoint is not dead-lettered again when resumed.",
+		Delivery: "Exactly once across a crash when its events come, in order, from sources that can be replayed: each batch's transaction also records the sink's position and its rows' transaction ids (tables flowctl_sink_positions and flowctl_sink_batches, in the table's schema); a resumed run deletes, in one transaction, the rows committed after the last checkpoint, and those events are inserted again. " +
+			"With key nothing is deleted: a replayed event is upserted onto its own row, so no key is ever stored twice, whatever feeds the sink. " +
+			"Without key it keeps every row (at-least-once) when fed by a source that cannot replay (stdin, http), when the engine finds no exact cut (several sources, an unordered parallel processor), when the rows after the checkpoint were changed by someone else, or when the checkpoint lags more than 1,000,000 events behind; the log says so. The table should be the pipeline's own.",
 		Fields: []flow.Field{
 			{Name: "dsn", Type: flow.TypeString, Required: true, Example: "postgres://flowctl@127.0.0.1:5432/flowctl?sslmode=disable", Description: "The database: a libpq URL or key=value connection string; PG* environment variables and ~/.pgpass fill what it leaves out. Write ${PG_URL} to keep a password out of the file."},
 			{Name: "table", Type: flow.TypeString, Required: true, Example: "payments", Description: "The table to write to, optionally schema-qualified (public.payments). Names are used exactly as written (quoted)."},
@@ -58,19 +58,28 @@ func init() {
 	})
 }
 
-// pgPositionsTable is the table, in the sink's schema, where each batch's
-// transaction records how many events the sink has consumed.
-const pgPositionsTable = "flowctl_sink_positions"
+// The sink's own tables, in the table's schema: the position each batch's
+// transaction reached, and which rows each recent batch inserted.
+const (
+	pgPositionsTable = "flowctl_sink_positions"
+	pgBatchesTable   = "flowctl_sink_batches"
+	// pgBatchWindow is how many events' worth of batches the sink keeps
+	// in flowctl_sink_batches: a resumed run can cut back that far.
+	pgBatchWindow = 1_000_000
+)
 
 // pgSink writes events as rows of a PostgreSQL table.
 //
 // Its checkpoint position counts the events it consumed (inserted, or
 // failed and handed back for on_error) since the table's first run,
-// across runs. The count is stored in flowctl_sink_positions in the same
-// transaction as the batch's rows, so the table always knows exactly how
-// many events it holds. A resumed run is given the count committed with
-// the sources' positions (Resume); the events between that count and the
-// stored one are the replayed ones it already holds, and it skips them.
+// across runs. Each batch's transaction stores the new count in
+// flowctl_sink_positions and, in flowctl_sink_batches, the transaction
+// ids (xmin) its rows carry, so the database always knows how far the
+// table got and which rows each recent batch added. A resumed run is given
+// the count committed with the sources' positions (Resume): it deletes the
+// rows of the batches after it, in one transaction with moving the stored
+// count back, and the replayed events are inserted again, in whatever
+// order they come. With key it deletes nothing: replays are upserts.
 type pgSink struct {
 	name     string
 	pipeline string
@@ -93,7 +102,7 @@ type pgSink struct {
 	stored int64  // the position in flowctl_sink_positions
 
 	pos      atomic.Int64 // events consumed (the checkpoint position)
-	replayed atomic.Int64 // replayed events skipped because the table held them
+	replayed atomic.Int64 // rows cut back on resume, or upserted again with key
 }
 
 // pgTypeRe is what a column type in config.types may look like: a name
@@ -183,11 +192,12 @@ func pgCheckNames(field string, names []string) []error {
 	return errs
 }
 
-// pgParseErr is a DSN parse error without the DSN (it may hold a password).
+// pgParseErr is a DSN parse error without the DSN, which may hold a
+// password: pgconn's message is "cannot parse `DSN`: what (why)".
 func pgParseErr(err error) string {
-	var pe *pgconn.ParseConfigError
-	if errors.As(err, &pe) && pe.Unwrap() != nil {
-		return pe.Unwrap().Error()
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		return msg[i+3:]
 	}
 	return "cannot parse it"
 }
@@ -248,8 +258,11 @@ func (s *pgSink) Resume(pos int64, keepTail bool) error {
 	return nil
 }
 
-// Open connects, makes sure flowctl_sink_positions exists, reads the
-// stored position and, with create false, checks that the table exists.
+// Open connects, makes sure the sink's own tables exist, reads the stored
+// position, cuts the table back to the checkpoint when resuming and, with
+// create false, checks that the table and its columns exist. It closes
+// the connection again when it fails (the engine does not Close a
+// component whose Open failed).
 func (s *pgSink) Open(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -259,17 +272,30 @@ func (s *pgSink) Open(ctx context.Context) error {
 	if err := s.connect(ctx); err != nil {
 		return err
 	}
+	if err := s.open(ctx); err != nil {
+		s.conn.Close(ctx)
+		s.conn = nil
+		return err
+	}
+	return nil
+}
+
+func (s *pgSink) open(ctx context.Context) error {
 	stored := s.stored
 	switch {
-	case s.resume < 0:
+	case s.resume < 0 || stored == s.resume:
 		s.pos.Store(stored)
 	case stored < s.resume:
 		return fmt.Errorf("sink %q: %s says %s holds %d events, fewer than the %d committed at the last checkpoint: it was changed outside flowctl — put it back, or start over with flowctl run --from-start (or flowctl state reset)",
 			s.name, pgPositionsTable, s.tableName(), stored, s.resume)
+	case len(s.key) > 0:
+		// Upserts: the replayed events overwrite their own rows.
+		s.pos.Store(stored)
+		s.replayed.Store(stored - s.resume)
+		s.log.Info("events written after the last checkpoint are sent again and upserted on the key", "table", s.tableName(), "events", stored-s.resume)
 	default:
-		s.pos.Store(s.resume)
-		if n := stored - s.resume; n > 0 {
-			s.log.Info("the table already holds events written after the last checkpoint: skipping them when they are replayed", "table", s.tableName(), "events", n)
+		if err := s.cutBack(ctx); err != nil {
+			return err
 		}
 	}
 	if !s.create {
@@ -302,6 +328,12 @@ func (s *pgSink) connect(ctx context.Context) error {
 		// the second attempt then finds it.
 		_, err = conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+s.ident(pgPositionsTable)+
 			` (pipeline text NOT NULL, sink text NOT NULL, "table" text NOT NULL, position bigint NOT NULL, updated timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, sink, "table"))`)
+		if err == nil {
+			// position: the count after the batch; events: how many it
+			// consumed; inserted: the rows it added; xids: their xmin.
+			_, err = conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+s.ident(pgBatchesTable)+
+				` (pipeline text NOT NULL, sink text NOT NULL, "table" text NOT NULL, position bigint NOT NULL, events bigint NOT NULL, inserted bigint NOT NULL, xids bigint[] NOT NULL, PRIMARY KEY (pipeline, sink, "table", position))`)
+		}
 		if err == nil || attempt == 3 || !pgIsCode(err, "23505", "42P07") {
 			break
 		}
@@ -312,9 +344,90 @@ func (s *pgSink) connect(ctx context.Context) error {
 	}
 	if err != nil {
 		conn.Close(ctx)
-		return fmt.Errorf("sink %q: prepare %s in %s: %w%s", s.name, s.ident(pgPositionsTable), s.where(), err, pgHint(err))
+		return fmt.Errorf("sink %q: prepare %s and %s in %s: %w%s", s.name, s.ident(pgPositionsTable), s.ident(pgBatchesTable), s.where(), err, pgHint(err))
 	}
 	s.conn, s.stored = conn, stored
+	return nil
+}
+
+// cutBack deletes, in one transaction, the rows of the batches committed
+// after the checkpoint (s.resume) and moves the stored position back to
+// it: their events are sent again. When the batches are not all recorded
+// (the checkpoint lags more than pgBatchWindow events) or the rows they
+// name are not all there (changed by someone else), it deletes nothing and
+// keeps every row: the replayed events are then stored twice, and the log
+// says so.
+func (s *pgSink) cutBack(ctx context.Context) error {
+	keep := func(why string) {
+		s.log.Warn("cannot cut the table back to the last checkpoint: the events written after it are stored again (at-least-once)", "table", s.tableName(), "reason", why)
+		s.pos.Store(s.stored)
+	}
+	tx, err := s.conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("sink %q: begin: %w", s.name, err)
+	}
+	defer tx.Rollback(ctx) // no-op after Commit
+	rows, err := tx.Query(ctx, "SELECT position, events, inserted, xids FROM "+s.ident(pgBatchesTable)+
+		` WHERE pipeline = $1 AND sink = $2 AND "table" = $3 AND position > $4 ORDER BY position`, s.pipeline, s.name, s.tableName(), s.resume)
+	if err != nil {
+		return fmt.Errorf("sink %q: read %s: %w", s.name, pgBatchesTable, err)
+	}
+	at, inserted := s.resume, int64(0)
+	xids := map[int64]bool{}
+	var pos, events, n int64
+	var ids []int64
+	errGap := errors.New("a batch is not recorded")
+	_, err = pgx.ForEachRow(rows, []any{&pos, &events, &n, &ids}, func() error {
+		if pos-events != at {
+			return errGap
+		}
+		at, inserted = pos, inserted+n
+		for _, x := range ids {
+			xids[x] = true
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errGap) {
+		return fmt.Errorf("sink %q: read %s: %w", s.name, pgBatchesTable, err)
+	}
+	if err != nil || at != s.stored {
+		keep(fmt.Sprintf("%s does not record every batch after the checkpoint (event %d of %d): it keeps the last %d events' worth", pgBatchesTable, s.resume, s.stored, pgBatchWindow))
+		return nil
+	}
+	res, err := tx.Exec(ctx, "DELETE FROM "+s.ident(s.table)+" WHERE xmin::text::bigint = ANY($1)", slices.Collect(maps.Keys(xids)))
+	if err != nil {
+		return fmt.Errorf("sink %q: cut %s back to its checkpoint: %w%s", s.name, s.tableName(), err, pgHint(err))
+	}
+	if res.RowsAffected() != inserted {
+		keep(fmt.Sprintf("the batches after the checkpoint inserted %d rows, %d of them are there as inserted (changed by someone else?)", inserted, res.RowsAffected()))
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM "+s.ident(pgBatchesTable)+` WHERE pipeline = $1 AND sink = $2 AND "table" = $3 AND position > $4`,
+		s.pipeline, s.name, s.tableName(), s.resume); err != nil {
+		return fmt.Errorf("sink %q: cut %s back: %w", s.name, pgBatchesTable, err)
+	}
+	if err := s.storePosition(ctx, tx, s.resume); err != nil {
+		return fmt.Errorf("sink %q: %w", s.name, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("sink %q: cut %s back: commit: %w", s.name, s.tableName(), err)
+	}
+	s.stored = s.resume
+	s.pos.Store(s.resume)
+	s.replayed.Store(inserted)
+	if inserted > 0 {
+		s.log.Info("deleted the rows inserted after the last checkpoint; those events are inserted again", "table", s.tableName(), "rows", inserted)
+	}
+	return nil
+}
+
+// storePosition records pos in flowctl_sink_positions, in tx.
+func (s *pgSink) storePosition(ctx context.Context, tx pgx.Tx, pos int64) error {
+	if _, err := tx.Exec(ctx, "INSERT INTO "+s.ident(pgPositionsTable)+` (pipeline, sink, "table", position) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (pipeline, sink, "table") DO UPDATE SET position = EXCLUDED.position, updated = now()`,
+		s.pipeline, s.name, s.tableName(), pos); err != nil {
+		return s.statementErr("store the position in "+pgPositionsTable, err)
+	}
 	return nil
 }
 
@@ -438,6 +551,11 @@ func (s *pgSink) prepare(ctx context.Context, objs []map[string]any) error {
 			ins += " ON CONFLICT (" + pgIdents(s.key) + ") DO UPDATE SET " + strings.Join(set, ", ")
 		}
 	}
+	if len(s.key) == 0 {
+		// The transaction id the row carries (a savepoint's own, inside
+		// one): what a resumed run deletes it by.
+		ins += " RETURNING xmin::text::bigint"
+	}
 	s.insert = ins
 	return nil
 }
@@ -515,8 +633,9 @@ func (s *pgSink) Write(ctx context.Context, batch []*flow.Event) error {
 			return err
 		}
 	}
-	// Events the table holds already: replayed after a crash, or a batch
-	// whose commit went through though its answer was lost.
+	// Events the table holds already: a batch whose commit went through
+	// though its answer was lost (the engine sends it again; reconnecting
+	// read the stored position).
 	skip := min(max(s.stored-s.pos.Load(), 0), int64(len(batch)))
 	if skip > 0 {
 		s.pos.Add(skip)
@@ -623,10 +742,12 @@ func (s *pgSink) insertRows(ctx context.Context, objs []map[string]any, failed m
 		}
 		args[i] = row
 	}
+	xmins := make([]int64, len(objs)) // 0: no row
 	send := func(from, to int) (bad int, err error) {
 		b := &pgx.Batch{}
 		var idx []int
 		for i := from; i < to; i++ {
+			xmins[i] = 0
 			if args[i] != nil && failed[i] == nil {
 				b.Queue(s.insert, args[i]...)
 				idx = append(idx, i)
@@ -637,7 +758,12 @@ func (s *pgSink) insertRows(ctx context.Context, objs []map[string]any, failed m
 		}
 		br := tx.SendBatch(ctx, b)
 		for _, i := range idx {
-			if _, err := br.Exec(); err != nil {
+			if len(s.key) > 0 {
+				_, err = br.Exec()
+			} else {
+				err = br.QueryRow().Scan(&xmins[i])
+			}
+			if err != nil {
 				br.Close()
 				return i, err
 			}
@@ -656,6 +782,9 @@ func (s *pgSink) insertRows(ctx context.Context, objs []map[string]any, failed m
 			return s.statementErr("insert into "+s.tableName(), err)
 		}
 		failed[bad] = pgPermanent(fmt.Errorf("insert into %s: %w", s.tableName(), pgErrText(err)))
+		for i := from; i < len(objs); i++ {
+			xmins[i] = 0 // rolled back
+		}
 		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT flowctl_rows"); err != nil {
 			return s.statementErr("insert into "+s.tableName(), err)
 		}
@@ -665,10 +794,29 @@ func (s *pgSink) insertRows(ctx context.Context, objs []map[string]any, failed m
 		from = bad + 1
 	}
 	next := s.pos.Load() + int64(len(objs))
-	if _, err := tx.Exec(ctx, "INSERT INTO "+s.ident(pgPositionsTable)+` (pipeline, sink, "table", position) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (pipeline, sink, "table") DO UPDATE SET position = EXCLUDED.position, updated = now()`,
-		s.pipeline, s.name, s.tableName(), next); err != nil {
-		return s.statementErr("store the position in "+pgPositionsTable, err)
+	if err := s.storePosition(ctx, tx, next); err != nil {
+		return err
+	}
+	if len(s.key) == 0 {
+		var inserted int64
+		xids := []int64{}
+		for _, x := range xmins {
+			if x != 0 {
+				inserted++
+				if !slices.Contains(xids, x) {
+					xids = append(xids, x)
+				}
+			}
+		}
+		b := &pgx.Batch{}
+		b.Queue("INSERT INTO "+s.ident(pgBatchesTable)+` (pipeline, sink, "table", position, events, inserted, xids) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (pipeline, sink, "table", position) DO UPDATE SET events = EXCLUDED.events, inserted = EXCLUDED.inserted, xids = EXCLUDED.xids`,
+			s.pipeline, s.name, s.tableName(), next, int64(len(objs)), inserted, xids)
+		b.Queue("DELETE FROM "+s.ident(pgBatchesTable)+` WHERE pipeline = $1 AND sink = $2 AND "table" = $3 AND position <= $4`,
+			s.pipeline, s.name, s.tableName(), next-pgBatchWindow)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return s.statementErr("record the batch in "+pgBatchesTable, err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)

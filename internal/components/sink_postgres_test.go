@@ -34,7 +34,8 @@ func TestPostgresSinkValidate(t *testing.T) {
 		{"array and two-word types", flow.Config{"dsn": dsn, "table": "p", "types": map[string]any{"a": "text[]", "b": "double precision"}}, nil},
 		{"missing dsn and table", flow.Config{}, []string{"dsn: is required", "table: is required"}},
 		{"bad dsn", flow.Config{"dsn": "postgres://u@[::1/db", "table": "t"}, []string{"dsn: is not a PostgreSQL connection string"}},
-		{"bad dsn hides the password", flow.Config{"dsn": "postgres://u:s3cret@host:notaport/db", "table": "t"}, []string{"dsn: is not a PostgreSQL"}},
+		{"bad dsn hides the password", flow.Config{"dsn": "postgres://u:s3cret@host:notaport/db", "table": "t"}, []string{"dsn: is not a PostgreSQL connection string: invalid port"}},
+		{"bad sslmode", flow.Config{"dsn": "host=h password=s3cret sslmode=bogus", "table": "t"}, []string{"sslmode is invalid"}},
 		{"three-part table", flow.Config{"dsn": dsn, "table": "a.b.c"}, []string{`table: "a.b.c" is not a table name`}},
 		{"empty schema", flow.Config{"dsn": dsn, "table": ".t"}, []string{"is not a table name"}},
 		{"columns twice, empty, not strings", flow.Config{"dsn": dsn, "table": "t", "columns": []any{"a", "a", ""}}, []string{"columns[1]: \"a\" is listed twice", "columns[2]: is empty"}},
@@ -120,7 +121,7 @@ func pgOpen(t *testing.T, cfg flow.Config, resume int64) (*pgSink, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.Open(ctx); err != nil {
-		s.Close(ctx)
+		// Like the engine: a component whose Open failed is not closed.
 		return nil, err
 	}
 	t.Cleanup(func() { s.Close(context.Background()) })
@@ -336,6 +337,19 @@ func TestPostgresSinkSetupErrors(t *testing.T) {
 		})
 	}
 
+	// A failed Open left no connection behind (a closed one leaves the
+	// server's list a moment later: poll, bounded).
+	left := "?"
+	for i := 0; i < 100 && left != "0"; i++ {
+		if i > 0 {
+			<-time.After(50 * time.Millisecond)
+		}
+		left = pgRows(t, dsn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")[0]
+	}
+	if left != "0" {
+		t.Errorf("%s connections left after the failed opens", left)
+	}
+
 	// Columns taken from the first event, missing in an existing table:
 	// the run stops (no retry can fix it), naming the column.
 	s := pgMustOpen(t, flow.Config{"dsn": dsn, "table": "two", "create": false}, -1)
@@ -351,73 +365,134 @@ func TestPostgresSinkSetupErrors(t *testing.T) {
 	}
 }
 
+func pgBatch(from, n int) []*flow.Event {
+	var b []*flow.Event
+	for i := from; i < from+n; i++ {
+		b = append(b, &flow.Event{ID: strconv.Itoa(i), Data: []byte(`{"n":` + strconv.Itoa(i) + `}`)})
+	}
+	return b
+}
+
 // TestPostgresSinkResume plays a crash: rows written after the committed
-// position are in the table; the resumed run gets them again and must
-// skip exactly those.
+// position are in the table; the resumed run deletes them and inserts the
+// replayed events, in whatever order they come.
 func TestPostgresSinkResume(t *testing.T) {
-	dsn := pgtest.NewDatabase(t)
 	ctx := context.Background()
-	cfg := flow.Config{"dsn": dsn, "table": "ev"}
-	batch := func(from, n int) []*flow.Event {
-		var b []*flow.Event
-		for i := from; i < from+n; i++ {
-			b = append(b, &flow.Event{ID: strconv.Itoa(i), Data: []byte(`{"n":` + strconv.Itoa(i) + `}`)})
-		}
-		return b
+	tests := []struct {
+		name   string
+		replay [][2]int // batches sent again: from, count
+	}{
+		{"replayed in order, in other batches", [][2]int{{5, 2}, {7, 4}}},
+		// Fan-in of two sources interleaves differently on replay.
+		{"replayed in another order", [][2]int{{9, 2}, {5, 4}}},
 	}
-	count := func() string {
-		return strings.Join(pgRows(t, dsn, "SELECT count(*), count(DISTINCT n), coalesce(max(n), -1) FROM ev"), "")
-	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn := pgtest.NewDatabase(t)
+			cfg := flow.Config{"dsn": dsn, "table": "ev"}
+			count := func() string {
+				return strings.Join(pgRows(t, dsn, "SELECT count(*), count(DISTINCT n), coalesce(max(n), -1) FROM ev"), "")
+			}
+			s := pgMustOpen(t, cfg, -1)
+			if err := s.Write(ctx, pgBatch(0, 5)); err != nil {
+				t.Fatal(err)
+			}
+			committed := s.Position()
+			if committed != 5 {
+				t.Fatalf("Position = %d after 5 events", committed)
+			}
+			// After the checkpoint: a batch with a row refused (its event
+			// goes to on_error), and one more.
+			bad := append(pgBatch(5, 1), &flow.Event{ID: "x", Data: []byte(`{"n":"x"}`)})
+			if err := s.Write(ctx, bad); err == nil {
+				t.Fatal("a row with n = x was accepted into a bigint column")
+			}
+			if err := s.Write(ctx, pgBatch(6, 2)); err != nil {
+				t.Fatal(err)
+			}
+			s.Close(ctx) // the crash: the checkpoint says 5, the table holds 8 rows
 
-	s := pgMustOpen(t, cfg, -1)
-	if err := s.Write(ctx, batch(0, 5)); err != nil {
-		t.Fatal(err)
-	}
-	committed := s.Position()
-	if committed != 5 {
-		t.Fatalf("Position = %d after 5 events", committed)
-	}
-	if err := s.Write(ctx, batch(5, 3)); err != nil {
-		t.Fatal(err)
-	}
-	s.Close(ctx) // the crash: the checkpoint says 5, the table holds 8
+			s = pgMustOpen(t, cfg, committed)
+			if p, r, c := s.Position(), s.Replayed(), count(); p != 5 || r != 3 || c != "5|5|4" {
+				t.Fatalf("resumed at %d, %d rows cut back, count/distinct/max %s; want 5, 3, 5|5|4", p, r, c)
+			}
+			for _, b := range tt.replay {
+				if err := s.Write(ctx, pgBatch(b[0], b[1])); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := count(); got != "11|11|10" {
+				t.Fatalf("count, distinct, max = %s; want 11|11|10 (nothing lost or twice)", got)
+			}
+			if p := s.Position(); p != 11 {
+				t.Fatalf("Position %d, want 11", p)
+			}
+			s.Close(ctx)
 
-	s = pgMustOpen(t, cfg, committed)
-	if p := s.Position(); p != 5 {
-		t.Fatalf("resumed at %d, want 5", p)
-	}
-	// The replay comes in batches that straddle what the table holds.
-	if err := s.Write(ctx, batch(5, 2)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Write(ctx, batch(7, 4)); err != nil {
-		t.Fatal(err)
-	}
-	if got := count(); got != "11|11|10" {
-		t.Fatalf("count, distinct, max = %s; want 11|11|10 (nothing lost or twice)", got)
-	}
-	if r, p := s.Replayed(), s.Position(); r != 3 || p != 11 {
-		t.Fatalf("Replayed %d, Position %d; want 3 and 11", r, p)
-	}
-	s.Close(ctx)
+			// A first run (no checkpoint) over the table continues the count
+			// and deletes nothing.
+			s = pgMustOpen(t, cfg, -1)
+			if p := s.Position(); p != 11 {
+				t.Fatalf("a first run starts at %d, want 11", p)
+			}
+			if err := s.Write(ctx, pgBatch(0, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if got := count(); got != "12|11|10" {
+				t.Fatalf("count, distinct, max = %s; want 12|11|10 (a fresh run appends)", got)
+			}
+			s.Close(ctx)
 
-	// A first run (no checkpoint) over the table continues the count and
-	// skips nothing.
-	s = pgMustOpen(t, cfg, -1)
-	if p := s.Position(); p != 11 {
-		t.Fatalf("a first run starts at %d, want 11", p)
+			// A checkpoint beyond what the table recorded: changed outside flowctl.
+			if _, err := pgOpen(t, cfg, 100); err == nil || !strings.Contains(err.Error(), "changed outside flowctl") {
+				t.Fatalf("Open = %v, want it to say the table was changed outside flowctl", err)
+			}
+		})
 	}
-	if err := s.Write(ctx, batch(0, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if got := count(); got != "12|11|10" {
-		t.Fatalf("count, distinct, max = %s; want 12|11|10 (a fresh run appends)", got)
-	}
-	s.Close(ctx)
+}
 
-	// A checkpoint beyond what the table recorded: changed outside flowctl.
-	if _, err := pgOpen(t, cfg, 100); err == nil || !strings.Contains(err.Error(), "changed outside flowctl") {
-		t.Fatalf("Open = %v, want it to say the table was changed outside flowctl", err)
+// TestPostgresSinkResumeCannotCut: when the rows to cut are not what the
+// batches recorded, the sink deletes nothing (at-least-once), and with
+// key it never deletes: replays are upserts.
+func TestPostgresSinkResumeCannotCut(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		cfg     flow.Config
+		meddle  string // run after the crash
+		wantRow string // count, distinct, max after the replay
+	}{
+		{"a row deleted by someone else", flow.Config{"table": "ev"}, "DELETE FROM ev WHERE n = 6", "13|11|10"},
+		{"batches not recorded", flow.Config{"table": "ev"}, "DELETE FROM flowctl_sink_batches", "14|11|10"},
+		{"upsert on key", flow.Config{"table": "ev", "key": []any{"n"}}, "", "11|11|10"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn := pgtest.NewDatabase(t)
+			cfg := flow.Config{"dsn": dsn}
+			for k, v := range tt.cfg {
+				cfg[k] = v
+			}
+			s := pgMustOpen(t, cfg, -1)
+			if err := s.Write(ctx, pgBatch(0, 5)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Write(ctx, pgBatch(5, 3)); err != nil {
+				t.Fatal(err)
+			}
+			s.Close(ctx)
+			if tt.meddle != "" {
+				pgExec(t, dsn, tt.meddle)
+			}
+			s = pgMustOpen(t, cfg, 5)
+			if err := s.Write(ctx, pgBatch(5, 6)); err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(pgRows(t, dsn, "SELECT count(*), count(DISTINCT n), max(n) FROM ev"), "")
+			if got != tt.wantRow {
+				t.Fatalf("count, distinct, max = %s; want %s", got, tt.wantRow)
+			}
+		})
 	}
 }
 

@@ -13,7 +13,12 @@
 // server outlives its tests.
 //
 // One server per test package: Shared starts it once (sync.Once) and every
-// test creates its own database with CreateDatabase.
+// test creates its own database with NewDatabase.
+//
+// The temporary directory is made under os.TempDir(); as root it is chowned
+// to postgres, so TMPDIR must be a directory that user can traverse (/tmp
+// is). The watching shell is /bin/sh: on Windows Start reports
+// ErrNotInstalled.
 //
 // It imports only pgx and the standard library; nothing of flowctl.
 package pgtest
@@ -29,6 +34,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +72,9 @@ var ErrNotInstalled = errors.New("PostgreSQL server binaries (initdb, postgres) 
 // BinDir returns the directory holding initdb and postgres: the one on
 // PATH, else the newest /usr/lib/postgresql/<version>/bin.
 func BinDir() (string, error) {
+	if runtime.GOOS == "windows" {
+		return "", ErrNotInstalled
+	}
 	if p, err := exec.LookPath("postgres"); err == nil {
 		if _, err := exec.LookPath("initdb"); err == nil {
 			return filepath.Dir(p), nil
