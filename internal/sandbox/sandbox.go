@@ -31,7 +31,8 @@ var ErrAlreadyUp = errors.New("the sandbox is already up")
 type Options struct {
 	// Exe is the flowctl binary the pipeline runs in (`Exe run -f ...`).
 	Exe string
-	// Out receives progress lines and, when a service fails, its log's tail.
+	// Out receives progress lines and, when a service fails, its log's
+	// tail (nil: discarded).
 	Out io.Writer
 }
 
@@ -40,6 +41,9 @@ type Options struct {
 // state. When one fails, what it started is stopped again. On a sandbox
 // that is up it returns its state and ErrAlreadyUp.
 func Up(ctx context.Context, f *File, o Options) (*State, error) {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
 	dir := f.StateDir()
 	unlock, err := lockSandbox(dir, f.Name)
 	if err != nil {

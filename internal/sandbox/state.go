@@ -83,8 +83,7 @@ func writeState(dir string, st *State) error {
 	return os.Rename(tmp, filepath.Join(dir, stateFile))
 }
 
-// procs lists every process of st, the pipeline first, then the services
-// in reverse start order: the order `down` stops them in.
+// anyAlive reports whether a process of st still runs.
 func (st *State) anyAlive() bool {
 	if st.Pipeline != nil && alive(st.Pipeline.PID, st.Pipeline.Start) {
 		return true
