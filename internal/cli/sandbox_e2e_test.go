@@ -242,6 +242,9 @@ sinks:
 	if out := mustSandbox(t, dir, "logs", "pipeline", "--tail", "50"); !strings.Contains(out, `checkpoints of "e2e"`) {
 		t.Errorf("logs pipeline:\n%s", out)
 	}
+	if out := mustSandbox(t, dir, "logs", "--tail", "1"); !strings.Contains(out, "==> db <==\n") || !strings.Contains(out, "==> pipeline <==\n") {
+		t.Errorf("logs (all):\n%s", out)
+	}
 	if code, out, _ := sandboxRun(t, dir, "logs", "nosuch"); code == 0 {
 		t.Errorf("logs of an unknown name succeeded:\n%s", out)
 	}
