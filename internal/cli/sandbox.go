@@ -20,7 +20,7 @@ func newSandboxCmd(g *globals) *cobra.Command {
 		Use:   "sandbox up|down|status|logs [-f FILE]",
 		Short: "A local development environment: the pipeline and the services it needs (PostgreSQL, local processes)",
 		Long: `sandbox runs the services a sandbox file declares (services: PostgreSQL from the machine's
-own installation, local processes), each started once the ones it depends on are healthy,
+own installation, local processes, containers), each started once the ones it depends on are healthy,
 and then the pipeline, with every service's address in its environment (${DB_URL},
 ${MOCK_PORT}, ...). Everything runs detached: up returns once all is healthy; status,
 logs and down find it again through the sandbox directory, .flowctl/sandbox/NAME next to
