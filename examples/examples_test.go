@@ -11,6 +11,7 @@ import (
 	"github.com/flowctl/flowctl/internal/components"
 	"github.com/flowctl/flowctl/internal/graph"
 	"github.com/flowctl/flowctl/internal/pipetest"
+	"github.com/flowctl/flowctl/internal/sandbox"
 	"github.com/flowctl/flowctl/internal/spec"
 )
 
@@ -24,7 +25,9 @@ func exampleFiles(t *testing.T) []string {
 			t.Fatal(err)
 		}
 		for _, f := range m {
-			if !pipetest.IsTestFile(f) { // a pipeline's tests, not a pipeline
+			// A pipeline's tests (*_test.yaml) and sandbox files
+			// (TestExampleSandboxes) are not pipelines.
+			if !pipetest.IsTestFile(f) && filepath.Base(f) != sandbox.DefaultFile {
 				files = append(files, f)
 			}
 		}
@@ -109,6 +112,26 @@ func TestExamplesValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExampleSandboxes loads every sandbox file under examples/ (what
+// `flowctl sandbox up` reads); its pipeline is validated with the others.
+// internal/cli/sandbox_e2e_test.go runs examples/sandbox-postgres.
+func TestExampleSandboxes(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("*", sandbox.DefaultFile))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no */%s under examples/ (%v)", sandbox.DefaultFile, err)
+	}
+	for _, f := range files {
+		sb, err := sandbox.Load(f)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if sb.Pipeline == "" || len(sb.Services) == 0 {
+			t.Errorf("%s: an example sandbox declares services and a pipeline", f)
+		}
 	}
 }
 
