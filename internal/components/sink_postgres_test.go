@@ -524,3 +524,29 @@ func TestPostgresSinkReconnect(t *testing.T) {
 		t.Fatalf("rows %v, want 1 and 2", got)
 	}
 }
+
+// TestPostgresSinkLostCommitAnswer: a commit that went through though its
+// answer was lost (the connection broke right after COMMIT) is not written
+// twice when the engine sends the batch again.
+func TestPostgresSinkLostCommitAnswer(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	s := pgMustOpen(t, flow.Config{"dsn": dsn, "table": "ev"}, -1)
+	if err := s.Write(ctx, pgBatch(0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	// What the sink knows when COMMIT's answer is lost: the batch is not
+	// counted, and the connection is gone.
+	s.pos.Add(-3)
+	s.stored -= 3
+	s.conn.Close(ctx)
+	if err := s.Write(ctx, pgBatch(0, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if got := pgRows(t, dsn, "SELECT count(*), count(DISTINCT n) FROM ev"); got[0] != "4|4" {
+		t.Fatalf("count, distinct = %s, want 4|4", got[0])
+	}
+	if p := s.Position(); p != 4 {
+		t.Fatalf("Position %d, want 4", p)
+	}
+}
