@@ -29,7 +29,7 @@ func init() {
 		Summary: "Inserts (or, with key, upserts) each event's top-level JSON fields as a row of a PostgreSQL table, one transaction per batch.",
 		Delivery: "Exactly once across a crash when its events come, in order, from sources that can be replayed: each batch's transaction also records the sink's position and its rows' transaction ids (tables flowctl_sink_positions and flowctl_sink_batches, in the table's schema); a resumed run deletes, in one transaction, the rows committed after the last checkpoint, and those events are inserted again. " +
 			"With key nothing is deleted: a replayed event is upserted onto its own row, so no key is ever stored twice, whatever feeds the sink. " +
-			"Without key it keeps every row (at-least-once) when fed by a source that cannot replay (stdin, http), when the engine finds no exact cut (several sources, an unordered parallel processor), when the rows after the checkpoint were changed by someone else, or when the checkpoint lags more than 1,000,000 events behind; the log says so. The table should be the pipeline's own.",
+			"Without key it keeps every row (at-least-once) when fed by a source that cannot replay (stdin, http), when the engine finds no exact cut (several sources, an unordered parallel processor), when the rows after the checkpoint were changed by someone else, when the checkpoint lags more than 1,000,000 events behind, or when the table is a view or a foreign table; the log says so. The table should be the pipeline's own.",
 		Fields: []flow.Field{
 			{Name: "dsn", Type: flow.TypeString, Required: true, Example: "postgres://flowctl@127.0.0.1:5432/flowctl?sslmode=disable", Description: "The database: a libpq URL or key=value connection string; PG* environment variables and ~/.pgpass fill what it leaves out. Write ${PG_URL} to keep a password out of the file."},
 			{Name: "table", Type: flow.TypeString, Required: true, Example: "payments", Description: "The table to write to, optionally schema-qualified (public.payments). Names are used exactly as written (quoted)."},
@@ -330,9 +330,9 @@ func (s *pgSink) connect(ctx context.Context) error {
 			` (pipeline text NOT NULL, sink text NOT NULL, "table" text NOT NULL, position bigint NOT NULL, updated timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, sink, "table"))`)
 		if err == nil {
 			// position: the count after the batch; events: how many it
-			// consumed; inserted: the rows it added; xids: their xmin.
+			// consumed; inserted: the rows it added; xid: their xmin.
 			_, err = conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+s.ident(pgBatchesTable)+
-				` (pipeline text NOT NULL, sink text NOT NULL, "table" text NOT NULL, position bigint NOT NULL, events bigint NOT NULL, inserted bigint NOT NULL, xids bigint[] NOT NULL, PRIMARY KEY (pipeline, sink, "table", position))`)
+				` (pipeline text NOT NULL, sink text NOT NULL, "table" text NOT NULL, position bigint NOT NULL, events bigint NOT NULL, inserted bigint NOT NULL, xid bigint NOT NULL, PRIMARY KEY (pipeline, sink, "table", position))`)
 		}
 		if err == nil || attempt == 3 || !pgIsCode(err, "23505", "42P07") {
 			break
@@ -367,23 +367,35 @@ func (s *pgSink) cutBack(ctx context.Context) error {
 		return fmt.Errorf("sink %q: begin: %w", s.name, err)
 	}
 	defer tx.Rollback(ctx) // no-op after Commit
-	rows, err := tx.Query(ctx, "SELECT position, events, inserted, xids FROM "+s.ident(pgBatchesTable)+
+	var kind string
+	if err := tx.QueryRow(ctx, "SELECT coalesce((SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)), '')", s.ident(s.table)).Scan(&kind); err != nil {
+		return fmt.Errorf("sink %q: look up table %s: %w", s.name, s.tableName(), err)
+	}
+	switch kind {
+	case "r", "p": // a table, a partitioned table
+	case "":
+		keep("the table is not there")
+		return nil
+	default:
+		keep("not a table (a view or a foreign table): its rows cannot be found by transaction id")
+		return nil
+	}
+	rows, err := tx.Query(ctx, "SELECT position, events, inserted, xid FROM "+s.ident(pgBatchesTable)+
 		` WHERE pipeline = $1 AND sink = $2 AND "table" = $3 AND position > $4 ORDER BY position`, s.pipeline, s.name, s.tableName(), s.resume)
 	if err != nil {
 		return fmt.Errorf("sink %q: read %s: %w", s.name, pgBatchesTable, err)
 	}
 	at, inserted := s.resume, int64(0)
 	xids := map[int64]bool{}
-	var pos, events, n int64
-	var ids []int64
+	var pos, events, n, xid int64
 	errGap := errors.New("a batch is not recorded")
-	_, err = pgx.ForEachRow(rows, []any{&pos, &events, &n, &ids}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&pos, &events, &n, &xid}, func() error {
 		if pos-events != at {
 			return errGap
 		}
 		at, inserted = pos, inserted+n
-		for _, x := range ids {
-			xids[x] = true
+		if n > 0 {
+			xids[xid] = true
 		}
 		return nil
 	})
@@ -551,11 +563,6 @@ func (s *pgSink) prepare(ctx context.Context, objs []map[string]any) error {
 			ins += " ON CONFLICT (" + pgIdents(s.key) + ") DO UPDATE SET " + strings.Join(set, ", ")
 		}
 	}
-	if len(s.key) == 0 {
-		// The transaction id the row carries (a savepoint's own, inside
-		// one): what a resumed run deletes it by.
-		ins += " RETURNING xmin::text::bigint"
-	}
 	s.insert = ins
 	return nil
 }
@@ -712,19 +719,15 @@ func (s *pgSink) shift(err error, skip, n int) error {
 }
 
 // insertRows inserts the objects in one transaction (failed holds the
-// events not to insert and gets the rows PostgreSQL refuses), then stores
-// the new position in the same transaction.
+// events not to insert and gets the rows PostgreSQL refuses), which also
+// stores the new position and, without key, records the batch.
 //
 // All rows go in one round trip (a pgx batch). When a row is refused for
-// its data the transaction goes back to the savepoint before the batch,
-// the rows before the bad one are sent again, and the rest after it: one
-// more round trip per bad row.
+// its data the transaction is rolled back and tried again without it: one
+// more round trip per bad row. No savepoints, so every row of a batch
+// carries the transaction's own id (xmin), which is what a resumed run
+// deletes them by.
 func (s *pgSink) insertRows(ctx context.Context, objs []map[string]any, failed map[int]error) error {
-	tx, err := s.conn.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(ctx) // no-op after Commit
 	args := make([][]any, len(objs))
 	for i, o := range objs {
 		if o == nil {
@@ -742,88 +745,73 @@ func (s *pgSink) insertRows(ctx context.Context, objs []map[string]any, failed m
 		}
 		args[i] = row
 	}
-	xmins := make([]int64, len(objs)) // 0: no row
-	send := func(from, to int) (bad int, err error) {
-		b := &pgx.Batch{}
-		var idx []int
-		for i := from; i < to; i++ {
-			xmins[i] = 0
-			if args[i] != nil && failed[i] == nil {
-				b.Queue(s.insert, args[i]...)
-				idx = append(idx, i)
-			}
-		}
-		if len(idx) == 0 {
-			return -1, nil
-		}
-		br := tx.SendBatch(ctx, b)
-		for _, i := range idx {
-			if len(s.key) > 0 {
-				_, err = br.Exec()
-			} else {
-				err = br.QueryRow().Scan(&xmins[i])
-			}
-			if err != nil {
-				br.Close()
-				return i, err
-			}
-		}
-		return -1, br.Close()
-	}
-	for from := 0; from < len(objs); {
-		if _, err := tx.Exec(ctx, "SAVEPOINT flowctl_rows"); err != nil {
-			return s.statementErr("insert into "+s.tableName(), err)
-		}
-		bad, err := send(from, len(objs))
+	// Each attempt but the last takes one more row out: bounded.
+	for range len(objs) + 1 {
+		bad, err := s.tryRows(ctx, args, failed, int64(len(objs)))
 		if err == nil {
-			break
+			return nil
 		}
-		if bad < 0 || !pgIsDataErr(err) {
-			return s.statementErr("insert into "+s.tableName(), err)
+		if bad < 0 {
+			return err
 		}
 		failed[bad] = pgPermanent(fmt.Errorf("insert into %s: %w", s.tableName(), pgErrText(err)))
-		for i := from; i < len(objs); i++ {
-			xmins[i] = 0 // rolled back
-		}
-		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT flowctl_rows"); err != nil {
-			return s.statementErr("insert into "+s.tableName(), err)
-		}
-		if _, err := send(from, bad); err != nil {
-			return s.statementErr("insert into "+s.tableName(), err)
-		}
-		from = bad + 1
 	}
-	next := s.pos.Load() + int64(len(objs))
-	if err := s.storePosition(ctx, tx, next); err != nil {
-		return err
+	return fmt.Errorf("insert into %s: every row was refused and the batch still failed", s.tableName())
+}
+
+// tryRows is one attempt of insertRows: bad is the index of the row
+// PostgreSQL refused for its data (err says why), or -1.
+func (s *pgSink) tryRows(ctx context.Context, args [][]any, failed map[int]error, events int64) (bad int, err error) {
+	tx, err := s.conn.Begin(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("begin: %w", err)
 	}
-	if len(s.key) == 0 {
-		var inserted int64
-		xids := []int64{}
-		for _, x := range xmins {
-			if x != 0 {
-				inserted++
-				if !slices.Contains(xids, x) {
-					xids = append(xids, x)
+	defer tx.Rollback(ctx) // no-op after Commit
+	b := &pgx.Batch{}
+	var idx []int
+	for i, row := range args {
+		if row != nil && failed[i] == nil {
+			b.Queue(s.insert, row...)
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) > 0 {
+		br := tx.SendBatch(ctx, b)
+		for _, i := range idx {
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				if pgIsDataErr(err) {
+					return i, err
 				}
+				return -1, s.statementErr("insert into "+s.tableName(), err)
 			}
 		}
+		if err := br.Close(); err != nil {
+			return -1, s.statementErr("insert into "+s.tableName(), err)
+		}
+	}
+	next := s.pos.Load() + events
+	if err := s.storePosition(ctx, tx, next); err != nil {
+		return -1, err
+	}
+	if len(s.key) == 0 {
 		b := &pgx.Batch{}
-		b.Queue("INSERT INTO "+s.ident(pgBatchesTable)+` (pipeline, sink, "table", position, events, inserted, xids) VALUES ($1, $2, $3, $4, $5, $6, $7)
-			ON CONFLICT (pipeline, sink, "table", position) DO UPDATE SET events = EXCLUDED.events, inserted = EXCLUDED.inserted, xids = EXCLUDED.xids`,
-			s.pipeline, s.name, s.tableName(), next, int64(len(objs)), inserted, xids)
+		// xmin is the 32-bit transaction id; txid_current() adds an epoch.
+		b.Queue("INSERT INTO "+s.ident(pgBatchesTable)+` (pipeline, sink, "table", position, events, inserted, xid) VALUES ($1, $2, $3, $4, $5, $6, txid_current() % 4294967296)
+			ON CONFLICT (pipeline, sink, "table", position) DO UPDATE SET events = EXCLUDED.events, inserted = EXCLUDED.inserted, xid = EXCLUDED.xid`,
+			s.pipeline, s.name, s.tableName(), next, events, int64(len(idx)))
 		b.Queue("DELETE FROM "+s.ident(pgBatchesTable)+` WHERE pipeline = $1 AND sink = $2 AND "table" = $3 AND position <= $4`,
 			s.pipeline, s.name, s.tableName(), next-pgBatchWindow)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return s.statementErr("record the batch in "+pgBatchesTable, err)
+			return -1, s.statementErr("record the batch in "+pgBatchesTable, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return -1, fmt.Errorf("commit: %w", err)
 	}
 	s.stored = next
 	s.pos.Store(next)
-	return nil
+	return -1, nil
 }
 
 // statementErr wraps a failed statement: a table, column or constraint

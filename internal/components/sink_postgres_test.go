@@ -380,15 +380,20 @@ func TestPostgresSinkResume(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name   string
+		setup  []string
 		replay [][2]int // batches sent again: from, count
 	}{
-		{"replayed in order, in other batches", [][2]int{{5, 2}, {7, 4}}},
+		{"replayed in order, in other batches", nil, [][2]int{{5, 2}, {7, 4}}},
 		// Fan-in of two sources interleaves differently on replay.
-		{"replayed in another order", [][2]int{{9, 2}, {5, 4}}},
+		{"replayed in another order", nil, [][2]int{{9, 2}, {5, 4}}},
+		{"a partitioned table", []string{"CREATE TABLE ev (n bigint) PARTITION BY RANGE (n)",
+			"CREATE TABLE ev_low PARTITION OF ev FOR VALUES FROM (0) TO (6)", "CREATE TABLE ev_high PARTITION OF ev FOR VALUES FROM (6) TO (100)"},
+			[][2]int{{5, 6}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dsn := pgtest.NewDatabase(t)
+			pgExec(t, dsn, tt.setup...)
 			cfg := flow.Config{"dsn": dsn, "table": "ev"}
 			count := func() string {
 				return strings.Join(pgRows(t, dsn, "SELECT count(*), count(DISTINCT n), coalesce(max(n), -1) FROM ev"), "")
@@ -465,10 +470,12 @@ func TestPostgresSinkResumeCannotCut(t *testing.T) {
 		{"a row deleted by someone else", flow.Config{"table": "ev"}, "DELETE FROM ev WHERE n = 6", "13|11|10"},
 		{"batches not recorded", flow.Config{"table": "ev"}, "DELETE FROM flowctl_sink_batches", "14|11|10"},
 		{"upsert on key", flow.Config{"table": "ev", "key": []any{"n"}}, "", "11|11|10"},
+		{"a view", flow.Config{"table": "v", "create": false}, "", "14|11|10"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dsn := pgtest.NewDatabase(t)
+			pgExec(t, dsn, "CREATE TABLE vt (n bigint)", "CREATE VIEW v AS SELECT n FROM vt")
 			cfg := flow.Config{"dsn": dsn}
 			for k, v := range tt.cfg {
 				cfg[k] = v
@@ -488,7 +495,7 @@ func TestPostgresSinkResumeCannotCut(t *testing.T) {
 			if err := s.Write(ctx, pgBatch(5, 6)); err != nil {
 				t.Fatal(err)
 			}
-			got := strings.Join(pgRows(t, dsn, "SELECT count(*), count(DISTINCT n), max(n) FROM ev"), "")
+			got := strings.Join(pgRows(t, dsn, fmt.Sprintf("SELECT count(*), count(DISTINCT n), max(n) FROM %s", tt.cfg["table"])), "")
 			if got != tt.wantRow {
 				t.Fatalf("count, distinct, max = %s; want %s", got, tt.wantRow)
 			}
@@ -515,5 +522,31 @@ func TestPostgresSinkReconnect(t *testing.T) {
 	}
 	if got := pgRows(t, dsn, "SELECT n FROM ev ORDER BY n"); !slices.Equal(got, []string{"1", "2"}) {
 		t.Fatalf("rows %v, want 1 and 2", got)
+	}
+}
+
+// TestPostgresSinkLostCommitAnswer: a commit that went through though its
+// answer was lost (the connection broke right after COMMIT) is not written
+// twice when the engine sends the batch again.
+func TestPostgresSinkLostCommitAnswer(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	s := pgMustOpen(t, flow.Config{"dsn": dsn, "table": "ev"}, -1)
+	if err := s.Write(ctx, pgBatch(0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	// What the sink knows when COMMIT's answer is lost: the batch is not
+	// counted, and the connection is gone.
+	s.pos.Add(-3)
+	s.stored -= 3
+	s.conn.Close(ctx)
+	if err := s.Write(ctx, pgBatch(0, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if got := pgRows(t, dsn, "SELECT count(*), count(DISTINCT n) FROM ev"); got[0] != "4|4" {
+		t.Fatalf("count, distinct = %s, want 4|4", got[0])
+	}
+	if p := s.Position(); p != 4 {
+		t.Fatalf("Position %d, want 4", p)
 	}
 }
