@@ -294,4 +294,6 @@ func mapValue(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-func scalarNode(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
+func scalarNode(v string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
+}
