@@ -333,7 +333,7 @@ func componentReadme(o newComponentOpts) string {
 	case "go":
 		if o.protocol == "grpc" {
 			if o.sdkPath == "" {
-				b.WriteString("# first: edit the replace line at the end of go.mod to point at a flowctl checkout\n")
+				b.WriteString("# first: in go.mod, point the replace line at a flowctl checkout and uncomment it\n")
 			}
 			b.WriteString("go mod tidy                 # fetches the SDK's dependencies\n")
 		}
