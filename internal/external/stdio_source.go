@@ -88,7 +88,11 @@ func (s *stdioSource) Recv(ctx context.Context) (uint64, []*flow.Event, error) {
 	select {
 	case ev, ok := <-s.lines:
 		if !ok {
-			return 0, nil, <-s.errc
+			// Keep the error for every later Recv: a caller may ask again
+			// after io.EOF (conformance does), and must not block forever.
+			err := <-s.errc
+			s.errc <- err
+			return 0, nil, err
 		}
 		batch = append(flow.NewBatch(), ev)
 	case <-ctx.Done():
