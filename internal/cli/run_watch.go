@@ -313,21 +313,20 @@ func (w *watcher) apply(ctx context.Context, fileChanged bool, changedProgs map[
 			builds[c] = t
 		}
 	}
-	if fileChanged {
-		// A component the saved file adds, or whose build it changes, is
-		// built before the file is applied; a build that fails keeps the
-		// running version of the whole file.
-		for _, t := range w.newBuilds() {
-			fmt.Fprintf(stderr, "flowctl run: --watch: %s changed: building %s: %s\n", w.rl.path, t.name, strings.Join(t.cmd, " "))
-			if err := runBuild(ctx, w.rl.g.componentOutput(), w.dir, t); err != nil {
-				w.rl.log.Error("--watch: build failed; the run goes on unchanged", "component", t.name, "error", err)
-				fmt.Fprintf(stderr, "flowctl run: --watch: %v; the run goes on unchanged\n", err)
-				return
-			}
-			w.builtNow(t.name, changedProgs)
-			why[t.name] = append(why[t.name], t.name+" rebuilt")
-			delete(builds, t.name)
+	// A round applies the file as it is on disk: a component it adds, or
+	// whose build it changes, is built first (even in a round started by
+	// a source), and a build that fails keeps the running version of
+	// everything.
+	for _, t := range w.newBuilds() {
+		fmt.Fprintf(stderr, "flowctl run: --watch: %s has a new build for %s: %s\n", w.rl.path, t.name, strings.Join(t.cmd, " "))
+		if err := runBuild(ctx, w.rl.g.componentOutput(), w.dir, t); err != nil {
+			w.rl.log.Error("--watch: build failed; the run goes on unchanged", "component", t.name, "error", err)
+			fmt.Fprintf(stderr, "flowctl run: --watch: %v; the run goes on unchanged\n", err)
+			return
 		}
+		w.builtNow(t.name, changedProgs)
+		why[t.name] = append(why[t.name], t.name+" rebuilt")
+		delete(builds, t.name)
 	}
 	for _, c := range slices.Sorted(maps.Keys(builds)) {
 		t := builds[c]

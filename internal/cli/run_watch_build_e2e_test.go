@@ -158,6 +158,11 @@ func TestRunWatchBuild(t *testing.T) {
 			cmd.Process.Kill()
 		}
 	}()
+	defer func() {
+		if t.Failed() {
+			t.Logf("flowctl's stderr:\n%s", stderr.String())
+		}
+	}()
 	last := func() buildLine {
 		ls := readBuildLines(out)
 		if len(ls) == 0 {
@@ -212,6 +217,46 @@ func TestRunWatchBuild(t *testing.T) {
 	// The rebuilt program's own write did not restart it a second time.
 	if c := strings.Count(stderr.String(), "restarting tag"); c != 1 {
 		t.Errorf("tag was restarted %d times, want once:\n%s", c, stderr.String())
+	}
+
+	// A saved file that adds a component with a build: built first; while
+	// the source is broken, the file is not applied at all.
+	withTag2 := strings.Replace(buildPipeline, `sinks:
+  - name: out
+    type: file
+    inputs: [py]`, `  - name: tag2
+    command: bin/tag2
+    protocol: stdio
+    build: [go, build, -o, bin/tag2, .]
+    watch: "*.go"
+    inputs: [py]
+sinks:
+  - name: out
+    type: file
+    inputs: [tag2]`, 1)
+	if withTag2 == buildPipeline {
+		t.Fatal("the edit of the pipeline changed nothing")
+	}
+	writeFileAt(t, pf, withTag2)
+	waitFor(t, 90*time.Second, "the failed build of the added component", func() bool {
+		running()
+		return strings.Contains(stderr.String(), "build of tag2 failed") && strings.Contains(stderr.String(), "the run goes on unchanged")
+	})
+	if _, err := os.Stat(filepath.Join(dir, "bin", "tag2")); err == nil {
+		t.Fatal("bin/tag2 exists although its build failed")
+	}
+	// Fixed: the round applies the file on disk, so tag2 is built and
+	// added, and tag rebuilt and restarted. tag2 stamps its own pid over
+	// tag's, and its tag: go-v3 as well.
+	pidTag := last().PID
+	writeFileAt(t, src, buildTagSource("go-v3"))
+	waitFor(t, 90*time.Second, "events through the added component", func() bool {
+		running()
+		l := last()
+		return l.Tag == "go-v3" && l.PID != pidTag && strings.Contains(stderr.String(), `msg="component started" pipeline=buildwatch component=tag2`)
+	})
+	if s := stderr.String(); !strings.Contains(s, "has a new build for tag2: go build -o bin/tag2 .") || strings.Contains(s, "reload failed") {
+		t.Errorf("stderr does not say tag2 was built, or a reload failed:\n%s", s)
 	}
 
 	cmd.Process.Signal(syscall.SIGINT)
