@@ -50,6 +50,8 @@ type watcher struct {
 	prints map[string]fingerprint
 	// builds are the components' build commands and their sources.
 	builds []buildTarget
+	// running are the names of the running pipeline's components.
+	running map[string]bool
 	// deep are the directories whose new subdirectories are watched too
 	// (a `**` glob, or one with several segments).
 	deep map[string]bool
@@ -96,6 +98,8 @@ func (w *watcher) stop() {
 func (w *watcher) watch(pl *spec.Pipeline) error {
 	progs := componentPrograms(pl, w.dir)
 	builds := componentBuilds(pl)
+	// want maps each directory to whether it must be watched (the
+	// pipeline's and the programs'), or only may (a glob's).
 	want := map[string]bool{filepath.Dir(absPath(w.rl.path)): true}
 	for f := range progs {
 		want[filepath.Dir(f)] = true
@@ -108,37 +112,52 @@ func (w *watcher) watch(pl *spec.Pipeline) error {
 				root = filepath.Join(w.dir, filepath.FromSlash(root))
 			}
 			if !isDeep {
-				want[root] = true
+				may(want, root)
 				continue
 			}
 			deep[root] = true
 			for _, d := range subdirs(root, maxWatchedDirs) {
-				want[d] = true
+				may(want, d)
 			}
 		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.progs, w.builds, w.deep = progs, builds, deep
+	w.running = map[string]bool{}
+	for _, c := range pl.Components() {
+		w.running[c.Name] = true
+	}
 	for f := range progs {
 		if _, ok := w.prints[f]; !ok {
 			w.prints[f] = fingerprintOf(f)
 		}
 	}
 	var errs []error
-	for d := range want {
+	for d, must := range want {
 		if w.dirs[d] {
 			continue
 		}
 		if err := w.fsw.Add(d); err != nil {
-			// A glob's directory may not exist yet; the pipeline's own
-			// must.
-			errs = append(errs, fmt.Errorf("--watch %s: %w", d, err))
+			if must {
+				errs = append(errs, fmt.Errorf("--watch %s: %w", d, err))
+			} else {
+				// A glob's directory that does not exist yet is looked
+				// for again after the next applied save of the file.
+				w.rl.log.Warn("--watch: a directory of the watch: globs cannot be watched", "dir", d, "error", err)
+			}
 			continue
 		}
 		w.dirs[d] = true
 	}
 	return errors.Join(errs...)
+}
+
+// may adds d to the directories watched if it can be.
+func may(want map[string]bool, d string) {
+	if _, ok := want[d]; !ok {
+		want[d] = false
+	}
 }
 
 // subdirs lists root and the directories below it, at most max of them,
@@ -307,6 +326,7 @@ func (w *watcher) loop(ctx context.Context) {
 func (w *watcher) apply(ctx context.Context, fileChanged bool, changedProgs map[string]bool, changedSrc map[string][]string) {
 	stderr := w.rl.g.stderr
 	why := map[string][]string{} // component to restart → why
+	var added []string           // components the file adds, built
 	builds := map[string]buildTarget{}
 	for _, c := range slices.Sorted(maps.Keys(changedSrc)) {
 		if t, ok := w.build(c); ok {
@@ -325,8 +345,12 @@ func (w *watcher) apply(ctx context.Context, fileChanged bool, changedProgs map[
 			return
 		}
 		w.builtNow(t.name, changedProgs)
-		why[t.name] = append(why[t.name], t.name+" rebuilt")
 		delete(builds, t.name)
+		if w.isRunning(t.name) {
+			why[t.name] = append(why[t.name], t.name+" rebuilt")
+		} else {
+			added = append(added, t.name)
+		}
 	}
 	for _, c := range slices.Sorted(maps.Keys(builds)) {
 		t := builds[c]
@@ -352,8 +376,10 @@ func (w *watcher) apply(ctx context.Context, fileChanged bool, changedProgs map[
 	}
 	w.mu.Unlock()
 	names := slices.Sorted(maps.Keys(why))
-	switch {
-	case len(names) > 0:
+	if len(names) == 0 && len(added) == 0 && !fileChanged {
+		return
+	}
+	if len(names) > 0 {
 		var what []string
 		for _, c := range names {
 			for _, x := range why[c] {
@@ -364,10 +390,12 @@ func (w *watcher) apply(ctx context.Context, fileChanged bool, changedProgs map[
 		}
 		sort.Strings(what)
 		fmt.Fprintf(stderr, "flowctl run: --watch: %s: restarting %s\n", strings.Join(what, ", "), strings.Join(names, ", "))
-	case fileChanged:
+	}
+	switch {
+	case len(added) > 0:
+		fmt.Fprintf(stderr, "flowctl run: --watch: %s built: applying %s\n", strings.Join(added, ", "), w.rl.path)
+	case fileChanged && len(names) == 0:
 		fmt.Fprintf(stderr, "flowctl run: --watch: %s changed: applying it\n", w.rl.path)
-	default:
-		return
 	}
 	pl := w.rl.reloadWith(ctx, names)
 	if pl != nil {
@@ -407,6 +435,13 @@ func (w *watcher) newBuilds() []buildTarget {
 		}
 	}
 	return out
+}
+
+// isRunning reports whether component c is in the running pipeline.
+func (w *watcher) isRunning(c string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.running[c]
 }
 
 // build finds the build of component c.

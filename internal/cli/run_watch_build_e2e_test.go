@@ -148,8 +148,11 @@ func TestRunWatchBuild(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the run ends (runErr then holds how), so that
+	// both the test and its deferred stop can wait for it.
+	exited := make(chan struct{})
+	var runErr error
+	go func() { runErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		cmd.Process.Signal(syscall.SIGINT)
 		select {
@@ -173,8 +176,8 @@ func TestRunWatchBuild(t *testing.T) {
 	running := func() {
 		t.Helper()
 		select {
-		case err := <-exited:
-			t.Fatalf("the run ended: %v\n%s", err, stderr.String())
+		case <-exited:
+			t.Fatalf("the run ended: %v\n%s", runErr, stderr.String())
 		default:
 		}
 	}
@@ -255,13 +258,18 @@ sinks:
 		l := last()
 		return l.Tag == "go-v3" && l.PID != pidTag && strings.Contains(stderr.String(), `msg="component started" pipeline=buildwatch component=tag2`)
 	})
-	if s := stderr.String(); !strings.Contains(s, "has a new build for tag2: go build -o bin/tag2 .") || strings.Contains(s, "reload failed") {
+	if s := stderr.String(); !strings.Contains(s, "has a new build for tag2: go build -o bin/tag2 .") || !strings.Contains(s, "--watch: tag2 built: applying") ||
+		!strings.Contains(s, "--watch: tag rebuilt: restarting tag\n") || strings.Contains(s, "reload failed") {
 		t.Errorf("stderr does not say tag2 was built, or a reload failed:\n%s", s)
 	}
 
+	// Stopped, it drains and exits 0 (its source only ends when stopped).
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-exited:
+		if runErr != nil {
+			t.Errorf("the run stopped with %v", runErr)
+		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the run did not stop")
 	}

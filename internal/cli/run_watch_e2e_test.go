@@ -89,8 +89,11 @@ func TestRunWatch(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the run ends (runErr then holds how), so that
+	// both the test and its deferred stop can wait for it.
+	exited := make(chan struct{})
+	var runErr error
+	go func() { runErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		cmd.Process.Signal(syscall.SIGINT)
 		select {
@@ -140,8 +143,8 @@ func TestRunWatch(t *testing.T) {
 		t.Errorf("stderr does not say what restarted:\n%s", stderr.String())
 	}
 	select {
-	case err := <-exited:
-		t.Fatalf("the run ended: %v\n%s", err, stderr.String())
+	case <-exited:
+		t.Fatalf("the run ended: %v\n%s", runErr, stderr.String())
 	default:
 	}
 	// Stop and count: every event the source emitted was written once.
@@ -235,8 +238,11 @@ func TestRunWatchEdits(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the run ends (runErr then holds how), so that
+	// both the test and its deferred stop can wait for it.
+	exited := make(chan struct{})
+	var runErr error
+	go func() { runErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		cmd.Process.Signal(syscall.SIGINT)
 		select {
@@ -248,8 +254,8 @@ func TestRunWatchEdits(t *testing.T) {
 	running := func() {
 		t.Helper()
 		select {
-		case err := <-exited:
-			t.Fatalf("the run ended: %v\n%s", err, stderr.String())
+		case <-exited:
+			t.Fatalf("the run ended: %v\n%s", runErr, stderr.String())
 		default:
 		}
 	}
