@@ -3,8 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -90,5 +93,57 @@ func TestRunBuild(t *testing.T) {
 	err = runBuild(context.Background(), &out, t.TempDir(), buildTarget{name: "tag", cmd: []string{"no-such-program-flowctl"}})
 	if err == nil || !strings.Contains(err.Error(), "check the `build:` command") {
 		t.Errorf("a missing build program: %v", err)
+	}
+}
+
+// TestWatcherDirs: the directories --watch watches for a pipeline with
+// builds — the pipeline's, its programs', each glob's root, and below a
+// deep glob's root every subdirectory but hidden ones; a glob's missing
+// directory is no error.
+func TestWatcherDirs(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"bin", "tag/x/y", "tag/.git/objects", "flat/sub", "other"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(d)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFileAt(t, filepath.Join(dir, "bin", "tag"), "")
+	pf := filepath.Join(dir, "p.yaml")
+	writeFileAt(t, pf, `name: p
+sources:
+  - {name: gen, type: generate, config: {count: 1, data: {a: 1}}}
+processors:
+  - name: tag
+    command: bin/tag
+    protocol: stdio
+    build: go build -o bin/tag ./tag
+    watch: ["tag/**/*.go", "flat/*.go", "missing/*.go"]
+    inputs: [gen]
+sinks:
+  - {name: out, type: stdout, inputs: [tag]}
+`)
+	pl, diags, err := spec.Load(pf, spec.Options{Registry: components.NewRegistry()})
+	if err != nil || diags.HasErrors() {
+		t.Fatal(err, diags)
+	}
+	g := &globals{stderr: &bytes.Buffer{}}
+	rl := &reloader{g: g, path: pf, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w, err := startWatcher(context.Background(), rl, pl, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.stop()
+	var got []string
+	for d := range w.dirs {
+		rel, _ := filepath.Rel(dir, d)
+		got = append(got, filepath.ToSlash(rel))
+	}
+	sort.Strings(got)
+	want := []string{".", "bin", "flat", "tag", "tag/x", "tag/x/y"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("watched %v, want %v", got, want)
+	}
+	if !w.underDeep(filepath.Join(dir, "tag", "new")) || w.underDeep(filepath.Join(dir, "flat", "new")) {
+		t.Error("underDeep: tag/new should be below a deep glob, flat/new not")
 	}
 }
