@@ -44,6 +44,7 @@ var initTemplateText = map[string]string{
 	"linear":         "a file source, a filter, a map and a file sink",
 	"fanout":         "one source into two branches merged by one sink, with a dead-letter sink",
 	"http-to-sqlite": "events POSTed over HTTP, reshaped and stored in SQLite",
+	"stellar":        "Stellar ledgers into token transfers (a Python stdio processor) stored in SQLite",
 }
 
 // pipelineNameRE is what a pipeline name may be.
@@ -52,7 +53,7 @@ var pipelineNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 func newInitCmd(g *globals) *cobra.Command {
 	var template, name string
 	cmd := &cobra.Command{
-		Use:   "init [DIR] [--template linear|fanout|http-to-sqlite]",
+		Use:   "init [DIR] [--template linear|fanout|http-to-sqlite|stellar]",
 		Short: "Start a pipeline project: a pipeline file, sample data and a pipeline test",
 		Long: `init writes a working project into DIR (default: the current directory): pipeline.yaml,
 its sample data, pipeline_test.yaml (flowctl test), a README with the commands to run, test
@@ -174,9 +175,14 @@ func runInit(g *globals, dir, template, name string) error {
 func initReadme(name, template string) string {
 	run := "flowctl run -f pipeline.yaml"
 	extra := ""
-	if template == "http-to-sqlite" {
+	switch template {
+	case "http-to-sqlite":
 		extra = "\nIt listens on 127.0.0.1:8080 until Ctrl-C; send it events from another terminal:\n\n" +
 			"```sh\ncurl -d '{\"id\": 1, \"kind\": \"payment\", \"amount\": 7400}' http://127.0.0.1:8080/\n```\n"
+	case "stellar":
+		extra = "\nThe token-transfer step is token_transfer.py (python3, standard library only), run by\n" +
+			"flowctl over the stdio protocol; with --watch, saving it restarts that step alone. What moved:\n\n" +
+			"```sh\nsqlite3 out/transfers.db 'SELECT event_type, count(*), sum(amount_stroops) FROM token_transfers GROUP BY 1'\n```\n"
 	}
 	return fmt.Sprintf(`# %s
 

@@ -126,7 +126,7 @@ are kept there and the run exits 0.`,
 	f.DurationVar(&o.grace, "grace", engine.DefaultGrace, "how long a stopped run may drain what its sources already emitted")
 	f.StringVar(&o.httpAddr, "http", "", "serve /metrics, /healthz, /readyz and the dashboard (/, with a token) on this address (host:port)")
 	f.StringVar(&o.httpTokenFile, "http-token", "", "file holding the token the dashboard at --http's / asks for [a random one, printed at start]")
-	f.BoolVar(&o.watch, "watch", false, "apply the pipeline file in place when it is saved (an invalid edit is reported, the run goes on), and restart a component when the program or script it runs changes")
+	f.BoolVar(&o.watch, "watch", false, "apply the pipeline file in place when it is saved (an invalid edit is reported, the run goes on), and restart a component when the program or script it runs changes; a component's build: runs first and again when its watch: sources change")
 	f.StringVar(&o.socket, "socket", "", "serve the run's taps (flowctl tap) on this Unix socket, reachable by this user only [$XDG_STATE_HOME/flowctl/runs/NAME.sock]")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = f.MarkHidden("cpuprofile")
@@ -181,6 +181,21 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	// Components written as type: NAME@VERSION: their binaries, from the
 	// cache or pulled, before anything starts.
 	if err := resolveComponentRefs(ctx, pl, g.stderr, "flowctl run"); err != nil {
+		fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
+		return &exitError{code: 1}
+	}
+	// Components with a `build:` (run_watch_build.go): --watch builds
+	// them first; a plain run only checks that their programs exist.
+	bdir := o.dir
+	if bdir == "" {
+		bdir = filepath.Dir(pl.File)
+	}
+	if o.watch {
+		err = buildAll(ctx, g.stderr, g.componentOutput(), pl, bdir)
+	} else {
+		err = checkBuilt(pl, bdir)
+	}
+	if err != nil {
 		fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)
 		return &exitError{code: 1}
 	}

@@ -89,8 +89,11 @@ func TestRunWatch(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the run ends (runErr then holds how), so that
+	// both the test and its deferred stop can wait for it.
+	exited := make(chan struct{})
+	var runErr error
+	go func() { runErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		cmd.Process.Signal(syscall.SIGINT)
 		select {
@@ -140,8 +143,8 @@ func TestRunWatch(t *testing.T) {
 		t.Errorf("stderr does not say what restarted:\n%s", stderr.String())
 	}
 	select {
-	case err := <-exited:
-		t.Fatalf("the run ended: %v\n%s", err, stderr.String())
+	case <-exited:
+		t.Fatalf("the run ended: %v\n%s", runErr, stderr.String())
 	default:
 	}
 	// Stop and count: every event the source emitted was written once.
@@ -154,5 +157,176 @@ func TestRunWatch(t *testing.T) {
 	summary := stderr.String()
 	if !strings.Contains(summary, "gen ") {
 		t.Logf("summary:\n%s", summary)
+	}
+}
+
+// watchEditsPipeline is the pipeline of TestRunWatchEdits: keep filters
+// the generated numbers with keepExpr; extra, when true, adds a second
+// file sink.
+func watchEditsPipeline(keepExpr string, extra bool) string {
+	s := `name: watchedits
+sources:
+  - name: gen
+    type: generate
+    config: {rate: 100, expr: '{"n": i}'}
+processors:
+  - name: keep
+    type: filter
+    inputs: [gen]
+    config: {expr: "` + keepExpr + `"}
+  - name: tag
+    command: [python3, tag.py]
+    protocol: stdio
+    inputs: [keep]
+sinks:
+  - name: out
+    type: file
+    inputs: [tag]
+    config: {path: out.jsonl, append: true}
+`
+	if extra {
+		s += `  - name: copy
+    type: file
+    inputs: [tag]
+    config: {path: copy.jsonl, append: true}
+`
+	}
+	return s
+}
+
+type editLine struct {
+	N   int `json:"n"`
+	PID int `json:"pid"`
+}
+
+func readEditLines(path string) []editLine {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []editLine
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var l editLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestRunWatchEdits is the developer loop's done-when: run --watch, then
+// three edits of the file — a filter change, an added sink, an invalid
+// edit — each checked in the output, and the components the edit did not
+// touch kept running (the external processor keeps its process; the run
+// logs only the changed component as reloaded and the new one as
+// started).
+func TestRunWatchEdits(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatal("python3 is needed (.ci/run installs it):", err)
+	}
+	bin := flowctlBinary(t)
+	dir := t.TempDir()
+	writeFileAt(t, filepath.Join(dir, "tag.py"), watchTagProcessor("v1"))
+	pf := filepath.Join(dir, "watchedits.yaml")
+	writeFileAt(t, pf, watchEditsPipeline("data.n % 2 == 0", false))
+	out, copyOut := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "copy.jsonl")
+	cmd := exec.Command(bin, "run", "--watch", "-f", pf, "--state-dir", t.TempDir())
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// exited is closed when the run ends (runErr then holds how), so that
+	// both the test and its deferred stop can wait for it.
+	exited := make(chan struct{})
+	var runErr error
+	go func() { runErr = cmd.Wait(); close(exited) }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+		}
+	}()
+	running := func() {
+		t.Helper()
+		select {
+		case <-exited:
+			t.Fatalf("the run ended: %v\n%s", runErr, stderr.String())
+		default:
+		}
+	}
+	lines := func() []editLine { return readEditLines(out) }
+	waitFor(t, 30*time.Second, "even numbers", func() bool { running(); return len(lines()) > 5 })
+	for _, l := range lines() {
+		if l.N%2 != 0 {
+			t.Fatalf("the filter let %d through", l.N)
+		}
+	}
+	pid := lines()[0].PID
+	mark := len(stderr.String())
+	since := func() string { return stderr.String()[mark:] }
+
+	// 1. A filter change: from then on odd numbers only; only the filter
+	// is reloaded.
+	writeFileAt(t, pf, watchEditsPipeline("data.n % 2 == 1", false))
+	waitFor(t, 30*time.Second, "odd numbers", func() bool {
+		running()
+		ls := lines()
+		return len(ls) > 0 && ls[len(ls)-1].N%2 == 1
+	})
+	ls := lines()
+	odd := 0
+	for i := len(ls) - 1; i >= 0 && ls[i].N%2 == 1; i-- {
+		odd++
+	}
+	waitFor(t, 30*time.Second, "more odd numbers", func() bool { running(); return len(lines()) > len(ls)+5 })
+	for _, l := range lines()[len(ls)-odd:] {
+		if l.N%2 != 1 || l.PID != pid {
+			t.Fatalf("after the filter change: %+v, want odd numbers from pid %d", l, pid)
+		}
+	}
+	if s := since(); !strings.Contains(s, `msg="component reloaded" pipeline=watchedits component=keep`) ||
+		strings.Contains(s, "component stopped") || strings.Contains(s, "component started") ||
+		strings.Count(s, "component reloaded") != 1 {
+		t.Errorf("after the filter change, the log should name keep alone as reloaded:\n%s", s)
+	}
+
+	// 2. An added sink: copy.jsonl is written; the others go on.
+	mark = len(stderr.String())
+	writeFileAt(t, pf, watchEditsPipeline("data.n % 2 == 1", true))
+	waitFor(t, 30*time.Second, "events in the added sink", func() bool { running(); return len(readEditLines(copyOut)) > 5 })
+	for _, l := range readEditLines(copyOut) {
+		if l.N%2 != 1 || l.PID != pid {
+			t.Fatalf("the added sink got %+v, want odd numbers from pid %d", l, pid)
+		}
+	}
+	if s := since(); !strings.Contains(s, `msg="component started" pipeline=watchedits component=copy`) ||
+		strings.Contains(s, "component reloaded") || strings.Contains(s, "component stopped") ||
+		strings.Contains(s, `msg="component started" pipeline=watchedits component=tag`) {
+		t.Errorf("after adding a sink, the log should name copy alone as started (tag only rewired):\n%s", s)
+	}
+
+	// 3. An invalid edit (an unknown input, line 22): its FILE:LINE:COL, and both
+	// sinks go on receiving from the same processes.
+	mark = len(stderr.String())
+	writeFileAt(t, pf, strings.Replace(watchEditsPipeline("data.n % 2 == 1", true), "inputs: [tag]\n    config: {path: copy", "inputs: [tga]\n    config: {path: copy", 1))
+	waitFor(t, 30*time.Second, "the invalid edit reported", func() bool {
+		running()
+		return strings.Contains(since(), "watchedits.yaml:22:") && strings.Contains(since(), "the run goes on unchanged")
+	})
+	n, nc := len(lines()), len(readEditLines(copyOut))
+	waitFor(t, 30*time.Second, "events after the invalid edit", func() bool {
+		running()
+		return len(lines()) > n+5 && len(readEditLines(copyOut)) > nc+5
+	})
+	if l := lines()[len(lines())-1]; l.N%2 != 1 || l.PID != pid {
+		t.Errorf("after the invalid edit: %+v, want odd numbers from pid %d", l, pid)
+	}
+	if s := since(); strings.Contains(s, "component reloaded") || strings.Contains(s, "component started") || strings.Contains(s, "component stopped") {
+		t.Errorf("the invalid edit changed a component:\n%s", s)
 	}
 }

@@ -111,12 +111,14 @@ func PlanReload(cur []*Node, ng *Graph) ReloadPlan {
 }
 
 // SameSpec reports whether a and b run the same way: everything but their
-// inputs (edges, which a reload rewires without touching the component)
-// and their positions in the file.
+// inputs (edges, which a reload rewires without touching the component),
+// their positions in the file, and how run --watch builds their program
+// (a rebuilt program restarts its component by itself).
 func SameSpec(a, b *spec.Component) bool {
 	strip := func(c *spec.Component) spec.Component {
 		s := *c
 		s.Inputs, s.Pos, s.Positions = nil, spec.Pos{}, nil
+		s.Build, s.Watch = nil, nil
 		return s
 	}
 	return reflect.DeepEqual(strip(a), strip(b))

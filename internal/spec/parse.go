@@ -24,7 +24,7 @@ var (
 		"name", "id", "type", "image", "command", "args", "inputs", "input_event_types", "output_event_types",
 		"config", "env", "working_dir", "buffer", "parallelism", "ordered", "on_error", "protocol", "url",
 		"startup_timeout", "stop_grace", "restart_policy", "ports", "volumes", "secrets", "resources",
-		"replicas", "health_check", "health_port", "depends_on",
+		"replicas", "health_check", "health_port", "depends_on", "build", "watch",
 	}
 	inputFields    = []string{"from", "types"}
 	onErrorFields  = []string{"policy", "max_attempts", "backoff", "max_backoff", "then"}
@@ -459,7 +459,14 @@ func (p *parser) component(n *yaml.Node, role flow.Role, what string) *Component
 		case "command":
 			c.Command, _ = p.strList(v, "command", true)
 		case "args":
-			c.Args = p.args(v)
+			c.Args = p.words(v, "args")
+		case "build":
+			before := len(p.diags)
+			if c.Build = p.words(v, "build"); len(c.Build) == 0 && len(p.diags) == before {
+				p.errorf(p.pos(v), "write the command, e.g. build: go build -o bin/x ./cmd/x", "%sbuild is empty", p.ctx)
+			}
+		case "watch":
+			c.Watch, _ = p.strList(v, "watch", true)
 		case "inputs":
 			pc.inputsKey = e.key
 			pc.hasInputs = true
@@ -544,8 +551,9 @@ func (p *parser) component(n *yaml.Node, role flow.Role, what string) *Component
 	return c
 }
 
-// args reads `args` as a list or as one string split like a shell would.
-func (p *parser) args(n *yaml.Node) []string {
+// words reads a field such as `args` or `build` as a list or as one
+// string split like a shell would.
+func (p *parser) words(n *yaml.Node, field string) []string {
 	n = resolve(n)
 	if n != nil && n.Kind == yaml.ScalarNode && !isNull(n) {
 		words, bad, ok := splitShell(n.Value)
@@ -557,12 +565,12 @@ func (p *parser) args(n *yaml.Node) []string {
 			if !strings.Contains(n.Value[:bad], "\n") && n.Style != yaml.LiteralStyle && n.Style != yaml.FoldedStyle {
 				at.Col += utf8.RuneCountInString(n.Value[:bad])
 			}
-			p.errorf(at, "close the quote, or write args as a list: [a, \"b c\"]", "unterminated %c quote in args", n.Value[bad])
+			p.errorf(at, fmt.Sprintf("close the quote, or write %s as a list: [a, \"b c\"]", field), "unterminated %c quote in %s", n.Value[bad], field)
 			return nil
 		}
 		return words
 	}
-	out, _ := p.strList(n, "args", false)
+	out, _ := p.strList(n, field, false)
 	return out
 }
 

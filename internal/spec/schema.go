@@ -442,6 +442,8 @@ func componentSchema() object {
 			"config", obj("description", "The component's own settings; a built-in's spec defines them.", "type", "object"),
 			"env", describe("Environment variables of the process or container.", ref("stringMap")),
 			"working_dir", obj("description", "The directory the process starts in.", "type", "string"),
+			"build", describe("flowctl run --watch only: the command that builds the program of a component run by `command` (a list, or one string split like a shell), run in the pipeline's directory before the component starts and whenever a `watch` file changes. Needs watch; plain flowctl run and the translators ignore it.", ref("stringOrList")),
+			"watch", describe("flowctl run --watch only: globs of the sources `build` builds, relative to the pipeline's directory (`**` matches any number of directories). Needs build.", ref("stringOrList")),
 			"buffer", obj("description", "Capacity of each input queue, in events.", "type", "integer", "minimum", 1, "default", 1024),
 			"parallelism", obj("description", "Workers of a processor.", "type", "integer", "minimum", 1, "default", 1),
 			"ordered", obj("description", "With parallelism > 1, keep the input order.", "type", "boolean", "default", true),

@@ -129,6 +129,17 @@ type Component struct {
 	Env        map[string]string
 	WorkingDir string
 
+	// Build is the command `flowctl run --watch` runs (in the pipeline's
+	// directory) before it starts the component and again whenever a file
+	// matching Watch changes; a list, or one string split like a shell.
+	// Only for a component run by `command`; plain `flowctl run` and the
+	// translators ignore it.
+	Build []string
+	// Watch are the globs (relative to the pipeline's directory; `**`
+	// matches any number of directories) of the sources Build builds.
+	// Required with Build.
+	Watch []string
+
 	Buffer      int  // [1024]
 	Parallelism int  // [1]
 	Ordered     bool // [true]

@@ -45,6 +45,7 @@ func (p *parser) validate(pl *Pipeline) {
 			c.Config = m
 		}
 		p.defaults(pl, c, pc)
+		p.buildFields(c)
 	}
 	p.names(pl, all)
 	p.wiring(pl)
@@ -627,6 +628,29 @@ func (p *parser) pipelineDeps(pl *Pipeline) {
 			if !contains(names, d) {
 				p.errorf(r.Pos, didYouMean(d, names, "known pipelines"), "pipeline %q depends on unknown pipeline %q", r.Name, d)
 			}
+		}
+	}
+}
+
+// buildFields checks `build` and `watch`: a build makes the program a
+// local process runs, and is run again when one of the watched sources
+// changes, so each needs the other and both need `command`.
+func (p *parser) buildFields(c *Component) {
+	what := fmt.Sprintf("%s %q", c.Role, c.Name)
+	buildAt, hasBuild := lookupPos(c.Positions, "build")
+	watchAt, hasWatch := lookupPos(c.Positions, "watch")
+	switch {
+	case hasBuild && c.Runner != RunProcess && c.Runner != "":
+		p.errorf(buildAt, "remove `build:`; it makes the program of a component run by `command:`", "%s has build but is not run by a local command", what)
+	case hasBuild && !hasWatch:
+		p.errorf(buildAt, "add the sources it builds, e.g. watch: [\"cmd/x/**/*.go\"] (relative to the pipeline's directory)", "%s has build but no watch", what)
+	case hasWatch && !hasBuild:
+		p.errorf(watchAt, "add the command that builds the program, e.g. build: go build -o bin/x ./cmd/x, or remove `watch:` (flowctl run --watch already restarts a component whose program or script changes)", "%s has watch but no build", what)
+	}
+	for i, g := range c.Watch {
+		at, _ := lookupPos(c.Positions, fmt.Sprintf("watch[%d]", i))
+		if err := ValidGlob(g); err != nil {
+			p.errorf(at, "write a glob such as src/*.go or **/*.py", "%s: watch %q: %v", what, g, err)
 		}
 	}
 }
