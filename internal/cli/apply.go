@@ -18,7 +18,7 @@ import (
 	"github.com/flowctl/flowctl/pkg/wire/controlv1"
 )
 
-func init() { subcommands = append(subcommands, newApplyCmd) }
+func init() { register("apply", newApplyCmd) }
 
 // applyOptions are apply's flags.
 type applyOptions struct {

@@ -16,7 +16,7 @@ import (
 	"github.com/flowctl/flowctl/internal/tlsutil"
 )
 
-func init() { subcommands = append(subcommands, newCertsCmd) }
+func init() { register("certs", newCertsCmd) }
 
 func newCertsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{

@@ -11,7 +11,7 @@ import (
 	"github.com/flowctl/flowctl/internal/flow"
 )
 
-func init() { subcommands = append(subcommands, newComponentCmd) }
+func init() { register("component", newComponentCmd) }
 
 func newComponentCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{

@@ -14,7 +14,7 @@ import (
 	"github.com/flowctl/flowctl/internal/flow"
 )
 
-func init() { subcommands = append(subcommands, newComponentsCmd) }
+func init() { register("components", newComponentsCmd) }
 
 func newComponentsCmd(g *globals) *cobra.Command {
 	var output string

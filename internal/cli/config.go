@@ -11,7 +11,7 @@ import (
 	"github.com/flowctl/flowctl/internal/clientconfig"
 )
 
-func init() { subcommands = append(subcommands, newConfigCmd) }
+func init() { register("config", newConfigCmd) }
 
 func newConfigCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{

@@ -11,7 +11,7 @@ import (
 	"github.com/flowctl/flowctl/pkg/wire/controlv1"
 )
 
-func init() { subcommands = append(subcommands, newDeleteCmd) }
+func init() { register("delete", newDeleteCmd) }
 
 func newDeleteCmd(g *globals) *cobra.Command {
 	var (

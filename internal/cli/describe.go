@@ -16,7 +16,7 @@ import (
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
 
-func init() { subcommands = append(subcommands, newDescribeCmd) }
+func init() { register("describe", newDescribeCmd) }
 
 // describe shows this many recent runs and log lines.
 const (

@@ -23,7 +23,7 @@ import (
 	"github.com/flowctl/flowctl/internal/state"
 )
 
-func init() { subcommands = append(subcommands, newDLQCmd) }
+func init() { register("dlq", newDLQCmd) }
 
 // dlqOptions are the flags of dlq and its subcommands.
 type dlqOptions struct {

@@ -17,7 +17,7 @@ import (
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
 )
 
-func init() { subcommands = append(subcommands, newGetCmd) }
+func init() { register("get", newGetCmd) }
 
 // resource is a kind of object the observing commands know.
 type resource string

@@ -11,7 +11,7 @@ import (
 	"github.com/flowctl/flowctl/internal/spec"
 )
 
-func init() { subcommands = append(subcommands, newGraphCmd) }
+func init() { register("graph", newGraphCmd) }
 
 func newGraphCmd(g *globals) *cobra.Command {
 	var file, format string

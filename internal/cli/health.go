@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { subcommands = append(subcommands, newHealthCmd) }
+func init() { register("health", newHealthCmd) }
 
 // newHealthCmd is the probe translated services run as their health check:
 // flowctl's image is FROM scratch, so there is no wget or curl to call.

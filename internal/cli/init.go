@@ -11,11 +11,12 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
 
-func init() { subcommands = append(subcommands, newInitCmd) }
+func init() { register("init", newInitCmd) }
 
 // initTemplates are the projects flowctl init writes: a pipeline file,
 // sample data and a pipeline test per template. {{NAME}} is replaced by
@@ -48,7 +49,7 @@ var initTemplateText = map[string]string{
 }
 
 // pipelineNameRE is what a pipeline name may be.
-var pipelineNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+var pipelineNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`) })
 
 func newInitCmd(g *globals) *cobra.Command {
 	var template, name string
@@ -107,7 +108,7 @@ func runInit(g *globals, dir, template, name string) error {
 		name = regexp.MustCompile(`[^a-z0-9._-]+`).ReplaceAllString(name, "-")
 		name = strings.Trim(name, "-._")
 	}
-	if !pipelineNameRE.MatchString(name) {
+	if !pipelineNameRE().MatchString(name) {
 		return fmt.Errorf("%q is not a pipeline name (lower-case letters, digits, '.', '_', '-'; at most 63): give --name", name)
 	}
 	var files []initFile

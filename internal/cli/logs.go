@@ -18,7 +18,7 @@ import (
 	"github.com/flowctl/flowctl/pkg/wire/controlv1"
 )
 
-func init() { subcommands = append(subcommands, newLogsCmd) }
+func init() { register("logs", newLogsCmd) }
 
 // logsOptions are logs' flags.
 type logsOptions struct {

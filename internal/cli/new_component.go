@@ -11,11 +11,12 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
 
-func init() { subcommands = append(subcommands, newNewCmd) }
+func init() { register("new", newNewCmd) }
 
 // componentTemplates are the skeletons flowctl new component writes, one
 // directory per language-protocol-role. {{NAME}} is replaced by the
@@ -40,7 +41,7 @@ var componentLangs = map[string]struct {
 
 // componentNameRE is what a component's name may be here: it names a
 // directory, a Go module and a pipeline component.
-var componentNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+var componentNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`) })
 
 // newComponentOpts are the flags of flowctl new component.
 type newComponentOpts struct {
@@ -152,7 +153,7 @@ type componentFile struct {
 }
 
 func runNewComponent(g *globals, o newComponentOpts) error {
-	if !componentNameRE.MatchString(o.name) {
+	if !componentNameRE().MatchString(o.name) {
 		return fmt.Errorf("%q is not a component name here: start with a lower-case letter, then lower-case letters, digits, '-' or '_' (at most 63)", o.name)
 	}
 	root, err := o.checkCombination()

@@ -14,7 +14,7 @@ import (
 	"github.com/flowctl/flowctl/internal/spec"
 )
 
-func init() { subcommands = append(subcommands, newNodeCmd) }
+func init() { register("node", newNodeCmd) }
 
 type nodeOptions struct {
 	file, component, listen, httpAddr, stateDir string

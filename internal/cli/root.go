@@ -44,8 +44,9 @@ type exitError struct{ code int }
 
 func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
-// newRoot builds the command tree.
-func newRoot(g *globals) *cobra.Command {
+// newRoot builds the command tree: every command when only is "", else
+// the root with that one command (see onlyCommand).
+func newRoot(g *globals, only string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "flowctl",
 		Short: "Run a declared event pipeline locally, keep it running, ship it",
@@ -64,20 +65,53 @@ locally in one process with "flowctl run", and, from the same file, elsewhere.`,
 		_, err := g.logger()
 		return err
 	}
-	for _, add := range subcommands {
-		root.AddCommand(add(g))
+	for _, sc := range subcommands {
+		if only == "" || sc.name == only {
+			root.AddCommand(sc.build(g))
+		}
 	}
 	return root
 }
 
-// subcommands is filled by each subcommand's file (init), so adding one
-// touches only its own file.
-var subcommands []func(*globals) *cobra.Command
+// subcommand is one top-level command: its name (the first word of its
+// Use) and the function that builds it.
+type subcommand struct {
+	name  string
+	build func(*globals) *cobra.Command
+}
+
+// subcommands is filled by each subcommand's file (init, through
+// register), so adding one touches only its own file.
+var subcommands []subcommand
+
+// register adds a top-level command; name must be the first word of the
+// command's Use (TestSubcommandNames checks).
+func register(name string, build func(*globals) *cobra.Command) {
+	subcommands = append(subcommands, subcommand{name: name, build: build})
+}
+
+// onlyCommand is the subcommand args name in their first word, or "" when
+// the whole tree is needed: no arguments, a flag first (--help), "help",
+// "completion", cobra's hidden completion commands or an unknown word
+// (cobra's suggestions look at every command). Building just the one
+// command keeps the others' constructors (and the pages of code they
+// touch) off start-up: `flowctl run` builds only run's flags.
+func onlyCommand(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	for _, sc := range subcommands {
+		if sc.name == args[0] {
+			return sc.name
+		}
+	}
+	return ""
+}
 
 // Main runs flowctl with args and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
-	root := newRoot(g)
+	root := newRoot(g, onlyCommand(args))
 	root.SetArgs(args)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -29,7 +29,7 @@ import (
 	"github.com/flowctl/flowctl/internal/tlsutil"
 )
 
-func init() { subcommands = append(subcommands, newRunCmd) }
+func init() { register("run", newRunCmd) }
 
 // runOptions are run's flags.
 type runOptions struct {

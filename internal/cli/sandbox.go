@@ -12,7 +12,7 @@ import (
 	"github.com/flowctl/flowctl/internal/sandbox"
 )
 
-func init() { subcommands = append(subcommands, newSandboxCmd) }
+func init() { register("sandbox", newSandboxCmd) }
 
 func newSandboxCmd(g *globals) *cobra.Command {
 	var file string

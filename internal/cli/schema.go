@@ -7,7 +7,7 @@ import (
 	"github.com/flowctl/flowctl/internal/spec"
 )
 
-func init() { subcommands = append(subcommands, newSchemaCmd) }
+func init() { register("schema", newSchemaCmd) }
 
 func newSchemaCmd(g *globals) *cobra.Command {
 	return &cobra.Command{

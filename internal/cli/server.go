@@ -21,7 +21,7 @@ import (
 	"github.com/flowctl/flowctl/internal/tlsutil"
 )
 
-func init() { subcommands = append(subcommands, newServerCmd) }
+func init() { register("server", newServerCmd) }
 
 // serverOptions are server's flags.
 type serverOptions struct {

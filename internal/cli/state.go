@@ -15,7 +15,7 @@ import (
 	"github.com/flowctl/flowctl/internal/state"
 )
 
-func init() { subcommands = append(subcommands, newStateCmd) }
+func init() { register("state", newStateCmd) }
 
 func newStateCmd(g *globals) *cobra.Command {
 	var dir string

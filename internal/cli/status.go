@@ -11,7 +11,7 @@ import (
 	"github.com/flowctl/flowctl/pkg/wire/controlv1"
 )
 
-func init() { subcommands = append(subcommands, newStatusCmd) }
+func init() { register("status", newStatusCmd) }
 
 func newStatusCmd(g *globals) *cobra.Command {
 	var sf serverFlags

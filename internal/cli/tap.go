@@ -18,7 +18,7 @@ import (
 	"github.com/flowctl/flowctl/pkg/wire/controlv1"
 )
 
-func init() { subcommands = append(subcommands, newTapCmd) }
+func init() { register("tap", newTapCmd) }
 
 type tapOptions struct {
 	server serverFlags

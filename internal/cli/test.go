@@ -13,7 +13,7 @@ import (
 	"github.com/flowctl/flowctl/internal/spec"
 )
 
-func init() { subcommands = append(subcommands, newTestCmd) }
+func init() { register("test", newTestCmd) }
 
 // exitTestUsage is the exit status of a usage or test file error.
 const exitTestUsage = 2

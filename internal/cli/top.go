@@ -19,7 +19,7 @@ import (
 	"github.com/flowctl/flowctl/pkg/wire/controlv1"
 )
 
-func init() { subcommands = append(subcommands, newTopCmd) }
+func init() { register("top", newTopCmd) }
 
 type topOptions struct {
 	server   serverFlags

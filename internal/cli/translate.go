@@ -14,7 +14,7 @@ import (
 	"github.com/flowctl/flowctl/internal/translate"
 )
 
-func init() { subcommands = append(subcommands, newTranslateCmd) }
+func init() { register("translate", newTranslateCmd) }
 
 func newTranslateCmd(g *globals) *cobra.Command {
 	var (

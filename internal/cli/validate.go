@@ -10,7 +10,7 @@ import (
 	"github.com/flowctl/flowctl/internal/spec"
 )
 
-func init() { subcommands = append(subcommands, newValidateCmd) }
+func init() { register("validate", newValidateCmd) }
 
 // validateReport is the `-o json` output of validate.
 type validateReport struct {

@@ -11,7 +11,7 @@ import (
 // version is set at link time: -ldflags "-X github.com/flowctl/flowctl/internal/cli.version=v0.1.0".
 var version = "dev"
 
-func init() { subcommands = append(subcommands, newVersionCmd) }
+func init() { register("version", newVersionCmd) }
 
 func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // DefaultOrg is the organisation of a reference that names none
@@ -71,10 +72,12 @@ const RefHint = "write NAME@VERSION, ORG/NAME@VERSION or HOST/ORG/NAME:VERSION, 
 
 // Syntax of the OCI distribution spec.
 var (
-	pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
-	tagRE         = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	digestRE      = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
-	hostRE        = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$`)
+	pathComponent = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`) })
+	tagRE         = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`) })
+	digestRE      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sha256:[a-f0-9]{64}$`) })
+	hostRE        = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$`)
+	})
 )
 
 // Parse reads a component reference. Its errors say what is wrong; the
@@ -91,7 +94,7 @@ func Parse(s string) (Ref, error) {
 	// A first element with a dot or a port, or localhost, is a registry
 	// host (the rule docker and the OCI tools follow).
 	if first, tail, ok := strings.Cut(s, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost" || strings.HasPrefix(first, "[")) {
-		if !hostRE.MatchString(first) {
+		if !hostRE().MatchString(first) {
 			return r, fmt.Errorf("%q is not a registry host", first)
 		}
 		r.Registry, rest = first, tail
@@ -101,7 +104,7 @@ func Parse(s string) (Ref, error) {
 		rest = rest[:at]
 		switch {
 		case strings.HasPrefix(v, "sha256:") || strings.Contains(v, ":"):
-			if !digestRE.MatchString(v) {
+			if !digestRE().MatchString(v) {
 				return r, fmt.Errorf("digest %q is not sha256: and 64 lower-case hex digits", v)
 			}
 			r.Digest = v
@@ -126,7 +129,7 @@ func Parse(s string) (Ref, error) {
 	if r.Tag == "" && r.Digest == "" {
 		return r, fmt.Errorf("%q has no version", s)
 	}
-	if r.Tag != "" && !tagRE.MatchString(r.Tag) {
+	if r.Tag != "" && !tagRE().MatchString(r.Tag) {
 		return r, fmt.Errorf("version %q may hold only letters, digits, '_', '.' and '-' (not first), at most 128", r.Tag)
 	}
 	if rest == "" {
@@ -134,8 +137,8 @@ func Parse(s string) (Ref, error) {
 	}
 	elems := strings.Split(rest, "/")
 	for _, e := range elems {
-		if !pathComponent.MatchString(e) {
-			if strings.ToLower(e) != e && pathComponent.MatchString(strings.ToLower(e)) {
+		if !pathComponent().MatchString(e) {
+			if strings.ToLower(e) != e && pathComponent().MatchString(strings.ToLower(e)) {
 				return r, fmt.Errorf("%q: image names are lower case (%q)", s, strings.ToLower(e))
 			}
 			return r, fmt.Errorf("%q: %q is not a valid name (lower-case letters and digits, joined by '.', '_' or '-')", s, e)

@@ -108,7 +108,7 @@ type pgSink struct {
 // pgTypeRe is what a column type in config.types may look like: a name
 // with optional words, a precision and array brackets ("numeric(12,2)",
 // "double precision", "text[]"), nothing that could end the statement.
-var pgTypeRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_ ]*(\([0-9, ]+\))?( ?\[\])*$`)
+var pgTypeRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_ ]*(\([0-9, ]+\))?( ?\[\])*$`) })
 
 func pgParseSink(cfg flow.Config) (*pgSink, error) {
 	var errs []error
@@ -163,7 +163,7 @@ func pgParseSink(cfg flow.Config) (*pgSink, error) {
 	}
 	for _, c := range slices.Sorted(maps.Keys(types)) {
 		t := strings.TrimSpace(types[c])
-		if !pgTypeRe.MatchString(t) {
+		if !pgTypeRe().MatchString(t) {
 			errs = append(errs, ioFieldErr("types."+c, fmt.Sprintf("%q is not a column type", types[c]), "write a PostgreSQL type such as numeric, numeric(12,2), text, timestamptz, jsonb or text[]"))
 		}
 		if len(cols) > 0 && !slices.Contains(cols, c) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -71,10 +72,10 @@ func (f *File) dirOf() string { return filepath.Join(f.Dir, ".flowctl", "sandbox
 func (f *File) StateDir() string { return f.dirOf() }
 
 var (
-	serviceNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
-	sandboxNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	identRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
-	yamlLineRE    = regexp.MustCompile(`line (\d+)`)
+	serviceNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`) })
+	sandboxNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`) })
+	identRE       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`) })
+	yamlLineRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`line (\d+)`) })
 )
 
 // Load reads and validates the sandbox file at path. Every problem is
@@ -174,7 +175,7 @@ func (p *parser) parse(f *File, data []byte) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line := 1
 		msg := err.Error()
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		if m := yamlLineRE().FindStringSubmatch(msg); m != nil {
 			fmt.Sscan(m[1], &line)
 		}
 		p.diags = append(p.diags, spec.Diagnostic{File: p.file, Line: line, Col: 1, Severity: spec.SevError, Message: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: "), Hint: "fix the syntax (indentation, quotes, colons)"})
@@ -190,7 +191,7 @@ func (p *parser) parse(f *File, data []byte) {
 		switch key {
 		case "name":
 			f.Name = p.str(v, "name")
-			if f.Name != "" && !sandboxNameRE.MatchString(f.Name) {
+			if f.Name != "" && !sandboxNameRE().MatchString(f.Name) {
 				p.errorf(v, "use lower-case letters, digits, '.', '_' and '-' (at most 63)", "name %q is not a sandbox name", f.Name)
 			}
 		case "pipeline":
@@ -214,7 +215,7 @@ func (p *parser) parse(f *File, data []byte) {
 		n := strings.ToLower(filepath.Base(f.Dir))
 		n = regexp.MustCompile(`[^a-z0-9._-]+`).ReplaceAllString(n, "-")
 		f.Name = strings.Trim(n, "-._")
-		if !sandboxNameRE.MatchString(f.Name) {
+		if !sandboxNameRE().MatchString(f.Name) {
 			p.errorf(root, "give the sandbox a name: name: my-sandbox", "the directory's name %q is not a sandbox name", filepath.Base(f.Dir))
 		}
 	}
@@ -273,7 +274,7 @@ var serviceKeys = []string{"postgres", "command", "image", "health", "env", "dep
 
 func (p *parser) service(k, v *yaml.Node) *Service {
 	s := &Service{Name: k.Value, Line: k.Line, Col: k.Column, Env: map[string]string{}}
-	if !serviceNameRE.MatchString(s.Name) {
+	if !serviceNameRE().MatchString(s.Name) {
 		p.errorf(k, "use lower-case letters, digits, '_' and '-', starting with a letter", "%q is not a service name", s.Name)
 	}
 	if s.Name == "pipeline" {
@@ -291,7 +292,7 @@ func (p *parser) service(k, v *yaml.Node) *Service {
 			}
 			p.fields(v, what+": postgres", []string{"database", "user"}, func(key string, k, v *yaml.Node) {
 				val := p.str(v, key)
-				if val != "" && !identRE.MatchString(val) {
+				if val != "" && !identRE().MatchString(val) {
 					p.errorf(v, "use letters, digits and '_', starting with a letter", "%s: postgres %s %q is not a plain SQL name", what, key, val)
 				}
 				if key == "database" {

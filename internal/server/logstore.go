@@ -350,7 +350,7 @@ type lineWriter struct {
 }
 
 // componentKV finds component=NAME in a slog text line.
-var componentKV = regexp.MustCompile(`(?:^|\s)component=("(?:[^"\\]|\\.)*"|[^\s]+)`)
+var componentKV = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?:^|\s)component=("(?:[^"\\]|\\.)*"|[^\s]+)`) })
 
 // componentOf says which component a child's line is about: the
 // component=NAME attribute of a log line, or the "NAME | " prefix the
@@ -359,7 +359,7 @@ func componentOf(text string, known map[string]bool) string {
 	if name, _, ok := strings.Cut(text, " | "); ok && known[name] {
 		return name
 	}
-	if m := componentKV.FindStringSubmatch(text); m != nil {
+	if m := componentKV().FindStringSubmatch(text); m != nil {
 		v := m[1]
 		if strings.HasPrefix(v, `"`) {
 			if u, err := strconv.Unquote(v); err == nil {

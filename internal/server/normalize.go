@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"sync"
 
 	"github.com/flowctl/flowctl/internal/components"
 	"github.com/flowctl/flowctl/internal/spec"
@@ -16,11 +17,11 @@ import (
 
 // namePattern is what a pipeline name may look like: it names a directory
 // and a log file under the data directory.
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+var namePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`) })
 
 // validName reports whether name may name a pipeline.
 func validName(name string) error {
-	if !namePattern.MatchString(name) {
+	if !namePattern().MatchString(name) {
 		return fmt.Errorf("pipeline name %q: use 1-63 characters of a-z, 0-9, '-', '_' and '.', starting with a letter or digit", name)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -109,7 +110,7 @@ func isJSON(file string, data []byte) bool {
 	return len(t) > 0 && t[0] == '{'
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // syntax parses text into the document's root node, reporting a syntax
 // error at the parser's position.
@@ -154,7 +155,7 @@ func (p *parser) syntax(text []byte) *yaml.Node {
 			return nil
 		}
 		at, msg := Pos{Line: 1, Col: 1}, err.Error()
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		if m := yamlLineRE().FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
 			msg = m[2]
 			at = Pos{Line: problemLine(text, msg, line)}
@@ -252,7 +253,7 @@ func problemLine(text []byte, msg string, reported int) int {
 		if err == nil {
 			continue
 		}
-		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil && m[2] == msg {
+		if m := yamlLineRE().FindStringSubmatch(err.Error()); m != nil && m[2] == msg {
 			return k + 1
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -1035,7 +1036,7 @@ func (b *kubeBuilder) envList(c *spec.Component, env map[string]*yaml.Node) *yam
 	}
 	var items []*yaml.Node
 	for _, k := range sortedKeys(env) {
-		if !envNameRE.MatchString(k) {
+		if !envNameRE().MatchString(k) {
 			b.pl.warn(c, "env."+k, fmt.Sprintf("environment variable %q is not a name Kubernetes takes; left out", k),
 				"a name is letters, digits, '_', '-' and '.', not starting with a digit")
 			continue
@@ -1120,7 +1121,7 @@ func fileVars(data []byte) []varRef {
 				break
 			}
 			name, def, hasDef := strings.Cut(line[j+2:j+end], ":-")
-			if envVarRE.MatchString(name) && !seen[name] {
+			if envVarRE().MatchString(name) && !seen[name] {
 				seen[name] = true
 				col := len([]rune(line[:j])) + 1
 				out = append(out, varRef{name: name, pos: spec.Pos{Line: i + 1, Col: col}, def: def, hasDef: hasDef})
@@ -1133,18 +1134,22 @@ func fileVars(data []byte) []varRef {
 }
 
 var (
-	envVarRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	envNameRE = regexp.MustCompile(`^[-._a-zA-Z][-._a-zA-Z0-9]*$`)
+	envVarRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
+	envNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[-._a-zA-Z][-._a-zA-Z0-9]*$`) })
 	// labelNameRE is a label value or the name part of a key.
-	labelNameRE = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
-	dnsSubRE    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	keyRE       = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
-	portNameRE  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	quantityRE  = regexp.MustCompile(`^([+-]?[0-9.]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$`)
+	labelNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`) })
+	dnsSubRE    = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	})
+	keyRE      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[-._a-zA-Z0-9]+$`) })
+	portNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`) })
+	quantityRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^([+-]?[0-9.]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$`)
+	})
 )
 
 // labelValueOK reports whether v is a Kubernetes label value.
-func labelValueOK(v string) bool { return v == "" || (len(v) <= 63 && labelNameRE.MatchString(v)) }
+func labelValueOK(v string) bool { return v == "" || (len(v) <= 63 && labelNameRE().MatchString(v)) }
 
 // KubernetesSelector is the label selector of every object the
 // Kubernetes manifest of pipeline has (every pipeline's with ""), as
@@ -1178,21 +1183,21 @@ func labelKeyOK(k string) bool {
 	prefix, name, hasPrefix := strings.Cut(k, "/")
 	if !hasPrefix {
 		name, prefix = prefix, ""
-	} else if prefix == "" || len(prefix) > 253 || !dnsSubRE.MatchString(prefix) {
+	} else if prefix == "" || len(prefix) > 253 || !dnsSubRE().MatchString(prefix) {
 		return false
 	}
-	return len(name) <= 63 && labelNameRE.MatchString(name)
+	return len(name) <= 63 && labelNameRE().MatchString(name)
 }
 
 // portNameOK reports whether s is an IANA service name as Kubernetes
 // takes it for a port: at most 15, a letter among them, no "--".
 func portNameOK(s string) bool {
-	return len(s) <= 15 && portNameRE.MatchString(s) && strings.ContainsAny(s, "abcdefghijklmnopqrstuvwxyz") && !strings.Contains(s, "--")
+	return len(s) <= 15 && portNameRE().MatchString(s) && strings.ContainsAny(s, "abcdefghijklmnopqrstuvwxyz") && !strings.Contains(s, "--")
 }
 
 // configMapKey makes s a ConfigMap or Secret key.
 func configMapKey(s string) string {
-	if keyRE.MatchString(s) && s != "." && s != ".." {
+	if keyRE().MatchString(s) && s != "." && s != ".." {
 		return s
 	}
 	return dnsName(s, 253)
@@ -1203,7 +1208,7 @@ func configMapKey(s string) string {
 // returns its value; zero and negative ones are refused too.
 func kubeQuantity(q string) (float64, error) {
 	s := strings.TrimSpace(q)
-	m := quantityRE.FindStringSubmatch(s)
+	m := quantityRE().FindStringSubmatch(s)
 	if m == nil || strings.Count(m[1], ".") > 1 || strings.Trim(m[1], "+-.") == "" {
 		return 0, fmt.Errorf("%q is not a Kubernetes quantity", q)
 	}
