@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -201,4 +203,125 @@ func natsCountOutput(t *testing.T, path string, total int) (lines, distinct, red
 		}
 	}
 	return lines, distinct, redelivered
+}
+
+// TestNATSSinkKill9E2E runs `flowctl run` publishing 5000 events from a
+// file to a JetStream stream, kills it with SIGKILL when some but not all
+// are stored, runs it again to its end, and counts the events lost and
+// stored twice. The resumed file source sends again what followed its
+// last checkpoint; the sink's Nats-Msg-Id (the event id) lets the stream
+// drop what it already has.
+func TestNATSSinkKill9E2E(t *testing.T) {
+	bin := flowctlBinary(t)
+	const total = 5000
+	srv := natstest.Start(t)
+	srv.CreateStream(t, "OUT", "out.events")
+	_, js := srv.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, "OUT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := func() int {
+		t.Helper()
+		info, err := stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(info.State.Msgs)
+	}
+
+	dir := t.TempDir()
+	writeEvents(t, filepath.Join(dir, "events.jsonl"), total)
+	pf := filepath.Join(dir, "pipeline.yaml")
+	os.WriteFile(pf, []byte(`name: natssink
+sources:
+  - {name: in, type: file, config: {path: events.jsonl}}
+processors:
+  - {name: slow, type: rate_limit, inputs: [in], config: {rate: 2000, burst: 100}}
+sinks:
+  - {name: out, type: nats, inputs: [slow], config: {url: "${NATS_URL}", subject: out.events}}
+`), 0o644)
+	state := t.TempDir()
+	run := func() *exec.Cmd {
+		cmd := exec.Command(bin, "run", "-f", pf, "--state-dir", state)
+		cmd.Env = append(os.Environ(), "NATS_URL="+srv.URL)
+		return cmd
+	}
+
+	first := run()
+	var out1 bytes.Buffer
+	first.Stderr = &out1
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		first.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		first.Process.Kill()
+		<-exited
+	})
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; stored() < total/2; i++ {
+		select {
+		case <-exited:
+			t.Fatalf("the first run ended before the kill:\n%s", out1.String())
+		case <-ctx.Done():
+			t.Fatalf("fewer than %d messages stored after %d polls:\n%s", total/2, i, out1.String())
+		case <-tick.C:
+		}
+	}
+	if err := first.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	atKill := stored()
+	if atKill >= total {
+		t.Fatalf("every event was stored before the kill (%d): the test proves nothing", atKill)
+	}
+
+	second := run()
+	out2, err := second.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the resumed run: %v\n%s", err, out2)
+	}
+
+	// Read the stream back: every event's id once.
+	c, err := js.OrderedConsumer(ctx, "OUT", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := stored()
+	seen := map[string]bool{}
+	for range msgs {
+		m, err := c.Next(jetstream.FetchMaxWait(30 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			ID *int `json:"id"`
+		}
+		if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.ID == nil {
+			t.Fatalf("message %q is not one of the events", m.Data())
+		}
+		if want := fmt.Sprintf("in:%d", *ev.ID+1); m.Headers().Get(jetstream.MsgIDHeader) != want {
+			t.Fatalf("message %s has Nats-Msg-Id %q, want %q", m.Data(), m.Headers().Get(jetstream.MsgIDHeader), want)
+		}
+		seen[fmt.Sprint(*ev.ID)] = true
+	}
+	lost, repeated := total-len(seen), msgs-len(seen)
+	dups := 0
+	if m := regexp.MustCompile(`duplicates=(\d+)`).FindAllSubmatch(out2, -1); len(m) > 0 {
+		dups, _ = strconv.Atoi(string(m[len(m)-1][1]))
+	}
+	t.Logf("file → nats sink: %d messages stored when killed; after the resumed run %d: lost %d, repeated %d; %d events sent again were dropped by JetStream (Nats-Msg-Id)",
+		atKill, msgs, lost, repeated, dups)
+	if lost != 0 || repeated != 0 {
+		t.Fatalf("lost %d, repeated %d; want 0, 0\nfirst run:\n%s\nsecond run:\n%s", lost, repeated, out1.String(), out2)
+	}
 }

@@ -77,7 +77,15 @@ type natsSink struct {
 	nc *nats.Conn
 	js jetstream.JetStream
 
-	dups atomic.Int64 // events the stream already had (Nats-Msg-Id)
+	dups      atomic.Int64 // events the stream already had (Nats-Msg-Id)
+	dupLogged atomic.Int64 // when duplicates were last logged (unix ns)
+}
+
+// natsDupLogEvery spaces the log lines about duplicates.
+const natsDupLogEvery = 5 * time.Second
+
+func (s *natsSink) logDuplicates() {
+	s.log.Info("JetStream already had messages with these ids (Nats-Msg-Id) within its duplicate window: not stored again (a replay after a crash, or ids that are not unique)", "duplicates", s.dups.Load())
 }
 
 func natsParseSink(cfg flow.Config) (*natsSink, error) {
@@ -236,8 +244,13 @@ func (s *natsSink) Write(ctx context.Context, batch []*flow.Event) error {
 		}
 	}
 	if dups > 0 {
-		total := s.dups.Add(dups)
-		s.log.Info("JetStream already had messages with these ids (Nats-Msg-Id) within its duplicate window: not stored again", "in_batch", dups, "total", total)
+		s.dups.Add(dups)
+		// At most one line every natsDupLogEvery while it goes on; Close
+		// logs the total.
+		now := time.Now().UnixNano()
+		if last := s.dupLogged.Load(); now-last >= int64(natsDupLogEvery) && s.dupLogged.CompareAndSwap(last, now) {
+			s.logDuplicates()
+		}
 	}
 	switch {
 	case len(failed) == 0:
@@ -265,6 +278,9 @@ func (s *natsSink) Duplicates() int64 { return s.dups.Load() }
 func (s *natsSink) Close(ctx context.Context) error {
 	if s.nc == nil {
 		return nil
+	}
+	if s.dups.Load() > 0 {
+		s.logDuplicates()
 	}
 	var err error
 	if !s.nc.IsClosed() {
