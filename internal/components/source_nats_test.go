@@ -360,3 +360,33 @@ func TestNATSSourceOpenErrors(t *testing.T) {
 		t.Fatalf("event %+v from the created stream", e)
 	}
 }
+
+// TestNATSSourceInProgress: an event that stays in the pipeline longer
+// than ack_wait (a slow sink) is not delivered again: the source tells
+// the server it is in progress. The property is about time passing, so
+// the test watches the consumer for three ack_waits (bounded polls).
+func TestNATSSourceInProgress(t *testing.T) {
+	srv := natstest.Start(t)
+	srv.CreateStream(t, "P", "p")
+	_, js := srv.Connect(t)
+	natsPublish(t, js, "p", `{"slow":true}`)
+	em := newIOTestEmitter()
+	natsRun(t, natsTestSource(t, flow.Config{"url": srv.URL, "stream": "P", "durable": "d", "ack_wait": "1s"}), em)
+	em.waitEvents(t, 1)
+	deadline := time.Now().Add(3 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		info := natsWaitConsumer(t, js, "P", "d", "info", func(*jetstream.ConsumerInfo) bool { return true })
+		if info.NumRedelivered != 0 || info.Delivered.Consumer != 1 {
+			t.Fatalf("after %d polls: %d redelivered, %d deliveries; want 0, 1 while the event is in progress", i, info.NumRedelivered, info.Delivered.Consumer)
+		}
+		if n := len(em.events()); n != 1 {
+			t.Fatalf("the event was emitted again: %s", ioDescribe(em.events()))
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval: what is watched is time passing
+	}
+	if n := len(em.events()); n != 1 {
+		t.Fatalf("%d events emitted, want 1", n)
+	}
+	em.ackAll(nil)
+	natsWaitConsumer(t, js, "P", "d", "acked", func(ci *jetstream.ConsumerInfo) bool { return ci.AckFloor.Stream == 1 })
+}
