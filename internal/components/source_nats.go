@@ -41,7 +41,7 @@ func init() {
 			{Name: "ack_wait", Type: flow.TypeDuration, Default: "30s",
 				Description: "How long the server waits for a delivered message's ack before it delivers it again. While an event is in the pipeline the source tells the server it is in progress, so a slow sink does not cause redeliveries; after a crash, unacked messages come again once ack_wait has passed."},
 			{Name: "max_ack_pending", Type: flow.TypeInt, Default: 1024,
-				Description: "Most messages delivered and not yet acked: bounds the events of this source in flight in the pipeline."},
+				Description: "Most messages delivered and not yet acked (at least batch): bounds the events of this source in flight in the pipeline."},
 			{Name: "create_stream", Type: flow.TypeBool, Default: false,
 				Description: "Create the stream (file storage, taking subjects) if it does not exist; default: a missing stream stops the run with a hint."},
 			{Name: "format", Type: flow.TypeString, Default: "json", Enum: []string{"json", "text"},
@@ -207,6 +207,11 @@ func natsParseSource(cfg flow.Config) (*natsSource, error) {
 	}
 	if err != nil {
 		errs = append(errs, err)
+	}
+	if err == nil && s.batch >= 1 && mp < s.batch {
+		// The server refuses a pull request for more messages than the
+		// consumer may have unacked (409 Exceeded MaxAckPending).
+		errs = append(errs, ioFieldErr("max_ack_pending", fmt.Sprintf("%d is smaller than batch (%d)", mp, s.batch), "the server refuses to deliver a batch larger than max_ack_pending: raise it or lower batch"))
 	}
 	s.maxAckPending = mp
 	return s, errors.Join(errs...)

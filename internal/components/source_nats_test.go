@@ -34,6 +34,8 @@ func TestNATSSourceConfig(t *testing.T) {
 		{"batch too big", flow.Config{"stream": "S", "batch": 1000}, "batch: 1000 is out of range"},
 		{"ack_wait too short", flow.Config{"stream": "S", "ack_wait": "10ms"}, "ack_wait: must be at least 1s"},
 		{"max_ack_pending zero", flow.Config{"stream": "S", "max_ack_pending": 0}, "max_ack_pending: must be positive"},
+		{"max_ack_pending below batch", flow.Config{"stream": "S", "max_ack_pending": 10}, "max_ack_pending: 10 is smaller than batch (256)"},
+		{"small batch, small max_ack_pending", flow.Config{"stream": "S", "max_ack_pending": 10, "batch": 10}, ""},
 		{"bad url", flow.Config{"stream": "S", "url": "http://x:1"}, `url: "http://x:1" is not a NATS server URL`},
 		{"bad format", flow.Config{"stream": "S", "format": "xml"}, `format: unknown format "xml"`},
 		{"bad deliver", flow.Config{"stream": "S", "deliver": "last"}, `deliver: unknown policy "last"`},
