@@ -41,6 +41,8 @@ type lazyView struct {
 	mu    sync.Mutex
 	value any
 	err   error
+	// strict caches StrictJSON: 0 not yet checked, 1 valid, 2 not.
+	strict atomic.Uint32
 }
 
 // Value returns the parsed JSON payload (objects as map[string]any, arrays
@@ -65,6 +67,26 @@ func (e *Event) parseSlow() (any, error) {
 	return v.value, v.err
 }
 
+// StrictJSON reports whether Data passes ValidateJSON, checking at most
+// once per event (racing callers may both check; they agree). Data that
+// does has exactly one reading, so the raw readers of rawjson.go give the
+// values Value would, and Value cannot fail on it.
+func (e *Event) StrictJSON() bool {
+	switch e.view.strict.Load() {
+	case 1:
+		return true
+	case 2:
+		return false
+	}
+	ok := ValidateJSON(e.Data) == nil
+	if ok {
+		e.view.strict.Store(1)
+	} else {
+		e.view.strict.Store(2)
+	}
+	return ok
+}
+
 // Parsed reports whether Value was already computed, so a sink or
 // processor can tell a pass-through event (write Data as is) from one it
 // would have to parse.
@@ -85,6 +107,7 @@ func (e *Event) WithData(data []byte) *Event {
 func (e *Event) WithType(t string) *Event {
 	c := e.WithData(e.Data)
 	c.Type = t
+	c.view.strict.Store(e.view.strict.Load())
 	if e.view.done.Load() == 1 {
 		c.view.value, c.view.err = e.view.value, e.view.err
 		c.view.done.Store(1)
