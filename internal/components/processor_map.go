@@ -198,7 +198,7 @@ func (m *mapProcessor) edit(in *flow.Event) ([]byte, error) {
 	}
 	fastAt = append(fastAt, len(scratch))
 	size := len(in.Data) + len(scratch) + 16*len(m.set)
-	if data, ok, err := m.splice(make([]byte, 0, size), in.Data, vals, fastAt, scratch); ok || err != nil {
+	if data, ok, err := m.splice(make([]byte, 0, size), in.Data, in.Index(), vals, fastAt, scratch); ok || err != nil {
 		return data, err
 	}
 	for k, f := range m.set {
@@ -234,7 +234,8 @@ func checkObject(in *flow.Event) error {
 // as they are and encoding only the values that set computed, so unchanged
 // fields keep their exact bytes and order. ok is false, with nothing
 // written, for what it does not handle (a key with escapes): rebuild does.
-func (m *mapProcessor) splice(dst, raw []byte, vals []ref.Val, fastAt []int, scratch []byte) ([]byte, bool, error) {
+// index, when not nil, lists the members of raw (see flow.Event.Index).
+func (m *mapProcessor) splice(dst, raw []byte, index *flow.MemberIndex, vals []ref.Val, fastAt []int, scratch []byte) ([]byte, bool, error) {
 	var doneSmall [8]bool
 	done := doneSmall[:0]
 	for range m.set {
@@ -247,30 +248,45 @@ func (m *mapProcessor) splice(dst, raw []byte, vals []ref.Val, fastAt []int, scr
 	i = mapSkipSpace(raw, i+1)
 	dst = append(dst, '{')
 	first := true
-	for i < len(raw) && raw[i] != '}' {
-		if raw[i] == ',' {
-			i = mapSkipSpace(raw, i+1)
-			continue
+	member := 0
+	for {
+		var key []byte
+		var memberStart, valEnd int
+		if index != nil {
+			// The members as validation recorded them: no scan.
+			if member == index.Len() {
+				break
+			}
+			key, memberStart, _, valEnd = index.Member(raw, member)
+			member++
+		} else {
+			if i >= len(raw) || raw[i] == '}' {
+				break
+			}
+			if raw[i] == ',' {
+				i = mapSkipSpace(raw, i+1)
+				continue
+			}
+			if raw[i] != '"' {
+				return nil, false, nil
+			}
+			keyEnd, escaped := mapScanString(raw, i)
+			if escaped || keyEnd < 0 {
+				return nil, false, nil
+			}
+			key = raw[i+1 : keyEnd-1]
+			colon := mapSkipSpace(raw, keyEnd)
+			if colon >= len(raw) || raw[colon] != ':' {
+				return nil, false, nil
+			}
+			valStart := mapSkipSpace(raw, colon+1)
+			valEnd = mapSkipValue(raw, valStart)
+			if valEnd < 0 {
+				return nil, false, nil
+			}
+			memberStart = i
+			i = mapSkipSpace(raw, valEnd)
 		}
-		if raw[i] != '"' {
-			return nil, false, nil
-		}
-		keyEnd, escaped := mapScanString(raw, i)
-		if escaped || keyEnd < 0 {
-			return nil, false, nil
-		}
-		key := raw[i+1 : keyEnd-1]
-		colon := mapSkipSpace(raw, keyEnd)
-		if colon >= len(raw) || raw[colon] != ':' {
-			return nil, false, nil
-		}
-		valStart := mapSkipSpace(raw, colon+1)
-		valEnd := mapSkipValue(raw, valStart)
-		if valEnd < 0 {
-			return nil, false, nil
-		}
-		memberStart := i
-		i = mapSkipSpace(raw, valEnd)
 
 		if mapHasName(m.del, key) {
 			continue

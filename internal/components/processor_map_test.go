@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"cel.dev/cel-go/common/types/ref"
+
 	"github.com/flowctl/flowctl/internal/flow"
 )
 
@@ -202,5 +204,40 @@ func BenchmarkW1Chain(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestMapSpliceIndex checks that splicing through the member index that
+// validation recorded writes the same bytes as scanning the payload.
+func TestMapSpliceIndex(t *testing.T) {
+	m, err := parseMap(flow.Config{"set": map[string]any{"usd": "double(data.amount) / 100.0", "kind": "data.kind.upperAscii()"}, "delete": []any{"ts"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range []string{
+		`{"id":7,"ts":"x","amount":5433,"kind":"trade"}`,
+		` { "kind" : "fee" ,"amount":1, "x": [1, {"y": "}"}] } `,
+		`{"amount":1,"kind":"a","kind":"b","ts":1,"ts":2}`,
+		`{"amount":0,"kind":"ü","usd":{"old":true}}`,
+	} {
+		t.Run(data, func(t *testing.T) {
+			in := procEvent("s:1", "t", data)
+			idx := in.Index()
+			if idx == nil {
+				t.Fatal("not indexed")
+			}
+			vals := make([]ref.Val, len(m.set))
+			for k, f := range m.set {
+				if vals[k], err = f.prg.Eval(in); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fastAt := make([]int, len(m.set)+1)
+			viaIndex, ok1, err1 := m.splice(nil, in.Data, idx, vals, fastAt, nil)
+			viaScan, ok2, err2 := m.splice(nil, in.Data, nil, vals, fastAt, nil)
+			if !ok1 || !ok2 || err1 != nil || err2 != nil || string(viaIndex) != string(viaScan) {
+				t.Fatalf("index: %s %v %v; scan: %s %v %v", viaIndex, ok1, err1, viaScan, ok2, err2)
+			}
+		})
 	}
 }

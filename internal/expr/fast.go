@@ -219,11 +219,11 @@ func (fc *fastCompiler) selectNode(s ast.SelectExpr) fnode {
 		fc.usesData = true
 		field := s.FieldName()
 		return func(ev *flow.Event) (fval, bool) {
-			obj, ok := readPath(ev.Data, parent)
+			obj, ok := readPath(ev, parent)
 			if !ok || obj.k != kObject {
 				return fval{}, false
 			}
-			_, st := flow.JSONMember(ev.Data, int(obj.i), field)
+			_, st := member(ev, len(parent) == 0, int(obj.i), field)
 			if st == flow.MemberUnsure {
 				return fval{}, false
 			}
@@ -239,22 +239,39 @@ func (fc *fastCompiler) selectNode(s ast.SelectExpr) fnode {
 	}
 	path = append(path, s.FieldName())
 	fc.usesData = true
-	return func(ev *flow.Event) (fval, bool) { return readPath(ev.Data, path) }
+	return func(ev *flow.Event) (fval, bool) { return readPath(ev, path) }
 }
 
-// readPath reads data.path from raw JSON that passed ValidateJSON.
-func readPath(data []byte, path []string) (fval, bool) {
+// readPath reads data.path from the event's raw JSON, which passed
+// ValidateJSON.
+func readPath(ev *flow.Event, path []string) (fval, bool) {
+	data := ev.Data
 	i := flow.SkipJSONSpace(data, 0)
-	for _, key := range path {
+	for k, key := range path {
 		if i >= len(data) || data[i] != '{' {
 			return fval{}, false
 		}
 		var st flow.MemberStatus
-		if i, st = flow.JSONMember(data, i, key); st != flow.MemberFound {
+		if i, st = member(ev, k == 0, i, key); st != flow.MemberFound {
 			return fval{}, false
 		}
 	}
 	return readValue(data, i)
+}
+
+// member finds key in the object at ev.Data[obj]: through the event's
+// member index for the top-level object when it has one, else by
+// scanning the object.
+func member(ev *flow.Event, top bool, obj int, key string) (int, flow.MemberStatus) {
+	if top {
+		if idx := ev.Index(); idx != nil {
+			if at, ok := idx.Find(ev.Data, key); ok {
+				return at, flow.MemberFound
+			}
+			return 0, flow.MemberMissing
+		}
+	}
+	return flow.JSONMember(ev.Data, obj, key)
 }
 
 // readValue reads the value at data[i]. Objects stay raw (kObject); arrays

@@ -1,6 +1,8 @@
 package flow
 
 import (
+	"bytes"
+	"math"
 	"strconv"
 	"unsafe"
 )
@@ -63,6 +65,109 @@ func JSONMember(data []byte, obj int, key string) (int, MemberStatus) {
 		return 0, MemberMissing
 	}
 	return found, MemberFound
+}
+
+// maxIndexed is how many members of a top-level object an event's index
+// holds; a larger object is searched with JSONMember.
+const maxIndexed = 10
+
+// MemberIndex holds where the members of a top-level JSON object are, so
+// that the expressions and the map processor working on one event find its
+// fields without scanning the object again. It holds no pointers, so the
+// collector never scans it, and 16-bit offsets, so it fits in 64 bytes:
+// payloads of 64 KiB or more are not indexed.
+type MemberIndex struct {
+	n    uint8
+	keys [maxIndexed]uint16 // the key's opening quote
+	vals [maxIndexed]uint16 // the value
+	ends [maxIndexed]uint16 // just after the value
+}
+
+// Len returns the number of members, repeated keys included.
+func (m *MemberIndex) Len() int { return int(m.n) }
+
+// Member returns member k of the object in data (the data the index was
+// built from): its key (unquoted; keys of indexed objects have no
+// escapes), where the member starts (the key's quote), where its value
+// starts and where the value ends.
+func (m *MemberIndex) Member(data []byte, k int) (key []byte, start, value, end int) {
+	start = int(m.keys[k])
+	n := bytes.IndexByte(data[start+1:], '"')
+	return data[start+1 : start+1+n], start, int(m.vals[k]), int(m.ends[k])
+}
+
+// Find returns where the value of key starts, the last one if the key is
+// repeated (as the parser keeps it).
+func (m *MemberIndex) Find(data []byte, key string) (int, bool) {
+	for k := int(m.n) - 1; k >= 0; k-- {
+		ks := int(m.keys[k]) + 1
+		if ke := ks + len(key); ke < len(data) && data[ke] == '"' && string(data[ks:ke]) == key {
+			return int(m.vals[k]), true
+		}
+	}
+	return 0, false
+}
+
+// validateIndexed is ValidateJSON(data) == nil, and the index of the
+// members when data is an object it can index, in one pass.
+func validateIndexed(data []byte) (*MemberIndex, bool) {
+	p := jsonParser{data: data}
+	p.skipSpace()
+	if p.pos >= len(data) || data[p.pos] != '{' || len(data) > math.MaxUint16 {
+		return nil, ValidateJSON(data) == nil
+	}
+	// check's object case, recording the members.
+	idx := &MemberIndex{}
+	p.pos++
+	p.skipSpace()
+	if p.pos < len(data) && data[p.pos] == '}' {
+		p.pos++
+	} else {
+		for {
+			if p.pos >= len(data) || data[p.pos] != '"' {
+				return nil, false
+			}
+			key := p.pos
+			if p.checkString() != nil {
+				return nil, false
+			}
+			if idx != nil && (int(idx.n) == maxIndexed || bytes.IndexByte(data[key:p.pos], '\\') >= 0) {
+				idx = nil
+			}
+			p.skipSpace()
+			if p.pos >= len(data) || data[p.pos] != ':' {
+				return nil, false
+			}
+			p.pos++
+			p.skipSpace()
+			val := p.pos
+			if p.check(1) != nil {
+				return nil, false
+			}
+			if idx != nil {
+				idx.keys[idx.n], idx.vals[idx.n], idx.ends[idx.n] = uint16(key), uint16(val), uint16(p.pos)
+				idx.n++
+			}
+			p.skipSpace()
+			if p.pos >= len(data) {
+				return nil, false
+			}
+			if data[p.pos] == '}' {
+				p.pos++
+				break
+			}
+			if data[p.pos] != ',' {
+				return nil, false
+			}
+			p.pos++
+			p.skipSpace()
+		}
+	}
+	p.skipSpace()
+	if p.pos != len(data) {
+		return nil, false
+	}
+	return idx, true
 }
 
 // SkipJSONSpace returns the index of the first byte at or after i that is

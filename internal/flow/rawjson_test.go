@@ -2,7 +2,10 @@ package flow
 
 import (
 	"math"
+	"reflect"
+	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestJSONMember(t *testing.T) {
@@ -120,5 +123,90 @@ func TestStrictJSON(t *testing.T) {
 				t.Error("WithData kept the verdict of other bytes")
 			}
 		})
+	}
+}
+
+// checkIndex checks StrictJSON's one pass against ValidateJSON, and its
+// index against the parser: every member in order, and Find giving the
+// value the parsed map keeps.
+func checkIndex(t *testing.T, data []byte) {
+	t.Helper()
+	idx, ok := validateIndexed(data)
+	if ok != (ValidateJSON(data) == nil) {
+		t.Fatalf("validateIndexed(%q) ok = %v, ValidateJSON says %v", data, ok, ValidateJSON(data))
+	}
+	if idx == nil {
+		return
+	}
+	v, err := ParseJSON(data)
+	m, isObj := v.(map[string]any)
+	if err != nil || !isObj {
+		t.Fatalf("indexed %q, which parses to %T, %v", data, v, err)
+	}
+	for k := range idx.Len() {
+		key, start, value, end := idx.Member(data, k)
+		if data[start] != '"' || SkipJSONValue(data, value) != end {
+			t.Fatalf("%q: member %d at %d, value %d..%d", data, k, start, value, end)
+		}
+		at, found := idx.Find(data, string(key))
+		if !found {
+			t.Fatalf("%q: Find(%q) missed", data, key)
+		}
+		got, err := ParseJSON(data[at:SkipJSONValue(data, at)])
+		if err != nil || !reflect.DeepEqual(got, m[string(key)]) {
+			t.Fatalf("%q: Find(%q) reads %v (%v), the parser %v", data, key, got, err, m[string(key)])
+		}
+	}
+	if idx.Len() < len(m) {
+		t.Fatalf("%q: %d members indexed, the parser has %d keys", data, idx.Len(), len(m))
+	}
+}
+
+func TestMemberIndex(t *testing.T) {
+	tests := []struct {
+		data    string
+		indexed bool
+		members int
+	}{
+		{`{"a":1,"b":"x"}`, true, 2},
+		{` { "a" : [1, {"b": 2}] ,
+"b" :	true } `, true, 2},
+		{`{}`, true, 0},
+		{`{"a":1,"a":{"c":[]}}`, true, 2},
+		{`{"\u0061":1}`, false, 0},
+		{`{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10}`, true, 10},
+		{`{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11}`, false, 0},
+		{`[1]`, false, 0},
+		{`{"a":1} x`, false, 0},
+		{`{"a":"\ud800"}`, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.data, func(t *testing.T) {
+			checkIndex(t, []byte(tt.data))
+			ev := &Event{Data: []byte(tt.data)}
+			idx := ev.Index()
+			if (idx != nil) != tt.indexed || (idx != nil && idx.Len() != tt.members) {
+				t.Fatalf("Index() = %+v, want indexed %v with %d members", idx, tt.indexed, tt.members)
+			}
+			if c := ev.WithType("t"); c.Index() != idx {
+				t.Error("WithType dropped the index")
+			}
+		})
+	}
+	for _, tc := range jsonCases {
+		checkIndex(t, []byte(tc.in))
+	}
+	for _, tc := range strictCases {
+		checkIndex(t, []byte(tc.in))
+	}
+}
+
+func TestMemberIndexSize(t *testing.T) {
+	if s := unsafe.Sizeof(MemberIndex{}); s > 64 {
+		t.Errorf("MemberIndex is %d bytes; keep it within one 64-byte size class", s)
+	}
+	big := []byte(`{"a":"` + strings.Repeat("x", 1<<16) + `"}`)
+	if ev := (&Event{Data: big}); !ev.StrictJSON() || ev.Index() != nil {
+		t.Error("a payload beyond 16-bit offsets must be valid and not indexed")
 	}
 }
