@@ -114,6 +114,7 @@ type Program struct {
 	usesData bool
 	prg      cel.Program
 	fast     *fastProgram // nil: always cel-go (see fast.go)
+	fastObj  *fastObject  // an object literal's fast path, for AppendMapJSON
 }
 
 // Source returns the expression as written.
@@ -214,8 +215,12 @@ func compile(src string, want Result, o options) (*Program, error) {
 		return nil, fmt.Errorf("plan CEL program: %w", err)
 	}
 	p := &Program{src: src, label: label(src), want: want, index: o.index, prg: prg}
-	if !o.index && want != Map {
-		p.fast = compileFast(ast.NativeRep().Expr())
+	if !o.index {
+		if want == Map {
+			p.fastObj = compileFastObject(ast.NativeRep().Expr())
+		} else {
+			p.fast = compileFast(ast.NativeRep().Expr())
+		}
 	}
 	for _, r := range ast.NativeRep().ReferenceMap() {
 		if r.Name == "data" {
@@ -588,6 +593,11 @@ func (p *Program) EvalIndexMap(i int64) (map[string]any, error) {
 // AppendMapJSON evaluates a program that must return a map over ev and
 // appends the map as a JSON object to dst (see AppendValue).
 func (p *Program) AppendMapJSON(dst []byte, ev *flow.Event) ([]byte, error) {
+	if p.fastObj != nil {
+		if out, ok := p.fastObj.appendJSON(dst, ev); ok {
+			return out, nil
+		}
+	}
 	out, err := p.Eval(ev)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package expr
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -734,4 +735,78 @@ func stringPair(name string, x, y fnode) fnode {
 		}
 		return fval{k: kBool, b: f(a.s, b.s)}, true
 	}
+}
+
+// fastObject is the fast path of an object literal {"k": expr, ...} with
+// constant, distinct string keys, as the map processor's expr usually is:
+// it writes the object as JSON (keys sorted, as AppendValue writes a CEL
+// map) straight from the event's fields.
+type fastObject struct {
+	keys     [][]byte // `"key":`, sorted by key
+	vals     []fnode
+	usesData bool
+}
+
+func compileFastObject(e ast.Expr) *fastObject {
+	if e.Kind() != ast.MapKind {
+		return nil
+	}
+	type entry struct {
+		key string
+		val fnode
+	}
+	fc := fastCompiler{}
+	var entries []entry
+	for _, en := range e.AsMap().Entries() {
+		if en.Kind() != ast.MapEntryKind {
+			return nil
+		}
+		me := en.AsMapEntry()
+		if me.IsOptional() || me.Key().Kind() != ast.LiteralKind {
+			return nil
+		}
+		k, ok := me.Key().AsLiteral().(types.String)
+		if !ok {
+			return nil
+		}
+		v := fc.node(me.Value())
+		if v == nil {
+			return nil
+		}
+		entries = append(entries, entry{string(k), v})
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+	fo := &fastObject{usesData: fc.usesData}
+	for i, en := range entries {
+		if i > 0 && en.key == entries[i-1].key {
+			return nil // cel-go fails on a repeated key
+		}
+		fo.keys = append(fo.keys, append(flow.AppendJSONString(nil, en.key), ':'))
+		fo.vals = append(fo.vals, en.val)
+	}
+	return fo
+}
+
+// appendJSON appends the object, or reports false with dst unchanged
+// when a value is not one the fast path computes.
+func (fo *fastObject) appendJSON(dst []byte, ev *flow.Event) ([]byte, bool) {
+	if fo.usesData && !ev.StrictJSON() {
+		return dst, false
+	}
+	start := len(dst)
+	dst = append(dst, '{')
+	for i, val := range fo.vals {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, fo.keys[i]...)
+		v, ok := val(ev)
+		if !ok {
+			return dst[:start], false
+		}
+		if dst, ok = v.appendJSON(dst); !ok {
+			return dst[:start], false
+		}
+	}
+	return append(dst, '}'), true
 }

@@ -162,6 +162,55 @@ func checkSame(t *testing.T, p *Program, data []byte) bool {
 	return hit
 }
 
+// checkSameObject checks AppendMapJSON of an object-literal program over
+// data against cel-go alone, error text included.
+func checkSameObject(t *testing.T, p *Program, data []byte) {
+	t.Helper()
+	ev := func() *flow.Event {
+		e := tradeEvent()
+		e.Data = data
+		return e
+	}
+	got, gotErr := p.AppendMapJSON([]byte("x"), ev())
+	var want []byte
+	out, wantErr := p.evalCEL(ev())
+	if wantErr == nil {
+		want, wantErr = p.appendMap([]byte("x"), out)
+	}
+	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) || !bytes.Equal(got, want) {
+		t.Fatalf("%s over %s: AppendMapJSON = %s, %v; cel-go %s, %v", p.Source(), data, got, gotErr, want, wantErr)
+	}
+}
+
+func TestCompiledObjectMatchesCEL(t *testing.T) {
+	tests := []struct {
+		src      string
+		compiled bool
+	}{
+		{`{"id": data.id, "big": data.amount >= 5000, "cents": data.amount * 100}`, true},
+		{`{"z": 1, "a": "x", "m": null, "k": data.kind.upperAscii()}`, true},
+		{`{}`, true},
+		{`{"n": data.n}`, true},    // an object value: falls back per event
+		{`{"r": 1.0 / 0.0}`, true}, // infinity: AppendValue's error
+		{`{"a": 1, "a": 2}`, false},
+		{`{"a": [data.id]}`, false},
+		{`{?"a": data.?id}`, false},
+		{`data.n`, false},
+	}
+	events := []string{tradeJSON, `{"id": 1, "amount": 9223372036854775807, "kind": "x", "n": {"a": 1}}`, `{"kind": 1}`, `[]`, `bad`}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			p := mustCompile(t, tt.src, Map)
+			if (p.fastObj != nil) != tt.compiled {
+				t.Errorf("compiled = %v, want %v", p.fastObj != nil, tt.compiled)
+			}
+			for _, data := range events {
+				checkSameObject(t, p, []byte(data))
+			}
+		})
+	}
+}
+
 func sameVal(a, b ref.Val) bool {
 	if a.Type() != b.Type() {
 		return false
@@ -280,7 +329,7 @@ func (g *gen) leaf() string {
 
 func (g *gen) field() string {
 	f := "data." + genKeys[g.n(len(genKeys))]
-	for g.n(3) == 1 { // not 0: an exhausted stream gives 0
+	for depth := 0; depth < 3 && g.n(3) == 1; depth++ { // not 0: an exhausted stream gives 0
 		f += "." + genKeys[g.n(len(genKeys))]
 	}
 	return f
@@ -312,8 +361,12 @@ func TestCompiledMatchesCELRandom(t *testing.T) {
 			compiled++
 		}
 		for range 4 {
-			if checkSame(t, p, []byte(g.event(0))) {
+			data := []byte(g.event(0))
+			if checkSame(t, p, data) {
 				hits++
+			}
+			if obj, err := Compile(`{"v": `+src+`, "k": data.kind}`, Map); err == nil {
+				checkSameObject(t, obj, data)
 			}
 		}
 	}
@@ -345,5 +398,8 @@ func FuzzCompiledMatchesCEL(f *testing.F) {
 			data = (&gen{b: eventBytes}).event(0)
 		}
 		checkSame(t, p, []byte(data))
+		if obj, err := Compile(`{"v": `+p.Source()+`, "k": data.kind}`, Map); err == nil {
+			checkSameObject(t, obj, []byte(data))
+		}
 	})
 }
