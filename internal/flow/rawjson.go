@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"strconv"
+	"strings"
 	"unsafe"
 )
 
@@ -99,6 +100,9 @@ func (m *MemberIndex) Member(data []byte, k int) (key []byte, start, value, end 
 // Find returns where the value of key starts, the last one if the key is
 // repeated (as the parser keeps it).
 func (m *MemberIndex) Find(data []byte, key string) (int, bool) {
+	if strings.ContainsAny(key, `"\\`) {
+		return 0, false // written with escapes, so not in an indexed object
+	}
 	for k := int(m.n) - 1; k >= 0; k-- {
 		ks := int(m.keys[k]) + 1
 		if ke := ks + len(key); ke < len(data) && data[ke] == '"' && string(data[ks:ke]) == key {

@@ -193,6 +193,17 @@ func TestMemberIndex(t *testing.T) {
 			}
 		})
 	}
+	// A key that would need escapes cannot match the raw bytes of an
+	// indexed object, whatever follows them.
+	data := []byte(`{"a":"x","b\\":1}`)
+	if idx := (&Event{Data: []byte(`{"a":"x"}`)}).Index(); idx == nil {
+		t.Fatal("not indexed")
+	} else if _, found := idx.Find([]byte(`{"a":"x"}`), `a":`); found {
+		t.Error(`Find("a\":") matched the bytes of "a":"x"`)
+	}
+	if (&Event{Data: data}).Index() != nil {
+		t.Error("an object with an escaped key was indexed")
+	}
 	for _, tc := range jsonCases {
 		checkIndex(t, []byte(tc.in))
 	}
