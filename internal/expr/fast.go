@@ -149,8 +149,11 @@ func (fc *fastCompiler) node(e ast.Expr) fnode {
 	case ast.IdentKind:
 		return attribute(e.AsIdent())
 	case ast.SelectKind:
-		return fc.selectNode(e.AsSelect())
+		return fc.selectNode(e)
 	case ast.CallKind:
+		if _, _, ok := indexByString(e); ok {
+			return fc.pathNode(e)
+		}
 		return fc.call(e.AsCall())
 	}
 	return nil
@@ -187,16 +190,22 @@ func attribute(name string) fnode {
 	return nil // data alone, time, metadata: the general path
 }
 
-// dataPath returns the field names of data.a.b... (["a", "b"]), or nil.
+// dataPath returns the field names of data.a.b or data["a"]["b"] (["a",
+// "b"]), or nil for anything else.
 func dataPath(e ast.Expr) []string {
 	var rev []string
-	for e.Kind() == ast.SelectKind {
-		s := e.AsSelect()
-		if s.IsTestOnly() {
-			return nil
+	for {
+		if e.Kind() == ast.SelectKind && !e.AsSelect().IsTestOnly() {
+			rev = append(rev, e.AsSelect().FieldName())
+			e = e.AsSelect().Operand()
+			continue
 		}
-		rev = append(rev, s.FieldName())
-		e = s.Operand()
+		if key, operand, ok := indexByString(e); ok {
+			rev = append(rev, key)
+			e = operand
+			continue
+		}
+		break
 	}
 	if e.Kind() != ast.IdentKind || e.AsIdent() != "data" || len(rev) == 0 {
 		return nil
@@ -208,7 +217,21 @@ func dataPath(e ast.Expr) []string {
 	return path
 }
 
-func (fc *fastCompiler) selectNode(s ast.SelectExpr) fnode {
+// indexByString matches x["key"].
+func indexByString(e ast.Expr) (string, ast.Expr, bool) {
+	if e.Kind() != ast.CallKind {
+		return "", nil, false
+	}
+	c := e.AsCall()
+	if c.FunctionName() != operators.Index || c.IsMemberFunction() || len(c.Args()) != 2 || c.Args()[1].Kind() != ast.LiteralKind {
+		return "", nil, false
+	}
+	key, ok := c.Args()[1].AsLiteral().(types.String)
+	return string(key), c.Args()[0], ok
+}
+
+func (fc *fastCompiler) selectNode(e ast.Expr) fnode {
+	s := e.AsSelect()
 	if s.IsTestOnly() {
 		// has(data.a.b): data.a must be an object, then test for b.
 		var parent []string
@@ -231,14 +254,15 @@ func (fc *fastCompiler) selectNode(s ast.SelectExpr) fnode {
 			return fval{k: kBool, b: st == flow.MemberFound}, true
 		}
 	}
-	path := dataPath(s.Operand())
+	return fc.pathNode(e)
+}
+
+// pathNode reads data.a.b or data["a"]["b"].
+func (fc *fastCompiler) pathNode(e ast.Expr) fnode {
+	path := dataPath(e)
 	if path == nil {
-		if op := s.Operand(); op.Kind() != ast.IdentKind || op.AsIdent() != "data" {
-			return nil
-		}
-		path = []string{}
+		return nil
 	}
-	path = append(path, s.FieldName())
 	fc.usesData = true
 	return func(ev *flow.Event) (fval, bool) { return readPath(ev, path) }
 }

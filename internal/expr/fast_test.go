@@ -41,7 +41,9 @@ func TestCompiledShapes(t *testing.T) {
 		{"metadata.region == 'eu'", Bool, false},
 		{"time > timestamp('2026-01-01T00:00:00Z')", Bool, false},
 		{"data.?a.orValue(1) == 1", Bool, false},
-		{"data['a'] == 1", Bool, false},
+		{"data['a'] == 1 && data.b['c-d'].e > 2", Bool, true},
+		{"data[data.k] == 1", Bool, false},
+		{"data.l[0] == 1", Bool, false},
 		{"data.a == 1u", Bool, false},
 		{"data.s == b'x'", Bool, false},
 		{"data.s.matches('^a')", Bool, false},
@@ -106,6 +108,8 @@ func TestCompiledMatchesCEL(t *testing.T) {
 		"has(data.a.b)",
 		"has(data.a.b.c)",
 		"data.a.b.c",
+		"data['a']['b'].c == 'x'",
+		"data['amount'] > 1",
 		"data.a.b.c.startsWith('x') || data.amount > 1",
 		"data.amount > 1 && data.kind.contains('a')",
 		"data.amount < 1 && data.nope",
@@ -330,7 +334,11 @@ func (g *gen) leaf() string {
 func (g *gen) field() string {
 	f := "data." + genKeys[g.n(len(genKeys))]
 	for depth := 0; depth < 3 && g.n(3) == 1; depth++ { // not 0: an exhausted stream gives 0
-		f += "." + genKeys[g.n(len(genKeys))]
+		if g.n(4) == 0 {
+			f += "['" + genKeys[g.n(len(genKeys))] + "']"
+		} else {
+			f += "." + genKeys[g.n(len(genKeys))]
+		}
 	}
 	return f
 }
