@@ -460,9 +460,11 @@ func (s *ioLineSource) rejectMalformed(ctx context.Context, out flow.Emitter, ev
 	var errs []error
 	k := 0
 	for _, e := range evs {
-		if err := flow.ValidateJSON(e.Data); err != nil {
+		// StrictJSON remembers the verdict on the event, so expressions
+		// later in the pipeline read the raw bytes without checking again.
+		if !e.StrictJSON() {
 			bad = append(bad, e)
-			errs = append(errs, err)
+			errs = append(errs, flow.ValidateJSON(e.Data))
 			continue
 		}
 		evs[k] = e

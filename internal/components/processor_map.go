@@ -164,37 +164,78 @@ func (m *mapProcessor) Process(_ context.Context, in *flow.Event, out []*flow.Ev
 }
 
 // edit applies set and delete to the payload of in.
+//
+// On the hot path (data that passes strict validation and is an object,
+// expressions the compiled fast path answers) nothing is parsed: the
+// values are written as JSON into a scratch buffer straight from the raw
+// payload, and splice copies them in.
 func (m *mapProcessor) edit(in *flow.Event) ([]byte, error) {
-	v, err := in.Value()
-	if err != nil {
-		return nil, fmt.Errorf("event data: %w", err)
+	if i := flow.SkipJSONSpace(in.Data, 0); !in.StrictJSON() || i >= len(in.Data) || in.Data[i] != '{' {
+		// The parsed view says what is wrong, if anything.
+		if err := checkObject(in); err != nil {
+			return nil, err
+		}
 	}
-	orig, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("event data is %s, not a JSON object: set and delete change fields of an object", flow.JSONKind(v))
-	}
-	// Every expression reads the incoming event, never an earlier set.
+	// Every expression reads the incoming event, never an earlier set. A
+	// value the fast path wrote is scratch[fastAt[k]:fastAt[k+1]]; the
+	// others are in vals.
 	var small [8]ref.Val
-	vals := small[:0]
+	var atSmall [9]int
+	var scratchSmall [128]byte
+	vals, fastAt, scratch := small[:0], atSmall[:0], scratchSmall[:0]
 	for _, f := range m.set {
+		fastAt = append(fastAt, len(scratch))
+		var ok bool
+		if scratch, ok = f.prg.AppendFastJSON(scratch, in); ok {
+			vals = append(vals, nil)
+			continue
+		}
 		x, err := f.prg.Eval(in)
 		if err != nil {
 			return nil, fmt.Errorf("set %s: %w", f.name, err)
 		}
 		vals = append(vals, x)
 	}
-	size := len(in.Data) + 16*len(m.set)
-	if data, ok, err := m.splice(make([]byte, 0, size), in.Data, vals); ok || err != nil {
+	fastAt = append(fastAt, len(scratch))
+	size := len(in.Data) + len(scratch) + 16*len(m.set)
+	if data, ok, err := m.splice(make([]byte, 0, size), in.Data, in.Index(), vals, fastAt, scratch); ok || err != nil {
 		return data, err
 	}
-	return m.rebuild(make([]byte, 0, size), orig, vals)
+	for k, f := range m.set {
+		if vals[k] == nil {
+			x, err := f.prg.Eval(in)
+			if err != nil {
+				return nil, fmt.Errorf("set %s: %w", f.name, err)
+			}
+			vals[k] = x
+		}
+	}
+	v, err := in.Value()
+	if err != nil {
+		return nil, fmt.Errorf("event data: %w", err)
+	}
+	return m.rebuild(make([]byte, 0, size), v.(map[string]any), vals)
+}
+
+// checkObject fails an event whose payload is not a JSON object, using
+// the parsed view.
+func checkObject(in *flow.Event) error {
+	v, err := in.Value()
+	if err != nil {
+		return fmt.Errorf("event data: %w", err)
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return fmt.Errorf("event data is %s, not a JSON object: set and delete change fields of an object", flow.JSONKind(v))
+	}
+	return nil
 }
 
 // splice writes the edited object by copying the members of raw that stay
 // as they are and encoding only the values that set computed, so unchanged
 // fields keep their exact bytes and order. ok is false, with nothing
 // written, for what it does not handle (a key with escapes): rebuild does.
-func (m *mapProcessor) splice(dst, raw []byte, vals []ref.Val) ([]byte, bool, error) {
+// index, when not nil, lists the members of raw (see flow.Event.Index).
+func (m *mapProcessor) splice(dst, raw []byte, index *flow.MemberIndex, vals []ref.Val, fastAt []int, scratch []byte) ([]byte, bool, error) {
 	var doneSmall [8]bool
 	done := doneSmall[:0]
 	for range m.set {
@@ -207,30 +248,45 @@ func (m *mapProcessor) splice(dst, raw []byte, vals []ref.Val) ([]byte, bool, er
 	i = mapSkipSpace(raw, i+1)
 	dst = append(dst, '{')
 	first := true
-	for i < len(raw) && raw[i] != '}' {
-		if raw[i] == ',' {
-			i = mapSkipSpace(raw, i+1)
-			continue
+	member := 0
+	for {
+		var key []byte
+		var memberStart, valEnd int
+		if index != nil {
+			// The members as validation recorded them: no scan.
+			if member == index.Len() {
+				break
+			}
+			key, memberStart, _, valEnd = index.Member(raw, member)
+			member++
+		} else {
+			if i >= len(raw) || raw[i] == '}' {
+				break
+			}
+			if raw[i] == ',' {
+				i = mapSkipSpace(raw, i+1)
+				continue
+			}
+			if raw[i] != '"' {
+				return nil, false, nil
+			}
+			keyEnd, escaped := mapScanString(raw, i)
+			if escaped || keyEnd < 0 {
+				return nil, false, nil
+			}
+			key = raw[i+1 : keyEnd-1]
+			colon := mapSkipSpace(raw, keyEnd)
+			if colon >= len(raw) || raw[colon] != ':' {
+				return nil, false, nil
+			}
+			valStart := mapSkipSpace(raw, colon+1)
+			valEnd = mapSkipValue(raw, valStart)
+			if valEnd < 0 {
+				return nil, false, nil
+			}
+			memberStart = i
+			i = mapSkipSpace(raw, valEnd)
 		}
-		if raw[i] != '"' {
-			return nil, false, nil
-		}
-		keyEnd, escaped := mapScanString(raw, i)
-		if escaped || keyEnd < 0 {
-			return nil, false, nil
-		}
-		key := raw[i+1 : keyEnd-1]
-		colon := mapSkipSpace(raw, keyEnd)
-		if colon >= len(raw) || raw[colon] != ':' {
-			return nil, false, nil
-		}
-		valStart := mapSkipSpace(raw, colon+1)
-		valEnd := mapSkipValue(raw, valStart)
-		if valEnd < 0 {
-			return nil, false, nil
-		}
-		memberStart := i
-		i = mapSkipSpace(raw, valEnd)
 
 		if mapHasName(m.del, key) {
 			continue
@@ -255,7 +311,7 @@ func (m *mapProcessor) splice(dst, raw []byte, vals []ref.Val) ([]byte, bool, er
 		}
 		done[idx] = true
 		var err error
-		if dst, err = m.appendSet(dst, idx, vals[idx]); err != nil {
+		if dst, err = m.appendSet(dst, idx, vals, fastAt, scratch); err != nil {
 			return nil, false, err
 		}
 	}
@@ -268,16 +324,21 @@ func (m *mapProcessor) splice(dst, raw []byte, vals []ref.Val) ([]byte, bool, er
 		}
 		first = false
 		var err error
-		if dst, err = m.appendSet(dst, k, vals[k]); err != nil {
+		if dst, err = m.appendSet(dst, k, vals, fastAt, scratch); err != nil {
 			return nil, false, err
 		}
 	}
 	return append(dst, '}'), true, nil
 }
 
-func (m *mapProcessor) appendSet(dst []byte, k int, v ref.Val) ([]byte, error) {
+// appendSet writes the member of set k: the bytes the fast path wrote, or
+// the encoding of the CEL value.
+func (m *mapProcessor) appendSet(dst []byte, k int, vals []ref.Val, fastAt []int, scratch []byte) ([]byte, error) {
 	dst = append(dst, m.set[k].keyJSON...)
-	dst, err := expr.AppendValue(dst, v)
+	if vals[k] == nil {
+		return append(dst, scratch[fastAt[k]:fastAt[k+1]]...), nil
+	}
+	dst, err := expr.AppendValue(dst, vals[k])
 	if err != nil {
 		return nil, fmt.Errorf("set %s: %w", m.set[k].name, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"cel.dev/cel-go/common/types/ref"
+
 	"github.com/flowctl/flowctl/internal/flow"
 )
 
@@ -173,5 +175,69 @@ func TestMapConcurrent(t *testing.T) {
 	}
 	if string(in.Data) != data {
 		t.Errorf("input changed: %s", in.Data)
+	}
+}
+
+// BenchmarkW1Chain is the processor part of workload W1 on fresh events:
+// the filter, then the map on the events it keeps (half of them, as in
+// W1), nothing parsed beforehand.
+func BenchmarkW1Chain(b *testing.B) {
+	filter := procNew(b, "filter", flow.Config{"expr": "data.amount >= 5000"})
+	mp := procNew(b, "map", flow.Config{"set": map[string]any{"amount_usd": "double(data.amount) / 100.0", "kind": "data.kind.upperAscii()"}})
+	datas := [][]byte{
+		[]byte(`{"id":7,"ts":"2026-01-01T00:00:00Z","account":"acct-7","amount":5433,"kind":"trade"}`),
+		[]byte(`{"id":8,"ts":"2026-01-01T00:00:00Z","account":"acct-8","amount":3352,"kind":"fee"}`),
+	}
+	kept := make([]*flow.Event, 0, 1)
+	out := make([]*flow.Event, 0, 1)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		in := &flow.Event{ID: "src:7", Data: datas[i&1]}
+		i++
+		var err error
+		if kept, err = filter.Process(context.Background(), in, kept[:0]); err != nil {
+			b.Fatal(err)
+		}
+		for _, ev := range kept {
+			if out, err = mp.Process(context.Background(), ev, out[:0]); err != nil || len(out) != 1 {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestMapSpliceIndex checks that splicing through the member index that
+// validation recorded writes the same bytes as scanning the payload.
+func TestMapSpliceIndex(t *testing.T) {
+	m, err := parseMap(flow.Config{"set": map[string]any{"usd": "double(data.amount) / 100.0", "kind": "data.kind.upperAscii()"}, "delete": []any{"ts"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range []string{
+		`{"id":7,"ts":"x","amount":5433,"kind":"trade"}`,
+		` { "kind" : "fee" ,"amount":1, "x": [1, {"y": "}"}] } `,
+		`{"amount":1,"kind":"a","kind":"b","ts":1,"ts":2}`,
+		`{"amount":0,"kind":"ü","usd":{"old":true}}`,
+	} {
+		t.Run(data, func(t *testing.T) {
+			in := procEvent("s:1", "t", data)
+			idx := in.Index()
+			if idx == nil {
+				t.Fatal("not indexed")
+			}
+			vals := make([]ref.Val, len(m.set))
+			for k, f := range m.set {
+				if vals[k], err = f.prg.Eval(in); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fastAt := make([]int, len(m.set)+1)
+			viaIndex, ok1, err1 := m.splice(nil, in.Data, idx, vals, fastAt, nil)
+			viaScan, ok2, err2 := m.splice(nil, in.Data, nil, vals, fastAt, nil)
+			if !ok1 || !ok2 || err1 != nil || err2 != nil || string(viaIndex) != string(viaScan) {
+				t.Fatalf("index: %s %v %v; scan: %s %v %v", viaIndex, ok1, err1, viaScan, ok2, err2)
+			}
+		})
 	}
 }

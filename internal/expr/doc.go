@@ -6,6 +6,16 @@
 // event itself is the CEL activation (no map per evaluation), and the parsed
 // JSON payload is read by CEL's native map fast path.
 //
+// Most expressions do not get that far: Compile turns the frequent shapes
+// (field reads, comparisons, `in` constant lists, logic, arithmetic,
+// conversions, string functions, has) into Go closures that read the
+// fields they need straight from the event's raw JSON bytes, so a filter
+// such as `data.amount >= 5000` touches one field and parses nothing.
+// Those closures answer only when nothing goes wrong; any error, and every
+// other shape (the whole `data`, lists, maps, comprehensions, metadata,
+// time), goes to cel-go over the parsed payload, so results and errors
+// are the same either way (fast.go; FuzzCompiledMatchesCEL checks it).
+//
 // Variables seen by an expression over an event:
 //
 //	data      dyn                  the payload (JSON: int, double, string, bool, null, list, map)

@@ -113,6 +113,8 @@ type Program struct {
 	index    bool
 	usesData bool
 	prg      cel.Program
+	fast     *fastProgram // nil: always cel-go (see fast.go)
+	fastObj  *fastObject  // an object literal's fast path, for AppendMapJSON
 }
 
 // Source returns the expression as written.
@@ -213,6 +215,13 @@ func compile(src string, want Result, o options) (*Program, error) {
 		return nil, fmt.Errorf("plan CEL program: %w", err)
 	}
 	p := &Program{src: src, label: label(src), want: want, index: o.index, prg: prg}
+	if !o.index {
+		if want == Map {
+			p.fastObj = compileFastObject(ast.NativeRep().Expr())
+		} else {
+			p.fast = compileFast(ast.NativeRep().Expr())
+		}
+	}
 	for _, r := range ast.NativeRep().ReferenceMap() {
 		if r.Name == "data" {
 			p.usesData = true
@@ -416,6 +425,39 @@ func issueHint(msg string) string {
 // cannot be evaluated (a missing field, data that is not JSON, a division
 // by zero); it names the expression.
 func (p *Program) Eval(ev *flow.Event) (ref.Val, error) {
+	if p.fast != nil {
+		if v, ok := p.fast.eval(ev); ok {
+			return v.toVal(), nil
+		}
+	}
+	return p.evalCEL(ev)
+}
+
+// Compiled reports whether the program has a compiled fast path (see
+// fast.go); it is for tests and benchmarks.
+func (p *Program) Compiled() bool { return p.fast != nil }
+
+// AppendFastJSON appends the JSON of the program's result over ev, as
+// AppendValue would write what Eval returns, when the compiled fast path
+// computes it. ok is false, with dst unchanged, when it does not: then use
+// Eval, which also gives the error if there is one.
+func (p *Program) AppendFastJSON(dst []byte, ev *flow.Event) ([]byte, bool) {
+	if p.fast == nil {
+		return dst, false
+	}
+	v, ok := p.fast.eval(ev)
+	if !ok {
+		return dst, false
+	}
+	out, ok := v.appendJSON(dst)
+	if !ok {
+		return dst, false
+	}
+	return out, true
+}
+
+// evalCEL evaluates the program with cel-go over the parsed payload.
+func (p *Program) evalCEL(ev *flow.Event) (ref.Val, error) {
 	if p.index {
 		return nil, fmt.Errorf("expression %s was compiled for generated events; use EvalIndex", p.label)
 	}
@@ -463,6 +505,11 @@ func (p *Program) resultError(v ref.Val, want string) error {
 
 // EvalBool evaluates a program that must return a bool.
 func (p *Program) EvalBool(ev *flow.Event) (bool, error) {
+	if p.fast != nil {
+		if v, ok := p.fast.eval(ev); ok && v.k == kBool {
+			return v.b, nil
+		}
+	}
 	out, err := p.Eval(ev)
 	if err != nil {
 		return false, err
@@ -476,6 +523,11 @@ func (p *Program) EvalBool(ev *flow.Event) (bool, error) {
 
 // EvalString evaluates a program that must return a string.
 func (p *Program) EvalString(ev *flow.Event) (string, error) {
+	if p.fast != nil {
+		if v, ok := p.fast.eval(ev); ok && v.k == kString {
+			return v.s, nil
+		}
+	}
 	out, err := p.Eval(ev)
 	if err != nil {
 		return "", err
@@ -489,6 +541,11 @@ func (p *Program) EvalString(ev *flow.Event) (string, error) {
 
 // EvalInt evaluates a program that must return an int.
 func (p *Program) EvalInt(ev *flow.Event) (int64, error) {
+	if p.fast != nil {
+		if v, ok := p.fast.eval(ev); ok && v.k == kInt {
+			return v.i, nil
+		}
+	}
 	out, err := p.Eval(ev)
 	if err != nil {
 		return 0, err
@@ -536,6 +593,11 @@ func (p *Program) EvalIndexMap(i int64) (map[string]any, error) {
 // AppendMapJSON evaluates a program that must return a map over ev and
 // appends the map as a JSON object to dst (see AppendValue).
 func (p *Program) AppendMapJSON(dst []byte, ev *flow.Event) ([]byte, error) {
+	if p.fastObj != nil {
+		if out, ok := p.fastObj.appendJSON(dst, ev); ok {
+			return out, nil
+		}
+	}
 	out, err := p.Eval(ev)
 	if err != nil {
 		return nil, err

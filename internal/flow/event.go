@@ -41,6 +41,12 @@ type lazyView struct {
 	mu    sync.Mutex
 	value any
 	err   error
+	// strict caches StrictJSON: 0 not yet checked, 1 valid, 2 not.
+	strict atomic.Uint32
+	// members is the index StrictJSON builds of a top-level object's
+	// members (nil for other payloads and objects it cannot index). It
+	// is stored before strict, so whoever reads strict == 1 sees it.
+	members atomic.Pointer[MemberIndex]
 }
 
 // Value returns the parsed JSON payload (objects as map[string]any, arrays
@@ -65,6 +71,39 @@ func (e *Event) parseSlow() (any, error) {
 	return v.value, v.err
 }
 
+// StrictJSON reports whether Data passes ValidateJSON, checking at most
+// once per event (racing callers may both check; they agree). Data that
+// does has exactly one reading, so the raw readers of rawjson.go give the
+// values Value would, and Value cannot fail on it. The same pass indexes
+// the members of a top-level object (see Index).
+func (e *Event) StrictJSON() bool {
+	switch e.view.strict.Load() {
+	case 1:
+		return true
+	case 2:
+		return false
+	}
+	idx, ok := validateIndexed(e.Data)
+	if ok {
+		e.view.members.Store(idx)
+		e.view.strict.Store(1)
+	} else {
+		e.view.strict.Store(2)
+	}
+	return ok
+}
+
+// Index returns the offsets of the members of the payload's top-level
+// object, which StrictJSON records as it validates: nil when the payload
+// is not strict JSON, not an object, or an object it does not index (more
+// than a few members, or a key with escapes).
+func (e *Event) Index() *MemberIndex {
+	if !e.StrictJSON() {
+		return nil
+	}
+	return e.view.members.Load()
+}
+
 // Parsed reports whether Value was already computed, so a sink or
 // processor can tell a pass-through event (write Data as is) from one it
 // would have to parse.
@@ -85,6 +124,8 @@ func (e *Event) WithData(data []byte) *Event {
 func (e *Event) WithType(t string) *Event {
 	c := e.WithData(e.Data)
 	c.Type = t
+	c.view.members.Store(e.view.members.Load())
+	c.view.strict.Store(e.view.strict.Load())
 	if e.view.done.Load() == 1 {
 		c.view.value, c.view.err = e.view.value, e.view.err
 		c.view.done.Store(1)

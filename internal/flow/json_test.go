@@ -366,6 +366,7 @@ func FuzzValidateJSON(f *testing.F) {
 				t.Fatalf("ValidateJSON(%q) = nil but ParseJSON: %v", data, perr)
 			}
 		}
+		checkIndex(t, data)
 	})
 }
 

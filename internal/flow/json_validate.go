@@ -143,9 +143,22 @@ func (p *jsonParser) check(depth int) error {
 	return p.unexpected("value")
 }
 
+// plainByte marks the bytes a string may hold as they are: printable
+// ASCII other than the quote and the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // checkString validates the string at p.pos (on the opening quote).
 func (p *jsonParser) checkString() error {
 	i := p.pos + 1
+	// Most bytes of most strings are plain: skip them with one test each.
+	for i < len(p.data) && plainByte[p.data[i]] {
+		i++
+	}
 	for i < len(p.data) {
 		c := p.data[i]
 		switch {

@@ -1,0 +1,223 @@
+package flow
+
+import (
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+func TestJSONMember(t *testing.T) {
+	tests := []struct {
+		name, data, key string
+		status          MemberStatus
+		value           string // the value's bytes when found
+	}{
+		{"found", `{"a":1,"b":"x"}`, "b", MemberFound, `"x"`},
+		{"first", `{"a":1,"b":"x"}`, "a", MemberFound, `1`},
+		{"missing", `{"a":1}`, "b", MemberMissing, ""},
+		{"empty object", `{}`, "a", MemberMissing, ""},
+		{"spaces", " { \"a\" : [1, {\"b\": 2}] ,\n\"b\" :\ttrue } ", "b", MemberFound, `true`},
+		{"repeated key: last wins", `{"a":1,"a":2}`, "a", MemberFound, `2`},
+		{"nested key not seen", `{"x":{"a":1}}`, "a", MemberMissing, ""},
+		{"braces in strings", `{"x":"}{","a":null}`, "a", MemberFound, `null`},
+		{"escaped key", `{"\u0061":1}`, "a", MemberUnsure, ""},
+		{"escaped other key", `{"a":1,"b\"":2}`, "a", MemberUnsure, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := []byte(tt.data)
+			obj := SkipJSONSpace(data, 0)
+			at, st := JSONMember(data, obj, tt.key)
+			if st != tt.status {
+				t.Fatalf("status %d, want %d", st, tt.status)
+			}
+			if st == MemberFound {
+				if got := string(data[at:SkipJSONValue(data, at)]); got != tt.value {
+					t.Errorf("value %s, want %s", got, tt.value)
+				}
+			}
+		})
+	}
+}
+
+// TestJSONNumberMatchesParser reads numbers both ways: the raw reader must
+// give the parser's type and value.
+func TestJSONNumberMatchesParser(t *testing.T) {
+	for _, lit := range []string{
+		"0", "-0", "7", "-7", "123456789012345678", "999999999999999999",
+		"9223372036854775807", "-9223372036854775808", "9223372036854775808",
+		"-9223372036854775809", "12345678901234567890123", "1.5", "-0.0", "1e3",
+		"1E-3", "2.5e+10", "1e400", "-1e400",
+	} {
+		t.Run(lit, func(t *testing.T) {
+			want, err := ParseJSON([]byte(lit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, f, isInt, ok := JSONNumber([]byte(lit+","), 0)
+			if !ok {
+				t.Fatal("not read")
+			}
+			switch w := want.(type) {
+			case int64:
+				if !isInt || n != w {
+					t.Errorf("got %d %v (int %v), parser int64 %d", n, f, isInt, w)
+				}
+			case float64:
+				if isInt || math.Float64bits(f) != math.Float64bits(w) {
+					t.Errorf("got %d %v (int %v), parser float64 %v", n, f, isInt, w)
+				}
+			}
+		})
+	}
+}
+
+func TestJSONString(t *testing.T) {
+	tests := []struct {
+		data string
+		want string
+		ok   bool
+	}{
+		{`"abc",`, "abc", true},
+		{`""`, "", true},
+		{`"ünï"`, "ünï", true},
+		{`"a\"b"`, "", false},
+		{`"a\u0041"`, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.data, func(t *testing.T) {
+			got, ok := JSONString([]byte(tt.data), 0)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("got %q %v, want %q %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestStrictJSON(t *testing.T) {
+	tests := []struct {
+		data string
+		want bool
+	}{
+		{`{"a":1}`, true},
+		{`[1, "x"]`, true},
+		{`{"a":1} x`, false},
+		{`{"a":"\ud800"}`, false}, // a lone surrogate: read as U+FFFD
+		{`{"a":1e999}`, false},
+		{``, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.data, func(t *testing.T) {
+			ev := &Event{Data: []byte(tt.data)}
+			for range 2 { // the second answer comes from the cache
+				if got := ev.StrictJSON(); got != tt.want {
+					t.Fatalf("StrictJSON() = %v, want %v", got, tt.want)
+				}
+			}
+			if c := ev.WithType("t"); c.view.strict.Load() != ev.view.strict.Load() {
+				t.Error("WithType dropped the verdict")
+			}
+			if c := ev.WithData([]byte("x")); c.view.strict.Load() != 0 {
+				t.Error("WithData kept the verdict of other bytes")
+			}
+		})
+	}
+}
+
+// checkIndex checks StrictJSON's one pass against ValidateJSON, and its
+// index against the parser: every member in order, and Find giving the
+// value the parsed map keeps.
+func checkIndex(t *testing.T, data []byte) {
+	t.Helper()
+	idx, ok := validateIndexed(data)
+	if ok != (ValidateJSON(data) == nil) {
+		t.Fatalf("validateIndexed(%q) ok = %v, ValidateJSON says %v", data, ok, ValidateJSON(data))
+	}
+	if idx == nil {
+		return
+	}
+	v, err := ParseJSON(data)
+	m, isObj := v.(map[string]any)
+	if err != nil || !isObj {
+		t.Fatalf("indexed %q, which parses to %T, %v", data, v, err)
+	}
+	for k := range idx.Len() {
+		key, start, value, end := idx.Member(data, k)
+		if data[start] != '"' || SkipJSONValue(data, value) != end {
+			t.Fatalf("%q: member %d at %d, value %d..%d", data, k, start, value, end)
+		}
+		at, found := idx.Find(data, string(key))
+		if !found {
+			t.Fatalf("%q: Find(%q) missed", data, key)
+		}
+		got, err := ParseJSON(data[at:SkipJSONValue(data, at)])
+		if err != nil || !reflect.DeepEqual(got, m[string(key)]) {
+			t.Fatalf("%q: Find(%q) reads %v (%v), the parser %v", data, key, got, err, m[string(key)])
+		}
+	}
+	if idx.Len() < len(m) {
+		t.Fatalf("%q: %d members indexed, the parser has %d keys", data, idx.Len(), len(m))
+	}
+}
+
+func TestMemberIndex(t *testing.T) {
+	tests := []struct {
+		data    string
+		indexed bool
+		members int
+	}{
+		{`{"a":1,"b":"x"}`, true, 2},
+		{` { "a" : [1, {"b": 2}] ,
+"b" :	true } `, true, 2},
+		{`{}`, true, 0},
+		{`{"a":1,"a":{"c":[]}}`, true, 2},
+		{`{"\u0061":1}`, false, 0},
+		{`{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10}`, true, 10},
+		{`{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11}`, false, 0},
+		{`[1]`, false, 0},
+		{`{"a":1} x`, false, 0},
+		{`{"a":"\ud800"}`, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.data, func(t *testing.T) {
+			checkIndex(t, []byte(tt.data))
+			ev := &Event{Data: []byte(tt.data)}
+			idx := ev.Index()
+			if (idx != nil) != tt.indexed || (idx != nil && idx.Len() != tt.members) {
+				t.Fatalf("Index() = %+v, want indexed %v with %d members", idx, tt.indexed, tt.members)
+			}
+			if c := ev.WithType("t"); c.Index() != idx {
+				t.Error("WithType dropped the index")
+			}
+		})
+	}
+	// A key that would need escapes cannot match the raw bytes of an
+	// indexed object, whatever follows them.
+	data := []byte(`{"a":"x","b\\":1}`)
+	if idx := (&Event{Data: []byte(`{"a":"x"}`)}).Index(); idx == nil {
+		t.Fatal("not indexed")
+	} else if _, found := idx.Find([]byte(`{"a":"x"}`), `a":`); found {
+		t.Error(`Find("a\":") matched the bytes of "a":"x"`)
+	}
+	if (&Event{Data: data}).Index() != nil {
+		t.Error("an object with an escaped key was indexed")
+	}
+	for _, tc := range jsonCases {
+		checkIndex(t, []byte(tc.in))
+	}
+	for _, tc := range strictCases {
+		checkIndex(t, []byte(tc.in))
+	}
+}
+
+func TestMemberIndexSize(t *testing.T) {
+	if s := unsafe.Sizeof(MemberIndex{}); s > 64 {
+		t.Errorf("MemberIndex is %d bytes; keep it within one 64-byte size class", s)
+	}
+	big := []byte(`{"a":"` + strings.Repeat("x", 1<<16) + `"}`)
+	if ev := (&Event{Data: big}); !ev.StrictJSON() || ev.Index() != nil {
+		t.Error("a payload beyond 16-bit offsets must be valid and not indexed")
+	}
+}
