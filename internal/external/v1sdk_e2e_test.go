@@ -149,8 +149,18 @@ sinks:
 	}
 	summary := summaryLines(logs.String())
 	t.Logf("%d events, %d kills, took %v; summary:\n%s", c.count, killed, took.Round(time.Millisecond), summary)
-	if len(missing) > 0 {
-		t.Errorf("%d events lost, first %v\n%s", len(missing), missing[:min(10, len(missing))], logs.String())
+	// Without kills nothing may be lost. With kills, an input settled
+	// without an answer (the SDK answers from goroutines, so on a loaded
+	// machine an answer can come after one for a later input, which
+	// settles it) whose late answer died with the process is lost: the
+	// documented at-most-once case of flowctl.v1 (docs/protocols-v1.md).
+	// Those are inputs in flight at a kill, so at most a few batches per
+	// kill; anything beyond that is a bug.
+	allowed := c.kills * 256
+	if len(missing) > allowed || (c.kills == 0 && len(missing) > 0) {
+		t.Errorf("%d events lost (allowed %d), first %v\n%s", len(missing), allowed, missing[:min(10, len(missing))], logs.String())
+	} else if len(missing) > 0 {
+		t.Logf("%d events lost around %d kills: inputs settled without an answer whose late answer died with the processor (at-most-once, docs/protocols-v1.md); first %v", len(missing), killed, missing[:min(10, len(missing))])
 	}
 	if len(dup) > 0 {
 		t.Errorf("%d events written more than once, first %v", len(dup), dup[:min(10, len(dup))])
