@@ -241,11 +241,11 @@ func (m *mapProcessor) splice(dst, raw []byte, index *flow.MemberIndex, vals []r
 	for range m.set {
 		done = append(done, false)
 	}
-	i := mapSkipSpace(raw, 0)
+	i := flow.SkipJSONSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return nil, false, nil
 	}
-	i = mapSkipSpace(raw, i+1)
+	i = flow.SkipJSONSpace(raw, i+1)
 	dst = append(dst, '{')
 	first := true
 	member := 0
@@ -264,28 +264,28 @@ func (m *mapProcessor) splice(dst, raw []byte, index *flow.MemberIndex, vals []r
 				break
 			}
 			if raw[i] == ',' {
-				i = mapSkipSpace(raw, i+1)
+				i = flow.SkipJSONSpace(raw, i+1)
 				continue
 			}
 			if raw[i] != '"' {
 				return nil, false, nil
 			}
-			keyEnd, escaped := mapScanString(raw, i)
+			keyEnd, escaped := flow.ScanJSONString(raw, i)
 			if escaped || keyEnd < 0 {
 				return nil, false, nil
 			}
 			key = raw[i+1 : keyEnd-1]
-			colon := mapSkipSpace(raw, keyEnd)
+			colon := flow.SkipJSONSpace(raw, keyEnd)
 			if colon >= len(raw) || raw[colon] != ':' {
 				return nil, false, nil
 			}
-			valStart := mapSkipSpace(raw, colon+1)
-			valEnd = mapSkipValue(raw, valStart)
+			valStart := flow.SkipJSONSpace(raw, colon+1)
+			valEnd = flow.SkipJSONValue(raw, valStart)
 			if valEnd < 0 {
 				return nil, false, nil
 			}
 			memberStart = i
-			i = mapSkipSpace(raw, valEnd)
+			i = flow.SkipJSONSpace(raw, valEnd)
 		}
 
 		if mapHasName(m.del, key) {
@@ -378,73 +378,6 @@ func mapHasName(names []string, key []byte) bool {
 		}
 	}
 	return false
-}
-
-// The three scanners below walk a payload the parser already accepted, so
-// they only find boundaries; they return -1 on anything unexpected and the
-// caller takes the general path.
-
-func mapSkipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// mapScanString returns the index after the string starting at b[i] (a
-// quote) and whether it holds escapes.
-func mapScanString(b []byte, i int) (int, bool) {
-	escaped := false
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			escaped = true
-			j++
-		case '"':
-			return j + 1, escaped
-		}
-	}
-	return -1, escaped
-}
-
-// mapSkipValue returns the index after the value starting at b[i].
-func mapSkipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		end, _ := mapScanString(b, i)
-		return end
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				end, _ := mapScanString(b, j)
-				if end < 0 {
-					return -1
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
 }
 
 var _ flow.Processor = (*mapProcessor)(nil)

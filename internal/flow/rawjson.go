@@ -43,7 +43,7 @@ func JSONMember(data []byte, obj int, key string) (int, MemberStatus) {
 		if data[i] != '"' {
 			return 0, MemberUnsure
 		}
-		keyEnd, escaped := scanJSONString(data, i)
+		keyEnd, escaped := ScanJSONString(data, i)
 		if escaped || keyEnd < 0 {
 			return 0, MemberUnsure
 		}
@@ -183,9 +183,10 @@ func SkipJSONSpace(b []byte, i int) int {
 	return i
 }
 
-// scanJSONString returns the index after the string starting at b[i] (a
-// quote) and whether it holds escapes; -1 if it does not end.
-func scanJSONString(b []byte, i int) (int, bool) {
+// ScanJSONString returns the index after the string starting at b[i] (a
+// quote) and whether it holds escapes; -1 if it does not end. It only
+// finds the boundary: b is a payload already validated.
+func ScanJSONString(b []byte, i int) (int, bool) {
 	escaped := false
 	for j := i + 1; j < len(b); j++ {
 		switch b[j] {
@@ -206,14 +207,14 @@ func SkipJSONValue(b []byte, i int) int {
 	}
 	switch b[i] {
 	case '"':
-		end, _ := scanJSONString(b, i)
+		end, _ := ScanJSONString(b, i)
 		return end
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(b); j++ {
 			switch b[j] {
 			case '"':
-				end, _ := scanJSONString(b, j)
+				end, _ := ScanJSONString(b, j)
 				if end < 0 {
 					return -1
 				}
@@ -245,7 +246,7 @@ func SkipJSONValue(b []byte, i int) int {
 // from the parsed view (data that passed ValidateJSON has valid UTF-8, so
 // the bytes are the value).
 func JSONString(data []byte, i int) (string, bool) {
-	end, escaped := scanJSONString(data, i)
+	end, escaped := ScanJSONString(data, i)
 	if escaped || end < 0 {
 		return "", false
 	}
