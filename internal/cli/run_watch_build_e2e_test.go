@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,23 +88,6 @@ type buildLine struct {
 	PyPID int    `json:"pypid"`
 }
 
-func readBuildLines(path string) []buildLine {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []buildLine
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var l buildLine
-		if json.Unmarshal(sc.Bytes(), &l) == nil {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // TestRunWatchBuild: a component with build/watch. Plain flowctl run does
 // not build and says how to; run --watch builds it before starting,
 // rebuilds it when its Go source changes and restarts only it (once), and
@@ -142,32 +123,15 @@ func TestRunWatchBuild(t *testing.T) {
 		t.Fatal("plain flowctl run built the program")
 	}
 
-	cmd := exec.Command(bin, "run", "--watch", "-f", pf, "--state-dir", t.TempDir())
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// exited is closed when the run ends (runErr then holds how), so that
-	// both the test and its deferred stop can wait for it.
-	exited := make(chan struct{})
-	var runErr error
-	go func() { runErr = cmd.Wait(); close(exited) }()
-	defer func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-		}
-	}()
+	run := startWatchRun(t, bin, pf)
+	cmd, stderr, exited := run.cmd, run.stderr, run.exited
 	defer func() {
 		if t.Failed() {
 			t.Logf("flowctl's stderr:\n%s", stderr.String())
 		}
 	}()
 	last := func() buildLine {
-		ls := readBuildLines(out)
+		ls := readJSONLines[buildLine](out)
 		if len(ls) == 0 {
 			return buildLine{}
 		}
@@ -177,7 +141,7 @@ func TestRunWatchBuild(t *testing.T) {
 		t.Helper()
 		select {
 		case <-exited:
-			t.Fatalf("the run ended: %v\n%s", runErr, stderr.String())
+			t.Fatalf("the run ended: %v\n%s", run.err, stderr.String())
 		default:
 		}
 	}
@@ -212,8 +176,8 @@ func TestRunWatchBuild(t *testing.T) {
 	if s := stderr.String(); !strings.Contains(s, "build of tag failed") || !strings.Contains(s, "tag | ") || !strings.Contains(s, "main.go:") {
 		t.Errorf("the failed build's output is not shown, prefixed with the component:\n%s", s)
 	}
-	n := len(readBuildLines(out))
-	waitFor(t, 30*time.Second, "events after the broken edit", func() bool { running(); return len(readBuildLines(out)) > n+10 })
+	n := len(readJSONLines[buildLine](out))
+	waitFor(t, 30*time.Second, "events after the broken edit", func() bool { running(); return len(readJSONLines[buildLine](out)) > n+10 })
 	if l := last(); l.Tag != "go-v2" || l.PID != second.PID || l.PyPID != first.PyPID {
 		t.Errorf("after the broken edit: %+v, want tag go-v2 from pid %d and python pid %d", l, second.PID, first.PyPID)
 	}
@@ -267,8 +231,8 @@ sinks:
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-exited:
-		if runErr != nil {
-			t.Errorf("the run stopped with %v", runErr)
+		if run.err != nil {
+			t.Errorf("the run stopped with %v", run.err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the run did not stop")

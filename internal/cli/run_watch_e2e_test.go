@@ -51,22 +51,56 @@ type watchLine struct {
 	PID  int    `json:"pid"`
 }
 
-func readWatchLines(t *testing.T, path string) []watchLine {
-	t.Helper()
+// readJSONLines decodes the JSON lines of path that decode as T (none
+// when the file does not exist yet).
+func readJSONLines[T any](path string) []T {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	var out []watchLine
+	var out []T
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var l watchLine
+		var l T
 		if json.Unmarshal(sc.Bytes(), &l) == nil {
 			out = append(out, l)
 		}
 	}
 	return out
+}
+
+// watchedRun is a flowctl run --watch started by a test; it is stopped
+// (SIGINT, then SIGKILL after 30 s) when the test ends.
+type watchedRun struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	// exited is closed when the run ends; err then holds how.
+	exited chan struct{}
+	err    error
+}
+
+func startWatchRun(t *testing.T, bin, pf string) *watchedRun {
+	t.Helper()
+	r := &watchedRun{
+		cmd:    exec.Command(bin, "run", "--watch", "-f", pf, "--state-dir", t.TempDir()),
+		stderr: &syncBuffer{},
+		exited: make(chan struct{}),
+	}
+	r.cmd.Stderr = r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.err = r.cmd.Wait(); close(r.exited) }()
+	t.Cleanup(func() {
+		r.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-r.exited:
+		case <-time.After(30 * time.Second):
+			r.cmd.Process.Kill()
+		}
+	})
+	return r
 }
 
 // TestRunWatch: flowctl run --watch applies a saved pipeline file in place,
@@ -83,27 +117,10 @@ func TestRunWatch(t *testing.T) {
 	pf := filepath.Join(dir, "watchdemo.yaml")
 	writeFileAt(t, pf, watchPipeline("a", "gen"))
 	out := filepath.Join(dir, "out.jsonl")
-	cmd := exec.Command(bin, "run", "--watch", "-f", pf, "--state-dir", t.TempDir())
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// exited is closed when the run ends (runErr then holds how), so that
-	// both the test and its deferred stop can wait for it.
-	exited := make(chan struct{})
-	var runErr error
-	go func() { runErr = cmd.Wait(); close(exited) }()
-	defer func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-		}
-	}()
+	run := startWatchRun(t, bin, pf)
+	cmd, stderr, exited := run.cmd, run.stderr, run.exited
 	last := func() watchLine {
-		ls := readWatchLines(t, out)
+		ls := readJSONLines[watchLine](out)
 		if len(ls) == 0 {
 			return watchLine{}
 		}
@@ -125,8 +142,8 @@ func TestRunWatch(t *testing.T) {
 	waitFor(t, 30*time.Second, "the invalid edit reported", func() bool {
 		return strings.Contains(stderr.String(), "watchdemo.yaml:10:") && strings.Contains(stderr.String(), "the run goes on unchanged")
 	})
-	n := len(readWatchLines(t, out))
-	waitFor(t, 30*time.Second, "events after the invalid edit", func() bool { return len(readWatchLines(t, out)) > n+5 })
+	n := len(readJSONLines[watchLine](out))
+	waitFor(t, 30*time.Second, "events after the invalid edit", func() bool { return len(readJSONLines[watchLine](out)) > n+5 })
 	if l := last(); l.Kind != "b" {
 		t.Errorf("after an invalid edit: %+v, want kind b still", l)
 	}
@@ -144,7 +161,7 @@ func TestRunWatch(t *testing.T) {
 	}
 	select {
 	case <-exited:
-		t.Fatalf("the run ended: %v\n%s", runErr, stderr.String())
+		t.Fatalf("the run ended: %v\n%s", run.err, stderr.String())
 	default:
 	}
 	// Stop and count: every event the source emitted was written once.
@@ -199,23 +216,6 @@ type editLine struct {
 	PID int `json:"pid"`
 }
 
-func readEditLines(path string) []editLine {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []editLine
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var l editLine
-		if json.Unmarshal(sc.Bytes(), &l) == nil {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // TestRunWatchEdits is the developer loop's done-when: run --watch, then
 // three edits of the file — a filter change, an added sink, an invalid
 // edit — each checked in the output, and the components the edit did not
@@ -232,34 +232,17 @@ func TestRunWatchEdits(t *testing.T) {
 	pf := filepath.Join(dir, "watchedits.yaml")
 	writeFileAt(t, pf, watchEditsPipeline("data.n % 2 == 0", false))
 	out, copyOut := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "copy.jsonl")
-	cmd := exec.Command(bin, "run", "--watch", "-f", pf, "--state-dir", t.TempDir())
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// exited is closed when the run ends (runErr then holds how), so that
-	// both the test and its deferred stop can wait for it.
-	exited := make(chan struct{})
-	var runErr error
-	go func() { runErr = cmd.Wait(); close(exited) }()
-	defer func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-		}
-	}()
+	run := startWatchRun(t, bin, pf)
+	stderr, exited := run.stderr, run.exited
 	running := func() {
 		t.Helper()
 		select {
 		case <-exited:
-			t.Fatalf("the run ended: %v\n%s", runErr, stderr.String())
+			t.Fatalf("the run ended: %v\n%s", run.err, stderr.String())
 		default:
 		}
 	}
-	lines := func() []editLine { return readEditLines(out) }
+	lines := func() []editLine { return readJSONLines[editLine](out) }
 	waitFor(t, 30*time.Second, "even numbers", func() bool { running(); return len(lines()) > 5 })
 	for _, l := range lines() {
 		if l.N%2 != 0 {
@@ -298,8 +281,8 @@ func TestRunWatchEdits(t *testing.T) {
 	// 2. An added sink: copy.jsonl is written; the others go on.
 	mark = len(stderr.String())
 	writeFileAt(t, pf, watchEditsPipeline("data.n % 2 == 1", true))
-	waitFor(t, 30*time.Second, "events in the added sink", func() bool { running(); return len(readEditLines(copyOut)) > 5 })
-	for _, l := range readEditLines(copyOut) {
+	waitFor(t, 30*time.Second, "events in the added sink", func() bool { running(); return len(readJSONLines[editLine](copyOut)) > 5 })
+	for _, l := range readJSONLines[editLine](copyOut) {
 		if l.N%2 != 1 || l.PID != pid {
 			t.Fatalf("the added sink got %+v, want odd numbers from pid %d", l, pid)
 		}
@@ -318,10 +301,10 @@ func TestRunWatchEdits(t *testing.T) {
 		running()
 		return strings.Contains(since(), "watchedits.yaml:22:") && strings.Contains(since(), "the run goes on unchanged")
 	})
-	n, nc := len(lines()), len(readEditLines(copyOut))
+	n, nc := len(lines()), len(readJSONLines[editLine](copyOut))
 	waitFor(t, 30*time.Second, "events after the invalid edit", func() bool {
 		running()
-		return len(lines()) > n+5 && len(readEditLines(copyOut)) > nc+5
+		return len(lines()) > n+5 && len(readJSONLines[editLine](copyOut)) > nc+5
 	})
 	if l := lines()[len(lines())-1]; l.N%2 != 1 || l.PID != pid {
 		t.Errorf("after the invalid edit: %+v, want odd numbers from pid %d", l, pid)
