@@ -40,6 +40,10 @@ func main() {
 		log.Fatal("ENABLE_FLOWCTL is not true: nothing to register with")
 	}
 	endpoint, id := os.Getenv("FLOWCTL_ENDPOINT"), os.Getenv("FLOWCTL_COMPONENT_ID")
+	// The order flowctl started the components in: this line is written
+	// before registering, so the next component (started once this one
+	// registered) cannot write its own first.
+	record(fmt.Sprintf("spawn %s %d", id, os.Getpid()))
 	interval := 10 * time.Second
 	if d, err := time.ParseDuration(os.Getenv("FLOWCTL_HEARTBEAT_INTERVAL")); err == nil && d > 0 {
 		interval = d
