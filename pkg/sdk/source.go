@@ -58,6 +58,11 @@ type sourceService struct {
 	runStarted bool
 	runDone    bool
 	runErr     error
+	// runStopped: Run returned after runCtx was cancelled (drain), so the
+	// End sent is "stopping", not "exhausted". It is read when Run returns:
+	// by the time End goes out, flowctl's ack of the last batch may already
+	// have made Serve cancel runCtx.
+	runStopped bool
 	done       chan struct{} // closed once runDone and unacked is empty
 	doneClosed bool
 }
@@ -93,7 +98,7 @@ func (ss *sourceService) drain(ctx context.Context, _ string) bool {
 	ss.runCancel()
 	ss.mu.Lock()
 	if !ss.runStarted {
-		ss.runDone = true
+		ss.runDone, ss.runStopped = true, true
 		ss.checkDoneLocked()
 	}
 	ss.mu.Unlock()
@@ -244,7 +249,7 @@ func (ss *sourceService) sendLoop(st *readStream) error {
 			st.endSent = true
 			reason := "exhausted"
 			switch {
-			case ss.runCtx.Err() != nil:
+			case ss.runStopped:
 				reason = "stopping"
 			case ss.runErr != nil:
 				reason = "failed: " + ss.runErr.Error()
@@ -272,6 +277,7 @@ func (ss *sourceService) run() {
 	ss.mu.Lock()
 	ss.runDone = true
 	ss.runErr = err
+	ss.runStopped = ss.runCtx.Err() != nil
 	ss.checkDoneLocked()
 	ss.cond.Broadcast()
 	ss.mu.Unlock()
