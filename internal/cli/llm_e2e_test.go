@@ -186,3 +186,61 @@ dead_letter:
 	stateFiles, _ := filepath.Glob(filepath.Join(state, "*", "*"))
 	t.Logf("state files: %v", stateFiles)
 }
+
+// TestLLMProcessorDeadLetterE2E: through `flowctl run`, an event the
+// endpoint refuses (400) and one whose reply is not the JSON the schema
+// asks for go to the dead-letter file with the reason; the others are
+// written, and the run succeeds.
+func TestLLMProcessorDeadLetterE2E(t *testing.T) {
+	bin := flowctlBinary(t)
+	srv := llmtest.New("")
+	defer srv.Close()
+	srv.SetFault(func(_ int, prompt string) llmtest.Fault {
+		switch prompt {
+		case "account acct-3":
+			return llmtest.Fault{Status: 400, Message: "This model's maximum context length is 8192 tokens"}
+		case "account acct-5":
+			return llmtest.Fault{Content: "I think it is fine."}
+		}
+		return llmtest.Fault{}
+	})
+	dir := t.TempDir()
+	writeEvents(t, filepath.Join(dir, "events.jsonl"), 10)
+	pf := filepath.Join(dir, "pipeline.yaml")
+	if err := os.WriteFile(pf, []byte(`name: llm-dlq
+sources:
+  - {name: in, type: file, config: {path: events.jsonl}}
+processors:
+  - name: ask
+    type: llm
+    inputs: [in]
+    config:
+      url: ${LLM_URL}
+      model: stand-in
+      prompt: '"account " + data.account'
+      response_schema: {type: object, properties: {ok: {type: boolean}}, required: [ok]}
+      merge: true
+sinks:
+  - {name: out, type: file, inputs: [ask], config: {path: out.jsonl}}
+dead_letter:
+  type: file
+  config: {path: failed.jsonl, format: envelope}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "-f", pf, "--state-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "LLM_URL="+srv.URL)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	good := readLines(t, filepath.Join(dir, "out.jsonl"))
+	failed := readLines(t, filepath.Join(dir, "failed.jsonl"))
+	all := strings.Join(failed, "\n")
+	if len(good) != 8 || len(failed) != 2 || !strings.Contains(all, "400 Bad Request: This model's maximum context length") || !strings.Contains(all, "the reply is not valid JSON") {
+		t.Fatalf("%d written, %d dead letters:\n%s\nrun:\n%s", len(good), len(failed), all, out)
+	}
+	if !strings.Contains(good[0], `"ok":true`) {
+		t.Errorf("merged reply missing: %s", good[0])
+	}
+}
