@@ -231,6 +231,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	}
 	defer st.Close()
 	eopts.Checkpoints, eopts.CheckpointInterval = st, o.checkpointInterval
+	eopts.StateDir = filepath.Dir(st.Path())
 	eopts.Taps = tap.NewHub()
 	e, err := engine.New(pl, reg, eopts)
 	if err != nil {

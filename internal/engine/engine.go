@@ -40,6 +40,9 @@ type Options struct {
 	// Dir resolves relative paths in component configs [the directory of
 	// the pipeline file].
 	Dir string
+	// StateDir is handed to components as BuildContext.StateDir: the
+	// pipeline's state directory, "" for none.
+	StateDir string
 	// External builds a component run by a command, an image or a url
 	// (Runner other than builtin): a flow.Source, flow.Processor (a
 	// flow.BatchProcessor is preferred) or flow.Sink of the component's
@@ -185,7 +188,7 @@ func external(c *spec.Component) bool {
 func (e *Engine) buildNode(gn *graph.Node, reg *flow.Registry) (*node, error) {
 	c := gn.Component
 	log := e.log.With(logKeyComponent, gn.Name)
-	bc := flow.BuildContext{Name: gn.Name, Pipeline: e.p.Name, Config: c.Config, Dir: e.opts.Dir, Logger: log}
+	bc := flow.BuildContext{Name: gn.Name, Pipeline: e.p.Name, Config: c.Config, Dir: e.opts.Dir, Logger: log, StateDir: e.opts.StateDir}
 	var comp any
 	var err error
 	if external(c) {

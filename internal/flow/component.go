@@ -107,4 +107,9 @@ type BuildContext struct {
 	Dir string
 	// Logger is scoped with the pipeline and component names.
 	Logger *slog.Logger
+	// StateDir is the pipeline's own state directory (where its
+	// checkpoints are), for a component that keeps durable state of its
+	// own there, such as a response cache; "" when the run keeps no
+	// state.
+	StateDir string
 }

@@ -222,7 +222,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 
-	eopts := engine.Options{Grace: o.Grace, Logger: log, Dir: dir, Checkpoints: st}
+	eopts := engine.Options{Grace: o.Grace, Logger: log, Dir: dir, Checkpoints: st, StateDir: filepath.Dir(st.Path())}
 	eopts.External = func(c *spec.Component, _ flow.BuildContext) (any, error) {
 		switch {
 		case c.Name == inboundName && in != nil:
