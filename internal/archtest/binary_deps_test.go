@@ -15,6 +15,7 @@ var binaryForbidden = []struct{ prefix, why string }{
 	{"github.com/nats-io/nats-server", "the NATS server runs only in tests (internal/natstest); flowctl speaks to NATS through the nats.go client"},
 	{module + "/internal/natstest", "a test helper: it links the NATS server"},
 	{module + "/internal/pgtest", "a test helper"},
+	{module + "/internal/wasmtest", "a test helper: it builds Wasm modules with the go command and rustc"},
 }
 
 // TestBinaryDeps reads `go list -deps ./cmd/flowctl` (the packages linked
