@@ -16,6 +16,7 @@ var binaryForbidden = []struct{ prefix, why string }{
 	{module + "/internal/natstest", "a test helper: it links the NATS server"},
 	{module + "/internal/pgtest", "a test helper"},
 	{module + "/internal/llmtest", "a test helper: the stand-in chat completions endpoint"},
+	{module + "/internal/wasmtest", "a test helper: it builds Wasm modules with the go command and rustc"},
 }
 
 // TestBinaryDeps reads `go list -deps ./cmd/flowctl` (the packages linked
