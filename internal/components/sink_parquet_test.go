@@ -338,3 +338,54 @@ func TestParquetSinkConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestParquetSinkNextRun checks a run without a checkpoint for the
+// output: it numbers its files after the existing ones, never touches
+// them, goes on with the inferred schema they carry, and discards an
+// unfinished file and journal of a run that committed nothing.
+func TestParquetSinkNextRun(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s1 := pqNewSink(t, dir, flow.Config{})
+	if err := s1.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Write(ctx, pqEvents(0, 10, pqStdData)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A crashed run's leftovers, never synced by a checkpoint.
+	os.WriteFile(filepath.Join(dir, ".part-000002.parquet.tmp"), []byte("PAR1"), 0o644)
+	os.WriteFile(filepath.Join(dir, ".part-000002.journal"), []byte(`{"start":10,"columns":[]}`+"\n[1]\n"), 0o644)
+
+	s2 := pqNewSink(t, dir, flow.Config{})
+	if err := s2.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s2.cols == nil || pqDescribe(s2.cols) != pqDescribe(s1.cols) {
+		t.Fatalf("schema %q, want the first run's %q", pqDescribe(s2.cols), pqDescribe(s1.cols))
+	}
+	if s2.Position() != 10 {
+		t.Fatalf("position %d, want the 10 rows already there", s2.Position())
+	}
+	// Only n: the other columns are null, the schema stays.
+	if err := s2.Write(ctx, pqEvents(10, 5, func(i int) string { return fmt.Sprintf(`{"n":%d}`, i) })); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := pqReadDir(t, dir)
+	if len(files) != 2 || len(files[0]) != 10 || len(files[1]) != 5 {
+		t.Fatalf("files %v", files)
+	}
+	if r := files[1][0]; r["n"] != int64(10) || r["s"] != nil || r["_id"] != "id-10" {
+		t.Fatalf("row %v", r)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".*"))
+	if len(left) > 0 {
+		t.Fatalf("leftovers not removed: %v", left)
+	}
+}
