@@ -178,6 +178,7 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 		fmt.Fprintf(g.stderr, "flowctl run: %s does not validate; fix the errors above (flowctl validate -f %s checks it)\n", o.file, o.file)
 		return &exitError{code: 1}
 	}
+	defer resetGC(currentGC())
 	gcs, err := applyGCTarget(o.memoryLimit, os.Getenv)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)

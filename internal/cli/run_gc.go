@@ -100,6 +100,16 @@ func applyGCTarget(memLimit string, getenv func(string) string) (gcSettings, err
 	return s, nil
 }
 
+// resetGC puts back settings currentGC read before a run: a run made
+// in-process (tests, an embedding program) leaves the collector as it found
+// it.
+func resetGC(s gcSettings) {
+	gcStepBackOn.Store(false)
+	gcStepBack.Store(0)
+	debug.SetGCPercent(s.percent)
+	debug.SetMemoryLimit(s.limit)
+}
+
 // currentGC reads the collector's settings in force (the runtime took
 // GOGC and GOMEMLIMIT from the environment at start).
 func currentGC() gcSettings {

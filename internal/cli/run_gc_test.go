@@ -2,6 +2,8 @@ package cli
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -98,6 +100,26 @@ func TestApplyGCTarget(t *testing.T) {
 				t.Errorf("in force: percent %d limit %d, reported %d %d", now.percent, now.limit, c.percent, c.limit)
 			}
 		})
+	}
+}
+
+// TestRunLeavesGCAsFound: an in-process run puts the collector's settings
+// back when it ends.
+func TestRunLeavesGCAsFound(t *testing.T) {
+	restoreGC(t)
+	debug.SetGCPercent(123)
+	debug.SetMemoryLimit(456 << 20)
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(pf, []byte("name: p\nsources:\n  - {name: g, type: generate, config: {count: 3, data: {k: 1}}}\nsinks:\n  - {name: out, type: file, inputs: [g], config: {path: out.jsonl}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	if code := Main([]string{"run", "-f", pf, "--state-dir", t.TempDir()}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if now := currentGC(); now.percent != 123 || now.limit != 456<<20 || gcStepBackOn.Load() {
+		t.Errorf("after the run: percent %d limit %d step-back %v, want 123 %d false", now.percent, now.limit, gcStepBackOn.Load(), 456<<20)
 	}
 }
 
