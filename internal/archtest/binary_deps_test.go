@@ -15,6 +15,8 @@ var binaryForbidden = []struct{ prefix, why string }{
 	{"github.com/nats-io/nats-server", "the NATS server runs only in tests (internal/natstest); flowctl speaks to NATS through the nats.go client"},
 	{module + "/internal/natstest", "a test helper: it links the NATS server"},
 	{module + "/internal/pgtest", "a test helper"},
+	{"github.com/twmb/franz-go/pkg/kfake", "kfake, franz-go's in-process Kafka-protocol fake, runs only in tests (internal/kafkatest); flowctl speaks to Kafka through the kgo client"},
+	{module + "/internal/kafkatest", "a test helper: it links kfake"},
 }
 
 // TestBinaryDeps reads `go list -deps ./cmd/flowctl` (the packages linked
