@@ -236,3 +236,71 @@ func TestKafkaSourceOpenErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestKafkaSourceRebalance: two members share a group; when one leaves,
+// its partitions move to the other after it committed what it finished,
+// and between them every record is read (some possibly twice), and the
+// group ends committed at the end of every partition.
+func TestKafkaSourceRebalance(t *testing.T) {
+	k := kafkatest.Start(t, 3, "rb")
+	produce := func(from, to int) {
+		var rs []*kgo.Record
+		for i := from; i < to; i++ {
+			rs = append(rs, &kgo.Record{Topic: "rb", Partition: int32(i % 3), Value: fmt.Appendf(nil, `{"i":%d}`, i)})
+		}
+		k.Produce(t, rs...)
+	}
+	cfg := flow.Config{"brokers": k.Brokers, "topics": []any{"rb"}, "group": "shared", "session_timeout": "2s", "batch": 10}
+	produce(0, 300)
+	emA, emB := newIOTestEmitter(), newIOTestEmitter()
+	emA.autoAck, emB.autoAck = true, true
+	stopA := kafkaRun(t, kafkaTestSource(t, cfg), emA)
+	emA.waitEvents(t, 300)
+	kafkaRun(t, kafkaTestSource(t, cfg), emB)
+	produce(300, 600)
+	stopA() // commits and leaves: B gets every partition
+	produce(600, 900)
+
+	seen := map[string]bool{}
+	deadline := time.After(60 * time.Second)
+	for {
+		n := 0
+		for _, em := range []*ioTestEmitter{emA, emB} {
+			for _, ev := range em.events() {
+				if !seen[ev.ID] {
+					seen[ev.ID] = true
+				}
+				n++
+			}
+		}
+		if len(seen) == 900 {
+			t.Logf("900 records read by two members: %d events, %d read twice", n, n-900)
+			break
+		}
+		select {
+		case <-emB.changed:
+		case <-deadline:
+			t.Fatalf("%d of 900 records read after 60s", len(seen))
+		}
+	}
+	if b := len(emB.events()); b < 300 {
+		t.Fatalf("the second member read %d records, want at least the 300 produced after the first left", b)
+	}
+	var sum int64
+	for range 100 {
+		sum = 0
+		for _, o := range k.Committed(t, "shared", "rb") {
+			sum += o
+		}
+		if sum == 900 {
+			break
+		}
+		select {
+		case <-emB.changed:
+		case <-time.After(100 * time.Millisecond): // the commit trails the acks by a round trip
+		}
+	}
+	if sum != 900 {
+		t.Fatalf("committed offsets sum to %d, want 900", sum)
+	}
+}
