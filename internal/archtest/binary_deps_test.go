@@ -17,6 +17,8 @@ var binaryForbidden = []struct{ prefix, why string }{
 	{module + "/internal/pgtest", "a test helper"},
 	{module + "/internal/llmtest", "a test helper: the stand-in chat completions endpoint"},
 	{module + "/internal/wasmtest", "a test helper: it builds Wasm modules with the go command and rustc"},
+	{"github.com/twmb/franz-go/pkg/kfake", "kfake, franz-go's in-process Kafka-protocol fake, runs only in tests (internal/kafkatest); flowctl speaks to Kafka through the kgo client"},
+	{module + "/internal/kafkatest", "a test helper: it links kfake"},
 }
 
 // TestBinaryDeps reads `go list -deps ./cmd/flowctl` (the packages linked
