@@ -205,7 +205,9 @@ func pgParseSource(cfg flow.Config) (*pgSourceConf, error) {
 	s.interval = iv
 
 	if s.poll {
-		for _, f := range []string{"slot", "publication", "tables", "create_publication", "status_interval"} {
+		// Fields with a default are in cfg once defaults are applied: only
+		// those without one are checked.
+		for _, f := range []string{"slot", "publication", "tables"} {
 			if _, ok := cfg[f]; ok {
 				errs = append(errs, ioFieldErr(f, "is for mode cdc", "remove it, or use mode: cdc"))
 			}
@@ -229,7 +231,7 @@ func pgParseSource(cfg flow.Config) (*pgSourceConf, error) {
 			errs = append(errs, ioFieldErr("query", "holds a ;", "give one SELECT, without a trailing ;"))
 		}
 	} else {
-		for _, f := range []string{"table", "query", "column", "interval"} {
+		for _, f := range []string{"table", "query", "column"} {
 			if _, ok := cfg[f]; ok {
 				errs = append(errs, ioFieldErr(f, "is for mode poll", "remove it, or use mode: poll (with column)"))
 			}
