@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -49,6 +50,9 @@ type pgCDCSource struct {
 	flushed pglogrepl.LSN     // confirmable: every txn up to it was written
 	failed  error             // a batch failed (the run stops): confirm no further
 	rels    map[uint32]*pgRel // relations by id, from Relation messages
+
+	received  atomic.Uint64 // end of the last WAL data received (an LSN)
+	statusReq chan struct{} // the reader asks statusLoop for an update
 }
 
 // pgCommitMark: once every batch below seq is acknowledged, the
@@ -87,6 +91,20 @@ func (s *pgCDCSource) Open(ctx context.Context) error {
 		return s.connectErr(err, true)
 	}
 	s.conn = conn
+	// The slot exists once Open returns: changes committed from then on
+	// are read.
+	res, err := pglogrepl.CreateReplicationSlot(ctx, s.conn, s.slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
+	switch {
+	case err == nil:
+		s.setStart(res.ConsistentPoint)
+		s.log.Info("created replication slot: changes from now on are read", "slot", s.slot)
+	case pgIsCode(err, "42710"):
+		// exists: go on from its confirmed position
+	case pgIsCode(err, "53400"):
+		return fmt.Errorf("source %q: create replication slot %q: %w — every slot is in use: raise max_replication_slots (restart needed) or drop unused slots (SELECT slot_name FROM pg_replication_slots)", s.name, s.slot, err)
+	default:
+		return fmt.Errorf("source %q: create replication slot %q: %w", s.name, s.slot, err)
+	}
 	s.rels = map[uint32]*pgRel{}
 	s.ahead = map[uint64]bool{}
 	return nil
@@ -134,17 +152,30 @@ func (s *pgCDCSource) prepare(ctx context.Context) error {
 		}
 		s.log.Info("created publication", "publication", s.publication, "tables", s.tables)
 	}
-	var plugin, db string
-	err = conn.QueryRow(ctx, "SELECT coalesce(plugin, ''), coalesce(database, '') FROM pg_replication_slots WHERE slot_name = $1", s.slot).Scan(&plugin, &db)
+	var plugin, db, confirmed string
+	err = conn.QueryRow(ctx, "SELECT coalesce(plugin, ''), coalesce(database, ''), coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = $1", s.slot).Scan(&plugin, &db, &confirmed)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		// created on the replication connection, in Run's first step
+		// created on the replication connection, below
 	case err != nil:
 		return fmt.Errorf("source %q: look up replication slot %q: %w", s.name, s.slot, err)
 	case plugin != "pgoutput" || db != s.cfg.Database:
 		return fmt.Errorf("source %q: replication slot %q exists with plugin %q on database %q; this source needs a pgoutput slot on %q — choose another slot name, or drop it (SELECT pg_drop_replication_slot('%s'))", s.name, s.slot, plugin, db, s.cfg.Database, s.slot)
+	default:
+		s.setStart(confirmed)
 	}
 	return nil
+}
+
+// setStart sets the confirmable position to where the slot starts. A
+// status update must never say 0: pglogrepl then reports the received
+// position as flushed, which would confirm events not yet written.
+func (s *pgCDCSource) setStart(lsn string) {
+	if l, err := pglogrepl.ParseLSN(lsn); err == nil {
+		s.mu.Lock()
+		s.flushed = max(s.flushed, l)
+		s.mu.Unlock()
+	}
 }
 
 // Run creates the slot if missing, starts replication from the slot's
@@ -154,19 +185,6 @@ func (s *pgCDCSource) Run(ctx context.Context, out flow.Emitter) error {
 		if err := s.Open(ctx); err != nil {
 			return err
 		}
-	}
-	_, err := pglogrepl.CreateReplicationSlot(ctx, s.conn, s.slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
-	switch {
-	case err == nil:
-		s.log.Info("created replication slot: changes from now on are read", "slot", s.slot)
-	case pgIsCode(err, "42710"):
-		// exists: go on from its confirmed position
-	case ctx.Err() != nil:
-		return nil
-	case pgIsCode(err, "53400"):
-		return fmt.Errorf("source %q: create replication slot %q: %w — every slot is in use: raise max_replication_slots (restart needed) or drop unused slots (SELECT slot_name FROM pg_replication_slots)", s.name, s.slot, err)
-	default:
-		return fmt.Errorf("source %q: create replication slot %q: %w", s.name, s.slot, err)
 	}
 	args := []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(s.publication, "'", "''") + "'"}
 	if err := pglogrepl.StartReplication(ctx, s.conn, s.slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
@@ -180,10 +198,14 @@ func (s *pgCDCSource) Run(ctx context.Context, out flow.Emitter) error {
 	}
 	s.log.Info("replicating", "slot", s.slot, "publication", s.publication)
 
-	// The reader owns the connection; batches go to the emitter through
-	// a small queue. While the queue is full (the pipeline is), the
-	// reader reads nothing more but keeps sending status updates, so the
-	// server does not time the connection out.
+	// Three goroutines share the connection: the reader (this one) only
+	// reads, the status sender only writes, and the emitter hands the
+	// reader's batches to the pipeline through a small queue. While the
+	// queue is full (the pipeline is), the reader reads nothing more,
+	// but status updates still go out, so the server does not time the
+	// connection out.
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
 	queue := make(chan pgCDCBatch, 2)
 	stopped := make(chan struct{}) // closed when the emitter ended
 	var emitErr error
@@ -191,16 +213,63 @@ func (s *pgCDCSource) Run(ctx context.Context, out flow.Emitter) error {
 		defer close(stopped)
 		emitErr = s.emitLoop(ctx, out, queue)
 	}()
-	err = s.read(ctx, queue, stopped)
+	s.statusReq = make(chan struct{}, 1)
+	statusDone := make(chan struct{})
+	var statusErr error
+	go func() {
+		defer close(statusDone)
+		if statusErr = s.statusLoop(rctx); statusErr != nil {
+			rcancel() // ends the reader's receive
+		}
+	}()
+	err := s.read(rctx, queue, stopped)
+	rcancel()
 	close(queue)
 	<-stopped
-	if ctx.Err() != nil {
+	<-statusDone
+	switch {
+	case statusErr != nil:
+		return statusErr
+	case ctx.Err() != nil:
 		return nil
-	}
-	if errors.Is(err, errPGEmitStopped) || (err == nil && emitErr != nil) {
-		err = fmt.Errorf("source %q: %w", s.name, emitErr)
+	case errors.Is(err, errPGEmitStopped) || (err == nil && emitErr != nil):
+		return fmt.Errorf("source %q: %w", s.name, emitErr)
 	}
 	return err
+}
+
+// statusLoop sends a status update every status_interval and when the
+// reader asks for one (the server requested a reply), until ctx ends. It
+// is the only writer on the connection while replication runs.
+func (s *pgCDCSource) statusLoop(ctx context.Context) error {
+	t := time.NewTicker(s.statusInterval)
+	defer t.Stop()
+	var last pglogrepl.LSN
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.statusReq:
+		}
+		f := s.confirmed()
+		if f == 0 {
+			continue // never 0: see setStart
+		}
+		err := pglogrepl.SendStandbyStatusUpdate(ctx, s.conn, pglogrepl.StandbyStatusUpdate{
+			WALWritePosition: max(pglogrepl.LSN(s.received.Load()), f), WALFlushPosition: f, WALApplyPosition: f, ClientTime: time.Now(),
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("source %q: send status update: %w", s.name, err)
+		}
+		if f != last {
+			s.log.Debug("confirmed", "lsn", f.String())
+			last = f
+		}
+	}
 }
 
 // errPGEmitStopped: the emitter ended (Emit failed); its error says why.
@@ -269,34 +338,16 @@ func (s *pgCDCSource) confirmed() pglogrepl.LSN {
 	return s.flushed
 }
 
-// read is the replication loop: it decodes messages into batches, queues
-// them, and sends status updates every status_interval and when the
-// server asks for one.
+// read is the replication loop: it decodes messages into batches and
+// queues them; it asks statusLoop for a status update when the server
+// requests one.
 func (s *pgCDCSource) read(ctx context.Context, queue chan<- pgCDCBatch, stopped <-chan struct{}) error {
 	var (
-		received   pglogrepl.LSN // end of the last WAL data received
-		cur        []*flow.Event // the batch being filled
-		txLSN      pglogrepl.LSN // the open transaction's commit LSN
-		txTime     time.Time
-		txIndex    int
-		lastStatus pglogrepl.LSN
+		cur     []*flow.Event // the batch being filled
+		txLSN   pglogrepl.LSN // the open transaction's commit LSN
+		txTime  time.Time
+		txIndex int
 	)
-	nextStatus := time.Now().Add(s.statusInterval)
-	status := func() error {
-		f := s.confirmed()
-		err := pglogrepl.SendStandbyStatusUpdate(ctx, s.conn, pglogrepl.StandbyStatusUpdate{
-			WALWritePosition: max(received, f), WALFlushPosition: f, WALApplyPosition: f, ClientTime: time.Now(),
-		})
-		if err != nil {
-			return fmt.Errorf("source %q: send status update: %w", s.name, err)
-		}
-		if f != lastStatus {
-			s.log.Debug("confirmed", "lsn", f.String())
-			lastStatus = f
-		}
-		nextStatus = time.Now().Add(s.statusInterval)
-		return nil
-	}
 	// flush queues the batch being filled; commit says it ends a
 	// transaction whose end is end.
 	flush := func(commit bool, end pglogrepl.LSN) error {
@@ -315,39 +366,20 @@ func (s *pgCDCSource) read(ctx context.Context, queue chan<- pgCDCBatch, stopped
 		if b.events == nil {
 			return nil
 		}
-		t := time.NewTimer(time.Until(nextStatus))
-		defer t.Stop()
-		for {
-			select {
-			case queue <- b:
-				return nil
-			case <-stopped:
-				return errPGEmitStopped
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-				if err := status(); err != nil {
-					return err
-				}
-				t.Reset(s.statusInterval)
-			}
+		select {
+		case queue <- b:
+			return nil
+		case <-stopped:
+			return errPGEmitStopped
+		case <-ctx.Done():
+			return nil
 		}
 	}
 	for ctx.Err() == nil {
-		if time.Now().After(nextStatus) {
-			if err := status(); err != nil {
-				return err
-			}
-		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
-		raw, err := s.conn.ReceiveMessage(rctx)
-		cancel()
+		raw, err := s.conn.ReceiveMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
-			}
-			if pgconn.Timeout(err) {
-				continue
 			}
 			return fmt.Errorf("source %q: replication stream: %w", s.name, err)
 		}
@@ -370,8 +402,9 @@ func (s *pgCDCSource) read(ctx context.Context, queue chan<- pgCDCBatch, stopped
 				return fmt.Errorf("source %q: keepalive: %w", s.name, err)
 			}
 			if ka.ReplyRequested {
-				if err := status(); err != nil {
-					return err
+				select {
+				case s.statusReq <- struct{}{}:
+				default: // one is already asked for
 				}
 			}
 			continue
@@ -383,8 +416,8 @@ func (s *pgCDCSource) read(ctx context.Context, queue chan<- pgCDCBatch, stopped
 		if err != nil {
 			return fmt.Errorf("source %q: WAL data: %w", s.name, err)
 		}
-		if end := xld.WALStart + pglogrepl.LSN(len(xld.WALData)); end > received {
-			received = end
+		if end := uint64(xld.WALStart) + uint64(len(xld.WALData)); end > s.received.Load() {
+			s.received.Store(end)
 		}
 		msg, err := pglogrepl.Parse(xld.WALData)
 		if err != nil {
