@@ -12,6 +12,10 @@
 // closes and the shell stops postgres (SIGINT, a fast shutdown), so no
 // server outlives its tests.
 //
+// Servers start with wal_level=logical and room for replication slots and
+// walsenders (Logical), so logical replication can be tested; StartWith
+// adds or overrides settings (StartWith(ctx, "wal_level=replica")).
+//
 // One server per test package: Shared starts it once (sync.Once) and every
 // test creates its own database with NewDatabase.
 //

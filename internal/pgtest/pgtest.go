@@ -40,7 +40,15 @@ type Server struct {
 	cmd   *exec.Cmd
 	exit  chan struct{} // closed when the server's shell exited
 	owned bool          // Dir was created by Start and is removed by Stop
+	// settings are extra "name=value" server settings (-c), after the
+	// defaults, so they override them.
+	settings []string
 }
+
+// Logical are the settings logical replication needs (a source reading
+// changes through a replication slot). Start enables them by default;
+// StartWith(ctx, "wal_level=replica") starts a server without them.
+var Logical = []string{"wal_level=logical", "max_replication_slots=20", "max_wal_senders=20"}
 
 // ErrNotInstalled is returned by Start when no PostgreSQL server binaries
 // are found.
@@ -80,7 +88,15 @@ func isFile(p string) bool {
 // Start runs initdb and starts a server in a new temporary directory.
 // ctx bounds initdb and the readiness wait (give it 60 s on a busy
 // machine). Stop stops the server and removes the directory.
+// The server has wal_level=logical (see Logical).
 func Start(ctx context.Context) (*Server, error) {
+	return StartWith(ctx)
+}
+
+// StartWith is Start with extra server settings, each "name=value"
+// (passed as -c name=value after the defaults, so they win), e.g.
+// StartWith(ctx, "wal_level=replica").
+func StartWith(ctx context.Context, settings ...string) (*Server, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -89,7 +105,7 @@ func Start(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: dir, owned: true, exit: make(chan struct{})}
+	s := &Server{Dir: dir, owned: true, exit: make(chan struct{}), settings: append(append([]string(nil), Logical...), settings...)}
 	if err := s.start(ctx, bin); err != nil {
 		s.Stop()
 		return nil, err
@@ -168,6 +184,9 @@ func (s *Server) run(ctx context.Context, bin string, prefix []string, data stri
 		"-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", s.Dir,
 		// Tests do not survive a power loss anyway: skip the fsyncs.
 		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=50")
+	for _, kv := range s.settings {
+		args = append(args, "-c", kv)
+	}
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err

@@ -110,7 +110,7 @@ func TestLegacyMistakes(t *testing.T) {
 		{"source is a list", "source: [generate]\nprocessors: [{name: f, plugin: filter, params: {expr: 'true'}}]\nsink: {type: stdout}\n",
 			[]string{"p.yaml:1:9: source must be a mapping, got a list — write it as `key: value` lines"}},
 		{"source without type", "source: {params: {count: 1}}\nsink: {type: stdout}\n",
-			[]string{`p.yaml:1:9: source "source" does not say what runs it — add ` + "`type:`" + ` naming a built-in source (file, generate, http, kafka, nats, stdin)`}},
+			[]string{`p.yaml:1:9: source "source" does not say what runs it — add ` + "`type:`" + ` naming a built-in source (file, generate, http, kafka, nats, postgres, stdin)`}},
 		{"params not a mapping", "source: {type: generate, params: 3}\nsink: {type: stdout}\n",
 			[]string{"p.yaml:1:34: params of source must be a mapping, got 3 — write it as `key: value` lines"}},
 		{"processors not a list", "source: {type: generate, params: {count: 1, data: {}}}\nprocessors: {name: f}\nsink: {type: stdout}\n",
