@@ -293,7 +293,7 @@ func (b *nomadBuilder) nodeTask(n *node) *api.Task {
 		}
 		volumes = append(volumes, m)
 		src, _, _ := strings.Cut(m, ":")
-		pl.warn(c, "config.path", fmt.Sprintf("%s %q reads or writes %s under the pipeline file's directory: the job mounts %s of the Nomad client (meta %s = %q) at %s", c.Role, c.Name, c.Config["path"], src, nomadDataDirMeta, "/srv/flowctl/"+b.id, d.target),
+		pl.warn(c, "config."+d.field, fmt.Sprintf("%s %q reads or writes %s under the pipeline file's directory: the job mounts %s of the Nomad client (meta %s = %q) at %s", c.Role, c.Name, c.Config[d.field], src, nomadDataDirMeta, "/srv/flowctl/"+b.id, d.target),
 			"put the files there on the client that runs the group (or change the job's meta "+nomadDataDirMeta+"); the Nomad client needs plugin \"docker\" { config { volumes { enabled = true } } }")
 	}
 	if n.checkpoints {

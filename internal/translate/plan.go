@@ -90,6 +90,8 @@ type dataDir struct {
 	// target is where it is mounted in the container.
 	target   string
 	readOnly bool
+	// field is the config field that names the file (path, module).
+	field string
 }
 
 func newPlan(p *spec.Pipeline, opts Options) (*plan, error) {
@@ -292,7 +294,8 @@ func (pl *plan) localFile(n *node, field, p string) {
 	n.dataDir = &dataDir{
 		rel:      dir,
 		target:   path.Join(pipelineDir, dir),
-		readOnly: c.Role == flow.RoleSource,
+		readOnly: c.Role != flow.RoleSink, // a processor's file is its code (wasm module:)
+		field:    field,
 	}
 }
 
@@ -300,10 +303,12 @@ func (pl *plan) localFile(n *node, field, p string) {
 // machine they run on (by namespaced id, the field): in a container that
 // file must be mounted.
 var localFileFields = map[string]string{
-	"source.file": "path",
-	"source.dlq":  "path",
-	"sink.file":   "path",
-	"sink.sqlite": "path",
+	"source.file":    "path",
+	"source.dlq":     "path",
+	"sink.file":      "path",
+	"sink.sqlite":    "path",
+	"sink.parquet":   "path", // a directory: its parent is mounted
+	"processor.wasm": "module",
 }
 
 // componentPort picks the port of an image component's container the node
