@@ -61,6 +61,28 @@ func cfgInt(cfg map[string]any, key string, def int) (int, error) {
 	}
 }
 
+// cfgIntIn reads a whole number in [lo, hi], def when absent.
+func cfgIntIn(cfg map[string]any, key string, def, lo, hi int) (int, error) {
+	n, err := cfgInt(cfg, key, def)
+	if err == nil && (n < lo || n > hi) {
+		err = ioFieldErr(key, fmt.Sprintf("%d is out of range", n), fmt.Sprintf("use a value from %d to %d", lo, hi))
+	}
+	return n, err
+}
+
+// cfgPayloadFormat reads the format field of the message sources (kafka,
+// nats): json (the default) or text, which it reports.
+func cfgPayloadFormat(cfg map[string]any) (text bool, err error) {
+	switch f := ioCfgString(cfg, "format", "json"); f {
+	case "json":
+		return false, nil
+	case "text":
+		return true, nil
+	default:
+		return false, ioFieldErr("format", fmt.Sprintf("unknown format %q", f), `use "json" or "text"`)
+	}
+}
+
 // cfgNumber reads a number (int or float), def when absent.
 func cfgNumber(cfg map[string]any, key string, def float64) (float64, error) {
 	switch v := cfg[key].(type) {

@@ -168,21 +168,14 @@ func kafkaParseSource(cfg flow.Config) (*kafkaSource, error) {
 	default:
 		errs = append(errs, ioFieldErr("start", fmt.Sprintf("unknown start %q", st), `use "earliest" (the partition's first record) or "latest" (from now on)`))
 	}
-	switch f := ioCfgString(cfg, "format", "json"); f {
-	case "json":
-	case "text":
-		s.text = true
-	default:
-		errs = append(errs, ioFieldErr("format", fmt.Sprintf("unknown format %q", f), `use "json" or "text"`))
-	}
-	b, err := cfgInt(cfg, "batch", 256)
-	switch {
-	case err != nil:
+	text, err := cfgPayloadFormat(cfg)
+	if err != nil {
 		errs = append(errs, err)
-	case b < 1 || b > flow.MaxBatch:
-		errs = append(errs, ioFieldErr("batch", fmt.Sprintf("%d is out of range", b), "use a value from 1 to 256"))
 	}
-	s.batch = b
+	s.text = text
+	if s.batch, err = cfgIntIn(cfg, "batch", 256, 1, flow.MaxBatch); err != nil {
+		errs = append(errs, err)
+	}
 	st, err := ioCfgDuration(cfg, "session_timeout", 45*time.Second)
 	if err == nil && st < time.Second {
 		err = ioFieldErr("session_timeout", "must be at least 1s", `use e.g. "45s"`)

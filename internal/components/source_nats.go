@@ -178,21 +178,14 @@ func natsParseSource(cfg flow.Config) (*natsSource, error) {
 	default:
 		errs = append(errs, ioFieldErr("deliver", fmt.Sprintf("unknown policy %q", d), `use "all" (from the stream's start) or "new" (from now on)`))
 	}
-	switch f := ioCfgString(cfg, "format", "json"); f {
-	case "json":
-	case "text":
-		s.text = true
-	default:
-		errs = append(errs, ioFieldErr("format", fmt.Sprintf("unknown format %q", f), `use "json" or "text"`))
-	}
-	b, err := cfgInt(cfg, "batch", 256)
-	switch {
-	case err != nil:
+	text, err := cfgPayloadFormat(cfg)
+	if err != nil {
 		errs = append(errs, err)
-	case b < 1 || b > flow.MaxBatch:
-		errs = append(errs, ioFieldErr("batch", fmt.Sprintf("%d is out of range", b), "use a value from 1 to 256"))
 	}
-	s.batch = b
+	s.text = text
+	if s.batch, err = cfgIntIn(cfg, "batch", 256, 1, flow.MaxBatch); err != nil {
+		errs = append(errs, err)
+	}
 	aw, err := ioCfgDuration(cfg, "ack_wait", 30*time.Second)
 	if err == nil && aw < time.Second {
 		err = ioFieldErr("ack_wait", "must be at least 1s", `use e.g. "30s"`)

@@ -169,14 +169,10 @@ func pgParseSource(cfg flow.Config) (*pgSourceConf, error) {
 	if s.eventType == "" {
 		errs = append(errs, ioFieldErr("event_type", "is empty", "leave it out for postgres.insert etc., or give a prefix"))
 	}
-	b, err := cfgInt(cfg, "batch", 256)
-	switch {
-	case err != nil:
+	var err error
+	if s.batch, err = cfgIntIn(cfg, "batch", 256, 1, 10000); err != nil {
 		errs = append(errs, err)
-	case b < 1 || b > 10000:
-		errs = append(errs, ioFieldErr("batch", fmt.Sprintf("%d is out of range", b), "use a value from 1 to 10000"))
 	}
-	s.batch = b
 	tables, err := ioCfgStrings(cfg, "tables")
 	if err != nil {
 		errs = append(errs, err)
