@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,51 +57,14 @@ sinks:
   - {name: out, type: file, inputs: [slow], config: {path: out.jsonl, format: envelope}}
 `), 0o644)
 	state := t.TempDir()
-	run := func() (*exec.Cmd, *bytes.Buffer, chan struct{}, *error) {
-		cmd := exec.Command(bin, "run", "-f", pf, "--state-dir", state)
-		cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+k.BrokerList())
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		waitErr := new(error)
-		go func() {
-			*waitErr = cmd.Wait()
-			close(exited)
-		}()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-exited
-		})
-		return cmd, &stderr, exited, waitErr
+	run := func() *flowctlProc {
+		return startFlowctl(t, bin, []string{"KAFKA_BROKERS=" + k.BrokerList()}, "run", "-f", pf, "--state-dir", state)
 	}
-	waitLines := func(what string, cmd *exec.Cmd, stderr *bytes.Buffer, exited chan struct{}, waitErr *error, ok func(lines, distinct int) bool) {
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			lines, distinct := kafkaCountOutput(t, out, total)
-			if ok(lines, distinct) {
-				return
-			}
-			select {
-			case <-exited:
-				t.Fatalf("flowctl ended (%v) before %s:\n%s", *waitErr, what, stderr.String())
-			case <-ctx.Done():
-				cmd.Process.Kill()
-				t.Fatalf("no %s after %d polls (%d lines, %d distinct):\n%s", what, i, lines, distinct, stderr.String())
-			case <-tick.C:
-			}
-		}
-	}
+	count := func() (int, int) { return kafkaCountOutput(t, out, total) }
 
-	first, out1, exited1, err1 := run()
-	waitLines("half the events", first, out1, exited1, err1, func(lines, _ int) bool { return lines >= total/2 })
-	if err := first.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-exited1
+	first := run()
+	first.waitOutput(t, ctx, "half the events", count, func(lines, _ int) bool { return lines >= total/2 })
+	first.kill9(t)
 	killedLines, _ := kafkaCountOutput(t, out, total)
 	if killedLines >= total {
 		t.Fatalf("every event was written before the kill (%d lines): the test proves nothing", killedLines)
@@ -112,19 +74,9 @@ sinks:
 		atKill += o
 	}
 
-	second, out2, exited2, err2 := run()
-	waitLines("every event", second, out2, exited2, err2, func(_, distinct int) bool { return distinct == total })
-	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited2:
-		if *err2 != nil {
-			t.Fatalf("the resumed run, stopped with SIGTERM: %v\n%s", *err2, out2.String())
-		}
-	case <-ctx.Done():
-		t.Fatalf("the resumed run did not stop after SIGTERM:\n%s", out2.String())
-	}
+	second := run()
+	second.waitOutput(t, ctx, "every event", count, func(_, distinct int) bool { return distinct == total })
+	second.stop(t, ctx)
 	lines, distinct := kafkaCountOutput(t, out, total)
 	lost, repeated := total-distinct, lines-distinct
 	committed := k.Committed(t, "kafkakill_in", "events")
@@ -135,7 +87,7 @@ sinks:
 	t.Logf("kafka source → file (kfake): %d lines when killed, %d offsets committed then; after the resumed run %d lines: lost %d, repeated %d; committed offsets %v (sum %d)",
 		killedLines, atKill, lines, lost, repeated, committed, sum)
 	if lost != 0 {
-		t.Fatalf("lost %d events\nfirst run:\n%s\nsecond run:\n%s", lost, out1.String(), out2.String())
+		t.Fatalf("lost %d events\nfirst run:\n%s\nsecond run:\n%s", lost, first.stderr.String(), second.stderr.String())
 	}
 	if sum != total {
 		t.Fatalf("the group committed offsets summing to %d, want %d (every record)", sum, total)

@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,73 +71,25 @@ sinks:
   - {name: out, type: file, inputs: [slow], config: {path: out.jsonl, format: envelope}}
 `), 0o644)
 	state := t.TempDir()
-	run := func() (*exec.Cmd, *bytes.Buffer, chan struct{}, *error) {
-		cmd := exec.Command(bin, "run", "-f", pf, "--state-dir", state)
-		cmd.Env = append(os.Environ(), "NATS_URL="+srv.URL)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		// exited is closed once the process was reaped; its error is
-		// then in *waitErr. Closed, not sent on, so that every reader
-		// (the test and its cleanup) sees it.
-		exited := make(chan struct{})
-		waitErr := new(error)
-		go func() {
-			*waitErr = cmd.Wait()
-			close(exited)
-		}()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-exited
-		})
-		return cmd, &stderr, exited, waitErr
+	run := func() *flowctlProc {
+		return startFlowctl(t, bin, []string{"NATS_URL=" + srv.URL}, "run", "-f", pf, "--state-dir", state)
 	}
-	// waitLines polls the output (bounded in time and count) until ok.
-	waitLines := func(what string, cmd *exec.Cmd, stderr *bytes.Buffer, exited chan struct{}, waitErr *error, ok func(lines, distinct int) bool) (lines, distinct int) {
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			lines, distinct, _ = natsCountOutput(t, out, total)
-			if ok(lines, distinct) {
-				return lines, distinct
-			}
-			select {
-			case <-exited:
-				t.Fatalf("flowctl ended (%v) before %s:\n%s", *waitErr, what, stderr.String())
-			case <-ctx.Done():
-				cmd.Process.Kill()
-				t.Fatalf("no %s after %d polls (%d lines, %d distinct):\n%s", what, i, lines, distinct, stderr.String())
-			case <-tick.C:
-			}
-		}
+	count := func() (int, int) {
+		lines, distinct, _ := natsCountOutput(t, out, total)
+		return lines, distinct
 	}
 
-	first, out1, exited1, err1 := run()
-	waitLines("half the events", first, out1, exited1, err1, func(lines, _ int) bool { return lines >= total/2 })
-	if err := first.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-exited1
+	first := run()
+	first.waitOutput(t, ctx, "half the events", count, func(lines, _ int) bool { return lines >= total/2 })
+	first.kill9(t)
 	killedLines, _, _ := natsCountOutput(t, out, total)
 	if killedLines >= total {
 		t.Fatalf("every event was written before the kill (%d lines): the test proves nothing", killedLines)
 	}
 
-	second, out2, exited2, err2 := run()
-	waitLines("every event", second, out2, exited2, err2, func(_, distinct int) bool { return distinct == total })
-	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited2:
-		if *err2 != nil {
-			t.Fatalf("the resumed run, stopped with SIGTERM: %v\n%s", *err2, out2.String())
-		}
-	case <-ctx.Done():
-		t.Fatalf("the resumed run did not stop after SIGTERM:\n%s", out2.String())
-	}
+	second := run()
+	second.waitOutput(t, ctx, "every event", count, func(_, distinct int) bool { return distinct == total })
+	second.stop(t, ctx)
 	lines, distinct, redelivered := natsCountOutput(t, out, total)
 	lost, repeated := total-distinct, lines-distinct
 
@@ -154,7 +105,7 @@ sinks:
 	t.Logf("nats source → file: %d lines when killed; after the resumed run %d lines: lost %d, repeated %d; %d events written from a redelivery (fetched but not acked by the killed run); consumer: %d acked, %d pending acks",
 		killedLines, lines, lost, repeated, redelivered, info.AckFloor.Stream, info.NumAckPending)
 	if lost != 0 {
-		t.Fatalf("lost %d events\nfirst run:\n%s\nsecond run:\n%s", lost, out1.String(), out2.String())
+		t.Fatalf("lost %d events\nfirst run:\n%s\nsecond run:\n%s", lost, first.stderr.String(), second.stderr.String())
 	}
 	if info.AckFloor.Stream != total || info.NumAckPending != 0 || info.NumPending != 0 {
 		t.Fatalf("consumer after the runs: ack floor %d, %d pending acks, %d undelivered; want %d, 0, 0", info.AckFloor.Stream, info.NumAckPending, info.NumPending, total)

@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -100,25 +98,8 @@ sinks:
   - {name: out, type: file, inputs: [slow], config: {path: out.jsonl, format: envelope}}
 `), 0o644)
 	state := t.TempDir()
-	run := func() (*exec.Cmd, *bytes.Buffer, chan struct{}, *error) {
-		cmd := exec.Command(bin, "run", "-f", pf, "--state-dir", state)
-		cmd.Env = append(os.Environ(), "PG_URL="+dsn)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		waitErr := new(error)
-		go func() {
-			*waitErr = cmd.Wait()
-			close(exited)
-		}()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-exited
-		})
-		return cmd, &stderr, exited, waitErr
+	run := func() *flowctlProc {
+		return startFlowctl(t, bin, []string{"PG_URL=" + dsn}, "run", "-f", pf, "--state-dir", state)
 	}
 	ids := map[int]string{} // the first id each row's event had
 	badIDs := 0
@@ -160,62 +141,30 @@ sinks:
 		}
 		return lines, distinct
 	}
-	waitLines := func(what string, cmd *exec.Cmd, stderr *bytes.Buffer, exited chan struct{}, waitErr *error, ok func(lines, distinct int) bool) {
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			lines, distinct := count()
-			if ok(lines, distinct) {
-				return
-			}
-			select {
-			case <-exited:
-				t.Fatalf("flowctl ended (%v) before %s:\n%s", *waitErr, what, stderr.String())
-			case <-ctx.Done():
-				cmd.Process.Kill()
-				t.Fatalf("no %s after %d polls (%d lines, %d distinct):\n%s", what, i, lines, distinct, stderr.String())
-			case <-tick.C:
-			}
-		}
-	}
-
-	first, out1, exited1, err1 := run()
-	waitLines("a first event", first, out1, exited1, err1, func(lines, _ int) bool { return lines > 0 })
+	first := run()
+	first.waitOutput(t, ctx, "a first event", count, func(lines, _ int) bool { return lines > 0 })
 	for k := txs / 2; k < txs; k++ { // the other half while it runs
 		insertTx(k)
 	}
-	waitLines("half the events", first, out1, exited1, err1, func(lines, _ int) bool { return lines >= total/2 })
-	if err := first.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-exited1
+	first.waitOutput(t, ctx, "half the events", count, func(lines, _ int) bool { return lines >= total/2 })
+	first.kill9(t)
 	killedLines, _ := count()
 	if killedLines >= total {
 		t.Fatalf("every event was written before the kill (%d lines): the test proves nothing", killedLines)
 	}
 
-	second, out2, exited2, err2 := run()
-	waitLines("every event", second, out2, exited2, err2, func(_, distinct int) bool { return distinct == total })
-	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited2:
-		if *err2 != nil {
-			t.Fatalf("the resumed run, stopped with SIGTERM: %v\n%s", *err2, out2.String())
-		}
-	case <-ctx.Done():
-		t.Fatalf("the resumed run did not stop after SIGTERM:\n%s", out2.String())
-	}
+	second := run()
+	second.waitOutput(t, ctx, "every event", count, func(_, distinct int) bool { return distinct == total })
+	second.stop(t, ctx)
 	lines, distinct := count()
 	lost, repeated := total-distinct, lines-distinct
 	t.Logf("postgres %s → file: %d lines when killed; after the resumed run %d lines: lost %d, repeated %d, repeated under another id %d",
 		mode, killedLines, lines, lost, repeated, badIDs)
 	if lost != 0 || badIDs != 0 {
-		t.Fatalf("lost %d events, %d repeated under another id\nfirst run:\n%s\nsecond run:\n%s", lost, badIDs, out1.String(), out2.String())
+		t.Fatalf("lost %d events, %d repeated under another id\nfirst run:\n%s\nsecond run:\n%s", lost, badIDs, first.stderr.String(), second.stderr.String())
 	}
 	if mode == "poll" && repeated != 0 {
-		t.Fatalf("poll: repeated %d events; the file sink should have cut back to the checkpoint\nsecond run:\n%s", repeated, out2.String())
+		t.Fatalf("poll: repeated %d events; the file sink should have cut back to the checkpoint\nsecond run:\n%s", repeated, second.stderr.String())
 	}
 	if mode == "cdc" {
 		// The slot confirmed everything the runs wrote: a third run would
