@@ -349,14 +349,10 @@ func (l logFile) String() string {
 // TestHealthPort: with HEALTH_PORT set, GET /health answers 200 while the
 // component serves, for engines that probe over HTTP.
 func TestHealthPort(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := lis.Addr().String()
-	lis.Close()
+	port := portBelowEphemeral(t)
 	start(t, behaviourProcessor, map[string]string{sdk.EnvHealthPort: port})
 	var resp *http.Response
+	var err error
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		resp, err = http.Get("http://" + port + "/health")
 		if err == nil || time.Now().After(deadline) {
@@ -371,4 +367,22 @@ func TestHealthPort(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "ok" {
 		t.Fatalf("GET /health = %d %q", resp.StatusCode, body)
 	}
+}
+
+// portBelowEphemeral returns a loopback address whose port is free now and
+// lies below Linux's default ephemeral range (32768–60999): the component's
+// own listener (port 0) is then never given the same port, as it was once
+// when the test took a port from that range and closed it.
+func portBelowEphemeral(t *testing.T) string {
+	t.Helper()
+	for p := 20000 + os.Getpid()%10000; p < 32768; p += 7 {
+		lis, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			addr := lis.Addr().String()
+			lis.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port below 32768")
+	return ""
 }
