@@ -19,7 +19,7 @@ func init() {
 		Role:    flow.RoleSource,
 		Name:    "postgres",
 		Summary: "Reads a PostgreSQL database: its changes through logical replication (mode cdc, pgoutput, a replication slot) or new rows of a table by an increasing column (mode poll).",
-		Delivery: "cdc: at-least-once, kept by the replication slot rather than by flowctl's checkpoint: the slot's confirmed position moves past a transaction only once every event of it (and of every transaction before) was written by every sink, filtered or dead-lettered, so after a crash PostgreSQL sends again every transaction not confirmed — those written but not yet confirmed (status updates go out every status_interval) are the ones written twice. " +
+		Delivery: "cdc: at-least-once, kept by the replication slot rather than by flowctl's checkpoint: the slot's confirmed position moves past a transaction only once every event of it (and of every transaction before) was written by every sink, filtered or dead-lettered, so after a crash PostgreSQL sends again every transaction not confirmed — those written but not yet confirmed (a status update goes out as soon as a transaction is written in full, at most every 20ms, so that is what a kill catches between the write and the update, or a transaction written only in part) are the ones written twice. " +
 			"poll: resumes after the last acknowledged value of column, kept in flowctl's checkpoint, so a file sink cuts back what it wrote after it and nothing is lost or written twice; rows committed later with a value not above one already read are never read (use cdc for those).",
 		Fields: []flow.Field{
 			{Name: "dsn", Type: flow.TypeString, Required: true, Example: "postgres://flowctl@127.0.0.1:5432/shop?sslmode=disable",
@@ -35,7 +35,7 @@ func init() {
 			{Name: "create_publication", Type: flow.TypeBool, Default: false,
 				Description: "cdc: create the publication (CREATE PUBLICATION ... FOR TABLE tables) when it does not exist; the user must own the tables. An existing publication is used as it is."},
 			{Name: "status_interval", Type: flow.TypeDuration, Default: "1s",
-				Description: "cdc: how often the source tells the server how far the pipeline wrote (the slot's confirmed position); also a keepalive. Shorter means fewer transactions sent again after a crash."},
+				Description: "cdc: the keepalive: the source tells the server how far the pipeline wrote (the slot's confirmed position) at least this often, and also as soon as a transaction was written in full."},
 			{Name: "table", Type: flow.TypeString, Example: "public.orders",
 				Description: "poll: the table to read (table or schema.table). One of table and query."},
 			{Name: "query", Type: flow.TypeString, Example: "SELECT id, total FROM orders WHERE status = 'paid'",

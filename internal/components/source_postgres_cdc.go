@@ -207,13 +207,13 @@ func (s *pgCDCSource) Run(ctx context.Context, out flow.Emitter) error {
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
 	queue := make(chan pgCDCBatch, 2)
-	stopped := make(chan struct{}) // closed when the emitter ended
+	s.statusReq = make(chan struct{}, 1) // before any ack can come
+	stopped := make(chan struct{})       // closed when the emitter ended
 	var emitErr error
 	go func() {
 		defer close(stopped)
 		emitErr = s.emitLoop(ctx, out, queue)
 	}()
-	s.statusReq = make(chan struct{}, 1)
 	statusDone := make(chan struct{})
 	var statusErr error
 	go func() {
@@ -269,8 +269,18 @@ func (s *pgCDCSource) statusLoop(ctx context.Context) error {
 			s.log.Debug("confirmed", "lsn", f.String())
 			last = f
 		}
+		// At most one update per pgStatusGap: many small transactions
+		// are confirmed together.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pgStatusGap):
+		}
 	}
 }
+
+// pgStatusGap is the least time between two status updates.
+const pgStatusGap = 20 * time.Millisecond
 
 // errPGEmitStopped: the emitter ended (Emit failed); its error says why.
 var errPGEmitStopped = errors.New("emitter stopped")
@@ -329,6 +339,15 @@ func (s *pgCDCSource) advance() {
 		i++
 	}
 	s.commits = s.commits[i:]
+	if i > 0 && s.statusReq != nil {
+		// Confirm a written transaction now, not at the next tick: what a
+		// crash makes the server send again is then only what was in
+		// flight, not up to status_interval of transactions.
+		select {
+		case s.statusReq <- struct{}{}:
+		default: // an update is already due
+		}
+	}
 }
 
 // confirmed returns the position to report as flushed.
