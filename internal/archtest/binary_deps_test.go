@@ -19,6 +19,8 @@ var binaryForbidden = []struct{ prefix, why string }{
 	{module + "/internal/wasmtest", "a test helper: it builds Wasm modules with the go command and rustc"},
 	{"github.com/twmb/franz-go/pkg/kfake", "kfake, franz-go's in-process Kafka-protocol fake, runs only in tests (internal/kafkatest); flowctl speaks to Kafka through the kgo client"},
 	{module + "/internal/kafkatest", "a test helper: it links kfake"},
+	{"github.com/duckdb", "DuckDB (cgo, a native library) is linked only with -tags duckdb: the default binary stays pure Go (internal/components/sink_duckdb.go)"},
+	{"go.duckdb.org", "DuckDB's native library is linked only with -tags duckdb"},
 }
 
 // TestBinaryDeps reads `go list -deps ./cmd/flowctl` (the packages linked
