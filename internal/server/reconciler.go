@@ -91,6 +91,10 @@ type reconciler struct {
 
 	mu       sync.Mutex
 	observed map[string]*observed
+	// stopped holds what the teardown of a deleted pipeline stopped, for
+	// the Delete call whose own reconcile finds that a worker (woken by
+	// the store's change) got there first.
+	stopped  map[string][]int
 	locks    map[string]*sync.Mutex
 	shutting bool
 
@@ -169,6 +173,7 @@ func newReconciler(opts reconcilerOptions) *reconciler {
 		opts:     opts,
 		queue:    newWorkQueue(200*time.Millisecond, 30*time.Second),
 		observed: map[string]*observed{},
+		stopped:  map[string][]int{},
 		locks:    map[string]*sync.Mutex{},
 	}
 }
@@ -250,6 +255,7 @@ func (r *reconciler) lock(name string) *sync.Mutex {
 func (r *reconciler) obsLocked(name string, desired *store.Pipeline) *observed {
 	o := r.observed[name]
 	if o == nil {
+		delete(r.stopped, name) // a pipeline of that name again
 		o = &observed{phaseSince: time.Now()}
 		if desired != nil {
 			st := desired.Status
@@ -712,6 +718,13 @@ func (r *reconciler) teardown(name, reason string) []int {
 	}
 	r.mu.Lock()
 	delete(r.observed, name)
+	if o != nil {
+		r.stopped[name] = pids
+	} else {
+		// Torn down already: by the worker, or by an earlier call.
+		pids = r.stopped[name]
+		delete(r.stopped, name)
+	}
 	r.mu.Unlock()
 	// Its registrations go in Server.dropRegistrations, which the delete
 	// calls once this returned.
