@@ -495,38 +495,16 @@ func (s *pgSink) checkColumns(ctx context.Context) error {
 // builds the INSERT.
 func (s *pgSink) prepare(ctx context.Context, objs []map[string]any) error {
 	if len(s.columns) == 0 {
-		for _, o := range objs {
-			if len(o) == 0 {
-				continue
-			}
-			for k := range o {
-				s.columns = append(s.columns, k)
-			}
-			slices.Sort(s.columns)
-			break
+		cols, err := sqlInferColumns(objs, s.key)
+		if err != nil || cols == nil {
+			return err // nil while there is nothing to learn from yet
 		}
-		if len(s.columns) == 0 {
-			return nil // nothing to learn from yet
-		}
-		for _, k := range s.key {
-			if !slices.Contains(s.columns, k) {
-				return fmt.Errorf("%w: key column %q is not a field of the first event (its fields: %s) — list the columns in config.columns, or fix config.key", flow.ErrStopRun, k, strings.Join(s.columns, ", "))
-			}
-		}
+		s.columns = cols
 	}
 	if s.create {
 		defs := make([]string, len(s.columns), len(s.columns)+1)
 		for i, c := range s.columns {
-			t := s.types[c]
-			for _, o := range objs {
-				if t != "" {
-					break
-				}
-				t = pgType(o[c])
-			}
-			if t == "" {
-				t = "text"
-			}
+			t := sqlColumnType(c, s.types, objs, pgType, "text")
 			defs[i] = pgx.Identifier{c}.Sanitize() + " " + t
 		}
 		if len(s.key) > 0 {
