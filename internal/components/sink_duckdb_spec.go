@@ -29,7 +29,7 @@ const OptionalHint = "build with CGO_ENABLED=1 go build -tags duckdb ./cmd/flowc
 
 // errNoDuckDB is what a binary built without the duckdb tag says when a
 // pipeline uses the duckdb sink.
-var errNoDuckDB = errors.New("this flowctl was built without DuckDB (it needs cgo): build it with `CGO_ENABLED=1 go build -tags duckdb ./cmd/flowctl`")
+var errNoDuckDB error = &flow.NotBuiltError{Reason: "this flowctl was built without DuckDB (it needs cgo): build it with `CGO_ENABLED=1 go build -tags duckdb ./cmd/flowctl`"}
 
 func duckdbSpec(validate func(flow.Config) error, build func(flow.BuildContext) (any, error)) *flow.ComponentSpec {
 	return &flow.ComponentSpec{

@@ -11,6 +11,15 @@ import (
 // built-in behind it.
 var ErrUnknownComponent = errors.New("unknown component")
 
+// NotBuiltError is a component's Validate or Build error when the
+// component is described in this binary but its code is not linked in
+// (an optional part left out by a build tag). Reason says how to get a
+// binary that has it; validation shows it without pointing at the
+// component's fields, which are not what is wrong.
+type NotBuiltError struct{ Reason string }
+
+func (e *NotBuiltError) Error() string { return e.Reason }
+
 // BatchError reports which events of a batch a sink failed to write.
 type BatchError struct {
 	// Failed maps an index in the batch to the error for that event.

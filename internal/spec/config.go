@@ -62,6 +62,11 @@ func (p *parser) checkConfig(c *Component, pc *parsed, spec *flow.ComponentSpec)
 			p.errorf(at, fe.Hint, "%s: %s: %s", what, shown, fe.Message)
 			continue
 		}
+		var nb *flow.NotBuiltError
+		if errors.As(e, &nb) {
+			p.errorf(anchor, "", "%s: %s", what, nb.Reason)
+			continue
+		}
 		p.errorf(anchor, fmt.Sprintf("`flowctl components` lists the fields of the built-in %s %q", c.Role, c.Type), "%s: invalid config: %v", what, e)
 	}
 	return err == nil
