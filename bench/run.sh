@@ -11,6 +11,7 @@
 #   RUNS=3 COUNT=100000 bench/run.sh
 #   ENGINES="benthos=/path/to/benthos" bench/run.sh   # see engines/README.md
 #   INSTR=0 bench/run.sh         # skip the instruction counts
+#   P1=1 bench/run.sh            # also flowctl with GOMAXPROCS=1 (flowctl-p1)
 #
 # Needs: go, awk, sort, /usr/bin/time (GNU time, for peak RSS), python3 (to
 # compare outputs); valgrind or perf for instructions per event (optional).
@@ -53,6 +54,14 @@ go build -o "$WORK/flowctl" ./cmd/flowctl
 # Systems: LABEL|KIND|BINARY, the baseline first. KIND names the argument
 # files in bench/engines/KIND.
 SYSTEMS="naive|naive-single|$WORK/naive-go naive-pipe|naive-go|$WORK/naive-go flowctl|flowctl|$WORK/flowctl"
+# flowctl on one core: the same binary through a wrapper that sets
+# GOMAXPROCS=1 (its instructions per event are flowctl's: callgrind runs
+# every system with GOMAXPROCS=1).
+if [ "${P1:-0}" = 1 ]; then
+	printf '#!/bin/sh\nGOMAXPROCS=1 exec "%s" "$@"\n' "$WORK/flowctl" > "$WORK/flowctl-p1"
+	chmod +x "$WORK/flowctl-p1"
+	SYSTEMS="$SYSTEMS flowctl-p1|flowctl|$WORK/flowctl-p1"
+fi
 for e in $ENGINES; do
 	spec=${e%%=*}
 	bin=${e#*=}
@@ -157,6 +166,8 @@ instructions() {
 # per_event LABEL KIND BIN W: "(I(N) - I(N/2)) / (N/2)" or "-".
 per_event() {
 	[ "$INSTR_TOOL" = none ] && { echo -; return; }
+	# The same binary and setting as flowctl's count: not counted twice.
+	[ "$1" = flowctl-p1 ] && { echo -; return; }
 	half=$((INSTR_COUNT / 2))
 	a=$(instructions "$@" "$INSTR_COUNT") || { echo -; return; }
 	b=$(instructions "$@" "$half") || { echo -; return; }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -553,7 +554,11 @@ func printSummary(w io.Writer, name string, s engine.Stats, stopped bool) {
 	if unrouted > 0 {
 		fmt.Fprintf(w, "%d events matched no input's types and ended where they were emitted (see the unrouted counts below)\n", unrouted)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	// The table goes out in one write: the tab writer writes each cell
+	// on its own (about 100 system calls to an unbuffered stderr), and
+	// log lines from other goroutines could land between them.
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  component\trole\tin\tout\tfiltered\tdropped\tdead-lettered\terrors\tretries\tunrouted")
 	for _, c := range s.Components {
 		role := string(c.Role)
@@ -567,6 +572,7 @@ func printSummary(w io.Writer, name string, s engine.Stats, stopped bool) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", c.Name, role, in, c.Out, c.Filtered, c.Dropped, c.DeadLettered, c.Errors, c.Retries, c.Unrouted)
 	}
 	tw.Flush()
+	w.Write(table.Bytes())
 	for _, c := range s.Components {
 		if c.Health != "" && c.Health != engine.HealthHealthy {
 			fmt.Fprintf(w, "%s %q was %s when the run ended: %s; what it held was neither written nor acknowledged\n",
