@@ -38,6 +38,8 @@ var kafkaConnFields = []flow.Field{
 		Description: "How long reaching the cluster and checking the topics may take when the run starts before it stops with an error."},
 }
 
+func init() { kafkaConnFields = append(kafkaConnFields, kafkaSecurityFields...) }
+
 // The CloudEvents Kafka protocol binding, binary content mode: each
 // attribute is a header named ce_<attribute>; the data's media type is the
 // content-type header.
@@ -62,6 +64,8 @@ type kafkaConn struct {
 	brokers  []string
 	clientID string
 	timeout  time.Duration
+	tls      *kafkaTLS  // nil: plaintext
+	sasl     *kafkaSASL // nil: no authentication
 }
 
 func kafkaParseConn(cfg flow.Config) (kafkaConn, []error) {
@@ -104,20 +108,31 @@ func kafkaParseConn(cfg flow.Config) (kafkaConn, []error) {
 		errs = append(errs, err)
 	}
 	c.timeout = to
+	errs = append(errs, kafkaParseSecurity(cfg, &c)...)
 	return c, errs
 }
 
-// opts are the client options every kafka component uses.
-func (c kafkaConn) opts(clientID string, log *slog.Logger) []kgo.Opt {
+// opts are the client options every kafka component uses: the brokers,
+// the client id, and TLS and SASL when configured (their files and the
+// password are read now).
+func (c kafkaConn) opts(clientID string, log *slog.Logger) ([]kgo.Opt, error) {
 	if c.clientID != "" {
 		clientID = c.clientID
 	}
-	return []kgo.Opt{
+	sec, err := c.securityOpts()
+	if err != nil {
+		return nil, err
+	}
+	if w := c.plaintextWarning(); w != "" {
+		log.Warn("kafka: " + w)
+	}
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.brokers...),
 		kgo.ClientID(clientID),
 		kgo.DialTimeout(c.timeout),
 		kgo.WithLogger(kafkaLogger{log}),
 	}
+	return append(opts, sec...), nil
 }
 
 // kafkaCheckTopics asks the cluster for the topics' metadata, so that an

@@ -43,6 +43,7 @@ func init() {
 			}
 			s.name = bc.Name
 			s.clientID = "flowctl-" + bc.Pipeline + "-" + bc.Name
+			s.conn.resolve(bc.Dir)
 			s.log = bc.Logger
 			if s.log == nil {
 				s.log = slog.New(slog.DiscardHandler)
@@ -101,7 +102,11 @@ func kafkaParseSink(cfg flow.Config) (*kafkaSink, error) {
 // Open builds the producer and checks that the topic exists, so that a
 // wrong address or a missing topic stops the run before any event.
 func (s *kafkaSink) Open(ctx context.Context) error {
-	opts := append(s.conn.opts(s.clientID, s.log),
+	base, err := s.conn.opts(s.clientID, s.log)
+	if err != nil {
+		return fmt.Errorf("sink %q: %w", s.name, err)
+	}
+	opts := append(base,
 		kgo.DefaultProduceTopic(s.topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, and what idempotence needs
 		kgo.RecordDeliveryTimeout(s.timeout),

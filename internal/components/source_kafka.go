@@ -64,6 +64,7 @@ func init() {
 			}
 			s.name = bc.Name
 			s.clientID = "flowctl-" + bc.Pipeline + "-" + bc.Name
+			s.conn.resolve(bc.Dir)
 			if s.group == "" {
 				s.group = bc.Pipeline + "_" + bc.Name
 			}
@@ -208,7 +209,11 @@ func (s *kafkaSource) Open(ctx context.Context) error {
 	if s.startLatest {
 		start = kgo.NewOffset().AtEnd()
 	}
-	opts := append(s.conn.opts(s.clientID, s.log),
+	base, err := s.conn.opts(s.clientID, s.log)
+	if err != nil {
+		return fmt.Errorf("source %q: %w", s.name, err)
+	}
+	opts := append(base,
 		kgo.ConsumerGroup(s.group),
 		kgo.ConsumeTopics(s.topics...),
 		kgo.ConsumeResetOffset(start),

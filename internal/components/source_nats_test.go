@@ -285,10 +285,36 @@ func (m *natsRejectEmitter) Reject(_ context.Context, evs []*flow.Event, errs []
 	m.rejected = append(m.rejected, evs...)
 	m.errs = append(m.errs, errs...)
 	m.mu.Unlock()
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
 	if done != nil {
 		done(nil)
 	}
 	return nil
+}
+
+// waitRejected waits until n events were rejected (dead-lettered): a
+// source may reject a malformed record after it emitted the good ones
+// that followed it in the same poll, or in a later one.
+func (m *natsRejectEmitter) waitRejected(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		m.mu.Lock()
+		have := len(m.rejected)
+		m.mu.Unlock()
+		if have >= n {
+			return
+		}
+		select {
+		case <-m.changed:
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("timed out waiting for %d rejected events; have %d", n, have)
+		}
+	}
 }
 
 // TestNATSSourceMalformed: a payload that is not JSON goes to the dead

@@ -18,6 +18,10 @@ import (
 type Cluster struct {
 	// Brokers are the host:port addresses clients bootstrap from.
 	Brokers []string
+	// ClientOpts are added to every client the helpers make (Client,
+	// Produce, ReadAll, ...): the TLS and SASL options a cluster started
+	// by StartWith needs.
+	ClientOpts []kgo.Opt
 
 	c *kfake.Cluster
 }
@@ -27,9 +31,19 @@ type Cluster struct {
 // topics is empty); it is closed when t ends.
 func Start(t testing.TB, partitions int32, topics ...string) *Cluster {
 	t.Helper()
+	return StartWith(t, nil, partitions, topics...)
+}
+
+// StartWith is Start with more kfake options, such as kfake.TLS,
+// kfake.EnableSASL and kfake.Superuser for a cluster that clients must
+// reach over TLS or authenticate to. Client and the helpers built on it
+// then need the matching kgo options.
+func StartWith(t testing.TB, extra []kfake.Opt, partitions int32, topics ...string) *Cluster {
+	t.Helper()
 	// Sessions from 1s, so that a test can set a short session_timeout
 	// and a restarted member gets the partitions of a killed one soon.
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(0), kfake.GroupMinSessionTimeout(time.Second)}
+	opts = append(opts, extra...)
 	if len(topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(partitions, topics...))
 	}
@@ -50,7 +64,8 @@ func (k *Cluster) BrokerList() string { return strings.Join(k.Brokers, ",") }
 // when t ends.
 func (k *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, opts...)...)
+	all := append([]kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, k.ClientOpts...)
+	cl, err := kgo.NewClient(append(all, opts...)...)
 	if err != nil {
 		t.Fatalf("kafkatest: new client: %v", err)
 	}
