@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/flowctl/flowctl/internal/flow"
+	"github.com/flowctl/flowctl/pkg/backoff"
 )
 
 // pgCDCSource reads a database's changes through logical replication
@@ -53,6 +54,13 @@ type pgCDCSource struct {
 
 	received  atomic.Uint64 // end of the last WAL data received (an LSN)
 	statusReq chan struct{} // the reader asks statusLoop for an update
+
+	// What was queued, so that after a reconnection the transactions the
+	// server sends again (everything after the slot's confirmed
+	// position) are not emitted twice. Only the reader uses them.
+	queuedTx      pglogrepl.LSN // commit LSN of the last transaction queued whole
+	partialTx     pglogrepl.LSN // commit LSN of a transaction queued in part ...
+	partialEvents int           // ... and how many of its events were queued
 }
 
 // pgCommitMark: once every batch below seq is acknowledged, the
@@ -179,33 +187,19 @@ func (s *pgCDCSource) setStart(lsn string) {
 }
 
 // Run creates the slot if missing, starts replication from the slot's
-// confirmed position and emits until ctx is done.
+// confirmed position and emits until ctx is done. When the replication
+// connection breaks (the server restarts, the network drops, an
+// administrator ends the walsender), it connects again with backoff and
+// goes on from the slot's confirmed position, skipping what it had
+// already queued: nothing is lost and nothing emitted twice.
 func (s *pgCDCSource) Run(ctx context.Context, out flow.Emitter) error {
 	if s.conn == nil {
 		if err := s.Open(ctx); err != nil {
 			return err
 		}
 	}
-	args := []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(s.publication, "'", "''") + "'"}
-	if err := pglogrepl.StartReplication(ctx, s.conn, s.slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		if pgIsCode(err, "55006") {
-			return fmt.Errorf("source %q: start replication from slot %q: %w — another process reads this slot (another run of this pipeline?); give each source its own slot", s.name, s.slot, err)
-		}
-		return fmt.Errorf("source %q: start replication from slot %q: %w", s.name, s.slot, err)
-	}
-	s.log.Info("replicating", "slot", s.slot, "publication", s.publication)
-
-	// Three goroutines share the connection: the reader (this one) only
-	// reads, the status sender only writes, and the emitter hands the
-	// reader's batches to the pipeline through a small queue. While the
-	// queue is full (the pipeline is), the reader reads nothing more,
-	// but status updates still go out, so the server does not time the
-	// connection out.
-	rctx, rcancel := context.WithCancel(ctx)
-	defer rcancel()
+	// The emitter hands the reader's batches to the pipeline through a
+	// small queue; it outlives reconnections.
 	queue := make(chan pgCDCBatch, 2)
 	s.statusReq = make(chan struct{}, 1) // before any ack can come
 	stopped := make(chan struct{})       // closed when the emitter ended
@@ -214,6 +208,114 @@ func (s *pgCDCSource) Run(ctx context.Context, out flow.Emitter) error {
 		defer close(stopped)
 		emitErr = s.emitLoop(ctx, out, queue)
 	}()
+	defer func() {
+		close(queue)
+		<-stopped
+	}()
+	bo := backoff.New(backoff.Policy{Base: 100 * time.Millisecond, Max: 30 * time.Second, Jitter: backoff.DefaultJitter})
+	first := true
+	for {
+		err := s.replicate(ctx, queue, stopped, first)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errPGEmitStopped):
+			<-stopped
+			return fmt.Errorf("source %q: %w", s.name, emitErr)
+		case err == nil:
+			return nil
+		case !pgConnectionLost(err):
+			return err
+		}
+		// Connect again, with backoff, for as long as the run lasts.
+		for {
+			d := bo.Next()
+			s.log.Warn("replication connection lost; connecting again", "err", err, "in", d.Round(time.Millisecond))
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-stopped:
+				return fmt.Errorf("source %q: %w", s.name, emitErr)
+			case <-time.After(d):
+			}
+			if err = s.reconnect(ctx); err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !pgConnectionLost(err) {
+				return err
+			}
+		}
+		bo.Reset()
+		first = false
+	}
+}
+
+// reconnect replaces the broken replication connection with a new one.
+func (s *pgCDCSource) reconnect(ctx context.Context) error {
+	if s.conn != nil {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		s.conn.Close(cctx)
+		cancel()
+		s.conn = nil
+	}
+	rc := s.cfg.Config.Copy()
+	rc.RuntimeParams["replication"] = "database"
+	conn, err := pgconn.ConnectConfig(ctx, rc)
+	if err != nil {
+		return &pgLostError{err}
+	}
+	s.conn = conn
+	return nil
+}
+
+// pgLostError marks an error of the replication connection itself (not of
+// what it carried): connecting again may cure it.
+type pgLostError struct{ err error }
+
+func (e *pgLostError) Error() string { return e.err.Error() }
+func (e *pgLostError) Unwrap() error { return e.err }
+
+// pgConnectionLost reports whether err is a broken or refused
+// replication connection that connecting again may cure: a network
+// error, or the server saying it is shutting down, starting, out of
+// connections, or (just after a reconnection) that the old walsender
+// still holds the slot.
+func pgConnectionLost(err error) bool {
+	var lost *pgLostError
+	if !errors.As(err, &lost) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || pe.Code == "53300" || pe.Code == "55006"
+	}
+	return true // no answer from the server: the connection broke
+}
+
+// replicate runs one replication connection: it starts replication and
+// reads until ctx ends, the emitter stops, or the connection fails.
+func (s *pgCDCSource) replicate(ctx context.Context, queue chan<- pgCDCBatch, stopped <-chan struct{}, first bool) error {
+	args := []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(s.publication, "'", "''") + "'"}
+	if err := pglogrepl.StartReplication(ctx, s.conn, s.slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if pgIsCode(err, "55006") && first {
+			return fmt.Errorf("source %q: start replication from slot %q: %w — another process reads this slot (another run of this pipeline?); give each source its own slot", s.name, s.slot, err)
+		}
+		return &pgLostError{fmt.Errorf("source %q: start replication from slot %q: %w", s.name, s.slot, err)}
+	}
+	s.log.Info("replicating", "slot", s.slot, "publication", s.publication)
+
+	// The reader (this goroutine) only reads the connection and the
+	// status sender only writes it. While the queue is full (the
+	// pipeline is), the reader reads nothing more, but status updates
+	// still go out, so the server does not time the connection out.
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
 	statusDone := make(chan struct{})
 	var statusErr error
 	go func() {
@@ -224,16 +326,12 @@ func (s *pgCDCSource) Run(ctx context.Context, out flow.Emitter) error {
 	}()
 	err := s.read(rctx, queue, stopped)
 	rcancel()
-	close(queue)
-	<-stopped
 	<-statusDone
 	switch {
-	case statusErr != nil:
-		return statusErr
 	case ctx.Err() != nil:
 		return nil
-	case errors.Is(err, errPGEmitStopped) || (err == nil && emitErr != nil):
-		return fmt.Errorf("source %q: %w", s.name, emitErr)
+	case statusErr != nil:
+		return statusErr
 	}
 	return err
 }
@@ -263,7 +361,7 @@ func (s *pgCDCSource) statusLoop(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("source %q: send status update: %w", s.name, err)
+			return &pgLostError{fmt.Errorf("source %q: send status update: %w", s.name, err)}
 		}
 		if f != last {
 			s.log.Debug("confirmed", "lsn", f.String())
@@ -366,6 +464,8 @@ func (s *pgCDCSource) read(ctx context.Context, queue chan<- pgCDCBatch, stopped
 		txLSN   pglogrepl.LSN // the open transaction's commit LSN
 		txTime  time.Time
 		txIndex int
+		skipTx  bool // the open transaction was queued before: drop it
+		skipN   int  // drop this many more events of the open transaction
 	)
 	// flush queues the batch being filled; commit says it ends a
 	// transaction whose end is end.
@@ -381,6 +481,11 @@ func (s *pgCDCSource) read(ctx context.Context, queue chan<- pgCDCBatch, stopped
 			s.advance()
 		}
 		s.mu.Unlock()
+		if commit {
+			s.queuedTx, s.partialTx, s.partialEvents = txLSN, 0, 0
+		} else if b.events != nil {
+			s.partialTx, s.partialEvents = txLSN, txIndex
+		}
 		cur = nil
 		if b.events == nil {
 			return nil
@@ -400,14 +505,18 @@ func (s *pgCDCSource) read(ctx context.Context, queue chan<- pgCDCBatch, stopped
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("source %q: replication stream: %w", s.name, err)
+			return &pgLostError{fmt.Errorf("source %q: replication stream: %w", s.name, err)}
 		}
 		var data []byte
 		switch m := raw.(type) {
 		case *pgproto3.CopyData:
 			data = m.Data
 		case *pgproto3.ErrorResponse:
-			return fmt.Errorf("source %q: replication stream: %w", s.name, pgconn.ErrorResponseToPgError(m))
+			err := fmt.Errorf("source %q: replication stream: %w", s.name, pgconn.ErrorResponseToPgError(m))
+			if pgConnectionLost(&pgLostError{err}) {
+				return &pgLostError{err} // e.g. the server shuts down
+			}
+			return err
 		default:
 			continue
 		}
@@ -451,10 +560,44 @@ func (s *pgCDCSource) read(ctx context.Context, queue chan<- pgCDCBatch, stopped
 			s.rels[m.RelationID] = r
 		case *pglogrepl.BeginMessage:
 			txLSN, txTime, txIndex = m.FinalLSN, m.CommitTime, 0
+			// Sent again after a reconnection: a transaction queued whole
+			// is dropped, one queued in part loses what was queued.
+			skipTx, skipN = txLSN <= s.queuedTx, 0
+			if txLSN == s.partialTx {
+				skipN = s.partialEvents
+			}
+			if skipTx || skipN > 0 {
+				s.log.Debug("transaction sent again: dropping what was queued", "lsn", txLSN.String(), "whole", skipTx, "events", skipN)
+			}
 		case *pglogrepl.CommitMessage:
+			if skipTx {
+				skipTx = false
+				continue
+			}
 			if err := flush(true, m.TransactionEndLSN); err != nil {
 				return err
 			}
+		}
+		if skipTx {
+			continue
+		}
+		if skipN > 0 {
+			switch msg.(type) {
+			case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage:
+				skipN--
+				txIndex++
+				continue
+			case *pglogrepl.TruncateMessage:
+				n := len(msg.(*pglogrepl.TruncateMessage).RelationIDs)
+				if n <= skipN {
+					skipN -= n
+					txIndex += n
+					continue
+				}
+				// Not seen: a truncate's relations are queued together.
+			}
+		}
+		switch m := msg.(type) {
 		case *pglogrepl.InsertMessage:
 			cur = append(cur, s.change(m.RelationID, "insert", m.Tuple, nil, txLSN, txTime, &txIndex))
 		case *pglogrepl.UpdateMessage:
