@@ -67,6 +67,7 @@ func init() {
 			{Name: "retries", Type: flow.TypeInt, Default: llmDefaultRetries, Description: "Retries of a request that got 429, 5xx or a network error, after the first attempt. When they are spent the event fails (on_error)."},
 			{Name: "backoff", Type: flow.TypeDuration, Default: "500ms", Description: "Wait before the first retry, doubling up to 30s, each drawn between half and all of it; a Retry-After header takes precedence."},
 			{Name: "cache", Type: flow.TypeBool, Default: true, Description: "Keep answers in a response cache in the pipeline's state directory (llm-cache.<name>.db), so the same request is never paid twice, across restarts. In memory only when the run keeps no state. false asks every time."},
+			{Name: "cache_ttl", Type: flow.TypeDuration, Example: "168h", Description: "How long a cached answer is used; older ones are asked again and deleted from the file when the processor opens. Kept for ever when absent. Answers cached before this field existed have no age and count as expired when it is set."},
 		},
 		Examples: []string{
 			"model: gpt-4o-mini\nprompt: '\"Summarise in one line: \" + data.text'",
@@ -121,6 +122,8 @@ type llmProcessor struct {
 	retries     int
 	backoff     backoff.Policy
 	useCache    bool
+	cacheTTL    time.Duration    // 0: for ever
+	now         func() time.Time // the cache's clock
 	limit       *rateLimitProcessor // nil: no rate limit
 
 	// Set by Open.
@@ -141,6 +144,7 @@ func parseLLM(cfg flow.Config) (*llmProcessor, error) {
 		outputField: ioCfgString(cfg, "output_field", llmDefaultOutputField),
 		merge:       ioCfgBool(cfg, "merge", false),
 		useCache:    ioCfgBool(cfg, "cache", true),
+		now:         llmClock,
 	}
 	base := ioCfgString(cfg, "url", llmDefaultURL)
 	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -236,6 +240,11 @@ func parseLLM(cfg flow.Config) (*llmProcessor, error) {
 			p.limit = &rateLimitProcessor{rate: r, burst: 1, tokens: 1}
 		}
 	}
+	if p.cacheTTL, err = ioCfgDuration(cfg, "cache_ttl", 0); err != nil {
+		errs = append(errs, err)
+	} else if _, set := cfg["cache_ttl"]; set && p.cacheTTL < time.Second {
+		errs = append(errs, fieldErr("cache_ttl", "must be at least 1s", "e.g. cache_ttl: 168h (a week); leave it out to keep answers for ever"))
+	}
 	if p.timeout, err = ioCfgDuration(cfg, "timeout", llmDefaultTimeout); err != nil {
 		errs = append(errs, err)
 	} else if p.timeout <= 0 {
@@ -258,6 +267,9 @@ func parseLLM(cfg flow.Config) (*llmProcessor, error) {
 	}
 	return p, nil
 }
+
+// llmClock is the response cache's clock (tests move it).
+var llmClock = time.Now
 
 // Open reads the API key and opens the response cache. It fails, naming
 // the variable or file, when the key is missing for api.openai.com.
@@ -288,14 +300,18 @@ func (p *llmProcessor) Open(_ context.Context) error {
 	if !p.useCache {
 		return nil
 	}
+	exp := llmExpiry{ttl: p.cacheTTL, now: p.now}
 	if p.stateDir == "" {
-		p.cache = &llmMemCache{m: map[string]string{}}
+		p.cache = &llmMemCache{llmExpiry: exp, m: map[string]llmMemEntry{}}
 		p.log.Info("llm: this run keeps no state, so the response cache is in memory only")
 		return nil
 	}
-	c, err := openLLMBoltCache(llmCachePath(p.stateDir, p.name))
+	c, pruned, err := openLLMBoltCache(llmCachePath(p.stateDir, p.name), exp)
 	if err != nil {
 		return fmt.Errorf("llm %q: response cache: %w", p.name, err)
+	}
+	if pruned > 0 {
+		p.log.Info("llm: deleted cached answers older than cache_ttl", "answers", pruned, "cache_ttl", p.cacheTTL)
 	}
 	p.cache = c
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	bbolt "go.etcd.io/bbolt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -96,6 +97,7 @@ func TestLLMConfigErrors(t *testing.T) {
 		{"concurrency 0", flow.Config{"model": "m", "prompt": `"x"`, "concurrency": 0}, "concurrency"},
 		{"rate_limit 0", flow.Config{"model": "m", "prompt": `"x"`, "rate_limit": 0}, "rate_limit"},
 		{"retries negative", flow.Config{"model": "m", "prompt": `"x"`, "retries": -1}, "retries"},
+		{"cache_ttl too short", flow.Config{"model": "m", "prompt": `"x"`, "cache_ttl": "10ms"}, "cache_ttl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseLLM(tc.cfg)
@@ -403,5 +405,87 @@ func TestLLMNotAnObject(t *testing.T) {
 	_, err := p.Process(context.Background(), &flow.Event{ID: "a", Data: []byte(`[1,2]`)}, nil)
 	if err == nil || !errors.Is(err, flow.ErrPermanent) || !strings.Contains(err.Error(), "not a JSON object") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestLLMCacheTTL: with cache_ttl an answer older than it is asked for
+// again (in the file and in memory), and the file loses the old answers
+// when the processor opens; answers cached before cache_ttl existed (no
+// age) count as expired.
+func TestLLMCacheTTL(t *testing.T) {
+	srv := llmtest.New(llmTestKey)
+	defer srv.Close()
+	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	llmClock = func() time.Time { return clock }
+	t.Cleanup(func() { llmClock = time.Now })
+	ask := func(p *llmProcessor, n int) {
+		t.Helper()
+		if _, f, err := p.ProcessBatch(context.Background(), llmEvents(n)); err != nil || len(f) > 0 {
+			t.Fatal(err, f)
+		}
+	}
+	for _, state := range []string{t.TempDir(), ""} {
+		where := "file"
+		if state == "" {
+			where = "memory"
+		}
+		t.Run(where, func(t *testing.T) {
+			start := srv.Requests()
+			cfg := func() flow.Config { return flow.Config{"prompt": "data.text", "cache_ttl": "1h"} }
+			p := newLLM(t, srv, cfg(), state, nil)
+			ask(p, 10)
+			clock = clock.Add(59 * time.Minute)
+			ask(p, 10) // all fresh: from the cache
+			if got := srv.Requests() - start; got != 10 {
+				t.Fatalf("%d requests after two rounds within the ttl, want 10", got)
+			}
+			clock = clock.Add(2 * time.Minute)
+			ask(p, 10) // 61 minutes old: asked again
+			if got := srv.Requests() - start; got != 20 {
+				t.Fatalf("%d requests after the ttl, want 20", got)
+			}
+			p.Close(context.Background())
+			if state == "" {
+				return
+			}
+			// Reopened two hours on: everything is older than the ttl
+			// and deleted at open.
+			clock = clock.Add(2 * time.Hour)
+			var logs bytes.Buffer
+			p = newLLM(t, srv, cfg(), state, &logs)
+			if !strings.Contains(logs.String(), "deleted cached answers older than cache_ttl") || !strings.Contains(logs.String(), "answers=10") {
+				t.Errorf("open did not prune the 10 old answers:\n%s", logs.String())
+			}
+			ask(p, 10)
+			if got := srv.Requests() - start; got != 30 {
+				t.Fatalf("%d requests after reopening past the ttl, want 30", got)
+			}
+			p.Close(context.Background())
+		})
+	}
+
+	// A file written before cache_ttl existed: bare answers, no age.
+	state := t.TempDir()
+	c, _, err := openLLMBoltCache(llmCachePath(state, "ask"), llmExpiry{now: llmClock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(llmCacheBucket).Put([]byte("k"), []byte("an old answer")) }); err != nil {
+		t.Fatal(err)
+	}
+	c.close()
+	for _, tc := range []struct {
+		ttl  time.Duration
+		want bool
+	}{{0, true}, {time.Hour, false}} {
+		c, _, err := openLLMBoltCache(llmCachePath(state, "ask"), llmExpiry{ttl: tc.ttl, now: llmClock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, ok, err := c.get("k")
+		c.close()
+		if err != nil || ok != tc.want || (ok && v != "an old answer") {
+			t.Errorf("ttl %v: get = %q, %v, %v; want found=%v", tc.ttl, v, ok, err, tc.want)
+		}
 	}
 }
