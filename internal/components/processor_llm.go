@@ -122,8 +122,8 @@ type llmProcessor struct {
 	retries     int
 	backoff     backoff.Policy
 	useCache    bool
-	cacheTTL    time.Duration    // 0: for ever
-	now         func() time.Time // the cache's clock
+	cacheTTL    time.Duration       // 0: for ever
+	now         func() time.Time    // the cache's clock
 	limit       *rateLimitProcessor // nil: no rate limit
 
 	// Set by Open.
