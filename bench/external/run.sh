@@ -8,6 +8,11 @@
 #   RUNS=3 COUNT=100000 bench/external/run.sh
 #   PARS="1 2 4" bench/external/run.sh       # processor parallelism to try [1 2]
 #   WORK=/tmp/fb bench/external/run.sh       # keep (and reuse) the input there
+#   BASE=/tmp/base bench/external/run.sh     # also the flowctl, sdk-processor and
+#                                            # latency binaries in /tmp/base (say, of main)
+#
+# Rounds are interleaved (each round runs every system once), so a load
+# swing on the shared machine hits them all alike.
 #
 # Needs: go, awk, sort, /usr/bin/time (GNU time); python3 to compare outputs.
 set -eu
@@ -19,6 +24,7 @@ COUNT=${COUNT:-1000000}
 PARS=${PARS:-1 2}
 RATE=${RATE:-10000}
 LATENCY_FOR=${LATENCY_FOR:-10s}
+BASE=${BASE:-}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/flowctl-ext-bench.XXXXXX")}
 mkdir -p "$WORK"
 IN="$WORK/events-$COUNT.jsonl"
@@ -42,23 +48,21 @@ go build -o "$WORK/sdk-processor" ./examples/sdk-processor
 go build -o "$WORK/latency" ./bench/external/latency
 (cd "$SHARED/naive-go" && go build -o "$WORK/naive-go" .)
 
-# measure LABEL CMD...: runs CMD RUNS times, appends "wall_s rss_kib
-# user_s sys_s" per run to $WORK/LABEL.times. GNU time counts the children
-# flowctl waited for, so the external processor's CPU is included.
+# measure LABEL CMD...: runs CMD once, appends "wall_s rss_kib user_s
+# sys_s" to $WORK/LABEL.times. GNU time counts the children flowctl waited
+# for, so the external processor's CPU is included. Every flowctl run
+# starts over (--from-start) with checkpoints of its own in $WORK/state:
+# a run resuming where the previous one ended would measure nothing.
 measure() {
 	label=$1
 	shift
-	: > "$WORK/$label.times"
-	i=0
-	while [ "$i" -lt "$RUNS" ]; do
-		/usr/bin/time -f "%e %M %U %S" -o "$WORK/$label.time1" "$@" > /dev/null 2> "$WORK/$label.stderr" || {
-			echo "$label failed:" >&2
-			cat "$WORK/$label.stderr" >&2
-			exit 1
-		}
-		cat "$WORK/$label.time1" >> "$WORK/$label.times"
-		i=$((i + 1))
-	done
+	rm -f "$WORK/$label.jsonl"
+	/usr/bin/time -f "%e %M %U %S" -o "$WORK/$label.time1" "$@" > /dev/null 2> "$WORK/$label.stderr" || {
+		echo "$label failed:" >&2
+		cat "$WORK/$label.stderr" >&2
+		exit 1
+	}
+	cat "$WORK/$label.time1" >> "$WORK/$label.times"
 }
 
 # median COLUMN FILE
@@ -82,24 +86,46 @@ report() {
 }
 
 export IN
-echo "W1 filter-map, $COUNT events, $RUNS runs each (median); load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-measure naive-w1 "$WORK/naive-go" -mode single -w w1 -in "$IN" -out "$WORK/naive-w1.jsonl"
-OUT="$WORK/flowctl-w1.jsonl" measure flowctl-w1 "$WORK/flowctl" run -f bench/w1.yaml
-for par in $PARS; do
-	PAR=$par SDKPROC="$WORK/sdk-processor" OUT="$WORK/grpc-w1-p$par.jsonl" \
-		measure "grpc-w1-p$par" "$WORK/flowctl" run -f bench/external/w1-grpc.yaml
+LABELS="naive-w1 flowctl-w1"
+for par in $PARS; do LABELS="$LABELS grpc-w1-p$par"; done
+if [ -n "$BASE" ]; then
+	LABELS="$LABELS base-flowctl-w1"
+	for par in $PARS; do LABELS="$LABELS base-grpc-w1-p$par"; done
+fi
+for label in $LABELS; do : > "$WORK/$label.times"; done
+echo "W1 filter-map, $COUNT events, $RUNS interleaved rounds (median); load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+RUNFLAGS="--from-start --state-dir $WORK/state"
+round=0
+while [ "$round" -lt "$RUNS" ]; do
+	measure naive-w1 "$WORK/naive-go" -mode single -w w1 -in "$IN" -out "$WORK/naive-w1.jsonl"
+	# shellcheck disable=SC2086 # RUNFLAGS is words on purpose
+	OUT="$WORK/flowctl-w1.jsonl" measure flowctl-w1 "$WORK/flowctl" run $RUNFLAGS -f bench/w1.yaml
+	for par in $PARS; do
+		# shellcheck disable=SC2086
+		PAR=$par SDKPROC="$WORK/sdk-processor" OUT="$WORK/grpc-w1-p$par.jsonl" \
+			measure "grpc-w1-p$par" "$WORK/flowctl" run $RUNFLAGS -f bench/external/w1-grpc.yaml
+	done
+	if [ -n "$BASE" ]; then
+		# shellcheck disable=SC2086
+		OUT="$WORK/base-flowctl-w1.jsonl" measure base-flowctl-w1 "$BASE/flowctl" run $RUNFLAGS -f bench/w1.yaml
+		for par in $PARS; do
+			# shellcheck disable=SC2086
+			PAR=$par SDKPROC="$BASE/sdk-processor" OUT="$WORK/base-grpc-w1-p$par.jsonl" \
+				measure "base-grpc-w1-p$par" "$BASE/flowctl" run $RUNFLAGS -f bench/external/w1-grpc.yaml
+		done
+	fi
+	round=$((round + 1))
 done
-report naive-w1 naive-w1 "$(lines "$WORK/naive-w1.jsonl")"
-report flowctl-w1 naive-w1 "$(lines "$WORK/flowctl-w1.jsonl")"
-for par in $PARS; do
-	report "grpc-w1-p$par" naive-w1 "$(lines "$WORK/grpc-w1-p$par.jsonl")"
+for label in $LABELS; do
+	report "$label" naive-w1 "$(lines "$WORK/$label.jsonl")"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # The outputs must agree as JSON values, whatever the field order.
 if command -v python3 > /dev/null; then
-	for par in $PARS; do
-		python3 - "$WORK/naive-w1.jsonl" "$WORK/grpc-w1-p$par.jsonl" << 'PY' || { echo "W1 outputs differ (grpc, parallelism $par)" >&2; exit 1; }
+	for label in $LABELS; do
+		case $label in *grpc*) ;; *) continue ;; esac
+		python3 - "$WORK/naive-w1.jsonl" "$WORK/$label.jsonl" << 'PY' || { echo "W1 outputs differ ($label)" >&2; exit 1; }
 import json, sys
 a = [json.loads(l) for l in open(sys.argv[1])]
 b = [json.loads(l) for l in open(sys.argv[2])]
@@ -112,8 +138,21 @@ fi
 
 echo >&2
 echo "per-hop latency, $RATE events/s for $LATENCY_FOR" >&2
-"$WORK/latency" -rate "$RATE" -duration "$LATENCY_FOR" -command "$WORK/sdk-processor" 2> "$WORK/latency.stderr" || {
-	cat "$WORK/latency.stderr" >&2
-	exit 1
-}
+LATRUNS=${LATRUNS:-1}
+round=0
+while [ "$round" -lt "$LATRUNS" ]; do
+	echo "this tree (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+	"$WORK/latency" -rate "$RATE" -duration "$LATENCY_FOR" -command "$WORK/sdk-processor" 2> "$WORK/latency.stderr" || {
+		cat "$WORK/latency.stderr" >&2
+		exit 1
+	}
+	if [ -n "$BASE" ]; then
+		echo "base: $BASE (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+		"$BASE/latency" -rate "$RATE" -duration "$LATENCY_FOR" -command "$BASE/sdk-processor" 2> "$WORK/latency.stderr" || {
+			cat "$WORK/latency.stderr" >&2
+			exit 1
+		}
+	fi
+	round=$((round + 1))
+done
 echo "work files in $WORK" >&2

@@ -43,14 +43,15 @@ func newGRPCProcessorConn(cc *grpc.ClientConn, log *slog.Logger, maxBatch, strea
 
 func openProcessStream(cc *grpc.ClientConn, log *slog.Logger, maxBatch int) (*batchClient, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	// Answers are decoded straight into flow events (grpc_decode.go).
+	// Answers are decoded straight into flow events (grpc_decode.go),
+	// batches encoded straight from them (grpc_encode.go).
 	stream, err := streamv1.NewProcessorServiceClient(cc).Process(ctx, grpc.ForceCodecV2(newResponseCodec()))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("open the processor stream: %w", err)
 	}
 	c := newBatchClient("processor", log, maxBatch)
-	c.send = func(b *streamv1.Batch) error { return stream.Send(&streamv1.ProcessRequest{Batch: b}) }
+	c.send = func(b *outBatch) error { return stream.SendMsg(b) }
 	c.close = stream.CloseSend
 	c.recv = func() (incoming, error) {
 		var m processResponse
@@ -182,13 +183,14 @@ type grpcSinkConn struct{ c *batchClient }
 
 func newGRPCSinkConn(cc *grpc.ClientConn, log *slog.Logger, maxBatch int) (*grpcSinkConn, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := streamv1.NewSinkServiceClient(cc).Write(ctx)
+	// Batches are encoded straight from flow events (grpc_encode.go).
+	stream, err := streamv1.NewSinkServiceClient(cc).Write(ctx, grpc.ForceCodecV2(newResponseCodec()))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("open the sink stream: %w", err)
 	}
 	c := newBatchClient("sink", log, maxBatch)
-	c.send = func(b *streamv1.Batch) error { return stream.Send(&streamv1.SinkRequest{Batch: b}) }
+	c.send = func(b *outBatch) error { return stream.SendMsg(b) }
 	c.close = stream.CloseSend
 	c.recv = func() (incoming, error) {
 		m, err := stream.Recv()

@@ -57,8 +57,8 @@ type incoming struct {
 type batchClient struct {
 	what     string // "processor" or "sink", for errors
 	log      *slog.Logger
-	send     func(*streamv1.Batch) error
-	close    func() error // closes the sending side
+	send     func(*outBatch) error // encoded by responseCodec (grpc_encode.go)
+	close    func() error          // closes the sending side
 	recv     func() (incoming, error)
 	cancel   context.CancelFunc
 	release  func() error // closes the gRPC connection
@@ -230,7 +230,6 @@ func (c *batchClient) roundTrips(ctx context.Context, batch []*flow.Event) ([]an
 
 // startCall waits for a credit, then sends one chunk.
 func (c *batchClient) startCall(ctx context.Context, d *delivery, i, n int, events []*flow.Event) (*call, error) {
-	wire := eventsToStream(events)
 	for {
 		c.mu.Lock()
 		switch {
@@ -244,7 +243,7 @@ func (c *batchClient) startCall(ctx context.Context, d *delivery, i, n int, even
 		case c.credit > 0:
 			c.credit--
 			c.mu.Unlock()
-			return c.sendCall(d, i, n, wire)
+			return c.sendCall(d, i, n, events)
 		}
 		wake := c.wake
 		c.mu.Unlock()
@@ -257,7 +256,7 @@ func (c *batchClient) startCall(ctx context.Context, d *delivery, i, n int, even
 }
 
 // sendCall sends one chunk with a credit already taken.
-func (c *batchClient) sendCall(d *delivery, i, n int, wire []*streamv1.Event) (*call, error) {
+func (c *batchClient) sendCall(d *delivery, i, n int, events []*flow.Event) (*call, error) {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	seq, redelivered := d.chunkSeq(i, n, c.busy)
@@ -274,7 +273,7 @@ func (c *batchClient) sendCall(d *delivery, i, n int, wire []*streamv1.Event) (*
 		c.forget(seq)
 		return nil, errDraining
 	}
-	err := c.send(&streamv1.Batch{Seq: seq, Events: wire, Redelivered: redelivered})
+	err := c.send(&outBatch{seq: seq, events: events, redelivered: redelivered})
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			// The stream is broken; its cause comes from the receive loop,
@@ -290,7 +289,7 @@ func (c *batchClient) sendCall(d *delivery, i, n int, wire []*streamv1.Event) (*
 		c.mu.Lock()
 		c.credit++
 		c.mu.Unlock()
-		return nil, fmt.Errorf("send a batch of %d events to the %s: %w", len(wire), c.what, err)
+		return nil, fmt.Errorf("send a batch of %d events to the %s: %w", len(events), c.what, err)
 	}
 	d.markSent(i)
 	return w, nil

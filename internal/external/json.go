@@ -67,7 +67,10 @@ func appendEvent(b []byte, ev *flow.Event) []byte {
 	}
 	switch {
 	case len(ev.Data) == 0:
-	case json.Valid(ev.Data):
+	case ev.StrictJSON() || json.Valid(ev.Data):
+		// StrictJSON is checked at most once per event and is usually
+		// known already (a strict source, a filter that read the data);
+		// json.Valid for what it refuses and encoding/json accepts.
 		b = append(b, `,"data":`...)
 		b = appendCompact(b, ev.Data)
 	default:

@@ -29,6 +29,11 @@ import (
 // of up to a few hundred KiB each.
 const maxMsgSize = 64 << 20
 
+// streamWindow is the HTTP/2 flow-control window the component advertises,
+// per stream and per connection: a few batches in flight never wait for a
+// window update.
+const streamWindow = 4 << 20
+
 // Serve runs component until it is told to stop, then drains and returns.
 // component must implement exactly one of Processor, Source and Sink; use
 // ServeProcessor, ServeSource or ServeSink for a value that implements
@@ -164,7 +169,12 @@ func run(ctx context.Context, role streamv1.Role, opts []Option, newRole func(*r
 	rt.endpoint = advertiseAddr(lis.Addr(), s.advertise)
 	// wireCodec reads and writes processor batches without the generated
 	// types (wire.go); every other message as gRPC's proto codec does.
+	// A fixed flow-control window, as flowctl's side has (streamWindow in
+	// internal/external): with gRPC's default, dynamic one, every batch
+	// received also costs a BDP ping and its ack, two more frames and
+	// wake-ups each way. The credit already bounds what a peer sends.
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize),
+		grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(streamWindow),
 		grpc.ForceServerCodecV2(newWireCodec()))
 	rs.register(gs)
 	serveErr := make(chan error, 1)

@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"fmt"
-	"unicode/utf8"
 
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
@@ -75,11 +74,14 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return c.CodecV2.Marshal(v)
 	}
-	b, err := a.marshal()
+	buf, pool, err := a.marshal()
 	if err != nil {
 		return nil, fmt.Errorf("encode a ProcessResponse: %w", err)
 	}
-	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	if pool == nil {
+		return mem.BufferSlice{mem.SliceBuffer(*buf)}, nil
+	}
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }
 
 // Unmarshal implements encoding.CodecV2.
@@ -148,143 +150,101 @@ func decodeEvent(b []byte, e *Event) error {
 	return nil
 }
 
-// Encoding. Sizes are computed first (protobuf prefixes a nested message
-// with its length), then the message is appended to one buffer.
+// Encoding: the answer is written straight from the events
+// (wirecodec.AppendEvent) into one buffer from gRPC's pool, which gRPC
+// returns to the pool once the bytes are on the connection.
 
-func sizeWireString(num protowire.Number, s string) int {
-	if s == "" {
-		return 0
+// codecEvent views e as a wirecodec.Event (no copy of its strings or data).
+func (e *Event) codecEvent() wirecodec.Event {
+	return wirecodec.Event{
+		ID: e.ID, Source: e.Source, Type: e.Type, Subject: e.Subject, DataContentType: e.DataContentType,
+		Time: e.Time, Data: e.Data, Metadata: e.Metadata,
 	}
-	return protowire.SizeTag(num) + protowire.SizeBytes(len(s))
 }
 
-func appendWireString(b []byte, num protowire.Number, s string) []byte {
-	if s == "" {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(len(s)))
-	return append(b, s...)
-}
+// maxStackOutputs is how many outputs an answer sizes without allocating.
+const maxStackOutputs = 256
 
-func appendWireVarint(b []byte, num protowire.Number, x uint64) []byte {
-	if x == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, x)
-}
-
-func sizeWireVarint(num protowire.Number, x uint64) int {
-	if x == 0 {
-		return 0
-	}
-	return protowire.SizeTag(num) + protowire.SizeVarint(x)
-}
-
-// timestamp returns the Timestamp fields of e.Time.
-func (e *Event) timestamp() (secs uint64, nanos uint64) {
-	return uint64(e.Time.Unix()), uint64(int64(int32(e.Time.Nanosecond())))
-}
-
-// wireSize is the size of e as a wire Event.
-func (e *Event) wireSize() int {
-	n := sizeWireString(1, e.ID) + sizeWireString(2, e.Source) + sizeWireString(3, e.Type) +
-		sizeWireString(5, e.Subject) + sizeWireString(6, e.DataContentType)
-	if len(e.Data) > 0 {
-		n += protowire.SizeTag(7) + protowire.SizeBytes(len(e.Data))
-	}
-	if !e.Time.IsZero() {
-		s, ns := e.timestamp()
-		n += protowire.SizeTag(4) + protowire.SizeBytes(sizeWireVarint(1, s)+sizeWireVarint(2, ns))
-	}
-	for k, v := range e.Metadata {
-		n += protowire.SizeTag(8) + protowire.SizeBytes(sizeWireString(1, k)+sizeWireString(2, v))
-	}
-	return n
-}
-
-// appendWire appends e as a wire Event (without tag and length).
-func (e *Event) appendWire(b []byte) ([]byte, error) {
-	for _, s := range [...]string{e.ID, e.Source, e.Type, e.Subject, e.DataContentType} {
-		if !utf8.ValidString(s) {
-			return b, fmt.Errorf("event %q: a string attribute is not valid UTF-8", e.ID)
-		}
-	}
-	b = appendWireString(b, 1, e.ID)
-	b = appendWireString(b, 2, e.Source)
-	b = appendWireString(b, 3, e.Type)
-	if !e.Time.IsZero() {
-		s, ns := e.timestamp()
-		b = protowire.AppendTag(b, 4, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(sizeWireVarint(1, s)+sizeWireVarint(2, ns)))
-		b = appendWireVarint(b, 1, s)
-		b = appendWireVarint(b, 2, ns)
-	}
-	b = appendWireString(b, 5, e.Subject)
-	b = appendWireString(b, 6, e.DataContentType)
-	if len(e.Data) > 0 {
-		b = protowire.AppendTag(b, 7, protowire.BytesType)
-		b = protowire.AppendBytes(b, e.Data)
-	}
-	for k, v := range e.Metadata {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return b, fmt.Errorf("event %q: metadata %q is not valid UTF-8", e.ID, k)
-		}
-		b = protowire.AppendTag(b, 8, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(sizeWireString(1, k)+sizeWireString(2, v)))
-		b = appendWireString(b, 1, k)
-		b = appendWireString(b, 2, v)
-	}
-	return b, nil
-}
-
-// appendMessage appends m as the bytes field num.
-func appendMessage(b []byte, num protowire.Number, m gproto.Message) ([]byte, error) {
-	raw, err := gproto.Marshal(m)
-	if err != nil {
-		return b, err
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, raw), nil
-}
-
-func (a *processAnswer) marshal() ([]byte, error) {
+// marshal encodes the answer. The buffer comes from gRPC's pool when it is
+// large enough to be worth it (then the second result is that pool).
+func (a *processAnswer) marshal() (*[]byte, mem.BufferPool, error) {
 	var (
-		b   []byte
-		err error
+		stack    [maxStackOutputs]int
+		sizes    []int
+		failures [][]byte
+		drain    []byte
+		rsize    int
+		size     int
+		err      error
 	)
 	if a.result {
-		// Sizes of the events (computed once) and of the Result.
-		sizes := make([]int, len(a.outputs))
-		outSizes := 0
-		for i, o := range a.outputs {
-			es := o.event.wireSize()
-			sizes[i] = es
-			os := sizeWireVarint(1, uint64(o.index)) + protowire.SizeTag(2) + protowire.SizeBytes(es)
-			outSizes += protowire.SizeTag(2) + protowire.SizeBytes(os)
+		// Sizes of the events (computed once), of the Result, of the whole.
+		sizes = stack[:0]
+		if len(a.outputs) > len(stack) {
+			sizes = make([]int, 0, len(a.outputs))
 		}
-		failures := make([][]byte, len(a.failures))
-		fsize := 0
+		outSizes := 0
+		for _, o := range a.outputs {
+			w := o.event.codecEvent()
+			es := wirecodec.EventSize(&w)
+			sizes = append(sizes, es)
+			outSizes += wirecodec.SizeMessage(2, wirecodec.SizeVarint(1, uint64(o.index))+wirecodec.SizeMessage(2, es))
+		}
+		failures = make([][]byte, len(a.failures))
 		for i, f := range a.failures {
 			if failures[i], err = gproto.Marshal(f); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			fsize += protowire.SizeTag(3) + protowire.SizeBytes(len(failures[i]))
+			outSizes += wirecodec.SizeMessage(3, len(failures[i]))
 		}
-		rsize := sizeWireVarint(1, a.seq) + outSizes + fsize
-		b = make([]byte, 0, protowire.SizeTag(1)+protowire.SizeBytes(rsize)+32)
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(rsize))
-		b = appendWireVarint(b, 1, a.seq)
+		rsize = wirecodec.SizeVarint(1, a.seq) + outSizes
+		size = wirecodec.SizeMessage(1, rsize)
+	}
+	if a.credit != nil {
+		size += wirecodec.SizeMessage(2, wirecodec.SizeVarint(1, uint64(a.credit.GetBatches())))
+	}
+	if a.drain != nil {
+		if drain, err = gproto.Marshal(a.drain); err != nil {
+			return nil, nil, err
+		}
+		size += wirecodec.SizeMessage(3, len(drain))
+	}
+	var (
+		buf  *[]byte
+		pool mem.BufferPool
+	)
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		b := make([]byte, 0, size)
+		buf = &b
+	} else {
+		pool = mem.DefaultBufferPool()
+		buf = pool.Get(size)
+	}
+	b, err := a.appendTo((*buf)[:0], rsize, sizes, failures, drain)
+	if err == nil && len(b) != size {
+		err = fmt.Errorf("encoded %d bytes, sized %d", len(b), size) // a bug here, not in the events
+	}
+	if err != nil {
+		if pool != nil {
+			pool.Put(buf)
+		}
+		return nil, nil, err
+	}
+	*buf = b
+	return buf, pool, nil
+}
+
+func (a *processAnswer) appendTo(b []byte, rsize int, sizes []int, failures [][]byte, drain []byte) ([]byte, error) {
+	var err error
+	if a.result {
+		b = wirecodec.AppendMessageHeader(b, 1, rsize)
+		b = wirecodec.AppendVarint(b, 1, a.seq)
 		for i, o := range a.outputs {
-			os := sizeWireVarint(1, uint64(o.index)) + protowire.SizeTag(2) + protowire.SizeBytes(sizes[i])
-			b = protowire.AppendTag(b, 2, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(os))
-			b = appendWireVarint(b, 1, uint64(o.index))
-			b = protowire.AppendTag(b, 2, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(sizes[i]))
-			if b, err = o.event.appendWire(b); err != nil {
+			b = wirecodec.AppendMessageHeader(b, 2, wirecodec.SizeVarint(1, uint64(o.index))+wirecodec.SizeMessage(2, sizes[i]))
+			b = wirecodec.AppendVarint(b, 1, uint64(o.index))
+			b = wirecodec.AppendMessageHeader(b, 2, sizes[i])
+			w := o.event.codecEvent()
+			if b, err = wirecodec.AppendEvent(b, &w); err != nil {
 				return nil, err
 			}
 		}
@@ -294,14 +254,13 @@ func (a *processAnswer) marshal() ([]byte, error) {
 		}
 	}
 	if a.credit != nil {
-		if b, err = appendMessage(b, 2, a.credit); err != nil {
-			return nil, err
-		}
+		x := uint64(a.credit.GetBatches())
+		b = wirecodec.AppendMessageHeader(b, 2, wirecodec.SizeVarint(1, x))
+		b = wirecodec.AppendVarint(b, 1, x)
 	}
 	if a.drain != nil {
-		if b, err = appendMessage(b, 3, a.drain); err != nil {
-			return nil, err
-		}
+		b = protowire.AppendTag(b, 3, protowire.BytesType)
+		b = protowire.AppendBytes(b, drain)
 	}
 	return b, nil
 }

@@ -97,6 +97,18 @@ func TestWireCodecAnswer(t *testing.T) {
 			Failures: []*streamv1.Failure{{Index: 1, Error: "boom", Permanent: true}},
 		}}},
 	}
+	// More outputs than are sized on the stack, in a buffer from gRPC's pool.
+	many := processAnswer{result: true, seq: 5, credit: &streamv1.Credit{Batches: 1}}
+	manyWant := &streamv1.ProcessResponse{Result: &streamv1.Result{Seq: 5}, Credit: &streamv1.Credit{Batches: 1}}
+	for i := range maxStackOutputs + 44 {
+		many.outputs = append(many.outputs, answerOutput{uint32(i), events[0]})
+		manyWant.Result.Outputs = append(manyWant.Result.Outputs, &streamv1.Output{InputIndex: uint32(i), Event: events[0].ToWire()})
+	}
+	cases = append(cases, struct {
+		name string
+		a    processAnswer
+		want *streamv1.ProcessResponse
+	}{"many outputs", many, manyWant})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			bs, err := newWireCodec().Marshal(&c.a)
@@ -107,6 +119,7 @@ func TestWireCodecAnswer(t *testing.T) {
 			if err := proto.Unmarshal(bs.Materialize(), got); err != nil {
 				t.Fatal(err)
 			}
+			bs.Free()
 			if !proto.Equal(got, c.want) {
 				t.Fatalf("got %v\nwant %v", got, c.want)
 			}

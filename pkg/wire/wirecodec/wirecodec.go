@@ -1,9 +1,10 @@
-// Package wirecodec holds the hand-written protobuf decoding shared by
-// flowctl (internal/external) and the SDK (pkg/sdk), public because the
-// SDK uses it and pkg/ must not import internal/: both read the
-// component stream's hot messages (stream.proto) without the generated
-// types, one event per input each way. The wire format is unchanged; this
-// is only a faster way of reading it.
+// Package wirecodec holds the hand-written protobuf decoding and encoding
+// shared by flowctl (internal/external) and the SDK (pkg/sdk), public
+// because the SDK uses it and pkg/ must not import internal/: both read
+// and write the component stream's hot messages (stream.proto) without
+// the generated types, one event per input each way. The wire format is
+// unchanged; this is only a faster way of reading and writing it (the
+// tests compare it with the generated code, byte for byte).
 //
 // Strings and Data point into the message being decoded: it must not be
 // written to while anything decoded from it is in use.
