@@ -30,9 +30,10 @@ func w1Batch() []*flow.Event {
 }
 
 // BenchmarkWasmMapW1 runs W1's map step (amount_usd, upper-case kind)
-// three ways over the same batches of 256 events: the built-in map
-// processor in process, the Go module examples/wasm/usdmap in the wasm
-// processor, and a gRPC SDK processor over loopback. One op is one batch;
+// four ways over the same batches of 256 events: the built-in map
+// processor in process, the Go module examples/wasm/usdmap and the Rust
+// module examples/wasm/usdmap-rust in the wasm processor, and a gRPC SDK
+// processor over loopback. One op is one batch;
 // ns/event is the figure to compare.
 func BenchmarkWasmMapW1(b *testing.B) {
 	batch := w1Batch()
@@ -61,6 +62,17 @@ func BenchmarkWasmMapW1(b *testing.B) {
 	})
 	b.Run("wasm", func(b *testing.B) {
 		p := openWasm(b, wasmtest.BuildGo(b, "examples/wasm/usdmap"), nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			_, failures, err := p.ProcessBatch(ctx, w1Batch())
+			if err != nil || len(failures) > 0 {
+				b.Fatal(err, failures)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/event")
+	})
+	b.Run("wasm-rust", func(b *testing.B) {
+		p := openWasm(b, wasmtest.BuildRust(b, "examples/wasm/usdmap-rust/usdmap.rs"), nil)
 		b.ReportAllocs()
 		for b.Loop() {
 			_, failures, err := p.ProcessBatch(ctx, w1Batch())

@@ -265,3 +265,24 @@ func TestWasmUSDMap(t *testing.T) {
 		}
 	}
 }
+
+// TestWasmUSDMapRust runs the Rust example module
+// (examples/wasm/usdmap-rust).
+func TestWasmUSDMapRust(t *testing.T) {
+	p := openWasm(t, wasmtest.BuildRust(t, "examples/wasm/usdmap-rust/usdmap.rs"), nil)
+	in := wasmEvents(`{"id":1,"amount":12345,"kind":"sale","note":"a,\"b\"}"}`, `{"id":2}`, `{"amount":5000,"x":{"y":[1,{"z":"}"}]}}`)
+	outs, failures, err := p.ProcessBatch(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`e0 t {"id":1,"amount":12345,"kind":"SALE","note":"a,\"b\"}","amount_usd":123.45}`,
+		"error: wasm module: amount is missing or not a number",
+		`e2 t {"amount":5000,"x":{"y":[1,{"z":"}"}]},"amount_usd":50}`,
+	}
+	for i, w := range want {
+		if got := wasmAnswer(outs[i], failures[i]); got != w {
+			t.Errorf("event %d:\n got %s\nwant %s", i, got, w)
+		}
+	}
+}

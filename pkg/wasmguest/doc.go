@@ -4,7 +4,7 @@
 // function, and the package exports the ABI's flowctl_alloc and
 // flowctl_process to the host.
 //
-// It imports only the standard library's encoding/json and unsafe, so a
+// It imports only the standard library (encoding/json, slices, unsafe), so a
 // module stays small; it must never import flowctl's internal packages.
 // On other platforms the exports are not built, and Batch lets a test run
 // the handler over the same wire format without Wasm.

@@ -60,7 +60,12 @@ func Batch(in, out []byte) []byte {
 func appendResult(out, line []byte) []byte {
 	var r result
 	var ev Event
-	if err := json.Unmarshal(line, &ev); err != nil {
+	var err error
+	if !readEvent(line, &ev) {
+		ev = Event{} // what readEvent left is not to be merged into
+		err = json.Unmarshal(line, &ev)
+	}
+	if err != nil {
 		r.Error = "wasmguest: cannot read the event: " + err.Error()
 	} else if handler == nil {
 		r.Error = "wasmguest: no handler: call wasmguest.Handle in an init function"
@@ -71,6 +76,9 @@ func appendResult(out, line []byte) []byte {
 		if r.Events == nil {
 			r.Events = []Event{}
 		}
+	}
+	if fast, ok := appendFastResult(out, &r); ok {
+		return fast
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
