@@ -637,4 +637,5 @@ var (
 	_ flow.Closer         = (*tableSink)(nil)
 	_ flow.CheckpointSink = (*tableSink)(nil)
 	_ flow.ReplayCounter  = (*tableSink)(nil)
+	_ tableWriter         = (*pqWriter)(nil)
 )
