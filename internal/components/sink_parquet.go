@@ -30,53 +30,75 @@ func init() {
 				Description: "The directory to write the files to; relative paths are resolved against the pipeline file's directory. It is created if missing."},
 			{Name: "file_prefix", Type: flow.TypeString, Default: "part",
 				Description: "Files are named PREFIX-NNNNNN.parquet, numbered on from the highest number already in the directory. The file being written is .PREFIX-NNNNNN.parquet.tmp with its journal .PREFIX-NNNNNN.journal."},
-			{Name: "schema", Type: flow.TypeArray,
-				Description: "The data columns. Without it they are inferred from the first batch (or taken from the files already in the directory): every top-level field becomes an optional column; a JSON string is string, an integer that fits int64 is int64, another number double (int64 and double mixed: double), true/false bool, an object or array json; a field that is only null, or has values of different kinds, is json.",
-				Items: &flow.Field{Type: flow.TypeObject, Fields: []flow.Field{
-					{Name: "name", Type: flow.TypeString, Required: true, Description: "The top-level data field and column name.", Example: "amount"},
-					{Name: "type", Type: flow.TypeString, Required: true, Enum: []string{"string", "int64", "double", "bool", "timestamp", "json"},
-						Description: "The column type. timestamp reads RFC 3339 strings and stores nanoseconds (UTC); json stores any value as JSON text."},
-					{Name: "optional", Type: flow.TypeBool, Default: true, Description: "Whether the field may be missing or null (stored as null). An event missing a required field goes to the dead-letter sink."},
-				}},
-				Example: []any{map[string]any{"name": "user", "type": "string"}, map[string]any{"name": "amount", "type": "double"}}},
-			{Name: "attributes", Type: flow.TypeStrings, Default: []any{"id", "type", "time"},
-				Description: "Event attributes stored as columns named with a leading underscore: id (_id), type (_type), source (_source), subject (_subject), time (_time, a timestamp). An empty list stores none."},
-			{Name: "unknown_fields", Type: flow.TypeString, Default: "dead_letter", Enum: []string{"dead_letter", "drop"},
-				Description: "What to do with an event that has a top-level field the schema has no column for: dead_letter sends it to the dead-letter sink with the reason; drop writes the event without that field."},
+			tableSchemaFields[0], tableSchemaFields[1], tableSchemaFields[2],
 			{Name: "row_group_rows", Type: flow.TypeInt, Default: 10000, Description: "Rows per row group."},
-			{Name: "max_rows", Type: flow.TypeInt, Default: 1000000, Description: "A file is finished when it holds this many rows."},
-			{Name: "max_bytes", Type: flow.TypeInt, Default: 128 << 20, Description: "A file is finished when the rows written to it add up to this many bytes, uncompressed (the size of their journal lines); the file itself is smaller."},
-			{Name: "max_age", Type: flow.TypeDuration, Default: "1m", Description: "A file is finished this long after its first row was written, even when rows stop coming."},
+			tableRollFields[0], tableRollFields[1], tableRollFields[2],
 			{Name: "compression", Type: flow.TypeString, Default: "snappy", Enum: []string{"snappy", "zstd", "gzip", "none"}, Description: "The column compression codec."},
 		},
 		Examples: []string{
 			"path: out/events",
 			"path: out/payments\nschema:\n  - {name: user, type: string, optional: false}\n  - {name: amount, type: double}\n  - {name: at, type: timestamp}\nmax_rows: 100000\nmax_age: 5m",
 		},
-		Validate: validateWith(pqParseSink),
-		New: func(bc flow.BuildContext) (any, error) {
-			s, err := pqParseSink(bc.Config)
-			if err != nil {
-				return nil, err
-			}
-			s.name = bc.Name
-			s.dir = ioResolvePath(bc.Dir, s.dir)
-			if abs, err := filepath.Abs(s.dir); err == nil {
-				s.dir = abs
-			}
-			s.log = bc.Logger
-			if s.log == nil {
-				s.log = slog.New(slog.DiscardHandler)
-			}
-			return s, nil
+		Validate: func(cfg flow.Config) error {
+			_, err := parseTableSink(cfg, "parquet")
+			return err
 		},
+		New: func(bc flow.BuildContext) (any, error) { return newTableSink(bc, "parquet") },
 	})
 }
 
-// parquetSink writes rows to one Parquet file at a time in a directory.
+// tableSchemaFields are the fields of the parquet and arrow sinks that
+// declare their columns.
+var tableSchemaFields = []flow.Field{
+	{Name: "schema", Type: flow.TypeArray,
+		Description: "The data columns. Without it they are inferred from the first batch (or taken from the files already in the directory): every top-level field becomes an optional column; a JSON string is string, an integer that fits int64 is int64, another number double (int64 and double mixed: double), true/false bool, an object or array json; a field that is only null, or has values of different kinds, is json.",
+		Items: &flow.Field{Type: flow.TypeObject, Fields: []flow.Field{
+			{Name: "name", Type: flow.TypeString, Required: true, Description: "The top-level data field and column name.", Example: "amount"},
+			{Name: "type", Type: flow.TypeString, Required: true, Enum: []string{"string", "int64", "double", "bool", "timestamp", "json"},
+				Description: "The column type. timestamp reads RFC 3339 strings and stores nanoseconds (UTC); json stores any value as JSON text."},
+			{Name: "optional", Type: flow.TypeBool, Default: true, Description: "Whether the field may be missing or null (stored as null). An event missing a required field goes to the dead-letter sink."},
+		}},
+		Example: []any{map[string]any{"name": "user", "type": "string"}, map[string]any{"name": "amount", "type": "double"}}},
+	{Name: "attributes", Type: flow.TypeStrings, Default: []any{"id", "type", "time"},
+		Description: "Event attributes stored as columns named with a leading underscore: id (_id), type (_type), source (_source), subject (_subject), time (_time, a timestamp). An empty list stores none."},
+	{Name: "unknown_fields", Type: flow.TypeString, Default: "dead_letter", Enum: []string{"dead_letter", "drop"},
+		Description: "What to do with an event that has a top-level field the schema has no column for: dead_letter sends it to the dead-letter sink with the reason; drop writes the event without that field."},
+}
+
+// tableRollFields are the fields of the parquet and arrow sinks that say
+// when a file is finished.
+var tableRollFields = []flow.Field{
+	{Name: "max_rows", Type: flow.TypeInt, Default: 1000000, Description: "A file is finished when it holds this many rows."},
+	{Name: "max_bytes", Type: flow.TypeInt, Default: 128 << 20, Description: "A file is finished when the rows written to it add up to this many bytes, uncompressed (the size of their journal lines); the file itself is smaller."},
+	{Name: "max_age", Type: flow.TypeDuration, Default: "1m", Description: "A file is finished this long after its first row was written, even when rows stop coming."},
+}
+
+// newTableSink builds the parquet or arrow sink (typ) of bc.
+func newTableSink(bc flow.BuildContext, typ string) (*tableSink, error) {
+	s, err := parseTableSink(bc.Config, typ)
+	if err != nil {
+		return nil, err
+	}
+	s.name = bc.Name
+	s.dir = ioResolvePath(bc.Dir, s.dir)
+	if abs, err := filepath.Abs(s.dir); err == nil {
+		s.dir = abs
+	}
+	s.log = bc.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// tableSink writes rows to one file at a time in a directory: Parquet
+// files (the parquet sink) or Arrow IPC files (the arrow sink). The two
+// differ only in how a file's rows become bytes (tableWriter) and how a
+// finished file is read back (finishedRows); naming, rolling, the journal
+// and recovery are the same code.
 //
-// Data safety: a Parquet file is readable only once its footer is
-// written, so the rows of the file being written (a dot-file ending in
+// Data safety: a Parquet or Arrow IPC file is readable only once its
+// footer is written (an IPC stream: its end-of-stream marker), so the rows of the file being written (a dot-file ending in
 // .tmp) are also appended, as JSON lines, to a journal beside it. The
 // engine calls Sync before it commits a checkpoint; Sync fsyncs the
 // journal, so every committed row is on disk in a finished file or in a
@@ -90,7 +112,9 @@ func init() {
 // source sends those events again); when R > P (a file was finished after
 // the checkpoint) the first R-P events sent again are skipped, as the
 // finished files already hold them.
-type parquetSink struct {
+type tableSink struct {
+	typ         string // parquet | arrow
+	ext         string // file name extension: parquet, arrow (IPC file) or arrows (IPC stream)
 	name        string
 	dir         string // absolute
 	prefix      string
@@ -101,7 +125,7 @@ type parquetSink struct {
 	maxRows     int
 	maxBytes    int64
 	maxAge      time.Duration
-	codec       string
+	codec       string // parquet: snappy|zstd|gzip|none; arrow: lz4|zstd|none
 	log         *slog.Logger
 
 	resume   int64 // committed position, or -1
@@ -130,7 +154,7 @@ type pqFile struct {
 	tmp     string
 	f       *os.File
 	bw      *bufio.Writer
-	w       *parquet.Writer
+	w       tableWriter
 	journal *os.File
 	jw      *bufio.Writer
 	rows    int
@@ -142,24 +166,45 @@ type pqFile struct {
 	restoring bool
 }
 
-func pqParseSink(cfg flow.Config) (*parquetSink, error) {
+// parseTableSink reads the config of the parquet or arrow sink (typ).
+func parseTableSink(cfg flow.Config, typ string) (*tableSink, error) {
 	var errs []error
-	s := &parquetSink{
+	s := &tableSink{
+		typ:    typ,
+		ext:    "parquet",
 		dir:    ioCfgString(cfg, "path", ""),
 		prefix: ioCfgString(cfg, "file_prefix", "part"),
 		codec:  ioCfgString(cfg, "compression", "snappy"),
 		resume: -1,
+	}
+	groupKey := "row_group_rows"
+	if typ == "arrow" {
+		s.ext, groupKey = "arrow", "batch_rows"
+		s.codec = ioCfgString(cfg, "compression", "none")
+		switch f := ioCfgString(cfg, "arrow_format", "file"); f {
+		case "file":
+		case "stream":
+			s.ext = "arrows"
+		default:
+			errs = append(errs, ioFieldErr("arrow_format", fmt.Sprintf("unknown format %q", f), "use file (.arrow, with a footer for random access) or stream (.arrows)"))
+		}
+		switch s.codec {
+		case "lz4", "zstd", "none":
+		default:
+			errs = append(errs, ioFieldErr("compression", fmt.Sprintf("unknown codec %q", s.codec), "Arrow IPC knows lz4 and zstd; use lz4, zstd or none"))
+		}
+	} else {
+		switch s.codec {
+		case "snappy", "zstd", "gzip", "none":
+		default:
+			errs = append(errs, ioFieldErr("compression", fmt.Sprintf("unknown codec %q", s.codec), "use snappy, zstd, gzip or none"))
+		}
 	}
 	if s.dir == "" {
 		errs = append(errs, ioFieldErr("path", "is required", "name the directory to write the files to, e.g. path: out/events"))
 	}
 	if strings.ContainsAny(s.prefix, `/\`) || strings.HasPrefix(s.prefix, ".") {
 		errs = append(errs, ioFieldErr("file_prefix", fmt.Sprintf("%q is not a plain file name prefix", s.prefix), "use letters, digits, - and _, e.g. part"))
-	}
-	switch s.codec {
-	case "snappy", "zstd", "gzip", "none":
-	default:
-		errs = append(errs, ioFieldErr("compression", fmt.Sprintf("unknown codec %q", s.codec), "use snappy, zstd, gzip or none"))
 	}
 	switch u := ioCfgString(cfg, "unknown_fields", "dead_letter"); u {
 	case "dead_letter", "drop":
@@ -171,7 +216,7 @@ func pqParseSink(cfg flow.Config) (*parquetSink, error) {
 		key string
 		def int
 		dst *int
-	}{{"row_group_rows", 10000, &s.rgRows}, {"max_rows", 1000000, &s.maxRows}}
+	}{{groupKey, 10000, &s.rgRows}, {"max_rows", 1000000, &s.maxRows}}
 	for _, f := range ints {
 		v, err := cfgInt(cfg, f.key, f.def)
 		if err == nil && v < 1 {
@@ -227,18 +272,26 @@ func pqParseSink(cfg flow.Config) (*parquetSink, error) {
 // ---------------------------------------------------------------------------
 // Lifecycle.
 
-// OutputKey implements flow.CheckpointSink.
-func (s *parquetSink) OutputKey() string { return filepath.Join(s.dir, s.prefix) }
+// OutputKey implements flow.CheckpointSink. The Parquet key is the one
+// earlier versions committed; the Arrow keys name the extension, so that
+// switching a directory's format does not resume from the other format's
+// position.
+func (s *tableSink) OutputKey() string {
+	if s.ext == "parquet" {
+		return filepath.Join(s.dir, s.prefix)
+	}
+	return filepath.Join(s.dir, s.prefix) + "." + s.ext
+}
 
 // Position implements flow.CheckpointSink: rows in the output.
-func (s *parquetSink) Position() int64 { return s.pos.Load() }
+func (s *tableSink) Position() int64 { return s.pos.Load() }
 
 // Replayed implements flow.ReplayCounter: events sent again that a
 // finished file already held, so were skipped.
-func (s *parquetSink) Replayed() int64 { return s.replayed.Load() }
+func (s *tableSink) Replayed() int64 { return s.replayed.Load() }
 
 // Resume implements flow.CheckpointSink.
-func (s *parquetSink) Resume(pos int64, keepTail bool) error {
+func (s *tableSink) Resume(pos int64, keepTail bool) error {
 	if pos < 0 {
 		return fmt.Errorf("sink %q: negative checkpoint %d", s.name, pos)
 	}
@@ -246,19 +299,38 @@ func (s *parquetSink) Resume(pos int64, keepTail bool) error {
 	return nil
 }
 
-func (s *parquetSink) finalName(seq int) string {
-	return filepath.Join(s.dir, fmt.Sprintf("%s-%06d.parquet", s.prefix, seq))
+func (s *tableSink) finalName(seq int) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%s-%06d.%s", s.prefix, seq, s.ext))
 }
-func (s *parquetSink) tmpName(seq int) string {
-	return filepath.Join(s.dir, fmt.Sprintf(".%s-%06d.parquet.tmp", s.prefix, seq))
+func (s *tableSink) tmpName(seq int) string {
+	return filepath.Join(s.dir, fmt.Sprintf(".%s-%06d.%s.tmp", s.prefix, seq, s.ext))
 }
-func (s *parquetSink) journalName(seq int) string {
-	return filepath.Join(s.dir, fmt.Sprintf(".%s-%06d.journal", s.prefix, seq))
+func (s *tableSink) journalName(seq int) string {
+	return filepath.Join(s.dir, fmt.Sprintf(".%s-%06d%s", s.prefix, seq, s.journalSuffix()))
+}
+
+// journalSuffix ends a journal's name: .journal for Parquet (as before
+// the arrow sink existed), .arrow.journal or .arrows.journal for Arrow, so
+// that sinks of both formats with one prefix in one directory never share
+// a journal.
+func (s *tableSink) journalSuffix() string {
+	if s.ext == "parquet" {
+		return ".journal"
+	}
+	return "." + s.ext + ".journal"
+}
+
+// kind names the file format in messages.
+func (s *tableSink) kind() string {
+	if s.ext == "parquet" {
+		return "Parquet"
+	}
+	return "Arrow IPC"
 }
 
 // Open scans the directory, recovers from an earlier run and starts the
 // roll timer.
-func (s *parquetSink) Open(context.Context) error {
+func (s *tableSink) Open(context.Context) error {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return fmt.Errorf("sink %q: create directory %s: %w — check that the path is writable", s.name, s.dir, err)
 	}
@@ -272,7 +344,7 @@ func (s *parquetSink) Open(context.Context) error {
 
 // rollTimer finishes the file being written once it is max_age old, so
 // rows that stop coming still end up in a readable file.
-func (s *parquetSink) rollTimer() {
+func (s *tableSink) rollTimer() {
 	defer close(s.done)
 	tick := max(min(s.maxAge/4, time.Second), 10*time.Millisecond)
 	t := time.NewTicker(tick)
@@ -285,7 +357,7 @@ func (s *parquetSink) rollTimer() {
 			s.mu.Lock()
 			if s.cur != nil && time.Since(s.cur.opened) >= s.maxAge {
 				if err := s.finish(); err != nil {
-					s.log.Error("finishing a Parquet file failed; the next write reports it", "error", err)
+					s.log.Error("finishing a "+s.kind()+" file failed; the next write reports it", "error", err)
 				}
 			}
 			s.mu.Unlock()
@@ -296,7 +368,7 @@ func (s *parquetSink) rollTimer() {
 // Sync implements flow.CheckpointSink: the journal of the file being
 // written is flushed and fsynced (finished files were synced when they
 // were finished).
-func (s *parquetSink) Sync(context.Context) error {
+func (s *tableSink) Sync(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cur == nil {
@@ -313,7 +385,7 @@ func (s *parquetSink) Sync(context.Context) error {
 
 // Close finishes the file being written. It is safe after a failed Open
 // and when called twice.
-func (s *parquetSink) Close(context.Context) error {
+func (s *tableSink) Close(context.Context) error {
 	if s.stop != nil {
 		close(s.stop)
 		<-s.done
@@ -333,7 +405,7 @@ func (s *parquetSink) Close(context.Context) error {
 
 // Write converts and writes the batch. Events that do not fit the schema
 // are returned in a *flow.BatchError, for the dead-letter sink.
-func (s *parquetSink) Write(_ context.Context, batch []*flow.Event) error {
+func (s *tableSink) Write(_ context.Context, batch []*flow.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -343,7 +415,7 @@ func (s *parquetSink) Write(_ context.Context, batch []*flow.Event) error {
 		if err := s.setSchema(pqInfer(batch, s.attrs)); err != nil {
 			return fmt.Errorf("sink %q: %w", s.name, err)
 		}
-		s.log.Info("Parquet schema inferred from the first batch", "columns", pqDescribe(s.cols))
+		s.log.Info(s.kind()+" schema inferred from the first batch", "columns", pqDescribe(s.cols))
 	}
 	var failed map[int]error
 	for i, e := range batch {
@@ -374,7 +446,7 @@ func (s *parquetSink) Write(_ context.Context, batch []*flow.Event) error {
 
 // writeRow appends a converted row (s.row, s.jline) to the current file,
 // starting one if needed, and finishes it when it is full.
-func (s *parquetSink) writeRow(row parquet.Row) error {
+func (s *tableSink) writeRow(row parquet.Row) error {
 	if s.cur == nil {
 		if err := s.start(s.pos.Load(), false); err != nil {
 			return err
@@ -386,7 +458,7 @@ func (s *parquetSink) writeRow(row parquet.Row) error {
 			return fmt.Errorf("write journal %s: %w", s.journalName(c.seq), err)
 		}
 	}
-	if _, err := c.w.WriteRows([]parquet.Row{row}); err != nil {
+	if err := c.w.WriteRow(row); err != nil {
 		return fmt.Errorf("write %s: %w", c.tmp, err)
 	}
 	c.rows++
@@ -394,7 +466,7 @@ func (s *parquetSink) writeRow(row parquet.Row) error {
 	c.bytes += int64(len(s.jline))
 	s.pos.Add(1)
 	if c.inGroup >= s.rgRows {
-		if err := c.w.Flush(); err != nil {
+		if err := c.w.EndGroup(); err != nil {
 			return fmt.Errorf("write %s: %w", c.tmp, err)
 		}
 		c.inGroup = 0
@@ -405,7 +477,7 @@ func (s *parquetSink) writeRow(row parquet.Row) error {
 	return nil
 }
 
-func (s *parquetSink) writerOptions() []parquet.WriterOption {
+func (s *tableSink) writerOptions() []parquet.WriterOption {
 	opts := []parquet.WriterOption{s.schema, parquet.KeyValueMetadata(pqSchemaKey, pqEncodeSchema(s.cols)), parquet.CreatedBy("flowctl", "", "")}
 	switch s.codec {
 	case "snappy":
@@ -421,7 +493,7 @@ func (s *parquetSink) writerOptions() []parquet.WriterOption {
 // start creates the temporary file and the journal of file s.seq; the
 // journal's first line records the position of its first row and the
 // schema. Restoring, the journal exists and is appended to.
-func (s *parquetSink) start(first int64, restoring bool) error {
+func (s *tableSink) start(first int64, restoring bool) error {
 	c := &pqFile{seq: s.seq, tmp: s.tmpName(s.seq), opened: time.Now(), restoring: restoring}
 	f, err := os.OpenFile(c.tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -439,7 +511,13 @@ func (s *parquetSink) start(first int64, restoring bool) error {
 	c.f, c.journal = f, j
 	c.bw = bufio.NewWriterSize(f, 256<<10)
 	c.jw = bufio.NewWriterSize(j, 64<<10)
-	c.w = parquet.NewWriter(c.bw, s.writerOptions()...)
+	if s.ext == "parquet" {
+		c.w = &pqWriter{w: parquet.NewWriter(c.bw, s.writerOptions()...)}
+	} else if c.w, err = s.newArrowWriter(c.bw); err != nil {
+		f.Close()
+		j.Close()
+		return fmt.Errorf("create %s: %w", c.tmp, err)
+	}
 	if !restoring {
 		line, _ := jsonMarshalLine(pqJournalHeader{Start: first, Columns: s.cols})
 		if _, err := c.jw.Write(line); err != nil {
@@ -454,7 +532,7 @@ func (s *parquetSink) start(first int64, restoring bool) error {
 
 // finish writes the footer of the current file, fsyncs it, renames it
 // into place, fsyncs the directory and removes the journal.
-func (s *parquetSink) finish() error {
+func (s *tableSink) finish() error {
 	c := s.cur
 	if c == nil {
 		return nil
@@ -492,7 +570,7 @@ func (s *parquetSink) finish() error {
 
 // setSchema fixes the columns (sorted by name, as Parquet orders a
 // group's fields) and builds the Parquet schema.
-func (s *parquetSink) setSchema(cols []pqColumn) error {
+func (s *tableSink) setSchema(cols []pqColumn) error {
 	cols = slices.Clone(cols)
 	slices.SortFunc(cols, func(a, b pqColumn) int { return strings.Compare(a.Name, b.Name) })
 	g := parquet.Group{}
@@ -519,6 +597,31 @@ func (s *parquetSink) setSchema(cols []pqColumn) error {
 	return nil
 }
 
+// tableWriter turns a file's rows into bytes.
+type tableWriter interface {
+	// WriteRow adds a row (one value per column, in column order).
+	WriteRow(parquet.Row) error
+	// EndGroup ends the row group (Parquet) or record batch (Arrow) of
+	// the rows written since the last one.
+	EndGroup() error
+	// Close ends the last group and writes the footer.
+	Close() error
+}
+
+// pqWriter is the Parquet tableWriter.
+type pqWriter struct {
+	w   *parquet.Writer
+	one [1]parquet.Row
+}
+
+func (p *pqWriter) WriteRow(row parquet.Row) error {
+	p.one[0] = row
+	_, err := p.w.WriteRows(p.one[:])
+	return err
+}
+func (p *pqWriter) EndGroup() error { return p.w.Flush() }
+func (p *pqWriter) Close() error    { return p.w.Close() }
+
 // pqRowError is an event that does not fit the schema: trying again
 // cannot help, so the engine applies on_error's final step at once
 // (dead_letter, drop or stop; see flow.ErrPermanent).
@@ -529,9 +632,10 @@ func (e pqRowError) Unwrap() error        { return e.err }
 func (e pqRowError) Is(target error) bool { return target == flow.ErrPermanent }
 
 var (
-	_ flow.Sink           = (*parquetSink)(nil)
-	_ flow.Opener         = (*parquetSink)(nil)
-	_ flow.Closer         = (*parquetSink)(nil)
-	_ flow.CheckpointSink = (*parquetSink)(nil)
-	_ flow.ReplayCounter  = (*parquetSink)(nil)
+	_ flow.Sink           = (*tableSink)(nil)
+	_ flow.Opener         = (*tableSink)(nil)
+	_ flow.Closer         = (*tableSink)(nil)
+	_ flow.CheckpointSink = (*tableSink)(nil)
+	_ flow.ReplayCounter  = (*tableSink)(nil)
+	_ tableWriter         = (*pqWriter)(nil)
 )

@@ -20,7 +20,8 @@ import (
 	"github.com/flowctl/flowctl/internal/flow"
 )
 
-// The Parquet sink's schema, row conversion, journal and recovery.
+// The parquet and arrow sinks' schema, row conversion, journal and
+// recovery.
 
 // pqSchemaKey is the key-value metadata entry of every file that holds
 // the flowctl schema, so a later run of an inferred schema goes on with
@@ -209,10 +210,10 @@ func jsonMarshalLine(v any) ([]byte, error) {
 
 // convert turns e into s.row and its journal line s.jline. An error says
 // why the event does not fit the schema.
-func (s *parquetSink) convert(e *flow.Event) (parquet.Row, error) {
+func (s *tableSink) convert(e *flow.Event) (parquet.Row, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(e.Data, &m); err != nil || m == nil {
-		return nil, fmt.Errorf("data is not a JSON object (the parquet sink writes one row per object): %.80q", e.Data)
+		return nil, fmt.Errorf("data is not a JSON object (the %s sink writes one row per object): %.80q", s.typ, e.Data)
 	}
 	for k := range m {
 		if i, ok := s.byName[k]; !ok || s.cols[i].Attr != "" {
@@ -359,7 +360,7 @@ func pqDataValue(c pqColumn, raw json.RawMessage, j []byte) (parquet.Value, bool
 }
 
 // rowFromJournal rebuilds a row from a journal line.
-func (s *parquetSink) rowFromJournal(line []byte) (parquet.Row, error) {
+func (s *tableSink) rowFromJournal(line []byte) (parquet.Row, error) {
 	d := json.NewDecoder(bytes.NewReader(line))
 	d.UseNumber()
 	var vals []any
@@ -422,9 +423,10 @@ func (s *parquetSink) rowFromJournal(line []byte) (parquet.Row, error) {
 // ---------------------------------------------------------------------------
 // Recovery.
 
-// pqName parses PREFIX-NNNNNN.parquet, .PREFIX-NNNNNN.parquet.tmp and
-// .PREFIX-NNNNNN.journal; kind is 'f', 't' or 'j'.
-func (s *parquetSink) pqName(name string) (seq int, kind byte) {
+// pqName parses PREFIX-NNNNNN.EXT, .PREFIX-NNNNNN.EXT.tmp and the
+// journal .PREFIX-NNNNNN.journal (see journalSuffix); kind is 'f', 't' or
+// 'j'.
+func (s *tableSink) pqName(name string) (seq int, kind byte) {
 	rest, ok := strings.CutPrefix(name, s.prefix+"-")
 	kind = 'f'
 	if !ok {
@@ -436,11 +438,11 @@ func (s *parquetSink) pqName(name string) (seq int, kind byte) {
 	var num string
 	switch {
 	case kind == 'f':
-		num, ok = strings.CutSuffix(rest, ".parquet")
+		num, ok = strings.CutSuffix(rest, "."+s.ext)
 	default:
-		if num, ok = strings.CutSuffix(rest, ".parquet.tmp"); ok {
+		if num, ok = strings.CutSuffix(rest, "."+s.ext+".tmp"); ok {
 			kind = 't'
-		} else if num, ok = strings.CutSuffix(rest, ".journal"); ok {
+		} else if num, ok = strings.CutSuffix(rest, s.journalSuffix()); ok {
 			kind = 'j'
 		}
 	}
@@ -458,7 +460,7 @@ func (s *parquetSink) pqName(name string) (seq int, kind byte) {
 // removes unfinished temporary files (their rows are in the journal),
 // rebuilds the unfinished file from its journal up to the committed
 // position and sets what to skip of the replayed events.
-func (s *parquetSink) recover() error {
+func (s *tableSink) recover() error {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return err
@@ -474,7 +476,7 @@ func (s *parquetSink) recover() error {
 		switch kind {
 		case 'f':
 			finished[seq] = true
-			n, sch, err := pqFooter(s.finalName(seq))
+			n, sch, err := s.finishedRows(s.finalName(seq))
 			if err != nil {
 				return fmt.Errorf("finished file %s is unreadable: %w — move it out of %s", s.finalName(seq), err, s.dir)
 			}
@@ -491,7 +493,7 @@ func (s *parquetSink) recover() error {
 	s.seq = last + 1
 	for _, t := range tmps {
 		// An unfinished file has no footer; its rows are in its journal.
-		s.log.Info("removing an unfinished Parquet file of an earlier run (its rows are in its journal, or were never acknowledged)", "path", t)
+		s.log.Info("removing an unfinished "+s.kind()+" file of an earlier run (its rows are in its journal, or were never acknowledged)", "path", t)
 		if err := os.Remove(t); err != nil {
 			return err
 		}
@@ -554,7 +556,7 @@ func (s *parquetSink) recover() error {
 		if err := s.setSchema(cols); err != nil {
 			return err
 		}
-		s.log.Info("Parquet schema taken from the last file", "path", s.finalName(last), "columns", pqDescribe(s.cols))
+		s.log.Info(s.kind()+" schema taken from the last file", "path", s.finalName(last), "columns", pqDescribe(s.cols))
 	}
 	s.pos.Store(rows)
 	if s.resume < 0 {
@@ -587,7 +589,7 @@ func (s *parquetSink) recover() error {
 
 // restore cuts the journal after the kept rows and writes them to a new
 // temporary file; the journal goes on being appended to.
-func (s *parquetSink) restore(hdr pqJournalHeader, lines [][]byte, keepBytes int64) error {
+func (s *tableSink) restore(hdr pqJournalHeader, lines [][]byte, keepBytes int64) error {
 	name := s.journalName(s.seq)
 	first, err := pqJournalHeaderLen(name)
 	if err != nil {
@@ -615,7 +617,7 @@ func (s *parquetSink) restore(hdr pqJournalHeader, lines [][]byte, keepBytes int
 	if s.cur != nil {
 		s.cur.restoring = false
 	}
-	s.log.Info("rebuilt the unfinished Parquet file from its journal", "rows", len(lines))
+	s.log.Info("rebuilt the unfinished "+s.kind()+" file from its journal", "rows", len(lines))
 	return nil
 }
 
@@ -667,7 +669,15 @@ func pqReadJournal(name string) (pqJournalHeader, [][]byte, error) {
 	}
 }
 
-// pqFooter returns a finished file's row count and flowctl schema.
+// finishedRows returns a finished file's row count and flowctl schema.
+func (s *tableSink) finishedRows(name string) (int64, string, error) {
+	if s.ext == "parquet" {
+		return pqFooter(name)
+	}
+	return arrowRows(name, s.ext == "arrows")
+}
+
+// pqFooter returns a finished Parquet file's row count and flowctl schema.
 func pqFooter(name string) (int64, string, error) {
 	f, err := os.Open(name)
 	if err != nil {

@@ -18,10 +18,10 @@ import (
 	"github.com/flowctl/flowctl/internal/flow"
 )
 
-func pqNewSink(t *testing.T, dir string, cfg flow.Config) *parquetSink {
+func pqNewSink(t *testing.T, dir string, cfg flow.Config) *tableSink {
 	t.Helper()
 	cfg["path"] = dir
-	s, err := pqParseSink(cfg)
+	s, err := parseTableSink(cfg, "parquet")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestParquetSinkConfigErrors(t *testing.T) {
 		{flow.Config{"path": "d", "file_prefix": "a/b"}, "file_prefix"},
 	}
 	for _, tt := range tests {
-		_, err := pqParseSink(tt.cfg)
+		_, err := parseTableSink(tt.cfg, "parquet")
 		if err == nil || !strings.Contains(err.Error(), tt.errHas) {
 			t.Errorf("%v: err = %v, want %q", tt.cfg, err, tt.errHas)
 		}
@@ -387,5 +387,31 @@ func TestParquetSinkNextRun(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, ".*"))
 	if len(left) > 0 {
 		t.Fatalf("leftovers not removed: %v", left)
+	}
+}
+
+// BenchmarkParquetSinkWrite measures the write path (conversion, journal,
+// Parquet writer) of batches of 256 events, files rolled every 100,000 rows.
+func BenchmarkParquetSinkWrite(b *testing.B) {
+	s, err := parseTableSink(flow.Config{"path": b.TempDir(), "max_rows": 100000}, "parquet")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.name, s.log = "pq", slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+	if err := s.Open(ctx); err != nil {
+		b.Fatal(err)
+	}
+	batch := pqEvents(0, 256, pqStdData)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := s.Write(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if err := s.Close(ctx); err != nil {
+		b.Fatal(err)
 	}
 }

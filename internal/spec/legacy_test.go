@@ -106,7 +106,7 @@ func TestLegacyMistakes(t *testing.T) {
 		{"version not a single value", "version: [1, 2]\nsource: {type: generate, params: {count: 1, data: {}}}\nsink: {type: stdout}\n",
 			[]string{"p.yaml:1:10: version must be a single value, got a list"}},
 		{"no sink", "source: {type: generate, params: {count: 1, data: {}}}\n",
-			[]string{"p.yaml:1:1: warning: the pipeline has no sink: its events are not written anywhere — add `sink: {type: NAME, params: {...}}` naming a built-in sink (drop, duckdb, file, http, kafka, nats, parquet, postgres, sqlite, stdout)"}},
+			[]string{"p.yaml:1:1: warning: the pipeline has no sink: its events are not written anywhere — add `sink: {type: NAME, params: {...}}` naming a built-in sink (arrow, drop, duckdb, file, http, kafka, nats, parquet, postgres, sqlite, stdout)"}},
 		{"source is a list", "source: [generate]\nprocessors: [{name: f, plugin: filter, params: {expr: 'true'}}]\nsink: {type: stdout}\n",
 			[]string{"p.yaml:1:9: source must be a mapping, got a list — write it as `key: value` lines"}},
 		{"source without type", "source: {params: {count: 1}}\nsink: {type: stdout}\n",

@@ -308,6 +308,7 @@ var localFileFields = map[string]string{
 	"sink.file":      "path",
 	"sink.sqlite":    "path",
 	"sink.parquet":   "path", // a directory: its parent is mounted
+	"sink.arrow":     "path", // a directory, as for parquet
 	"processor.wasm": "module",
 }
 
