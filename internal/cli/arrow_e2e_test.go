@@ -1,3 +1,5 @@
+//go:build arrow
+
 package cli
 
 import (

@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"github.com/flowctl/flowctl/internal/components"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,7 +39,7 @@ sinks:
 		t.Fatalf("validate said:\n%s\nwant %s:8:COL: ... %s", out, pf, want)
 	}
 	out, err = exec.Command(bin, "version").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "\noptional: none (build with CGO_ENABLED=1 go build -tags duckdb ./cmd/flowctl for DuckDB)\n") {
+	if err != nil || !strings.Contains(string(out), "\noptional: none ("+components.OptionalHint+")\n") {
 		t.Fatalf("version: %v\n%s", err, out)
 	}
 }

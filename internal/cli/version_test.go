@@ -13,8 +13,9 @@ func TestVersionOptionalParts(t *testing.T) {
 		parts []string
 		want  string
 	}{
-		{nil, "optional: none (build with CGO_ENABLED=1 go build -tags duckdb ./cmd/flowctl for DuckDB)"},
+		{nil, "optional: none (build with go build -tags arrow ./cmd/flowctl for Arrow IPC output, CGO_ENABLED=1 go build -tags duckdb ./cmd/flowctl for DuckDB, -tags arrow,duckdb for both)"},
 		{[]string{"duckdb"}, "optional: duckdb"},
+		{[]string{"arrow", "duckdb"}, "optional: arrow, duckdb"},
 	} {
 		if got := optionalLine(tt.parts); got != tt.want {
 			t.Errorf("optionalLine(%q) = %q, want %q", tt.parts, got, tt.want)

@@ -1,3 +1,5 @@
+//go:build arrow
+
 package components
 
 import (

@@ -25,7 +25,7 @@ var optionalParts []string
 func OptionalParts() []string { return slices.Sorted(slices.Values(optionalParts)) }
 
 // OptionalHint says how to build a binary with every optional part.
-const OptionalHint = "build with CGO_ENABLED=1 go build -tags duckdb ./cmd/flowctl for DuckDB"
+const OptionalHint = "build with go build -tags arrow ./cmd/flowctl for Arrow IPC output, CGO_ENABLED=1 go build -tags duckdb ./cmd/flowctl for DuckDB, -tags arrow,duckdb for both"
 
 // errNoDuckDB is what a binary built without the duckdb tag says when a
 // pipeline uses the duckdb sink.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"text/template"
@@ -102,6 +103,12 @@ func TestTranslateNomadGoldensDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The goldens of examples that need an optional part this build
+	// lacks are checked by the build that has it.
+	files = slices.DeleteFunc(files, func(f string) bool {
+		part := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "example-"), ".nomad.json")
+		return (part == "duckdb" || part == "arrow") && !slices.Contains(components.OptionalParts(), part)
+	})
 	if len(files) != len(goldenCases(t)) {
 		t.Fatalf("%d golden job files for %d cases", len(files), len(goldenCases(t)))
 	}

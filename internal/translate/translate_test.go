@@ -44,8 +44,8 @@ func goldenCases(t *testing.T) []goldenCase {
 			if strings.HasSuffix(f, "_test.yaml") {
 				continue // a pipeline test (flowctl test), not a pipeline
 			}
-			if filepath.Base(f) == "duckdb.yaml" && !slices.Contains(components.OptionalParts(), "duckdb") {
-				continue // needs a flowctl built with -tags duckdb to validate
+			if part := strings.TrimSuffix(filepath.Base(f), ".yaml"); (part == "duckdb" || part == "arrow") && !slices.Contains(components.OptionalParts(), part) {
+				continue // needs a flowctl built with -tags PART to validate
 			}
 			out = append(out, goldenCase{name: name(f), file: filepath.ToSlash(f)})
 		}
