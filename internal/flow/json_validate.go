@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"strconv"
@@ -152,12 +153,36 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
-// checkString validates the string at p.pos (on the opening quote).
+// plainWord reports whether the eight bytes of x (in any byte order) are
+// all plainByte: none below 0x20, none non-ASCII, no quote, no backslash.
+// Each test is the classic "has a byte less than n" bit trick (Hacker's
+// Delight 6-1), exact when no byte has its top bit set, which the last
+// term excludes.
+func plainWord(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (ones * '"')
+	b := x ^ (ones * '\\')
+	return ((x-ones*0x20)|(q-ones)|(b-ones)|x)&highs == 0
+}
+
+// checkString validates the string at p.pos (on the opening quote). It
+// sets p.escaped when the string holds an escape (it never clears it).
 func (p *jsonParser) checkString() error {
 	i := p.pos + 1
-	// Most bytes of most strings are plain: skip them with one test each.
-	for i < len(p.data) && plainByte[p.data[i]] {
+	// Most bytes of most strings are plain: skip eight at a time while
+	// none of them is a control character, a quote, a backslash or
+	// non-ASCII, then one test each (on a local copy of the slice, which
+	// the compiler keeps in registers).
+	data := p.data
+	for i+8 <= len(data) && plainWord(binary.LittleEndian.Uint64(data[i:])) {
+		i += 8
+	}
+	for i < len(data) && plainByte[data[i]] {
 		i++
+	}
+	if i < len(data) && data[i] == '"' {
+		p.pos = i + 1
+		return nil
 	}
 	for i < len(p.data) {
 		c := p.data[i]
@@ -169,6 +194,7 @@ func (p *jsonParser) checkString() error {
 			p.pos = i
 			return p.errorf("control character %#02x in string", c)
 		case c == '\\':
+			p.escaped = true
 			if i+1 >= len(p.data) {
 				p.pos = len(p.data)
 				return p.unexpected("string escape")

@@ -1,10 +1,8 @@
 package flow
 
 import (
-	"bytes"
 	"math"
 	"strconv"
-	"strings"
 	"unsafe"
 )
 
@@ -92,20 +90,34 @@ func (m *MemberIndex) Len() int { return int(m.n) }
 // escapes), where the member starts (the key's quote), where its value
 // starts and where the value ends.
 func (m *MemberIndex) Member(data []byte, k int) (key []byte, start, value, end int) {
-	start = int(m.keys[k])
-	n := bytes.IndexByte(data[start+1:], '"')
-	return data[start+1 : start+1+n], start, int(m.vals[k]), int(m.ends[k])
+	start, value = int(m.keys[k]), int(m.vals[k])
+	// The key's closing quote is the last one before the colon that
+	// precedes the value (only white space between them); the key has no
+	// escapes, so no quote inside it.
+	q := value - 1
+	for data[q] != ':' {
+		q--
+	}
+	for q--; data[q] != '"'; q-- {
+	}
+	return data[start+1 : q], start, value, int(m.ends[k])
 }
 
 // Find returns where the value of key starts, the last one if the key is
 // repeated (as the parser keeps it).
 func (m *MemberIndex) Find(data []byte, key string) (int, bool) {
-	if strings.ContainsAny(key, `"\\`) {
-		return 0, false // written with escapes, so not in an indexed object
-	}
 	for k := int(m.n) - 1; k >= 0; k-- {
 		ks := int(m.keys[k]) + 1
 		if ke := ks + len(key); ke < len(data) && data[ke] == '"' && string(data[ks:ke]) == key {
+			// A key holding a quote or a backslash could match bytes
+			// running past an indexed key's end; it is written with
+			// escapes, so it is in no indexed object. Checked only on a
+			// match, by hand: strings.ContainsAny costs a call per byte.
+			for j := 0; j < len(key); j++ {
+				if key[j] == '"' || key[j] == '\\' {
+					return 0, false
+				}
+			}
 			return int(m.vals[k]), true
 		}
 	}
@@ -132,10 +144,11 @@ func validateIndexed(data []byte) (*MemberIndex, bool) {
 				return nil, false
 			}
 			key := p.pos
+			p.escaped = false
 			if p.checkString() != nil {
 				return nil, false
 			}
-			if idx != nil && (int(idx.n) == maxIndexed || bytes.IndexByte(data[key:p.pos], '\\') >= 0) {
+			if idx != nil && (int(idx.n) == maxIndexed || p.escaped) {
 				idx = nil
 			}
 			p.skipSpace()

@@ -172,6 +172,7 @@ func TestMemberIndex(t *testing.T) {
 		{` { "a" : [1, {"b": 2}] ,
 "b" :	true } `, true, 2},
 		{`{}`, true, 0},
+		{`{"a:b" :1,"c"	:  "d:e\"","f":{"g:":"h"}}`, true, 3},
 		{`{"a":1,"a":{"c":[]}}`, true, 2},
 		{`{"\u0061":1}`, false, 0},
 		{`{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10}`, true, 10},
@@ -209,6 +210,29 @@ func TestMemberIndex(t *testing.T) {
 	}
 	for _, tc := range strictCases {
 		checkIndex(t, []byte(tc.in))
+	}
+}
+
+// TestPlainWord checks the eight-bytes-at-a-time test of checkString
+// against the byte table: every byte value in every position of a word of
+// otherwise plain bytes.
+func TestPlainWord(t *testing.T) {
+	for pos := range 8 {
+		for c := range 256 {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			x := uint64(0)
+			for i := 7; i >= 0; i-- {
+				x = x<<8 | uint64(w[i])
+			}
+			want := true
+			for _, b := range w {
+				want = want && plainByte[b]
+			}
+			if got := plainWord(x); got != want {
+				t.Fatalf("plainWord(%q) = %v, want %v", w, got, want)
+			}
+		}
 	}
 }
 
