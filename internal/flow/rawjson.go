@@ -127,13 +127,26 @@ func (m *MemberIndex) Find(data []byte, key string) (int, bool) {
 // validateIndexed is ValidateJSON(data) == nil, and the index of the
 // members when data is an object it can index, in one pass.
 func validateIndexed(data []byte) (*MemberIndex, bool) {
+	idx := &MemberIndex{}
+	indexed, ok := validateInto(data, idx)
+	if !indexed {
+		idx = nil
+	}
+	return idx, ok
+}
+
+// validateInto is validateIndexed writing the index into *idx (which it
+// leaves in an unspecified state when indexed is false), so that a caller
+// checking many events can allocate their indices together.
+func validateInto(data []byte, idx *MemberIndex) (indexed, ok bool) {
 	p := jsonParser{data: data}
 	p.skipSpace()
 	if p.pos >= len(data) || data[p.pos] != '{' || len(data) > math.MaxUint16 {
-		return nil, ValidateJSON(data) == nil
+		return false, ValidateJSON(data) == nil
 	}
 	// check's object case, recording the members.
-	idx := &MemberIndex{}
+	idx.n = 0
+	indexed = true
 	p.pos++
 	p.skipSpace()
 	if p.pos < len(data) && data[p.pos] == '}' {
@@ -141,40 +154,40 @@ func validateIndexed(data []byte) (*MemberIndex, bool) {
 	} else {
 		for {
 			if p.pos >= len(data) || data[p.pos] != '"' {
-				return nil, false
+				return false, false
 			}
 			key := p.pos
 			p.escaped = false
 			if p.checkString() != nil {
-				return nil, false
+				return false, false
 			}
-			if idx != nil && (int(idx.n) == maxIndexed || p.escaped) {
-				idx = nil
+			if indexed && (int(idx.n) == maxIndexed || p.escaped) {
+				indexed = false
 			}
 			p.skipSpace()
 			if p.pos >= len(data) || data[p.pos] != ':' {
-				return nil, false
+				return false, false
 			}
 			p.pos++
 			p.skipSpace()
 			val := p.pos
 			if p.check(1) != nil {
-				return nil, false
+				return false, false
 			}
-			if idx != nil {
+			if indexed {
 				idx.keys[idx.n], idx.vals[idx.n], idx.ends[idx.n] = uint16(key), uint16(val), uint16(p.pos)
 				idx.n++
 			}
 			p.skipSpace()
 			if p.pos >= len(data) {
-				return nil, false
+				return false, false
 			}
 			if data[p.pos] == '}' {
 				p.pos++
 				break
 			}
 			if data[p.pos] != ',' {
-				return nil, false
+				return false, false
 			}
 			p.pos++
 			p.skipSpace()
@@ -182,9 +195,9 @@ func validateIndexed(data []byte) (*MemberIndex, bool) {
 	}
 	p.skipSpace()
 	if p.pos != len(data) {
-		return nil, false
+		return false, false
 	}
-	return idx, true
+	return indexed, true
 }
 
 // SkipJSONSpace returns the index of the first byte at or after i that is
