@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -153,28 +154,34 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
-// plainWord reports whether the eight bytes of x (in any byte order) are
-// all plainByte: none below 0x20, none non-ASCII, no quote, no backslash.
-// Each test is the classic "has a byte less than n" bit trick (Hacker's
-// Delight 6-1), exact when no byte has its top bit set, which the last
-// term excludes.
-func plainWord(x uint64) bool {
+// nonPlain returns, for eight bytes of data loaded little-endian (the
+// first byte lowest), a mask whose lowest set bit is the top bit of the
+// first byte that is not plainByte (below 0x20, non-ASCII, a quote or a
+// backslash), or 0 when all eight are plain. Each term is the classic
+// "has a byte less than n" bit trick (Hacker's Delight 6-1); a borrow
+// can only mark bytes above a byte truly marked, so the lowest mark is
+// exact.
+func nonPlain(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	q := x ^ (ones * '"')
 	b := x ^ (ones * '\\')
-	return ((x-ones*0x20)|(q-ones)|(b-ones)|x)&highs == 0
+	return ((x - ones*0x20) | (q - ones) | (b - ones) | x) & highs
 }
 
 // checkString validates the string at p.pos (on the opening quote). It
 // sets p.escaped when the string holds an escape (it never clears it).
 func (p *jsonParser) checkString() error {
 	i := p.pos + 1
-	// Most bytes of most strings are plain: skip eight at a time while
-	// none of them is a control character, a quote, a backslash or
-	// non-ASCII, then one test each (on a local copy of the slice, which
-	// the compiler keeps in registers).
+	// Most bytes of most strings are plain: skip them eight at a time up
+	// to the first that is not (a control character, a quote, a
+	// backslash or non-ASCII), one at a time in the last few bytes of
+	// the data.
 	data := p.data
-	for i+8 <= len(data) && plainWord(binary.LittleEndian.Uint64(data[i:])) {
+	for i+8 <= len(data) {
+		if m := nonPlain(binary.LittleEndian.Uint64(data[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			break
+		}
 		i += 8
 	}
 	for i < len(data) && plainByte[data[i]] {

@@ -1,7 +1,9 @@
 package flow
 
 import (
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"reflect"
 	"strings"
 	"testing"
@@ -213,24 +215,32 @@ func TestMemberIndex(t *testing.T) {
 	}
 }
 
-// TestPlainWord checks the eight-bytes-at-a-time test of checkString
+// TestNonPlain checks the eight-bytes-at-a-time test of checkString
 // against the byte table: every byte value in every position of a word of
-// otherwise plain bytes.
-func TestPlainWord(t *testing.T) {
+// otherwise plain bytes, and a quote after it.
+func TestNonPlain(t *testing.T) {
 	for pos := range 8 {
 		for c := range 256 {
-			w := []byte("abcdefgh")
-			w[pos] = byte(c)
-			x := uint64(0)
-			for i := 7; i >= 0; i-- {
-				x = x<<8 | uint64(w[i])
-			}
-			want := true
-			for _, b := range w {
-				want = want && plainByte[b]
-			}
-			if got := plainWord(x); got != want {
-				t.Fatalf("plainWord(%q) = %v, want %v", w, got, want)
+			for _, tail := range []byte{'a', '"'} {
+				w := []byte("abcdefgh")
+				w[pos] = byte(c)
+				if pos < 7 {
+					w[7] = tail
+				}
+				want := 8
+				for i, b := range w {
+					if !plainByte[b] {
+						want = i
+						break
+					}
+				}
+				got := 8
+				if m := nonPlain(binary.LittleEndian.Uint64(w)); m != 0 {
+					got = bits.TrailingZeros64(m) >> 3
+				}
+				if got != want {
+					t.Fatalf("nonPlain(%q) marks byte %d first, want %d", w, got, want)
+				}
 			}
 		}
 	}
