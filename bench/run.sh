@@ -136,7 +136,7 @@ measure() {
 # hardware counter if the machine exposes it, else none.
 INSTR_TOOL=none
 if [ "$INSTR" = 1 ]; then
-	if command -v valgrind > /dev/null && GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$WORK/flowctl" version > /dev/null 2>&1; then
+	if command -v valgrind > /dev/null && GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$WORK/flowctl" version > /dev/null 2>&1; then
 		INSTR_TOOL=callgrind
 	elif command -v perf > /dev/null && perf stat -x, -e instructions:u "$WORK/flowctl" version 2>&1 > /dev/null | grep -q '^[0-9][0-9]*,,*instructions'; then
 		INSTR_TOOL=perf
@@ -152,8 +152,10 @@ instructions() {
 	case $INSTR_TOOL in
 	callgrind)
 		# One thread at a time either way under valgrind; no async
-		# preemption signals (they only add noise).
-		runone "env GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null" "$kind" "$bin" "$w" "$WORK/events-$n.jsonl" "$o" "$o2" > /dev/null 2> "$WORK/instr.log" || return 1
+		# preemption signals (they only add noise); no RDTSCP, which
+		# valgrind 3.19 (Debian 12) does not decode: the Go runtime's
+		# clock would die of SIGILL.
+		runone "env GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null" "$kind" "$bin" "$w" "$WORK/events-$n.jsonl" "$o" "$o2" > /dev/null 2> "$WORK/instr.log" || return 1
 		sed -n 's/.*Collected : *\([0-9][0-9]*\).*/\1/p' "$WORK/instr.log" | tail -1
 		;;
 	perf)

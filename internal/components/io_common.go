@@ -456,6 +456,8 @@ func (s *ioLineSource) rejectMalformed(ctx context.Context, out flow.Emitter, ev
 	if !ok {
 		return evs, nil
 	}
+	// One pass over the batch, its member indices allocated together.
+	flow.CheckStrictJSON(evs)
 	var bad []*flow.Event
 	var errs []error
 	k := 0

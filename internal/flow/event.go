@@ -33,14 +33,15 @@ type Event struct {
 	view lazyView
 }
 
-// lazyView is the parsed payload. It is a hand-made sync.Once so that a
-// copy of the event (WithType) can inherit a view that already exists:
-// done is read without the lock on the hot path.
+// lazyView is the parsed payload and what validation learnt about it. It
+// holds pointers, not the values, so that an event (every source builds
+// one per line, every map one more) stays small: the parsed value is
+// rare on the hot path. A copy of the event (WithType) inherits what
+// exists.
 type lazyView struct {
-	done  atomic.Uint32
-	mu    sync.Mutex
-	value any
-	err   error
+	// parsed is set once by Value; racing first callers may both parse,
+	// the first to store wins and every caller returns its result.
+	parsed atomic.Pointer[parsedView]
 	// strict caches StrictJSON: 0 not yet checked, 1 valid, 2 not.
 	strict atomic.Uint32
 	// members is the index StrictJSON builds of a top-level object's
@@ -49,26 +50,31 @@ type lazyView struct {
 	members atomic.Pointer[MemberIndex]
 }
 
+// parsedView is Value's result.
+type parsedView struct {
+	value any
+	err   error
+}
+
 // Value returns the parsed JSON payload (objects as map[string]any, arrays
 // as []any, strings, integers as int64, other numbers as float64, bool,
-// nil). It parses at most once per event and is safe for concurrent use.
-// The result must not be modified: it is shared by every reader.
+// nil). Every call on an event returns the same result, and it is safe
+// for concurrent use. The result must not be modified: it is shared by
+// every reader.
 func (e *Event) Value() (any, error) {
-	if e.view.done.Load() == 1 {
-		return e.view.value, e.view.err
+	if p := e.view.parsed.Load(); p != nil {
+		return p.value, p.err
 	}
 	return e.parseSlow()
 }
 
 func (e *Event) parseSlow() (any, error) {
-	v := &e.view
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.done.Load() == 0 {
-		v.value, v.err = parseJSON(e.Data)
-		v.done.Store(1)
+	v, err := parseJSON(e.Data)
+	p := &parsedView{value: v, err: err}
+	if !e.view.parsed.CompareAndSwap(nil, p) {
+		p = e.view.parsed.Load()
 	}
-	return v.value, v.err
+	return p.value, p.err
 }
 
 // StrictJSON reports whether Data passes ValidateJSON, checking at most
@@ -93,6 +99,32 @@ func (e *Event) StrictJSON() bool {
 	return ok
 }
 
+// CheckStrictJSON runs StrictJSON on every event of evs that was not
+// checked yet, with the member indices of all of them in one allocation
+// instead of one each: what a source calls on a batch it built, before
+// emitting it. The verdicts are the ones StrictJSON gives.
+func CheckStrictJSON(evs []*Event) {
+	var slab []MemberIndex
+	for _, e := range evs {
+		if e.view.strict.Load() != 0 {
+			continue
+		}
+		if len(slab) == 0 {
+			slab = make([]MemberIndex, len(evs))
+		}
+		indexed, ok := validateInto(e.Data, &slab[0])
+		if !ok {
+			e.view.strict.Store(2)
+			continue
+		}
+		if indexed {
+			e.view.members.Store(&slab[0])
+			slab = slab[1:]
+		}
+		e.view.strict.Store(1)
+	}
+}
+
 // Index returns the offsets of the members of the payload's top-level
 // object, which StrictJSON records as it validates: nil when the payload
 // is not strict JSON, not an object, or an object it does not index (more
@@ -107,7 +139,7 @@ func (e *Event) Index() *MemberIndex {
 // Parsed reports whether Value was already computed, so a sink or
 // processor can tell a pass-through event (write Data as is) from one it
 // would have to parse.
-func (e *Event) Parsed() bool { return e.view.done.Load() == 1 }
+func (e *Event) Parsed() bool { return e.view.parsed.Load() != nil }
 
 // WithData returns a copy of e carrying data as its payload. The copy's
 // lazy view starts empty.
@@ -126,10 +158,7 @@ func (e *Event) WithType(t string) *Event {
 	c.Type = t
 	c.view.members.Store(e.view.members.Load())
 	c.view.strict.Store(e.view.strict.Load())
-	if e.view.done.Load() == 1 {
-		c.view.value, c.view.err = e.view.value, e.view.err
-		c.view.done.Store(1)
-	}
+	c.view.parsed.Store(e.view.parsed.Load())
 	return c
 }
 

@@ -49,6 +49,9 @@ const maxDepth = 10000
 type jsonParser struct {
 	data []byte
 	pos  int
+	// escaped: checkString met an escape (validateIndexed clears it for
+	// every key).
+	escaped bool
 	// strs, ints and flts are the free cells of the current slabs that
 	// parsed scalars are boxed from: a handful of values share one
 	// allocation instead of one each (see box).

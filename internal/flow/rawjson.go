@@ -1,10 +1,10 @@
 package flow
 
 import (
-	"bytes"
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"strconv"
-	"strings"
 	"unsafe"
 )
 
@@ -92,20 +92,34 @@ func (m *MemberIndex) Len() int { return int(m.n) }
 // escapes), where the member starts (the key's quote), where its value
 // starts and where the value ends.
 func (m *MemberIndex) Member(data []byte, k int) (key []byte, start, value, end int) {
-	start = int(m.keys[k])
-	n := bytes.IndexByte(data[start+1:], '"')
-	return data[start+1 : start+1+n], start, int(m.vals[k]), int(m.ends[k])
+	start, value = int(m.keys[k]), int(m.vals[k])
+	// The key's closing quote is the last one before the colon that
+	// precedes the value (only white space between them); the key has no
+	// escapes, so no quote inside it.
+	q := value - 1
+	for data[q] != ':' {
+		q--
+	}
+	for q--; data[q] != '"'; q-- {
+	}
+	return data[start+1 : q], start, value, int(m.ends[k])
 }
 
 // Find returns where the value of key starts, the last one if the key is
 // repeated (as the parser keeps it).
 func (m *MemberIndex) Find(data []byte, key string) (int, bool) {
-	if strings.ContainsAny(key, `"\\`) {
-		return 0, false // written with escapes, so not in an indexed object
-	}
 	for k := int(m.n) - 1; k >= 0; k-- {
 		ks := int(m.keys[k]) + 1
 		if ke := ks + len(key); ke < len(data) && data[ke] == '"' && string(data[ks:ke]) == key {
+			// A key holding a quote or a backslash could match bytes
+			// running past an indexed key's end; it is written with
+			// escapes, so it is in no indexed object. Checked only on a
+			// match, by hand: strings.ContainsAny costs a call per byte.
+			for j := 0; j < len(key); j++ {
+				if key[j] == '"' || key[j] == '\\' {
+					return 0, false
+				}
+			}
 			return int(m.vals[k]), true
 		}
 	}
@@ -115,13 +129,26 @@ func (m *MemberIndex) Find(data []byte, key string) (int, bool) {
 // validateIndexed is ValidateJSON(data) == nil, and the index of the
 // members when data is an object it can index, in one pass.
 func validateIndexed(data []byte) (*MemberIndex, bool) {
+	idx := &MemberIndex{}
+	indexed, ok := validateInto(data, idx)
+	if !indexed {
+		idx = nil
+	}
+	return idx, ok
+}
+
+// validateInto is validateIndexed writing the index into *idx (which it
+// leaves in an unspecified state when indexed is false), so that a caller
+// checking many events can allocate their indices together.
+func validateInto(data []byte, idx *MemberIndex) (indexed, ok bool) {
 	p := jsonParser{data: data}
 	p.skipSpace()
 	if p.pos >= len(data) || data[p.pos] != '{' || len(data) > math.MaxUint16 {
-		return nil, ValidateJSON(data) == nil
+		return false, ValidateJSON(data) == nil
 	}
 	// check's object case, recording the members.
-	idx := &MemberIndex{}
+	idx.n = 0
+	indexed = true
 	p.pos++
 	p.skipSpace()
 	if p.pos < len(data) && data[p.pos] == '}' {
@@ -129,39 +156,50 @@ func validateIndexed(data []byte) (*MemberIndex, bool) {
 	} else {
 		for {
 			if p.pos >= len(data) || data[p.pos] != '"' {
-				return nil, false
+				return false, false
 			}
 			key := p.pos
+			p.escaped = false
 			if p.checkString() != nil {
-				return nil, false
+				return false, false
 			}
-			if idx != nil && (int(idx.n) == maxIndexed || bytes.IndexByte(data[key:p.pos], '\\') >= 0) {
-				idx = nil
+			if indexed && (int(idx.n) == maxIndexed || p.escaped) {
+				indexed = false
 			}
 			p.skipSpace()
 			if p.pos >= len(data) || data[p.pos] != ':' {
-				return nil, false
+				return false, false
 			}
 			p.pos++
 			p.skipSpace()
 			val := p.pos
-			if p.check(1) != nil {
-				return nil, false
+			// check(1), with the common scalars called directly.
+			var err error
+			switch {
+			case val < len(data) && data[val] == '"':
+				err = p.checkString()
+			case val < len(data) && (data[val] >= '0' && data[val] <= '9' || data[val] == '-'):
+				err = p.checkNumber()
+			default:
+				err = p.check(1)
 			}
-			if idx != nil {
+			if err != nil {
+				return false, false
+			}
+			if indexed {
 				idx.keys[idx.n], idx.vals[idx.n], idx.ends[idx.n] = uint16(key), uint16(val), uint16(p.pos)
 				idx.n++
 			}
 			p.skipSpace()
 			if p.pos >= len(data) {
-				return nil, false
+				return false, false
 			}
 			if data[p.pos] == '}' {
 				p.pos++
 				break
 			}
 			if data[p.pos] != ',' {
-				return nil, false
+				return false, false
 			}
 			p.pos++
 			p.skipSpace()
@@ -169,9 +207,9 @@ func validateIndexed(data []byte) (*MemberIndex, bool) {
 	}
 	p.skipSpace()
 	if p.pos != len(data) {
-		return nil, false
+		return false, false
 	}
-	return idx, true
+	return indexed, true
 }
 
 // SkipJSONSpace returns the index of the first byte at or after i that is
@@ -188,16 +226,38 @@ func SkipJSONSpace(b []byte, i int) int {
 // finds the boundary: b is a payload already validated.
 func ScanJSONString(b []byte, i int) (int, bool) {
 	escaped := false
-	for j := i + 1; j < len(b); j++ {
+	for j := i + 1; j < len(b); {
+		if j+8 <= len(b) {
+			// Eight bytes at a time up to the next quote or backslash.
+			m := quoteOrBackslash(binary.LittleEndian.Uint64(b[j:]))
+			if m == 0 {
+				j += 8
+				continue
+			}
+			j += bits.TrailingZeros64(m) >> 3
+		}
 		switch b[j] {
 		case '\\':
 			escaped = true
-			j++
+			j += 2
 		case '"':
 			return j + 1, escaped
+		default:
+			j++
 		}
 	}
 	return -1, escaped
+}
+
+// quoteOrBackslash returns, for eight bytes loaded little-endian, a mask
+// whose lowest set bit is the top bit of the first quote or backslash
+// among them, or 0 (the exact "has a zero byte" test of Hacker's Delight
+// 6-1 on x XOR the byte: a borrow only marks bytes above a true mark).
+func quoteOrBackslash(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (ones * '"')
+	b := x ^ (ones * '\\')
+	return ((q-ones)&^q | (b-ones)&^b) & highs
 }
 
 // SkipJSONValue returns the index after the value starting at b[i], or -1.

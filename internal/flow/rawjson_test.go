@@ -1,7 +1,9 @@
 package flow
 
 import (
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"reflect"
 	"strings"
 	"testing"
@@ -172,6 +174,7 @@ func TestMemberIndex(t *testing.T) {
 		{` { "a" : [1, {"b": 2}] ,
 "b" :	true } `, true, 2},
 		{`{}`, true, 0},
+		{`{"a:b" :1,"c"	:  "d:e\"","f":{"g:":"h"}}`, true, 3},
 		{`{"a":1,"a":{"c":[]}}`, true, 2},
 		{`{"\u0061":1}`, false, 0},
 		{`{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10}`, true, 10},
@@ -209,6 +212,37 @@ func TestMemberIndex(t *testing.T) {
 	}
 	for _, tc := range strictCases {
 		checkIndex(t, []byte(tc.in))
+	}
+}
+
+// TestNonPlain checks the eight-bytes-at-a-time test of checkString
+// against the byte table: every byte value in every position of a word of
+// otherwise plain bytes, and a quote after it.
+func TestNonPlain(t *testing.T) {
+	for pos := range 8 {
+		for c := range 256 {
+			for _, tail := range []byte{'a', '"'} {
+				w := []byte("abcdefgh")
+				w[pos] = byte(c)
+				if pos < 7 {
+					w[7] = tail
+				}
+				want := 8
+				for i, b := range w {
+					if !plainByte[b] {
+						want = i
+						break
+					}
+				}
+				got := 8
+				if m := nonPlain(binary.LittleEndian.Uint64(w)); m != 0 {
+					got = bits.TrailingZeros64(m) >> 3
+				}
+				if got != want {
+					t.Fatalf("nonPlain(%q) marks byte %d first, want %d", w, got, want)
+				}
+			}
+		}
 	}
 }
 
