@@ -83,9 +83,8 @@ type wasmProcessor struct {
 	maxPages uint32
 	log      *slog.Logger
 
-	rt        wazero.Runtime
-	compiled  wazero.CompiledModule
-	stoppable bool // compiled with wasmAddStop's global; else close-on-context-done
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
 
 	mu   sync.Mutex
 	free []*wasmInstance
@@ -97,10 +96,6 @@ type wasmInstance struct {
 	mem     api.Memory
 	alloc   api.Function
 	process api.Function
-	stop    api.MutableGlobal // nil without wasmAddStop
-	// stopped: the stop global was (or is being) set; the instance traps
-	// at its next loop head and must not be used again.
-	stopped bool
 }
 
 func parseWasm(cfg flow.Config) (*wasmProcessor, error) {
@@ -137,28 +132,23 @@ func parseWasm(cfg flow.Config) (*wasmProcessor, error) {
 
 // Open compiles the module, checks it has the ABI's exports, and starts
 // one instance so that a module that cannot start fails the run now.
-//
-// The module is compiled with the stop global of wasmAddStop when it can
-// be; otherwise (an instruction the rewriter does not know, or the rewritten
-// module does not compile) it is compiled as it is and calls are stopped by
-// wazero's close-on-context-done, which is much slower.
 func (p *wasmProcessor) Open(ctx context.Context) error {
 	code, err := os.ReadFile(p.path)
 	if err != nil {
 		return fmt.Errorf("wasm module: %w (check module:, relative paths are from the pipeline file)", err)
 	}
-	if stopCode, err := wasmAddStop(code); err != nil {
-		p.log.Warn("wasm: cannot add the stop check to the module; it runs with wazero's slower close-on-context-done", slog.String("error", err.Error()))
-	} else if err := p.compile(ctx, stopCode, false); err != nil {
-		p.log.Warn("wasm: the module with the stop check does not compile; it runs with wazero's slower close-on-context-done", slog.String("error", err.Error()))
-		p.closeRuntime(ctx)
-	} else {
-		p.stoppable = true
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(p.maxPages)
+	if cache := wasmCompilationCache(p.log); cache != nil {
+		rc = rc.WithCompilationCache(cache)
 	}
-	if !p.stoppable {
-		if err := p.compile(ctx, code, true); err != nil {
-			return fmt.Errorf("wasm module %s is not a valid WebAssembly module: %w", p.path, err)
-		}
+	p.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
+		return fmt.Errorf("wasm: start WASI: %w", err)
+	}
+	if p.compiled, err = p.rt.CompileModule(ctx, code); err != nil {
+		return fmt.Errorf("wasm module %s is not a valid WebAssembly module: %w", p.path, err)
 	}
 	if err := wasmCheckExports(p.compiled); err != nil {
 		return fmt.Errorf("wasm module %s: %w", p.path, err)
@@ -169,31 +159,6 @@ func (p *wasmProcessor) Open(ctx context.Context) error {
 	}
 	p.put(inst)
 	return nil
-}
-
-// compile makes the runtime (closeOnDone: with wazero's
-// WithCloseOnContextDone) and compiles code in it.
-func (p *wasmProcessor) compile(ctx context.Context, code []byte, closeOnDone bool) error {
-	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(closeOnDone).
-		WithMemoryLimitPages(p.maxPages)
-	if cache := wasmCompilationCache(p.log); cache != nil {
-		rc = rc.WithCompilationCache(cache)
-	}
-	p.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
-		return fmt.Errorf("start WASI: %w", err)
-	}
-	var err error
-	p.compiled, err = p.rt.CompileModule(ctx, code)
-	return err
-}
-
-func (p *wasmProcessor) closeRuntime(ctx context.Context) {
-	if p.rt != nil {
-		_ = p.rt.Close(ctx)
-	}
-	p.rt, p.compiled = nil, nil
 }
 
 // wasmCache is the compilation cache every wasm processor of the process
@@ -269,113 +234,27 @@ func wasmSignature(f api.FunctionDefinition) string {
 // instantiate starts a fresh instance. A reactor's _initialize (Go's
 // c-shared runtime and package init) runs under the timeout.
 func (p *wasmProcessor) instantiate(ctx context.Context) (*wasmInstance, error) {
+	cctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
 	logw := &wasmLogWriter{log: p.log}
 	cfg := wazero.NewModuleConfig().
-		WithName("").         // anonymous: many instances of one module
-		WithStartFunctions(). // _initialize is called below, stoppable
+		WithName(""). // anonymous: many instances of one module
+		WithStartFunctions("_initialize").
 		WithStdout(logw).WithStderr(logw).
 		WithSysWalltime().WithSysNanotime()
-	mod, err := p.rt.InstantiateModule(ctx, p.compiled, cfg)
+	mod, err := p.rt.InstantiateModule(cctx, p.compiled, cfg)
 	if err != nil {
+		if cctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("initialisation did not finish within timeout %s", p.timeout)
+		}
 		return nil, fmt.Errorf("start an instance: %w", err)
 	}
-	inst := &wasmInstance{
+	return &wasmInstance{
 		mod:     mod,
 		mem:     mod.Memory(),
 		alloc:   mod.ExportedFunction(wasmAllocName),
 		process: mod.ExportedFunction(wasmProcessName),
-	}
-	if p.stoppable {
-		g, ok := mod.ExportedGlobal(wasmStopName).(api.MutableGlobal)
-		if !ok {
-			_ = mod.Close(ctx)
-			return nil, fmt.Errorf("start an instance: no mutable global %s", wasmStopName)
-		}
-		inst.stop = g
-	}
-	if init := mod.ExportedFunction("_initialize"); init != nil {
-		err := p.guard(ctx, inst, func(cctx context.Context) error {
-			_, err := init.Call(cctx)
-			return err
-		})
-		switch {
-		case errors.Is(err, errWasmTimeout):
-			err = fmt.Errorf("initialisation did not finish within timeout %s", p.timeout)
-		case err != nil:
-			err = fmt.Errorf("start an instance: _initialize trapped: %s", wasmTrapMessage(err))
-		case inst.stopped:
-			err = errors.New("start an instance: stopped as its initialisation ended")
-		}
-		if err != nil {
-			_ = mod.Close(context.WithoutCancel(ctx))
-			return nil, err
-		}
-	}
-	return inst, nil
-}
-
-// guard runs f under the timeout: when it runs out (or ctx ends), the
-// instance is stopped, by its stop global or, without one, by wazero
-// closing it. It returns f's error, or errWasmTimeout when the timeout
-// stopped f.
-func (p *wasmProcessor) guard(ctx context.Context, inst *wasmInstance, f func(context.Context) error) error {
-	cctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	if inst.stop != nil {
-		unwatch := context.AfterFunc(cctx, func() { inst.stop.Set(1) })
-		defer func() {
-			if !unwatch() { // set, or being set: the instance is spent
-				inst.stopped = true
-			}
-		}()
-	}
-	err := f(cctx)
-	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
-		return errWasmTimeout
-	}
-	return err
-}
-
-// callError says how a call into the module (what) failed.
-func (p *wasmProcessor) callError(what string, err error) error {
-	if errors.Is(err, errWasmTimeout) {
-		return fmt.Errorf("wasm: %s did not return within timeout %s: %w", what, p.timeout, errWasmTimeout)
-	}
-	return fmt.Errorf("wasm: %s trapped: %s", what, wasmTrapMessage(err))
-}
-
-// call writes input into the instance and runs flowctl_process, both
-// under one timeout. The answer points into the instance's memory: it is
-// valid until the instance's next call.
-func (p *wasmProcessor) call(ctx context.Context, inst *wasmInstance, input []byte) ([]byte, error) {
-	var answer []byte
-	var bad error // a broken answer, not a trap
-	what := wasmAllocName
-	err := p.guard(ctx, inst, func(cctx context.Context) error {
-		res, err := inst.alloc.Call(cctx, uint64(len(input)))
-		if err != nil {
-			return err
-		}
-		ptr := uint32(res[0])
-		if !inst.mem.Write(ptr, input) {
-			bad = fmt.Errorf("wasm: %s(%d) returned %d, outside the module's memory (%d bytes)", wasmAllocName, len(input), ptr, inst.mem.Size())
-			return nil
-		}
-		what = wasmProcessName
-		if res, err = inst.process.Call(cctx, uint64(ptr), uint64(len(input))); err != nil {
-			return err
-		}
-		optr, olen := uint32(res[0]>>32), uint32(res[0])
-		var ok bool
-		if answer, ok = inst.mem.Read(optr, olen); !ok {
-			bad = fmt.Errorf("wasm: %s returned %d bytes at %d, outside the module's memory (%d bytes)", wasmProcessName, olen, optr, inst.mem.Size())
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, p.callError(what, err)
-	}
-	return answer, bad
+	}, nil
 }
 
 func (p *wasmProcessor) get(ctx context.Context) (*wasmInstance, error) {
@@ -485,12 +364,43 @@ func (p *wasmProcessor) run(ctx context.Context, in []*flow.Event, idx []int, ou
 	if err == nil {
 		err = wasmDecode(answer, in, idx, outs, failures)
 	}
-	if err != nil || inst.stopped {
+	if err != nil {
 		_ = inst.mod.Close(context.WithoutCancel(ctx))
 		return err
 	}
 	p.put(inst)
 	return nil
+}
+
+// call writes input into the instance and runs flowctl_process. The
+// answer points into the instance's memory: it is valid until the
+// instance's next call.
+func (p *wasmProcessor) call(ctx context.Context, inst *wasmInstance, input []byte) ([]byte, error) {
+	cctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	fail := func(what string, err error) ([]byte, error) {
+		if cctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("wasm: %s did not return within timeout %s: %w", what, p.timeout, errWasmTimeout)
+		}
+		return nil, fmt.Errorf("wasm: %s trapped: %s", what, wasmTrapMessage(err))
+	}
+	res, err := inst.alloc.Call(cctx, uint64(len(input)))
+	if err != nil {
+		return fail(wasmAllocName, err)
+	}
+	ptr := uint32(res[0])
+	if !inst.mem.Write(ptr, input) {
+		return nil, fmt.Errorf("wasm: %s(%d) returned %d, outside the module's memory (%d bytes)", wasmAllocName, len(input), ptr, inst.mem.Size())
+	}
+	if res, err = inst.process.Call(cctx, uint64(ptr), uint64(len(input))); err != nil {
+		return fail(wasmProcessName, err)
+	}
+	optr, olen := uint32(res[0]>>32), uint32(res[0])
+	answer, ok := inst.mem.Read(optr, olen)
+	if !ok {
+		return nil, fmt.Errorf("wasm: %s returned %d bytes at %d, outside the module's memory (%d bytes)", wasmProcessName, olen, optr, inst.mem.Size())
+	}
+	return answer, nil
 }
 
 // wasmTrapMessage keeps the first line of a wazero error (the stack trace
