@@ -22,6 +22,20 @@ import (
 
 var buildMu sync.Mutex // one build at a time: the machine is small
 
+// buildTemp is where a build of out writes: a directory of its own in
+// the cache (removed when t ends), so that test processes building the
+// same module at once (go test runs packages in parallel) do not share
+// a temporary file, nor rustc's object files, which it puts next to its
+// output. The finished module is then renamed to out, atomically.
+func buildTemp(t testing.TB, out string) string {
+	d, err := os.MkdirTemp(filepath.Dir(out), "build-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return filepath.Join(d, filepath.Base(out))
+}
+
 // cacheDir is where built modules are kept between test runs.
 func cacheDir(t testing.TB) string {
 	d := filepath.Join(os.TempDir(), "flowctl-wasmtest-cache")
@@ -85,7 +99,7 @@ func BuildGo(t testing.TB, dir string) string {
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
-	tmp := out + ".tmp"
+	tmp := buildTemp(t, out)
 	cmd := exec.Command(goCmd, "build", "-buildmode=c-shared", "-o", tmp, "./"+filepath.ToSlash(dir))
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
@@ -149,7 +163,7 @@ func BuildRust(t testing.TB, src string) string {
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
-	tmp := out + ".tmp"
+	tmp := buildTemp(t, out)
 	cmd := exec.Command(rustc, "--edition", "2021", "--target", target, "--crate-type", "cdylib", "-O", "-o", tmp, filepath.Join(root, src))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("wasmtest: build %s with %s --target %s: %v\n%s", src, rustc, target, err, b)
