@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,13 +19,13 @@ import (
 )
 
 // TestArrowSinkKill9E2E runs `flowctl run` writing 5000 events from a
-// file into Arrow IPC files of 500 rows, kills it with SIGKILL when some
+// file into Arrow IPC files of 500 rows (flowctl built with -tags arrow), kills it with SIGKILL when some
 // files are finished and one is being written, runs it again, reads every
 // finished file back with arrow-go and counts the events lost and stored
 // twice (both must be 0). One malformed event (an id that is not a
 // number) must end in the dead-letter file, not crash the run.
 func TestArrowSinkKill9E2E(t *testing.T) {
-	bin := flowctlBinary(t)
+	bin := flowctlTaggedBinary(t, "arrow")
 	const total = 5000
 	for _, tt := range []struct {
 		name      string
@@ -190,4 +192,12 @@ func readArrowIDs(t *testing.T, name string, stream bool) []int64 {
 		rec.Release()
 	}
 	return ids
+}
+
+// TestArrowVersionE2E: the tagged binary says it has Arrow.
+func TestArrowVersionE2E(t *testing.T) {
+	out, err := exec.Command(flowctlTaggedBinary(t, "arrow"), "version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "\noptional: arrow\n") {
+		t.Fatalf("version: %v\n%s", err, out)
+	}
 }

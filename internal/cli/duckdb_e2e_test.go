@@ -12,43 +12,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" driver, to count rows
 )
 
-var (
-	duckBinOnce sync.Once
-	duckBinPath string
-	duckBinErr  error
-)
-
-// flowctlDuckDBBinary builds flowctl with -tags duckdb (cgo) once per test
-// binary, apart from flowctlBinary's default build.
+// flowctlDuckDBBinary is flowctl built with -tags duckdb (cgo).
 func flowctlDuckDBBinary(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	duckBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "flowctl-e2e-duckdb")
-		if err != nil {
-			duckBinErr = err
-			return
-		}
-		duckBinPath = filepath.Join(dir, "flowctl")
-		cmd := exec.Command("go", "build", "-tags", "duckdb", "-o", duckBinPath, "github.com/flowctl/flowctl/cmd/flowctl")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			duckBinErr = fmt.Errorf("go build -tags duckdb: %v\n%s", err, out)
-		}
-	})
-	if duckBinErr != nil {
-		t.Fatal(duckBinErr)
-	}
-	return duckBinPath
+	return flowctlTaggedBinary(t, "duckdb", "CGO_ENABLED=1")
 }
 
 // TestDuckDBVersionE2E: the tagged binary says it has DuckDB.
