@@ -29,16 +29,14 @@ import (
 const kafkaDefaultBrokers = "127.0.0.1:9092"
 
 // kafkaConnFields are the connection fields of both kafka components.
-var kafkaConnFields = []flow.Field{
+var kafkaConnFields = append([]flow.Field{
 	{Name: "brokers", Type: flow.TypeStrings, Default: []any{kafkaDefaultBrokers}, Example: []any{"kafka-1:9092", "kafka-2:9092"},
 		Description: "Bootstrap brokers, host:port each; an item may hold several comma-separated addresses, so that [\"${KAFKA_BROKERS}\"] takes a list from the environment. The client learns the rest of the cluster from them."},
 	{Name: "client_id", Type: flow.TypeString,
 		Description: "The client id the brokers see (logs, quotas). Default: flowctl-<pipeline>-<component>."},
 	{Name: "connect_timeout", Type: flow.TypeDuration, Default: "10s",
 		Description: "How long reaching the cluster and checking the topics may take when the run starts before it stops with an error."},
-}
-
-func init() { kafkaConnFields = append(kafkaConnFields, kafkaSecurityFields...) }
+}, kafkaSecurityFields...) // package variables initialise in dependency order
 
 // The CloudEvents Kafka protocol binding, binary content mode: each
 // attribute is a header named ce_<attribute>; the data's media type is the
