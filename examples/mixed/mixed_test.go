@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -215,7 +214,7 @@ func TestCrashRedelivery(t *testing.T) {
 			for {
 				pid, inflight := s.PID(), s.InFlight()
 				if pid != 0 && pid != lastPID[name] && inflight >= 2 {
-					if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+					if err := killPID(pid); err != nil {
 						t.Fatalf("kill %s (%d): %v", name, pid, err)
 					}
 					t.Logf("killed %s pid %d with %d batches in flight", name, pid, inflight)
@@ -324,7 +323,7 @@ func TestCrashRealBinary(t *testing.T) {
 		for {
 			if pids := children(cmd.Process.Pid, match); len(pids) == 1 && strings.Contains(stderr.String(), "component started") {
 				time.Sleep(300 * time.Millisecond) // events are flowing by now
-				syscall.Kill(pids[0], syscall.SIGKILL)
+				killPID(pids[0])
 				t.Logf("killed %s (pid %d)", match, pids[0])
 				break
 			}
@@ -399,4 +398,13 @@ sinks: [{name: out, type: drop, inputs: [broken]}]
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
 	}
+}
+
+// killPID kills the process pid at once (SIGKILL on Unix).
+func killPID(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
 }
