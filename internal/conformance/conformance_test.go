@@ -200,7 +200,7 @@ func TestRunStdio(t *testing.T) {
 			rep, err := Run(context.Background(), Options{
 				Protocol: ProtocolStdio,
 				Command:  []string{python, "testdata/brokenstdio.py", c.mode},
-				Timeout:  3 * time.Second,
+				Timeout:  15 * time.Second, // generous: Python starts slowly on a loaded machine
 				Grace:    time.Second,
 			})
 			if err != nil {
