@@ -159,13 +159,19 @@ func (a *arrowWriter) Close() error {
 // and flowctl schema. The IPC formats keep no total row count, so every
 // record batch's header is read (and its body, which arrow-go decodes
 // with it): a resumed run reads the directory's Arrow files once.
-func arrowRows(name string, stream bool) (int64, string, error) {
+func arrowRows(name string, stream bool) (rows int64, schema string, err error) {
+	// arrow-go's readers index flatbuffers without bounds checks of their
+	// own: a damaged file panics in them. It is an unreadable file here.
+	defer func() {
+		if r := recover(); r != nil {
+			rows, schema, err = 0, "", fmt.Errorf("damaged Arrow IPC data: %v", r)
+		}
+	}()
 	f, err := os.Open(name)
 	if err != nil {
 		return 0, "", err
 	}
 	defer f.Close()
-	var rows int64
 	var sch *arrow.Schema
 	if stream {
 		r, err := ipc.NewReader(bufio.NewReaderSize(f, 256<<10))

@@ -4,6 +4,7 @@ package components
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -216,9 +217,10 @@ func TestArrowSinkTypesAndValues(t *testing.T) {
 					}
 				}
 			}
+			// Only the index of finished files stays (TestArrowSinkRowIndex).
 			left, _ := filepath.Glob(filepath.Join(dir, ".*"))
-			if len(left) > 0 {
-				t.Fatalf("temporary files left after Close: %v", left)
+			if want := []string{filepath.Join(dir, ".part."+ext+".rows")}; !slices.Equal(left, want) {
+				t.Fatalf("dot-files left after Close: %v, want only %v", left, want)
 			}
 		})
 	}
@@ -371,6 +373,106 @@ func TestArrowSinkResume(t *testing.T) {
 				t.Fatalf("lost %d, repeated %d, total %d", lost, repeated, total)
 			}
 		})
+	}
+}
+
+// TestArrowSinkRowIndex: a resumed arrow sink counts its finished files'
+// rows from the index beside them (.PREFIX.arrow.rows), not by reading
+// the files; a file the index does not list as it is now is read.
+func TestArrowSinkRowIndex(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := func() flow.Config { return flow.Config{"max_rows": 300, "batch_rows": 64} }
+	s1 := arNewSink(t, dir, cfg())
+	if err := s1.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Write(ctx, pqEvents(0, 1000, pqStdData)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	index := filepath.Join(dir, ".part.arrow.rows")
+	b, err := os.ReadFile(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for l := range strings.Lines(string(b)) {
+		var e rowIndexEntry
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("index line %q: %v", l, err)
+		}
+		rows = append(rows, fmt.Sprintf("%s=%d", e.File, e.Rows))
+	}
+	if want := []string{"part-000001.arrow=300", "part-000002.arrow=300", "part-000003.arrow=300", "part-000004.arrow=100"}; !slices.Equal(rows, want) {
+		t.Fatalf("index lists %v, want %v", rows, want)
+	}
+
+	// Spoil the body of file 2 but keep its size and time: a resume that
+	// reads it fails, one that trusts the index does not.
+	f2 := filepath.Join(dir, "part-000002.arrow")
+	fi, err := os.Stat(f2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(f2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 16; i < len(body)-16; i++ {
+		body[i] = 0xff
+	}
+	if err := os.WriteFile(f2, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(f2, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	resume := func() error {
+		s := arNewSink(t, dir, cfg())
+		if err := s.Resume(1000, false); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Open(ctx)
+		if err == nil {
+			if got := s.Position(); got != 1000 {
+				t.Errorf("resumed at %d rows, want 1000", got)
+			}
+			close(s.stop)
+			<-s.done
+		}
+		return err
+	}
+	if err := resume(); err != nil {
+		t.Fatalf("resume with the index: %v", err)
+	}
+
+	// A torn last line and a file listed with another time: that file is
+	// read (and, spoiled, refused with the reason).
+	torn := append(slices.Clone(b), []byte(`{"file":"part-0000`)...)
+	if err := os.WriteFile(index, torn, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(f2, fi.ModTime().Add(time.Second), fi.ModTime().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := resume(); err == nil || !strings.Contains(err.Error(), "part-000002.arrow is unreadable") {
+		t.Fatalf("resume with file 2 changed since the index: %v, want it read and refused", err)
+	}
+
+	// The index never stands in for a file that is gone: without file 2
+	// the finished files hold fewer rows than committed, and the resume
+	// is refused as before.
+	if err := os.WriteFile(index, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(f2); err != nil {
+		t.Fatal(err)
+	}
+	if err := resume(); err == nil || !strings.Contains(err.Error(), "fewer than the 1000 committed") {
+		t.Fatalf("resume without file 2 and the index: %v, want the row count refused", err)
 	}
 }
 

@@ -565,6 +565,7 @@ func (s *tableSink) finish() error {
 	if err := os.Remove(s.journalName(c.seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove journal: %w", err)
 	}
+	s.indexFinished(final, int64(c.rows))
 	return nil
 }
 

@@ -471,12 +471,14 @@ func (s *tableSink) recover() error {
 	last := 0
 	var rows int64
 	var lastSchema string
+	idx := s.readRowIndex()
 	for _, de := range ents {
 		seq, kind := s.pqName(de.Name())
 		switch kind {
 		case 'f':
 			finished[seq] = true
-			n, sch, err := s.finishedRows(s.finalName(seq))
+			fi, _ := de.Info()
+			n, sch, err := s.finishedRows(s.finalName(seq), fi, idx)
 			if err != nil {
 				return fmt.Errorf("finished file %s is unreadable: %w — move it out of %s", s.finalName(seq), err, s.dir)
 			}
@@ -669,12 +671,95 @@ func pqReadJournal(name string) (pqJournalHeader, [][]byte, error) {
 	}
 }
 
-// finishedRows returns a finished file's row count and flowctl schema.
-func (s *tableSink) finishedRows(name string) (int64, string, error) {
+// finishedRows returns a finished file's row count and flowctl schema:
+// from the Parquet footer, from the Arrow sink's index (rowIndex) when it
+// lists the file with its present size and time, else by reading the
+// whole Arrow file.
+func (s *tableSink) finishedRows(name string, fi os.FileInfo, idx map[string]rowIndexEntry) (int64, string, error) {
 	if s.ext == "parquet" {
 		return pqFooter(name)
 	}
+	if e, ok := idx[filepath.Base(name)]; ok && fi != nil && e.Size == fi.Size() && e.ModTime == fi.ModTime().UnixNano() {
+		return e.Rows, e.Schema, nil
+	}
 	return arrowRows(name, s.ext == "arrows")
+}
+
+// The Arrow IPC formats keep no row count, so counting a finished file's
+// rows means reading it all. The arrow sink therefore keeps an index of
+// its finished files beside them, .PREFIX.EXT.rows: one JSON line per
+// file, appended (and fsynced) once the file is in place. It only saves
+// reading: a file it does not list, or lists with another size or
+// modification time (replaced, copied back), is read as before, and a
+// torn last line is ignored. Parquet files carry their row count in the
+// footer and need no index.
+type rowIndexEntry struct {
+	File    string `json:"file"`
+	Size    int64  `json:"size"`
+	ModTime int64  `json:"mtime_ns"`
+	Rows    int64  `json:"rows"`
+	Schema  string `json:"schema"`
+}
+
+func (s *tableSink) rowIndexName() string {
+	return filepath.Join(s.dir, "."+s.prefix+"."+s.ext+".rows")
+}
+
+// readRowIndex reads the index; a missing file is an empty index, and a
+// line that does not parse (a torn write) is skipped.
+func (s *tableSink) readRowIndex() map[string]rowIndexEntry {
+	if s.ext == "parquet" {
+		return nil
+	}
+	b, err := os.ReadFile(s.rowIndexName())
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("cannot read the index of finished files; counting their rows by reading them", "path", s.rowIndexName(), "error", err)
+		}
+		return nil
+	}
+	idx := map[string]rowIndexEntry{}
+	for l := range bytes.Lines(b) {
+		var e rowIndexEntry
+		if json.Unmarshal(l, &e) == nil && e.File != "" {
+			idx[e.File] = e
+		}
+	}
+	return idx
+}
+
+// indexFinished appends a finished file to the index. A failure costs a
+// later resume a read of the file, never data, so it is logged, not
+// returned.
+func (s *tableSink) indexFinished(final string, rows int64) {
+	if s.ext == "parquet" {
+		return
+	}
+	err := func() error {
+		fi, err := os.Stat(final)
+		if err != nil {
+			return err
+		}
+		l, err := json.Marshal(rowIndexEntry{File: filepath.Base(final), Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Rows: rows, Schema: pqEncodeSchema(s.cols)})
+		if err != nil {
+			return err
+		}
+		f, err := os.OpenFile(s.rowIndexName(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(append(l, '\n'))
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}()
+	if err != nil {
+		s.log.Warn("cannot add a finished file to the index; a resumed run will read it to count its rows", "path", s.rowIndexName(), "file", final, "error", err)
+	}
 }
 
 // pqFooter returns a finished Parquet file's row count and flowctl schema.
