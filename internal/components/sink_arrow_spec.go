@@ -33,7 +33,7 @@ func arrowSpec(validate func(flow.Config) error, build func(flow.BuildContext) (
 			{Name: "path", Type: flow.TypeString, Required: true, Example: "out/events",
 				Description: "The directory to write the files to; relative paths are resolved against the pipeline file's directory. It is created if missing."},
 			{Name: "file_prefix", Type: flow.TypeString, Default: "part",
-				Description: "Files are named PREFIX-NNNNNN.arrow (PREFIX-NNNNNN.arrows with arrow_format: stream), numbered on from the highest number already in the directory. The file being written is .PREFIX-NNNNNN.arrow.tmp with its journal .PREFIX-NNNNNN.arrow.journal."},
+				Description: "Files are named PREFIX-NNNNNN.arrow (PREFIX-NNNNNN.arrows with arrow_format: stream), numbered on from the highest number already in the directory. The file being written is .PREFIX-NNNNNN.arrow.tmp with its journal .PREFIX-NNNNNN.arrow.journal; .PREFIX.arrow.rows indexes the finished files' row counts, so a resumed run need not read them."},
 			{Name: "arrow_format", Type: flow.TypeString, Default: "file", Enum: []string{"file", "stream"},
 				Description: "file writes the Arrow IPC file format (.arrow: a footer indexes the record batches, for random access); stream writes the IPC stream format (.arrows: no footer, read front to back)."},
 			tableSchemaFields[0], tableSchemaFields[1], tableSchemaFields[2],
