@@ -85,6 +85,9 @@ type wasmProcessor struct {
 
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
+	// fuel: compiled with wasmAddFuel's checks (processor_wasm_fuel.go);
+	// else stopped by wazero's slower close-on-context-done.
+	fuel bool
 
 	mu   sync.Mutex
 	free []*wasmInstance
@@ -137,18 +140,12 @@ func (p *wasmProcessor) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("wasm module: %w (check module:, relative paths are from the pipeline file)", err)
 	}
-	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(p.maxPages)
-	if cache := wasmCompilationCache(p.log); cache != nil {
-		rc = rc.WithCompilationCache(cache)
-	}
-	p.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
-		return fmt.Errorf("wasm: start WASI: %w", err)
-	}
-	if p.compiled, err = p.rt.CompileModule(ctx, code); err != nil {
-		return fmt.Errorf("wasm module %s is not a valid WebAssembly module: %w", p.path, err)
+	p.fuel = wasmTryFuel && p.compileFuel(ctx, code)
+	if !p.fuel {
+		if err := p.compile(ctx, code, false); err != nil {
+			p.closeRuntime(ctx)
+			return fmt.Errorf("wasm module %s is not a valid WebAssembly module: %w", p.path, err)
+		}
 	}
 	if err := wasmCheckExports(p.compiled); err != nil {
 		return fmt.Errorf("wasm module %s: %w", p.path, err)
@@ -159,6 +156,54 @@ func (p *wasmProcessor) Open(ctx context.Context) error {
 	}
 	p.put(inst)
 	return nil
+}
+
+// compileFuel compiles the module with wasmAddFuel's checks; false (and
+// a warning) when the rewriter refuses it or the result does not compile.
+func (p *wasmProcessor) compileFuel(ctx context.Context, code []byte) bool {
+	fuelCode, err := wasmAddFuel(code)
+	if err != nil {
+		p.log.Warn("wasm: cannot add the fuel checks to the module; it runs with wazero's slower close-on-context-done", slog.String("error", err.Error()))
+		return false
+	}
+	if err := p.compile(ctx, fuelCode, true); err != nil {
+		p.log.Warn("wasm: the module with the fuel checks does not compile; it runs with wazero's slower close-on-context-done", slog.String("error", err.Error()))
+		p.closeRuntime(ctx)
+		return false
+	}
+	return true
+}
+
+// compile makes the runtime and compiles code in it: with the fuel host
+// function (fuel), else with wazero's WithCloseOnContextDone.
+func (p *wasmProcessor) compile(ctx context.Context, code []byte, fuel bool) error {
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(!fuel).
+		WithMemoryLimitPages(p.maxPages)
+	if cache := wasmCompilationCache(p.log); cache != nil {
+		rc = rc.WithCompilationCache(cache)
+	}
+	p.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
+		return fmt.Errorf("start WASI: %w", err)
+	}
+	if fuel {
+		if _, err := p.rt.NewHostModuleBuilder(wasmFuelModule).
+			NewFunctionBuilder().WithFunc(wasmFuel).Export(wasmFuelFunc).
+			Instantiate(ctx); err != nil {
+			return fmt.Errorf("start the fuel host module: %w", err)
+		}
+	}
+	var err error
+	p.compiled, err = p.rt.CompileModule(ctx, code)
+	return err
+}
+
+func (p *wasmProcessor) closeRuntime(ctx context.Context) {
+	if p.rt != nil {
+		_ = p.rt.Close(ctx)
+	}
+	p.rt, p.compiled = nil, nil
 }
 
 // wasmCache is the compilation cache every wasm processor of the process
