@@ -180,6 +180,9 @@ func (pl *plan) secretFile(n *node, field, p string) (secretFile, bool) {
 		return secretFile{}, false
 	}
 	target := path.Join(pipelineDir, rel)
+	if mounted(c, target) || secretMounted(c, target) {
+		return secretFile{}, false // the component's own volume or secret is there
+	}
 	if target == pl.pipelinePath() || (pl.opts.TLS && (target == tlsMount || strings.HasPrefix(target, tlsMount+"/"))) {
 		pl.warn(c, at, fmt.Sprintf("%s %q reads %s (config.%s), which would be mounted at %s, where the node's own files are: it is not mounted", c.Role, c.Name, p, field, target),
 			fmt.Sprintf("move the file out of %s in the pipeline file's directory", strings.TrimPrefix(tlsMount, pipelineDir+"/")))
