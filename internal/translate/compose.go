@@ -25,7 +25,11 @@ import (
 //   - `configs:` are ignored outside Swarm, so the pipeline file is
 //     bind-mounted read-only;
 //   - secrets are file-based (bind-mounted read-only at /run/secrets);
-//     uid, gid and mode are ignored, so a mode is a warning.
+//     uid, gid and mode are ignored, so a mode is a warning. The files a
+//     built-in reads secrets from are file secrets too, mounted where
+//     their relative paths resolve (secretfields.go), and the variables it
+//     reads them from are keys without a value: docker-compose passes them
+//     on from its own environment.
 
 // ComposeFile is the name of the Compose file in the output directory.
 const ComposeFile = "docker-compose.yml"
@@ -130,7 +134,7 @@ func (b *composeBuilder) nodeService(n *node) {
 	if n.sidecar == "" {
 		// The component runs inside the node: its own settings go here.
 		mounts = append(mounts, b.userVolumes(c)...)
-		b.common(s, c)
+		b.common(s, n)
 	}
 	if deps := pl.after[n.service]; len(deps) > 0 {
 		s.set("depends_on", strs(false, deps...))
@@ -171,7 +175,7 @@ func (b *composeBuilder) sidecarService(n *node) {
 	if deps := b.pl.after[n.sidecar]; len(deps) > 0 {
 		s.set("depends_on", strs(false, deps...))
 	}
-	b.common(s, c)
+	b.common(s, n)
 	// The component serves where its node dials it (--peer with its own
 	// name), on every interface of its container: PORT, as flowctl run
 	// sets it. No FLOWCTL_ENDPOINT: nothing registers, so the Go SDK
@@ -219,10 +223,10 @@ func (b *composeBuilder) base(s *mapping, c *spec.Component) {
 // common sets what belongs to the container that runs the component's
 // code: env, ports, secrets and resources (the node for a built-in or a
 // process, the sidecar for an image).
-func (b *composeBuilder) common(s *mapping, c *spec.Component) {
-	pl := b.pl
-	if len(c.Env) > 0 {
-		s.set("environment", stringMap(c.Env))
+func (b *composeBuilder) common(s *mapping, n *node) {
+	pl, c := b.pl, n.c
+	if env := b.environment(n); env.len() > 0 {
+		s.set("environment", env.node())
 	}
 	var ports []*yaml.Node
 	for i, p := range c.Ports {
@@ -248,7 +252,9 @@ func (b *composeBuilder) common(s *mapping, c *spec.Component) {
 	if len(ports) > 0 {
 		s.set("ports", seq(ports...))
 	}
-	if secrets := b.secretsOf(c); len(secrets) > 0 {
+	secrets := b.secretsOf(c)
+	secrets = append(secrets, b.configSecrets(n)...)
+	if len(secrets) > 0 {
 		s.set("secrets", seq(secrets...))
 	}
 	deploy := mappingOf(s, "deploy")
@@ -387,6 +393,56 @@ func (b *composeBuilder) secretsOf(c *spec.Component) []*yaml.Node {
 		if s.Type != "" || len(s.Labels) > 0 {
 			pl.warn(c, at+".type|"+at+".labels", fmt.Sprintf("secret %q: type and labels are not translated", s.Name), "Compose file secrets have neither")
 		}
+	}
+	return out
+}
+
+// environment is the component's env as written, and each variable a
+// built-in reads a secret from as a key without a value: docker-compose
+// passes it on from the environment it runs in (unset there, it is unset
+// in the container), so no value is written into the file.
+func (b *composeBuilder) environment(n *node) *mapping {
+	pl, c := b.pl, n.c
+	env := newMapping()
+	for k, v := range c.Env {
+		env.set(k, str(v))
+	}
+	for _, e := range n.secretEnvs {
+		env.set(e.name, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"})
+		unset := "unset, the component runs without it"
+		if e.required {
+			unset = "unset, the component does not open"
+		}
+		pl.warn(c, "config."+e.field, fmt.Sprintf("%s %q reads a secret from the environment variable %s (config.%s): its service takes it from the environment docker-compose runs in; the file holds no value", c.Role, c.Name, e.name, e.field),
+			fmt.Sprintf("export %s in the shell that runs docker-compose up (or flowctl apply --target docker-compose); %s", e.name, unset))
+	}
+	return env
+}
+
+// configSecrets declares the files a built-in reads its secrets from as
+// file secrets and returns the service's references to them, each
+// mounted (read-only, as every Compose secret) where the component reads
+// it. A file already declared for another service is shared.
+func (b *composeBuilder) configSecrets(n *node) []*yaml.Node {
+	pl := b.pl
+	var out []*yaml.Node
+	for _, f := range n.secretFiles {
+		file := pl.hostPath(f.rel)
+		key := dnsName(f.rel, maxDNSLabel)
+		for i := 2; ; i++ {
+			if prev, taken := b.secretFiles[key]; !taken || prev == file {
+				break
+			}
+			key = fmt.Sprintf("%s-%d", dnsName(f.rel, maxDNSLabel-4), i)
+		}
+		b.secretFiles[key] = file
+		decl := newMapping()
+		decl.set("file", str(file))
+		b.secrets.set(key, decl.node())
+		ref := newMapping()
+		ref.set("source", str(key))
+		ref.set("target", str(f.target))
+		out = append(out, ref.node())
 	}
 	return out
 }

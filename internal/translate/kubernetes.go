@@ -43,7 +43,10 @@ import (
 //     the node reaches it on 127.0.0.1;
 //   - secrets are Secret volumes (and secretKeyRef env for a secret's
 //     `env`), never values: translate writes no Secret; KubernetesSecrets
-//     says which to create from which file;
+//     says which to create from which file. So are the files a built-in
+//     reads secrets from (one Secret per file, mounted where its relative
+//     path resolves; secretfields.go), and the variables it reads them
+//     from are keys of PIPELINE-env;
 //   - cpu requests, annotations, the namespace and a secret's mode map;
 //     hostPort, restart policies other than always and start order do not.
 
@@ -155,6 +158,9 @@ type kubeBuilder struct {
 	// file, to share a Secret between components that use the same file.
 	secretFiles map[string]string
 	sources     []SecretSource
+	// configEnvs are the variables built-ins read secrets from, each
+	// true when a component needs it to open: keys of PIPELINE-env.
+	configEnvs map[string]bool
 	// kubeNames maps a node to its Service/workload name.
 	kubeNames map[*node]string
 }
@@ -218,7 +224,7 @@ func buildKubernetes(pl *plan) (*kubeBuilder, error) {
 		return nil, errors.New("translate: the Kubernetes manifest holds the pipeline file in a ConfigMap: give a file, not standard input")
 	}
 	b := &kubeBuilder{pl: pl, name: dnsName(p.Name, maxDNSLabel), claimNames: map[string]bool{},
-		secretFiles: map[string]string{}, kubeNames: map[*node]string{}}
+		secretFiles: map[string]string{}, configEnvs: map[string]bool{}, kubeNames: map[*node]string{}}
 	top := spec.Pos{Line: 1, Col: 1}
 	if p.Namespace != "" {
 		b.namespace = dnsName(p.Namespace, maxDNSLabel)
@@ -624,6 +630,8 @@ func (b *kubeBuilder) nodeContainer(n *node, vols *kubeVolumes) *yaml.Node {
 		// The component runs inside the node: its own settings go here.
 		mounts = append(mounts, b.userVolumes(n, vols)...)
 		mounts = append(mounts, b.secretMounts(n, vols, env)...)
+		mounts = append(mounts, b.configSecretMounts(n, vols)...)
+		b.configEnv(n, env)
 		for k, v := range c.Env {
 			env[k] = literalEnv(k, v)
 		}
@@ -995,26 +1003,94 @@ func (b *kubeBuilder) tlsSecretName(n *node) string {
 func (b *kubeBuilder) varEnv(n *node) map[string]*yaml.Node {
 	env := map[string]*yaml.Node{}
 	for _, v := range b.vars {
-		ref := newMapping()
-		ref.set("name", str(b.envSecretName()))
-		ref.set("key", str(v.name))
-		ref.set("optional", boolean(true))
-		from := newMapping()
-		from.set("secretKeyRef", ref.node())
-		e := newMapping()
-		e.set("name", str(v.name))
-		e.set("valueFrom", from.node())
-		env[v.name] = e.node()
+		env[v.name] = secretKeyEnv(v.name, b.envSecretName(), v.name, true)
 	}
 	return env
+}
+
+// secretKeyEnv is an env entry set from key of Secret secret.
+func secretKeyEnv(name, secret, key string, optional bool) *yaml.Node {
+	ref := newMapping()
+	ref.set("name", str(secret))
+	ref.set("key", str(key))
+	if optional {
+		ref.set("optional", boolean(true))
+	}
+	from := newMapping()
+	from.set("secretKeyRef", ref.node())
+	e := newMapping()
+	e.set("name", str(name))
+	e.set("valueFrom", from.node())
+	return e.node()
+}
+
+// configSecretMounts mounts each file a built-in reads a secret from
+// (see secretfields.go) from a Secret of its own, one key named after the
+// file, read-only where the component reads it. Components that read the
+// same file share the Secret; translate writes none: a warning gives the
+// kubectl command, and b.sources what apply needs.
+func (b *kubeBuilder) configSecretMounts(n *node, vols *kubeVolumes) []*yaml.Node {
+	pl, c := b.pl, n.c
+	var out []*yaml.Node
+	for i, f := range n.secretFiles {
+		file := b.localPath(f.rel)
+		key := configMapKey(path.Base(f.rel))
+		name := dnsName(b.name+"-file-"+f.rel, maxDNSLabel)
+		for j := 2; ; j++ {
+			if prev, taken := b.secretFiles[name]; !taken || prev == file {
+				break
+			}
+			name = fmt.Sprintf("%s-%d", dnsName(b.name+"-file-"+f.rel, maxDNSLabel-4), j)
+		}
+		vol := fmt.Sprintf("file-%d", i)
+		vols.add(vol, "secret", secretVolume(name, ""))
+		out = append(out, volumeMountOf(vol, f.target, true, key))
+		if _, ok := b.secretFiles[name]; ok {
+			continue
+		}
+		b.secretFiles[name] = file
+		b.sources = append(b.sources, SecretSource{Name: name, Namespace: b.namespace, Key: key, File: file})
+		cmd := fmt.Sprintf("kubectl create secret generic %s --from-file=%s=%s", name, key, file)
+		if b.namespace != "" {
+			cmd += " -n " + b.namespace
+		}
+		pl.warn(c, "config."+f.field, fmt.Sprintf("%s %q reads %s (config.%s) from Secret %q (key %s), mounted read-only at %s", c.Role, c.Name, f.rel, f.field, name, key, f.target),
+			"translate writes no secret values: create it with "+cmd+" (flowctl apply --target kubernetes creates it from the file)")
+	}
+	return out
+}
+
+// configEnv sets each variable a built-in reads a secret from out of the
+// Secret PIPELINE-env, as the file's ${VAR} are; the key is optional
+// only where the component opens without it.
+func (b *kubeBuilder) configEnv(n *node, env map[string]*yaml.Node) {
+	pl, c := b.pl, n.c
+	for _, e := range n.secretEnvs {
+		env[e.name] = secretKeyEnv(e.name, b.envSecretName(), e.name, !e.required)
+		b.configEnvs[e.name] = b.configEnvs[e.name] || e.required
+		unset := "without the key the component does not open (the pod waits for it)"
+		if !e.required {
+			unset = "the key is optional: without it the component runs without the secret"
+		}
+		cmd := fmt.Sprintf("kubectl create secret generic %s --from-literal=%s=VALUE", b.envSecretName(), e.name)
+		if b.namespace != "" {
+			cmd += " -n " + b.namespace
+		}
+		pl.warn(c, "config."+e.field, fmt.Sprintf("%s %q reads a secret from the environment variable %s (config.%s), set from Secret %q key %s; %s", c.Role, c.Name, e.name, e.field, b.envSecretName(), e.name, unset),
+			fmt.Sprintf("create the Secret with %s (flowctl apply --target kubernetes creates it from its own environment)", cmd))
+	}
 }
 
 // varWarnings says, once per variable, where a ${VAR} of the file gets
 // its value in the cluster, and lists it for apply.
 func (b *kubeBuilder) varWarnings() {
 	pl := b.pl
+	inFile := map[string]bool{}
 	for _, v := range b.vars {
-		b.sources = append(b.sources, SecretSource{Name: b.envSecretName(), Namespace: b.namespace, Key: v.name, Env: v.name, Optional: v.hasDef})
+		inFile[v.name] = true
+		required, read := b.configEnvs[v.name]
+		optional := v.hasDef && !(read && required)
+		b.sources = append(b.sources, SecretSource{Name: b.envSecretName(), Namespace: b.namespace, Key: v.name, Env: v.name, Optional: optional})
 		unset := "without it the node refuses to start (the variable has no default)"
 		if v.hasDef {
 			unset = fmt.Sprintf("without it the default %q applies", v.def)
@@ -1025,6 +1101,12 @@ func (b *kubeBuilder) varWarnings() {
 		}
 		pl.warnAt(v.pos, fmt.Sprintf("${%s} stays as written in ConfigMap %q: each node expands it from its environment, set from Secret %q key %s; %s", v.name, b.configMapName(), b.envSecretName(), v.name, unset),
 			fmt.Sprintf("create the Secret with %s, or let flowctl apply --target kubernetes substitute the file from its own environment (paths mounted from the host were chosen with this machine's value)", cmd))
+	}
+	// The variables built-ins read and the file does not name.
+	for _, name := range sortedKeys(b.configEnvs) {
+		if !inFile[name] {
+			b.sources = append(b.sources, SecretSource{Name: b.envSecretName(), Namespace: b.namespace, Key: name, Env: name, Optional: !b.configEnvs[name]})
+		}
 	}
 }
 

@@ -563,6 +563,23 @@ func TestTranslateKubernetesSecrets(t *testing.T) {
 	if g := got("testdata/cases/secrets.yaml", false); strings.Join(g, "\n") != strings.Join(want, "\n") {
 		t.Errorf("secrets.yaml:\n%s\nwant\n%s", strings.Join(g, "\n"), strings.Join(want, "\n"))
 	}
+	// The files built-ins read secrets from, one Secret per file (the CA
+	// of two components once), and the variables they read: required but
+	// for an llm's on a local server.
+	want = []string{
+		"/connector-secrets-file-certs-ca-pem connector-secrets-file-certs-ca-pem/ca.pem</srv/pipeline/certs/ca.pem> opt=false ",
+		"/connector-secrets-file-certs-client-pem connector-secrets-file-certs-client-pem/client.pem</srv/pipeline/certs/client.pem> opt=false ",
+		"/connector-secrets-file-certs-client-key connector-secrets-file-certs-client-key/client.key</srv/pipeline/certs/client.key> opt=false ",
+		"/connector-secrets-file-secrets-kafka-password connector-secrets-file-secrets-kafka-password/kafka-password</srv/pipeline/secrets/kafka-password> opt=false ",
+		"/connector-secrets-openai connector-secrets-openai/openai</srv/pipeline/secrets/openai.txt> opt=false ",
+		"/connector-secrets-env connector-secrets-env/KAFKA_USER<KAFKA_USER> opt=true ",
+		"/connector-secrets-env connector-secrets-env/KAFKA_PASSWORD<KAFKA_PASSWORD> opt=false ",
+		"/connector-secrets-env connector-secrets-env/LOCAL_LLM_KEY<LOCAL_LLM_KEY> opt=true ",
+		"/connector-secrets-env connector-secrets-env/OPENAI_API_KEY<OPENAI_API_KEY> opt=false ",
+	}
+	if g := got("testdata/cases/connector-secrets.yaml", false); strings.Join(g, "\n") != strings.Join(want, "\n") {
+		t.Errorf("connector-secrets.yaml:\n%s\nwant\n%s", strings.Join(g, "\n"), strings.Join(want, "\n"))
+	}
 	meta := got("testdata/cases/metadata.yaml", true)
 	for _, w := range []string{
 		"team-payments/payments-metadata-tls-c-9lives payments-metadata-tls-c-9lives/node.key<tls/c-9lives.key> opt=false Opaque",

@@ -33,7 +33,9 @@ import (
 //   - the pipeline file travels inside the job, as a template with
 //     delimiters nothing in the file uses, mounted at /etc/flowctl/FILE;
 //   - secrets are never in the job: templates read them from Nomad
-//     Variables, and a warning says which `nomad var put` fills them.
+//     Variables, and a warning says which `nomad var put` fills them; so
+//     are the files and variables a built-in reads secrets from
+//     (secretfields.go).
 
 // NomadFileSuffix ends the name of the job file translate writes.
 const NomadFileSuffix = ".nomad.json"
@@ -51,6 +53,9 @@ const (
 	nomadMaxKill = 30 * time.Second
 	// nomadMHzPerCore turns CPU cores into Nomad's MHz shares.
 	nomadMHzPerCore = 1000
+	// nomadSecretsEnv is the env template of the variables a built-in
+	// reads secrets from.
+	nomadSecretsEnv = "secrets/flowctl-secrets.env"
 )
 
 // nomadBuilder renders a plan as one Nomad job.
@@ -605,7 +610,7 @@ func (b *nomadBuilder) userVolumes(c *spec.Component) []string {
 // value: one warning per component gives the command that stores them.
 func (b *nomadBuilder) secrets(n *node, t *api.Task, task string) []string {
 	pl, c := b.pl, n.c
-	if len(c.Secrets) == 0 {
+	if len(c.Secrets) == 0 && len(n.secretFiles) == 0 && len(n.secretEnvs) == 0 {
 		return nil
 	}
 	varPath := fmt.Sprintf("nomad/jobs/%s/%s/%s", b.id, n.service, task)
@@ -648,11 +653,52 @@ func (b *nomadBuilder) secrets(n *node, t *api.Task, task string) []string {
 			pl.warn(c, at+".type|"+at+".labels", fmt.Sprintf("secret %q: type and labels are not translated", s.Name), "a Nomad variable has neither")
 		}
 	}
+	// The files and variables a built-in reads its secrets from (see
+	// secretfields.go): items of the same variable.
+	waits := len(c.Secrets) > 0
+	for _, f := range n.secretFiles {
+		item := configMapKey(strings.ReplaceAll(f.rel, "/", "_"))
+		file := "secrets/files/" + item
+		t.Templates = append(t.Templates, &api.Template{
+			EmbeddedTmpl: new(fmt.Sprintf("{{ with nomadVar %q }}{{ index . %q }}{{ end }}", varPath, item)),
+			DestPath:     new(file),
+			ChangeMode:   new("restart"),
+			Perms:        new("0400"),
+		})
+		out = append(out, file+":"+f.target+":ro")
+		items = append(items, shellWord(item+"=@"+f.rel))
+		waits = true
+	}
+	if len(n.secretEnvs) > 0 {
+		// An env template: the task gets each variable, and the job holds
+		// no value. One the component can do without does not hold the
+		// task up when the variable does not exist.
+		var env strings.Builder
+		for _, e := range n.secretEnvs {
+			line := fmt.Sprintf("{{ with nomadVar %q }}%s={{ index . %q }}{{ end }}", varPath, e.name, e.name)
+			if !e.required {
+				line = fmt.Sprintf("{{ if nomadVarExists %q }}%s{{ end }}", varPath, line)
+			}
+			env.WriteString(line + "\n")
+			items = append(items, shellWord(e.name+"=VALUE"))
+			waits = waits || e.required
+		}
+		t.Templates = append(t.Templates, &api.Template{
+			EmbeddedTmpl: new(env.String()),
+			DestPath:     new(nomadSecretsEnv),
+			Envvars:      new(true),
+			ChangeMode:   new("restart"),
+		})
+	}
 	ns := ""
 	if b.job.Namespace != nil {
 		ns = " -namespace " + shellWord(*b.job.Namespace)
 	}
-	pl.warn(c, "secrets", fmt.Sprintf("the secrets of %s %q are read from the Nomad variable %s (the job holds no value); the task waits until it exists", c.Role, c.Name, varPath),
+	wait := "the task waits until it exists"
+	if !waits {
+		wait = "the task does not wait for it: without it the component runs without the secret"
+	}
+	pl.warn(c, "secrets|type", fmt.Sprintf("the secrets of %s %q are read from the Nomad variable %s (the job holds no value); %s", c.Role, c.Name, varPath, wait),
 		fmt.Sprintf("store them before running the job (in the pipeline file's directory, which @FILE is relative to): nomad var put%s %s %s", ns, varPath, strings.Join(items, " ")))
 	return out
 }

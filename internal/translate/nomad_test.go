@@ -302,8 +302,8 @@ func checkNomadAgainstPipeline(t *testing.T, pl *spec.Pipeline, job *api.Job) {
 		// and what it renders is what --peer takes.
 		env := map[string]string{}
 		for _, tp := range nodeTask.Templates[1:] {
-			if tp.Envvars == nil || !*tp.Envvars {
-				continue
+			if tp.Envvars == nil || !*tp.Envvars || *tp.DestPath == nomadSecretsEnv {
+				continue // the secrets' variables: TestSecretFieldsNomad
 			}
 			for _, svc := range [][]nomadStubService{nil, {{"10.0.0.1", 23001}, {"10.0.0.2", 23002}}} {
 				rendered := renderNomadTemplate(t, tp, svc)
@@ -355,8 +355,15 @@ func checkNomadAgainstPipeline(t *testing.T, pl *spec.Pipeline, job *api.Job) {
 				}
 			}
 		}
-		if secretTemplates != len(c.Secrets) {
-			t.Errorf("group %q task %q: %d secret templates, %d secrets", *g.Name, code.Name, secretTemplates, len(c.Secrets))
+		// One per secret and per file a built-in reads a secret from, and
+		// one env template for the variables it reads them from.
+		n := secretPlan(t, pl)[c.Name]
+		want := len(c.Secrets) + len(n.secretFiles)
+		if len(n.secretEnvs) > 0 {
+			want++
+		}
+		if secretTemplates != want {
+			t.Errorf("group %q task %q: %d secret templates, want %d", *g.Name, code.Name, secretTemplates, want)
 		}
 	}
 }

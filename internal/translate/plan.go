@@ -79,6 +79,10 @@ type node struct {
 	// file source's input, a file sink's output), mounted from the host
 	// where `flowctl run` would read or write it; nil when there is none.
 	dataDir *dataDir
+	// secretFiles and secretEnvs are where a built-in reads its secrets
+	// (see secretfields.go), in the order of its fields.
+	secretFiles []secretFile
+	secretEnvs  []secretEnv
 }
 
 // dataDir is a host directory mounted where the pipeline file's relative
@@ -259,6 +263,7 @@ func (pl *plan) checkNode(n *node) {
 			pl.localFile(n, field, v)
 		}
 	}
+	pl.secretFields(n)
 	if c.Replicas > 1 && c.Role != flow.RoleProcessor {
 		pl.warn(c, "replicas", fmt.Sprintf("%s %q has replicas: %d: each replica runs the whole %s", c.Role, c.Name, c.Replicas, c.Role),
 			"replicas share the work of a processor only; a source with replicas reads its input once per replica, a sink writes it once per replica")

@@ -293,10 +293,27 @@ func checkProject(t *testing.T, pl *spec.Pipeline, proj *types.Project, tls bool
 		if got := node.GetScale(); got != replicas {
 			t.Errorf("service %q scale %d, want %d", name, got, replicas)
 		}
-		if len(code.Secrets) != len(c.Secrets) {
-			t.Errorf("service %q has %d secrets, the file %d", code.Name, len(code.Secrets), len(c.Secrets))
+		// Its own secrets, and the files its config reads secrets from.
+		if want := len(c.Secrets) + len(secretPlan(t, pl)[c.Name].secretFiles); len(code.Secrets) != want {
+			t.Errorf("service %q has %d secrets, want %d", code.Name, len(code.Secrets), want)
+		}
+		for _, e := range secretPlan(t, pl)[c.Name].secretEnvs {
+			if v, ok := code.Environment[e.name]; !ok || v != nil {
+				t.Errorf("service %q: %s (config.%s) is not passed on without a value: %v", code.Name, e.name, e.field, v)
+			}
 		}
 	}
+}
+
+// secretPlan is the plan of pl's nodes by component name, for what they
+// carry of their built-ins' secrets (secretfields.go).
+func secretPlan(t *testing.T, pl *spec.Pipeline) map[string]*node {
+	t.Helper()
+	p, err := newPlan(pl, caseOptions(DockerCompose, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.byComponent
 }
 
 func nonNil(m map[string]string) map[string]string {
