@@ -339,7 +339,7 @@ func truncate(b []byte, n int) string {
 // handle applies one line. An error means the line was not understood.
 func (c *StdioConn) handle(line []byte) error {
 	var l stdioLine
-	if err := json.Unmarshal(line, &l); err != nil {
+	if err := parseStdioLine(line, &l); err != nil {
 		return fmt.Errorf("not a JSON object: %w", err)
 	}
 	if l.Seq == nil {
