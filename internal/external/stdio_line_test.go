@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/flowctl/flowctl/internal/flow"
 )
 
 // stdioLineCases are lines a stdio component may write, and some it
@@ -17,7 +20,8 @@ var stdioLineCases = []struct {
 	{"short form", `{"seq":7,"data":{"amount":5000,"kind":"FEE","amount_usd":50},"done":true}`, true},
 	{"short form with spaces", " { \"seq\" : 7 ,\t\"data\" : [1, {\"a\":\"}\"}] , \"done\" : true }\n", true},
 	{"output without done", `{"seq":1,"data":"x"}`, true},
-	{"done only", `{"seq":18446744073709551615,"done":true}`, true},
+	{"done only", `{"seq":9,"done":true}`, true},
+	{"largest seq", `{"seq":18446744073709551615,"done":true}`, false}, // beyond int64: not strict JSON
 	{"error", `{"seq":2,"error":"bad \"amount\"\n","permanent":true}`, true},
 	{"long form", `{"seq":3,"event":{"id":"a","type":"t","time":"2026-01-01T00:00:00Z","data":{"x":1},"metadata":{"k":"v"}},"done":true}`, true},
 	{"event with base64 data", `{"seq":3,"event":{"data_base64":"aGk="},"done":false}`, true},
@@ -43,6 +47,10 @@ var stdioLineCases = []struct {
 	{"not JSON", `{"seq":5,"done":true`, false},
 	{"trailing garbage", `{"seq":5,"done":true} x`, false},
 	{"invalid data", `{"seq":5,"data":{bad},"done":true}`, false},
+	{"invalid UTF-8 in data", "{\"seq\":5,\"data\":\"\xff\",\"done\":true}", false},
+	{"number beyond float64", `{"seq":5,"data":1e999,"done":true}`, false},
+	{"nested as deep as encoding/json allows", `{"seq":5,"x":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`, true},
+	{"nested deeper than encoding/json allows", `{"seq":5,"x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`, false},
 }
 
 // checkStdioLine fails when parseStdioLine and json.Unmarshal read line
@@ -91,7 +99,7 @@ func TestParseStdioLine(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			checkStdioLine(t, []byte(c.line))
 			var l stdioLine
-			fast := json.Valid([]byte(c.line)) && parseStdioMembers([]byte(c.line), &l)
+			fast := flow.ValidateJSON([]byte(c.line)) == nil && parseStdioMembers([]byte(c.line), &l)
 			if fast != c.fast {
 				t.Errorf("read by hand: %v, want %v", fast, c.fast)
 			}
