@@ -13,14 +13,13 @@ import (
 // json.Unmarshal into a stdioLine reflects over the struct, allocates the
 // pointers and copies the payload; parseStdioLine reads the members of the
 // line by hand instead, once it is known to be valid JSON, and leaves to
-// json.Unmarshal every line it does not read
-// exactly as json.Unmarshal would: a member that is not of the expected
-// JSON type, a key spelled with escapes or in another case (encoding/json
-// matches keys case-insensitively), a repeated key, a seq that is not a
-// plain integer. An "event" object and an "error" string are decoded with
-// json.Unmarshal too (the long form and failures are the rarer lines).
-// The result is the one json.Unmarshal gives (FuzzParseStdioLine checks
-// it).
+// json.Unmarshal every line it does not read exactly as json.Unmarshal
+// would: a member that is not of the expected JSON type, a key spelled
+// with escapes or in another case (encoding/json matches keys
+// case-insensitively), a repeated key, a seq that is not a plain integer.
+// An "event" object and an "error" string are decoded with json.Unmarshal
+// too (the long form and failures are the rarer lines). The result is the
+// one json.Unmarshal gives (FuzzParseStdioLine checks it).
 
 // stdioKeys are the members of a stdio line, as stdioLine reads them.
 var stdioKeys = [...]string{"seq", "event", "data", "done", "error", "permanent"}
