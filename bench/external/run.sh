@@ -1,15 +1,18 @@
 #!/bin/sh
 # W1 with the map step over gRPC (w1-grpc.yaml: examples/sdk-processor as
-# an external processor), beside the naive Go baseline and the in-process
-# W1 (../w1.yaml), on the same input in the same run; then the per-hop
-# latency of one external processor at 10,000 events/s (./latency).
+# an external processor) and over stdio (w1-stdio.yaml: ./stdiomap),
+# beside the naive Go baseline and the in-process W1 (../w1.yaml), on the
+# same input in the same run; then the per-hop latency of one external
+# processor at 10,000 events/s (./latency).
 #
 #   bench/external/run.sh                    # 1,000,000 events, 5 runs each
 #   RUNS=3 COUNT=100000 bench/external/run.sh
 #   PARS="1 2 4" bench/external/run.sh       # processor parallelism to try [1 2]
 #   WORK=/tmp/fb bench/external/run.sh       # keep (and reuse) the input there
+#   STDIO=0 bench/external/run.sh            # leave the stdio hop out
 #   BASE=/tmp/base bench/external/run.sh     # also the flowctl, sdk-processor and
-#                                            # latency binaries in /tmp/base (say, of main)
+#                                            # latency binaries in /tmp/base (say, of main;
+#                                            # the stdio runs use this tree's stdiomap)
 #
 # Rounds are interleaved (each round runs every system once), so a load
 # swing on the shared machine hits them all alike.
@@ -25,6 +28,7 @@ PARS=${PARS:-1 2}
 RATE=${RATE:-10000}
 LATENCY_FOR=${LATENCY_FOR:-10s}
 BASE=${BASE:-}
+STDIO=${STDIO:-1}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/flowctl-ext-bench.XXXXXX")}
 mkdir -p "$WORK"
 IN="$WORK/events-$COUNT.jsonl"
@@ -42,9 +46,10 @@ if [ ! -s "$IN" ]; then
 	fi
 fi
 
-echo "building flowctl, examples/sdk-processor, the latency probe and the naive Go baseline..." >&2
+echo "building flowctl, examples/sdk-processor, stdiomap, the latency probe and the naive Go baseline..." >&2
 go build -o "$WORK/flowctl" ./cmd/flowctl
 go build -o "$WORK/sdk-processor" ./examples/sdk-processor
+go build -o "$WORK/stdiomap" ./bench/external/stdiomap
 go build -o "$WORK/latency" ./bench/external/latency
 (cd "$SHARED/naive-go" && go build -o "$WORK/naive-go" .)
 
@@ -88,9 +93,11 @@ report() {
 export IN
 LABELS="naive-w1 flowctl-w1"
 for par in $PARS; do LABELS="$LABELS grpc-w1-p$par"; done
+[ "$STDIO" = 0 ] || LABELS="$LABELS stdio-w1"
 if [ -n "$BASE" ]; then
 	LABELS="$LABELS base-flowctl-w1"
 	for par in $PARS; do LABELS="$LABELS base-grpc-w1-p$par"; done
+	[ "$STDIO" = 0 ] || LABELS="$LABELS base-stdio-w1"
 fi
 for label in $LABELS; do : > "$WORK/$label.times"; done
 echo "W1 filter-map, $COUNT events, $RUNS interleaved rounds (median); load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -105,6 +112,11 @@ while [ "$round" -lt "$RUNS" ]; do
 		PAR=$par SDKPROC="$WORK/sdk-processor" OUT="$WORK/grpc-w1-p$par.jsonl" \
 			measure "grpc-w1-p$par" "$WORK/flowctl" run $RUNFLAGS -f bench/external/w1-grpc.yaml
 	done
+	if [ "$STDIO" != 0 ]; then
+		# shellcheck disable=SC2086
+		STDIOMAP="$WORK/stdiomap" OUT="$WORK/stdio-w1.jsonl" \
+			measure stdio-w1 "$WORK/flowctl" run $RUNFLAGS -f bench/external/w1-stdio.yaml
+	fi
 	if [ -n "$BASE" ]; then
 		# shellcheck disable=SC2086
 		OUT="$WORK/base-flowctl-w1.jsonl" measure base-flowctl-w1 "$BASE/flowctl" run $RUNFLAGS -f bench/w1.yaml
@@ -113,18 +125,34 @@ while [ "$round" -lt "$RUNS" ]; do
 			PAR=$par SDKPROC="$BASE/sdk-processor" OUT="$WORK/base-grpc-w1-p$par.jsonl" \
 				measure "base-grpc-w1-p$par" "$BASE/flowctl" run $RUNFLAGS -f bench/external/w1-grpc.yaml
 		done
+		if [ "$STDIO" != 0 ]; then
+			# shellcheck disable=SC2086
+			STDIOMAP="$WORK/stdiomap" OUT="$WORK/base-stdio-w1.jsonl" \
+				measure base-stdio-w1 "$BASE/flowctl" run $RUNFLAGS -f bench/external/w1-stdio.yaml
+		fi
 	fi
 	round=$((round + 1))
 done
 for label in $LABELS; do
 	report "$label" naive-w1 "$(lines "$WORK/$label.jsonl")"
 done
+# Issue #14's measure of a hop: the CPU of the run with the map step
+# external over the same run in-process (medians; both processes counted).
+for label in $LABELS; do
+	case $label in
+	base-*grpc* | base-*stdio*) inproc=base-flowctl-w1 ;;
+	*grpc* | *stdio*) inproc=flowctl-w1 ;;
+	*) continue ;;
+	esac
+	awk -v l="$label" -v c="$(median 1 "$WORK/$label.cpu")" -v b="$(median 1 "$WORK/$inproc.cpu")" -v i="$inproc" \
+		'BEGIN { printf "%-16s cpu %5.2f s = %4.2fx %s\n", l, c, c / b, i }'
+done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # The outputs must agree as JSON values, whatever the field order.
 if command -v python3 > /dev/null; then
 	for label in $LABELS; do
-		case $label in *grpc*) ;; *) continue ;; esac
+		case $label in *grpc* | *stdio*) ;; *) continue ;; esac
 		python3 - "$WORK/naive-w1.jsonl" "$WORK/$label.jsonl" << 'PY' || { echo "W1 outputs differ ($label)" >&2; exit 1; }
 import json, sys
 a = [json.loads(l) for l in open(sys.argv[1])]
@@ -133,7 +161,7 @@ key = lambda d: d["id"]
 sys.exit(0 if sorted(a, key=key) == sorted(b, key=key) else 1)
 PY
 	done
-	echo "W1 outputs over gRPC equal the baseline's as JSON values" >&2
+	echo "W1 outputs over gRPC and stdio equal the baseline's as JSON values" >&2
 fi
 
 echo >&2

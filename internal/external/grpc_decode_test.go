@@ -158,3 +158,23 @@ func BenchmarkResponseCodec(b *testing.B) {
 		}
 	})
 }
+
+// TestResponseCodecRepeatedEvent: an Output whose Event field comes twice
+// (no encoder writes that) keeps the last one whole, nothing of the first.
+func TestResponseCodecRepeatedEvent(t *testing.T) {
+	first, _ := proto.Marshal(&streamv1.Event{Id: "a", Subject: "s", Data: []byte(`{"x":1}`), Metadata: map[string]string{"k": "v"}})
+	second, _ := proto.Marshal(&streamv1.Event{Id: "b", Type: "t"})
+	out := append(wrap(2, first), wrap(2, second)...)
+	msg := wrap(1, append(protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 7), wrap(2, out)...))
+	var got processResponse
+	if err := newResponseCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(msg)}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.result == nil || len(got.result.outputs) != 1 {
+		t.Fatalf("result %+v, want one output", got.result)
+	}
+	want := &flow.Event{ID: "b", Type: "t"}
+	if e := got.result.outputs[0].event; !reflect.DeepEqual(e, want) {
+		t.Fatalf("event %+v, want %+v", e, want)
+	}
+}

@@ -51,33 +51,13 @@ func (c responseCodec) Marshal(v any) (mem.BufferSlice, error) {
 		sizes = append(sizes, wirecodec.EventSize(&w))
 	}
 	bsize := wirecodec.BatchSize(o.seq, o.redelivered, sizes)
-	size := wirecodec.SizeMessage(1, bsize)
-	var (
-		buf  *[]byte
-		pool mem.BufferPool
-	)
-	if mem.IsBelowBufferPoolingThreshold(size) {
-		b := make([]byte, 0, size)
-		buf = &b
-	} else {
-		pool = mem.DefaultBufferPool()
-		buf = pool.Get(size)
-	}
-	b, err := o.append((*buf)[:0], bsize, sizes)
-	if err == nil && len(b) != size {
-		err = fmt.Errorf("encoded %d bytes, sized %d", len(b), size) // a bug here, not in the events
-	}
+	m, err := wirecodec.Marshal(wirecodec.SizeMessage(1, bsize), func(b []byte) ([]byte, error) {
+		return o.append(b, bsize, sizes)
+	})
 	if err != nil {
-		if pool != nil {
-			pool.Put(buf)
-		}
 		return nil, fmt.Errorf("encode a batch of %d events: %w", len(o.events), err)
 	}
-	if pool == nil {
-		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
-	}
-	*buf = b
-	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+	return m, nil
 }
 
 // append appends the request: field 1, the Batch of bsize bytes.

@@ -88,10 +88,9 @@ type StdioConn struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	// window holds one token per input event that may be in flight;
-	// acquire serialises taking several so that two batches never hold
-	// half the window each.
-	window  chan struct{}
+	// window counts the input events that may still be written; acquire
+	// serialises batches waiting for room, in turn.
+	window  eventWindow
 	acquire sync.Mutex
 
 	wmu  sync.Mutex // guards writes to w and wbuf
@@ -133,7 +132,7 @@ func NewStdioConn(w io.WriteCloser, r io.Reader, timeout time.Duration, log *slo
 	}
 	c := &StdioConn{
 		w: w, r: r, timeout: timeout, log: log,
-		window:   make(chan struct{}, StdioWindow),
+		window:   eventWindow{free: StdioWindow, wake: make(chan struct{})},
 		pending:  map[uint64]slot{},
 		broken:   make(chan struct{}),
 		readDone: make(chan struct{}),
@@ -178,21 +177,15 @@ func (c *StdioConn) Process(ctx context.Context, batch []*flow.Event) (Result, e
 	// Take the window for the batch (capped at the window's size: a larger
 	// batch goes in one piece and briefly exceeds it).
 	c.acquire.Lock()
-	for taken := 0; taken < n; taken++ {
-		select {
-		case c.window <- struct{}{}:
-		case <-c.broken:
-			c.acquire.Unlock()
-			c.release(taken)
-			return Result{}, fmt.Errorf("%w: %w", ErrNotSent, c.Err())
-		case <-ctx.Done():
-			c.acquire.Unlock()
-			c.release(taken)
-			return Result{}, ctx.Err()
-		}
-	}
+	werr := c.window.take(ctx, n, c.broken)
 	c.acquire.Unlock()
-	defer c.release(n)
+	switch {
+	case errors.Is(werr, errWindowBroken):
+		return Result{}, fmt.Errorf("%w: %w", ErrNotSent, c.Err())
+	case werr != nil:
+		return Result{}, werr
+	}
+	defer c.window.release(n)
 
 	call := &stdioCall{
 		in: batch, remaining: len(batch), done: make(chan struct{}),
@@ -249,10 +242,53 @@ func (c *StdioConn) Process(ctx context.Context, batch []*flow.Event) (Result, e
 	}
 }
 
-func (c *StdioConn) release(n int) {
-	for range n {
-		<-c.window
+// eventWindow counts the input events a StdioConn may still write. It
+// used to be a channel of one token per event: a batch of 128 took 128
+// sends, each a select, and gave them back one by one.
+type eventWindow struct {
+	mu      sync.Mutex
+	free    int
+	wake    chan struct{} // closed (and replaced) by release when waiting
+	waiting bool
+}
+
+// errWindowBroken is take's error when broken closed first.
+var errWindowBroken = errors.New("stdio: the conn broke while waiting for room")
+
+// take blocks until n events fit, then takes them, all at once (a batch
+// never holds part of the window while it waits). It gives up with
+// errWindowBroken when broken is closed, or ctx's error.
+func (w *eventWindow) take(ctx context.Context, n int, broken <-chan struct{}) error {
+	for {
+		w.mu.Lock()
+		if w.free >= n {
+			w.free -= n
+			w.mu.Unlock()
+			return nil
+		}
+		w.waiting = true
+		wake := w.wake
+		w.mu.Unlock()
+		select {
+		case <-wake:
+		case <-broken:
+			return errWindowBroken
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+}
+
+// release gives n events back and wakes a taker waiting for room.
+func (w *eventWindow) release(n int) {
+	w.mu.Lock()
+	w.free += n
+	if w.waiting {
+		close(w.wake)
+		w.wake = make(chan struct{})
+		w.waiting = false
+	}
+	w.mu.Unlock()
 }
 
 func (c *StdioConn) remainingOf(call *stdioCall) int {
@@ -339,7 +375,7 @@ func truncate(b []byte, n int) string {
 // handle applies one line. An error means the line was not understood.
 func (c *StdioConn) handle(line []byte) error {
 	var l stdioLine
-	if err := json.Unmarshal(line, &l); err != nil {
+	if err := parseStdioLine(line, &l); err != nil {
 		return fmt.Errorf("not a JSON object: %w", err)
 	}
 	if l.Seq == nil {

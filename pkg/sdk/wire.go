@@ -74,14 +74,11 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return c.CodecV2.Marshal(v)
 	}
-	buf, pool, err := a.marshal()
+	m, err := a.marshal()
 	if err != nil {
 		return nil, fmt.Errorf("encode a ProcessResponse: %w", err)
 	}
-	if pool == nil {
-		return mem.BufferSlice{mem.SliceBuffer(*buf)}, nil
-	}
-	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+	return m, nil
 }
 
 // Unmarshal implements encoding.CodecV2.
@@ -165,9 +162,9 @@ func (e *Event) codecEvent() wirecodec.Event {
 // maxStackOutputs is how many outputs an answer sizes without allocating.
 const maxStackOutputs = 256
 
-// marshal encodes the answer. The buffer comes from gRPC's pool when it is
-// large enough to be worth it (then the second result is that pool).
-func (a *processAnswer) marshal() (*[]byte, mem.BufferPool, error) {
+// marshal encodes the answer (wirecodec.Marshal: into a buffer from gRPC's
+// pool when it is large enough to be worth it).
+func (a *processAnswer) marshal() (mem.BufferSlice, error) {
 	var (
 		stack    [maxStackOutputs]int
 		sizes    []int
@@ -193,7 +190,7 @@ func (a *processAnswer) marshal() (*[]byte, mem.BufferPool, error) {
 		failures = make([][]byte, len(a.failures))
 		for i, f := range a.failures {
 			if failures[i], err = gproto.Marshal(f); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			outSizes += wirecodec.SizeMessage(3, len(failures[i]))
 		}
@@ -205,33 +202,13 @@ func (a *processAnswer) marshal() (*[]byte, mem.BufferPool, error) {
 	}
 	if a.drain != nil {
 		if drain, err = gproto.Marshal(a.drain); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		size += wirecodec.SizeMessage(3, len(drain))
 	}
-	var (
-		buf  *[]byte
-		pool mem.BufferPool
-	)
-	if mem.IsBelowBufferPoolingThreshold(size) {
-		b := make([]byte, 0, size)
-		buf = &b
-	} else {
-		pool = mem.DefaultBufferPool()
-		buf = pool.Get(size)
-	}
-	b, err := a.appendTo((*buf)[:0], rsize, sizes, failures, drain)
-	if err == nil && len(b) != size {
-		err = fmt.Errorf("encoded %d bytes, sized %d", len(b), size) // a bug here, not in the events
-	}
-	if err != nil {
-		if pool != nil {
-			pool.Put(buf)
-		}
-		return nil, nil, err
-	}
-	*buf = b
-	return buf, pool, nil
+	return wirecodec.Marshal(size, func(b []byte) ([]byte, error) {
+		return a.appendTo(b, rsize, sizes, failures, drain)
+	})
 }
 
 func (a *processAnswer) appendTo(b []byte, rsize int, sizes []int, failures [][]byte, drain []byte) ([]byte, error) {
