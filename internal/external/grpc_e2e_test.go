@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -89,7 +88,9 @@ sinks:
 				mu.Unlock()
 				go func() {
 					time.Sleep(time.Second) // events are flowing by then
-					syscall.Kill(pid, syscall.SIGKILL)
+					if p, err := os.FindProcess(pid); err == nil {
+						p.Kill()
+					}
 				}()
 			}
 		}

@@ -72,7 +72,7 @@ func TestV1ModuleComponentThroughAdapter(t *testing.T) {
 				"PORT="+launch.Env["PORT"],
 			)
 			cmd.Stderr = tlogWriter{t}
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+			cmd.SysProcAttr = childProcAttr()
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}

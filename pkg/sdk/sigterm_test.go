@@ -308,7 +308,11 @@ func TestExitsWhenParentDies(t *testing.T) {
 	if _, err := fmt.Fscan(stdout, &pid); err != nil {
 		t.Fatalf("spawner printed no pid: %v", err)
 	}
-	defer syscall.Kill(pid, syscall.SIGKILL)
+	defer func() {
+		if p, err := os.FindProcess(pid); err == nil {
+			p.Kill()
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := cp.Registry().WaitRegistered(ctx, "orphan"); err != nil {
