@@ -253,11 +253,16 @@ func validateInto(data []byte, idx *MemberIndex) (indexed, ok bool) {
 // not end.
 func plainStringEnd(data []byte, i int) int {
 	i++
-	for i+8 <= len(data) {
-		if m := nonPlain(binary.LittleEndian.Uint64(data[i:])); m != 0 {
-			i += bits.TrailingZeros64(m) >> 3
-			if data[i] == '"' {
-				return i + 1
+	if i > len(data) {
+		return -1
+	}
+	// rest shrinks by whole words, which lets the compiler drop the
+	// bounds checks of the loads.
+	for rest := data[i:]; len(rest) >= 8; rest = rest[8:] {
+		if m := nonPlain(binary.LittleEndian.Uint64(rest)); m != 0 {
+			k := bits.TrailingZeros64(m) >> 3
+			if rest[k] == '"' {
+				return i + k + 1
 			}
 			return -1
 		}
@@ -419,6 +424,28 @@ func JSONString(data []byte, i int) (string, bool) {
 // does: an int64 when it is an integer literal that fits, else a float64.
 // ok is false when data[i:] does not start with a number.
 func JSONNumber(data []byte, i int) (n int64, f float64, isInt, ok bool) {
+	// The usual number, a short integer, in one loop.
+	if j := i; j < len(data) {
+		neg := data[j] == '-'
+		if neg {
+			j++
+		}
+		var u int64
+		d := j
+		for ; j < len(data) && j-d < 18; j++ {
+			c := data[j] - '0'
+			if c > 9 {
+				break
+			}
+			u = u*10 + int64(c)
+		}
+		if j > d && (j == len(data) || data[j] != '.' && data[j] != 'e' && data[j] != 'E' && data[j]-'0' > 9) {
+			if neg {
+				u = -u
+			}
+			return u, 0, true, true
+		}
+	}
 	start := i
 	if i < len(data) && data[i] == '-' {
 		i++

@@ -52,28 +52,31 @@ func TestJSONNumberMatchesParser(t *testing.T) {
 		"0", "-0", "7", "-7", "123456789012345678", "999999999999999999",
 		"9223372036854775807", "-9223372036854775808", "9223372036854775808",
 		"-9223372036854775809", "12345678901234567890123", "1.5", "-0.0", "1e3",
-		"1E-3", "2.5e+10", "1e400", "-1e400",
+		"1E-3", "2.5e+10", "1e400", "-1e400", "5433", "-5433", "12345678901234567e2", "123456789012345678.5",
+		"1234567890123456789", "0.5", "17E1",
 	} {
-		t.Run(lit, func(t *testing.T) {
-			want, err := ParseJSON([]byte(lit))
-			if err != nil {
-				t.Fatal(err)
-			}
-			n, f, isInt, ok := JSONNumber([]byte(lit+","), 0)
-			if !ok {
-				t.Fatal("not read")
-			}
-			switch w := want.(type) {
-			case int64:
-				if !isInt || n != w {
-					t.Errorf("got %d %v (int %v), parser int64 %d", n, f, isInt, w)
+		for _, data := range []string{lit + ",", lit + "}", lit} {
+			t.Run(data, func(t *testing.T) {
+				want, err := ParseJSON([]byte(lit))
+				if err != nil {
+					t.Fatal(err)
 				}
-			case float64:
-				if isInt || math.Float64bits(f) != math.Float64bits(w) {
-					t.Errorf("got %d %v (int %v), parser float64 %v", n, f, isInt, w)
+				n, f, isInt, ok := JSONNumber([]byte(data), 0)
+				if !ok {
+					t.Fatal("not read")
 				}
-			}
-		})
+				switch w := want.(type) {
+				case int64:
+					if !isInt || n != w {
+						t.Errorf("got %d %v (int %v), parser int64 %d", n, f, isInt, w)
+					}
+				case float64:
+					if isInt || math.Float64bits(f) != math.Float64bits(w) {
+						t.Errorf("got %d %v (int %v), parser float64 %v", n, f, isInt, w)
+					}
+				}
+			})
+		}
 	}
 }
 
