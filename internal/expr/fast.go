@@ -456,6 +456,11 @@ func (fc *fastCompiler) call(call ast.CallExpr) fnode {
 		if a == nil {
 			return nil
 		}
+		if name == operators.Equals || name == operators.NotEquals {
+			if eq := fieldEqualsString(call.Args(), binary(name, a[0], a[1]), name == operators.NotEquals); eq != nil {
+				return eq
+			}
+		}
 		return binary(name, a[0], a[1])
 	case n == 1 && call.IsMemberFunction():
 		a := fc.args(call, 2)
@@ -936,4 +941,51 @@ func (fo *fastObject) appendJSON(dst []byte, ev *flow.Event) ([]byte, bool) {
 		}
 	}
 	return append(dst, '}'), true
+}
+
+// fieldEqualsString compiles data.a == "c" (either way round, or !=) to
+// a comparison of the member's raw bytes with c, for a constant without
+// quotes or backslashes, so a filter on a string field reads no more of
+// the value than it must. Where the raw bytes cannot decide (the value is
+// not a string, the event has no member index, an escape before the
+// first difference) it answers as general, the node it stands for.
+func fieldEqualsString(args []ast.Expr, general fnode, neg bool) fnode {
+	path, lit := dataPath(args[0]), args[1]
+	if path == nil {
+		path, lit = dataPath(args[1]), args[0]
+	}
+	if len(path) != 1 || lit.Kind() != ast.LiteralKind {
+		return nil
+	}
+	c, ok := lit.AsLiteral().(types.String)
+	if !ok || strings.ContainsAny(string(c), "\"\\") {
+		return nil
+	}
+	key, want := path[0], string(c)
+	return func(ev *flow.Event) (fval, bool) {
+		idx := ev.Index()
+		if idx == nil {
+			return general(ev)
+		}
+		data := ev.Data
+		at, found := idx.Find(data, key)
+		if !found || data[at] != '"' {
+			return general(ev)
+		}
+		// data passed ValidateJSON, so the string ends before data does.
+		raw := data[at+1:]
+		for k := 0; k < len(want); k++ {
+			if raw[k] != want[k] {
+				if raw[k] == '\\' {
+					return general(ev) // an escape may still spell want
+				}
+				// The value's first k bytes are want's (no escape so
+				// far), and byte k differs or the string ends there.
+				return fval{k: kBool, b: neg}, true
+			}
+		}
+		// want matched up to here: equal when the string ends now; any
+		// more bytes (escaped or not) make it longer.
+		return fval{k: kBool, b: (raw[len(want)] == '"') != neg}, true
+	}
 }
