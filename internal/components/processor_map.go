@@ -59,6 +59,8 @@ type mapProcessor struct {
 	set   []mapSetField // sorted by name, so errors come in a stable order
 	del   []string
 	whole *expr.Program
+	// events are the output events, allocated a block at a time.
+	events flow.EventBlock
 }
 
 type mapSetField struct {
@@ -156,7 +158,7 @@ func (m *mapProcessor) Process(_ context.Context, in *flow.Event, out []*flow.Ev
 	if err != nil {
 		return out, err
 	}
-	ev := in.WithData(data)
+	ev := in.WithDataInto(m.events.New(), data)
 	if ct := ev.DataContentType; ct != "" && ct != "application/json" && !strings.Contains(ct, "json") {
 		// The payload is JSON now, whatever it was before.
 		ev.DataContentType = "application/json"
