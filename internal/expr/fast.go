@@ -336,9 +336,16 @@ func (fc *fastCompiler) pathNode(e ast.Expr) fnode {
 		// data.a, the usual read: straight to the member index when the
 		// event has one (then its data is an object).
 		key := path[0]
+		plain := !strings.ContainsAny(key, "\"\\") // FindPlain may be used
 		return func(ev *flow.Event) (fval, bool) {
 			if idx := ev.Index(); idx != nil {
-				at, ok := idx.Find(ev.Data, key)
+				var at int
+				var ok bool
+				if plain {
+					at, ok = idx.FindPlain(ev.Data, key)
+				} else {
+					at, ok = idx.Find(ev.Data, key)
+				}
 				if !ok {
 					return fval{}, false
 				}
@@ -962,13 +969,16 @@ func fieldEqualsString(args []ast.Expr, general fnode, neg bool) fnode {
 		return nil
 	}
 	key, want := path[0], string(c)
+	if strings.ContainsAny(key, "\"\\") {
+		return nil // never in an indexed object: the general node
+	}
 	return func(ev *flow.Event) (fval, bool) {
 		idx := ev.Index()
 		if idx == nil {
 			return general(ev)
 		}
 		data := ev.Data
-		at, found := idx.Find(data, key)
+		at, found := idx.FindPlain(data, key)
 		if !found || data[at] != '"' {
 			return general(ev)
 		}

@@ -108,18 +108,28 @@ func (m *MemberIndex) Member(data []byte, k int) (key []byte, start, value, end 
 // Find returns where the value of key starts, the last one if the key is
 // repeated (as the parser keeps it).
 func (m *MemberIndex) Find(data []byte, key string) (int, bool) {
+	at, ok := m.FindPlain(data, key)
+	if ok {
+		// A key holding a quote or a backslash could match bytes
+		// running past an indexed key's end; it is written with
+		// escapes, so it is in no indexed object. Checked only on a
+		// match, by hand: strings.ContainsAny costs a call per byte.
+		for j := 0; j < len(key); j++ {
+			if key[j] == '"' || key[j] == '\\' {
+				return 0, false
+			}
+		}
+	}
+	return at, ok
+}
+
+// FindPlain is Find for a key that holds no quote and no backslash, which
+// the caller checked once (an expression's field names, when compiled):
+// it skips that check on every match.
+func (m *MemberIndex) FindPlain(data []byte, key string) (int, bool) {
 	for k := int(m.n) - 1; k >= 0; k-- {
 		ks := int(m.keys[k]) + 1
 		if ke := ks + len(key); ke < len(data) && data[ke] == '"' && string(data[ks:ke]) == key {
-			// A key holding a quote or a backslash could match bytes
-			// running past an indexed key's end; it is written with
-			// escapes, so it is in no indexed object. Checked only on a
-			// match, by hand: strings.ContainsAny costs a call per byte.
-			for j := 0; j < len(key); j++ {
-				if key[j] == '"' || key[j] == '\\' {
-					return 0, false
-				}
-			}
 			return int(m.vals[k]), true
 		}
 	}

@@ -158,6 +158,10 @@ func checkIndex(t *testing.T, data []byte) {
 		if !found {
 			t.Fatalf("%q: Find(%q) missed", data, key)
 		}
+		// Indexed keys have no escapes, so they are plain keys.
+		if at2, found2 := idx.FindPlain(data, string(key)); at2 != at || !found2 {
+			t.Fatalf("%q: FindPlain(%q) = %d, %v; Find %d", data, key, at2, found2, at)
+		}
 		got, err := ParseJSON(data[at:SkipJSONValue(data, at)])
 		if err != nil || !reflect.DeepEqual(got, m[string(key)]) {
 			t.Fatalf("%q: Find(%q) reads %v (%v), the parser %v", data, key, got, err, m[string(key)])
