@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"cel.dev/cel-go/common/types/ref"
 
@@ -58,6 +59,8 @@ type mapProcessor struct {
 	set   []mapSetField // sorted by name, so errors come in a stable order
 	del   []string
 	whole *expr.Program
+	// events are the output events, allocated a block at a time.
+	events flow.EventBlock
 }
 
 type mapSetField struct {
@@ -155,8 +158,8 @@ func (m *mapProcessor) Process(_ context.Context, in *flow.Event, out []*flow.Ev
 	if err != nil {
 		return out, err
 	}
-	ev := in.WithData(data)
-	if ev.DataContentType != "" && !strings.Contains(ev.DataContentType, "json") {
+	ev := in.WithDataInto(m.events.New(), data)
+	if ct := ev.DataContentType; ct != "" && ct != "application/json" && !strings.Contains(ct, "json") {
 		// The payload is JSON now, whatever it was before.
 		ev.DataContentType = "application/json"
 	}
@@ -178,11 +181,15 @@ func (m *mapProcessor) edit(in *flow.Event) ([]byte, error) {
 	}
 	// Every expression reads the incoming event, never an earlier set. A
 	// value the fast path wrote is scratch[fastAt[k]:fastAt[k+1]]; the
-	// others are in vals.
+	// others are in vals. The scratch and the spliced payload are written
+	// in buffers reused from mapBufPool (the writers' buffers escape, so
+	// a buffer on the stack would be a new allocation per event), and the
+	// payload is then copied to an allocation of its size.
+	bufs := mapBufPool.Get().(*mapBufs)
+	defer mapBufPool.Put(bufs)
 	var small [8]ref.Val
 	var atSmall [9]int
-	var scratchSmall [128]byte
-	vals, fastAt, scratch := small[:0], atSmall[:0], scratchSmall[:0]
+	vals, fastAt, scratch := small[:0], atSmall[:0], bufs.scratch[:0]
 	for _, f := range m.set {
 		fastAt = append(fastAt, len(scratch))
 		var ok bool
@@ -196,10 +203,16 @@ func (m *mapProcessor) edit(in *flow.Event) ([]byte, error) {
 		}
 		vals = append(vals, x)
 	}
+	bufs.keep(&bufs.scratch, scratch)
 	fastAt = append(fastAt, len(scratch))
 	size := len(in.Data) + len(scratch) + 16*len(m.set)
-	if data, ok, err := m.splice(make([]byte, 0, size), in.Data, in.Index(), vals, fastAt, scratch); ok || err != nil {
-		return data, err
+	out, ok, err := m.splice(bufs.out[:0], in.Data, in.Index(), vals, fastAt, scratch)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		bufs.keep(&bufs.out, out)
+		return append([]byte(nil), out...), nil
 	}
 	for k, f := range m.set {
 		if vals[k] == nil {
@@ -215,6 +228,20 @@ func (m *mapProcessor) edit(in *flow.Event) ([]byte, error) {
 		return nil, fmt.Errorf("event data: %w", err)
 	}
 	return m.rebuild(make([]byte, 0, size), v.(map[string]any), vals)
+}
+
+// mapBufs are the scratch buffers of one edit.
+type mapBufs struct{ scratch, out []byte }
+
+// mapBufPool holds mapBufs between edits, shared by every map processor.
+var mapBufPool = sync.Pool{New: func() any { return new(mapBufs) }}
+
+// keep stores b (a buffer grown from *dst) in *dst for the next edit,
+// unless it grew beyond 64 KiB (a rare huge payload is not kept alive).
+func (*mapBufs) keep(dst *[]byte, b []byte) {
+	if cap(b) <= 64<<10 {
+		*dst = b[:0]
+	}
 }
 
 // checkObject fails an event whose payload is not a JSON object, using
@@ -249,6 +276,10 @@ func (m *mapProcessor) splice(dst, raw []byte, index *flow.MemberIndex, vals []r
 	dst = append(dst, '{')
 	first := true
 	member := 0
+	// raw[runStart:runEnd] are members kept as they are that follow one
+	// another with a bare comma between them, still to be copied: one
+	// copy for the run instead of one a member.
+	runStart, runEnd := -1, -1
 	for {
 		var key []byte
 		var memberStart, valEnd int
@@ -301,19 +332,45 @@ func (m *mapProcessor) splice(dst, raw []byte, index *flow.MemberIndex, vals []r
 		if idx >= 0 && done[idx] {
 			continue // a repeated key: the parsed view kept one value, so do we
 		}
+		if idx < 0 {
+			if runStart >= 0 && memberStart == runEnd+1 && raw[runEnd] == ',' {
+				runEnd = valEnd
+				continue
+			}
+			if runStart >= 0 {
+				if !first {
+					dst = append(dst, ',')
+				}
+				first = false
+				dst = append(dst, raw[runStart:runEnd]...)
+			}
+			runStart, runEnd = memberStart, valEnd
+			continue
+		}
+		if runStart >= 0 {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = append(dst, raw[runStart:runEnd]...)
+			runStart = -1
+		}
 		if !first {
 			dst = append(dst, ',')
 		}
 		first = false
-		if idx < 0 {
-			dst = append(dst, raw[memberStart:valEnd]...)
-			continue
-		}
 		done[idx] = true
 		var err error
 		if dst, err = m.appendSet(dst, idx, vals, fastAt, scratch); err != nil {
 			return nil, false, err
 		}
+	}
+	if runStart >= 0 {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, raw[runStart:runEnd]...)
 	}
 	for k := range m.set {
 		if done[k] {

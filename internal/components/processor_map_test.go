@@ -62,6 +62,8 @@ func TestMapProcess(t *testing.T) {
 		{"raw members kept byte for byte", flow.Config{"set": map[string]any{"n": "data.n + 1"}},
 			" {\n  \"s\": \"a}b]\\\"{\" , \"deep\": {\"x\": [1, {\"y\": \"]\"}]},\n  \"n\": 1, \"f\": 1.50, \"e\": 1e3 }\n",
 			`{"s": "a}b]\"{","deep": {"x": [1, {"y": "]"}]},"n":2,"f": 1.50,"e": 1e3}`, ""},
+		{"runs of kept members around set, deleted and spaced ones", flow.Config{"set": map[string]any{"kind": "data.kind.upperAscii()"}, "delete": []any{"e"}},
+			`{"a":1,"b":2, "c":3,"kind":"x","e":5,"f":6,"g":[7] ,"h":8}`, `{"a":1,"b":2,"c":3,"kind":"X","f":6,"g":[7],"h":8}`, ""},
 		{"repeated key keeps one", flow.Config{"set": map[string]any{"a": "data.a * 10"}, "delete": []any{"b"}},
 			`{"a":1,"b":2,"a":3,"b":4,"c":5}`, `{"a":30,"c":5}`, ""},
 		{"escaped key takes the general path", flow.Config{"set": map[string]any{"z": "1"}},

@@ -302,6 +302,9 @@ func appendFloat(dst []byte, f float64) ([]byte, error) {
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'
 	}
+	if out, ok := appendShortFloat(dst, f); ok {
+		return out, nil
+	}
 	start := len(dst)
 	dst = strconv.AppendFloat(dst, f, format, -1, 64)
 	if format == 'e' {
@@ -317,4 +320,63 @@ func appendFloat(dst []byte, f float64) ([]byte, error) {
 		dst = append(dst, '.', '0')
 	}
 	return dst, nil
+}
+
+// exactPow10 are the powers of ten a float64 holds exactly.
+var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// appendShortFloat writes f as appendFloat does, for the common doubles
+// that are a decimal of at most 15 significant digits (12.34, 0.5), without
+// strconv's general shortest-digits search; false, with dst unchanged,
+// for the others.
+//
+// For k = 0, 1, 2, ... it takes d, the integer nearest f·10^k, and stops
+// at the first k where d / 10^k == f. Both are exact float64s (d < 10^15
+// < 2^53, k <= 22), so the division is correctly rounded: it equals f
+// exactly when the decimal d·10^-k reads back as f, i.e. round-trips.
+// Below 10^15 significant digits a float64's spacing is under a fifth of
+// 10^-k, so at most one k-digit decimal round-trips and, when one does,
+// f·10^k is so close to it that the rounded product still rounds to it.
+// The first k that round-trips therefore gives the unique shortest
+// decimal, which is what strconv's 'f' format with precision -1 prints
+// (with ".0" added to an integer, as appendFloat does).
+func appendShortFloat(dst []byte, f float64) ([]byte, bool) {
+	a := math.Abs(f)
+	if !(a >= 1e-6 && a < 1e15) { // also NaN
+		return dst, false
+	}
+	for k := range len(exactPow10) {
+		p := exactPow10[k]
+		s := a * p
+		if s >= 1e15 {
+			return dst, false
+		}
+		// s >= 0: adding a half and truncating rounds to nearest; where
+		// that differs from math.Round (s within an ulp of a half) no
+		// k-digit decimal round-trips anyway.
+		d := float64(uint64(s + 0.5))
+		if d/p != a {
+			continue
+		}
+		if f < 0 {
+			dst = append(dst, '-')
+		}
+		var buf [24]byte
+		digits := strconv.AppendUint(buf[:0], uint64(d), 10)
+		if k == 0 {
+			return append(append(dst, digits...), '.', '0'), true
+		}
+		if n := len(digits) - k; n > 0 {
+			dst = append(dst, digits[:n]...)
+			dst = append(dst, '.')
+			return append(dst, digits[n:]...), true
+		}
+		dst = append(dst, '0', '.')
+		for range k - len(digits) {
+			dst = append(dst, '0')
+		}
+		return append(dst, digits...), true
+	}
+	return dst, false
 }

@@ -3,6 +3,9 @@ package expr
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,4 +144,88 @@ func TestAppendValueMatchesToGo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// strconvFloat is appendFloat without its short-decimal path: strconv's
+// shortest digits, the reference appendShortFloat must match.
+func strconvFloat(f float64) string {
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	s := strconv.FormatFloat(f, format, -1, 64)
+	if format == 'e' {
+		if n := len(s); n >= 4 && s[n-4] == 'e' && s[n-3] == '-' && s[n-2] == '0' {
+			s = s[:n-2] + s[n-1:]
+		}
+		return s
+	}
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
+}
+
+func checkShortFloat(t *testing.T, f float64) bool {
+	t.Helper()
+	got, ok := appendShortFloat([]byte("x"), f)
+	if !ok {
+		if string(got) != "x" {
+			t.Fatalf("appendShortFloat(%v) gave up but wrote %q", f, got)
+		}
+		return false
+	}
+	if want := "x" + strconvFloat(f); string(got) != want {
+		t.Fatalf("appendShortFloat(%v (%#x)) = %q, strconv says %q", f, math.Float64bits(f), got, want)
+	}
+	return true
+}
+
+// TestAppendShortFloat compares the short-decimal path with strconv on the
+// doubles it is for (cents, ratios), their neighbours, and values around
+// its limits; and checks it answers for the common ones.
+func TestAppendShortFloat(t *testing.T) {
+	for _, f := range []float64{1, -1, 0.5, 12.34, 99.99, 0.1, 0.2, 0.1 + 0.2, 1.0 / 3, 2.0 / 3, 1e-6, 9.99e-7, 1e14, 1e15,
+		999999999999999, 999999999999999.9, 123456789.123456, 0.000123, 1.7976931348623157e308, 5e-324, 0, math.Copysign(0, -1),
+		math.NaN(), math.Inf(1), 4503599627370497, 0.3, 100, 1e21, 123456789012345.67} {
+		checkShortFloat(t, f)
+		checkShortFloat(t, -f)
+		checkShortFloat(t, math.Nextafter(f, math.Inf(1)))
+		checkShortFloat(t, math.Nextafter(f, math.Inf(-1)))
+	}
+	for _, d := range []int64{1, 7, 10, 99, 100, 1234, 500000, 999999, 123456789, 100000000000001} {
+		for k, p := range exactPow10[:16] {
+			f := float64(d) / p
+			answered := checkShortFloat(t, f)
+			if !answered && k <= 6 && d < 1e9 {
+				t.Errorf("appendShortFloat(%d/1e%d) gave up", d, k)
+			}
+		}
+	}
+	// W1's amounts in dollars: every cent from 0.01 to 10,000.
+	for c := 1; c <= 1000000; c++ {
+		if !checkShortFloat(t, float64(c)/100.0) {
+			t.Fatalf("appendShortFloat(%d/100.0) gave up", c)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		checkShortFloat(t, math.Float64frombits(r.Uint64()))
+		checkShortFloat(t, float64(r.Int64N(1e15))/exactPow10[r.IntN(23)])
+		checkShortFloat(t, r.Float64()*exactPow10[r.IntN(16)])
+	}
+}
+
+func FuzzAppendShortFloat(f *testing.F) {
+	for _, x := range []float64{12.34, 0.1 + 0.2, 1e-6, 999999999999999.9} {
+		f.Add(math.Float64bits(x))
+	}
+	f.Fuzz(func(t *testing.T, bits uint64) {
+		x := math.Float64frombits(bits)
+		checkShortFloat(t, x)
+		for _, p := range exactPow10 {
+			checkShortFloat(t, math.Round(x)/p)
+		}
+	})
 }

@@ -445,15 +445,7 @@ func (p *Program) AppendFastJSON(dst []byte, ev *flow.Event) ([]byte, bool) {
 	if p.fast == nil {
 		return dst, false
 	}
-	v, ok := p.fast.eval(ev)
-	if !ok {
-		return dst, false
-	}
-	out, ok := v.appendJSON(dst)
-	if !ok {
-		return dst, false
-	}
-	return out, true
+	return p.fast.appendJSON(dst, ev)
 }
 
 // evalCEL evaluates the program with cel-go over the parsed payload.

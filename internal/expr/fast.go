@@ -72,6 +72,31 @@ type fnode func(ev *flow.Event) (fval, bool)
 type fastProgram struct {
 	root     fnode
 	usesData bool
+	// app, when not nil, writes the root's JSON itself, cheaper than
+	// computing the value first (upperAscii and lowerAscii: the mapped
+	// string is written, never allocated). It answers as root would.
+	app func(dst []byte, ev *flow.Event) ([]byte, bool)
+}
+
+// appendJSON writes the JSON of the result over ev, as fval.appendJSON
+// writes what eval returns; false, with dst unchanged, where eval or
+// appendJSON gives up.
+func (fp *fastProgram) appendJSON(dst []byte, ev *flow.Event) ([]byte, bool) {
+	if fp.app == nil {
+		v, ok := fp.eval(ev)
+		if !ok {
+			return dst, false
+		}
+		out, ok := v.appendJSON(dst)
+		if !ok {
+			return dst, false
+		}
+		return out, true
+	}
+	if fp.usesData && !ev.StrictJSON() {
+		return dst, false
+	}
+	return fp.app(dst, ev)
 }
 
 // eval runs the fast path over ev.
@@ -131,7 +156,50 @@ func compileFast(e ast.Expr) *fastProgram {
 	if root == nil {
 		return nil
 	}
-	return &fastProgram{root: root, usesData: fc.usesData}
+	fp := &fastProgram{root: root, usesData: fc.usesData}
+	if e.Kind() == ast.CallKind {
+		c := e.AsCall()
+		if name := c.FunctionName(); (name == "upperAscii" || name == "lowerAscii") && c.IsMemberFunction() && len(c.Args()) == 0 {
+			if x := fc.node(c.Target()); x != nil {
+				fp.app = caseAppender(x, name == "upperAscii")
+			}
+		}
+	}
+	return fp
+}
+
+// caseAppender writes x.upperAscii() (upper) or x.lowerAscii() as JSON,
+// giving up where unary's function would.
+func caseAppender(x fnode, upper bool) func([]byte, *flow.Event) ([]byte, bool) {
+	return func(dst []byte, ev *flow.Event) ([]byte, bool) {
+		v, ok := x(ev)
+		if !ok || v.k != kString || !utf8.ValidString(v.s) {
+			return dst, false
+		}
+		return appendJSONStringCase(dst, v.s, upper), true
+	}
+}
+
+// appendJSONStringCase appends asciiCase(s, upper) as a JSON string, as
+// flow.AppendJSONString would, mapping a short string in a buffer on the
+// stack instead of allocating it.
+func appendJSONStringCase(dst []byte, s string, upper bool) []byte {
+	var buf [64]byte
+	if len(s) == 0 || len(s) > len(buf) {
+		return flow.AppendJSONString(dst, asciiCase(s, upper))
+	}
+	b := buf[:len(s)]
+	copy(b, s)
+	lo := byte('a')
+	if !upper {
+		lo = 'A'
+	}
+	for i, c := range b {
+		if c-lo <= 'z'-'a' {
+			b[i] = c ^ 0x20
+		}
+	}
+	return flow.AppendJSONString(dst, unsafe.String(&b[0], len(b)))
 }
 
 type fastCompiler struct {
@@ -264,6 +332,28 @@ func (fc *fastCompiler) pathNode(e ast.Expr) fnode {
 		return nil
 	}
 	fc.usesData = true
+	if len(path) == 1 {
+		// data.a, the usual read: straight to the member index when the
+		// event has one (then its data is an object).
+		key := path[0]
+		plain := !strings.ContainsAny(key, "\"\\") // FindPlain may be used
+		return func(ev *flow.Event) (fval, bool) {
+			if idx := ev.Index(); idx != nil {
+				var at int
+				var ok bool
+				if plain {
+					at, ok = idx.FindPlain(ev.Data, key)
+				} else {
+					at, ok = idx.Find(ev.Data, key)
+				}
+				if !ok {
+					return fval{}, false
+				}
+				return readValue(ev.Data, at)
+			}
+			return readPath(ev, path)
+		}
+	}
 	return func(ev *flow.Event) (fval, bool) { return readPath(ev, path) }
 }
 
@@ -373,6 +463,11 @@ func (fc *fastCompiler) call(call ast.CallExpr) fnode {
 		if a == nil {
 			return nil
 		}
+		if name == operators.Equals || name == operators.NotEquals {
+			if eq := fieldEqualsString(call.Args(), binary(name, a[0], a[1]), name == operators.NotEquals); eq != nil {
+				return eq
+			}
+		}
 		return binary(name, a[0], a[1])
 	case n == 1 && call.IsMemberFunction():
 		a := fc.args(call, 2)
@@ -460,6 +555,19 @@ func binary(name string, x, y fnode) fnode {
 			return fval{k: kBool, b: equal(a, b) != neg}, true
 		}
 	case operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals:
+		// The operator holds when compare's -1, 0 or 1 is in [lo, hi],
+		// decided here rather than by comparing names per event.
+		lo, hi := -1, 1
+		switch name {
+		case operators.Less:
+			hi = -1
+		case operators.LessEquals:
+			hi = 0
+		case operators.Greater:
+			lo = 1
+		default:
+			lo = 0
+		}
 		return func(ev *flow.Event) (fval, bool) {
 			a, ok := x(ev)
 			if !ok {
@@ -473,20 +581,10 @@ func binary(name string, x, y fnode) fnode {
 			if !ok {
 				return fval{}, false
 			}
-			var res bool
-			switch name {
-			case operators.Less:
-				res = r < 0
-			case operators.LessEquals:
-				res = r <= 0
-			case operators.Greater:
-				res = r > 0
-			default:
-				res = r >= 0
-			}
-			return fval{k: kBool, b: res}, true
+			return fval{k: kBool, b: lo <= r && r <= hi}, true
 		}
 	case operators.Add, operators.Subtract, operators.Multiply, operators.Divide, operators.Modulo:
+		op := arithOps[name]
 		return func(ev *flow.Event) (fval, bool) {
 			a, ok := x(ev)
 			if !ok {
@@ -496,10 +594,27 @@ func binary(name string, x, y fnode) fnode {
 			if !ok {
 				return fval{}, false
 			}
-			return arith(name, a, b)
+			return arith(op, a, b)
 		}
 	}
 	return nil
+}
+
+// arithOp names an arithmetic operator, so that evaluating one switches
+// on a small integer instead of comparing operator names.
+type arithOp uint8
+
+const (
+	opAdd arithOp = iota
+	opSubtract
+	opMultiply
+	opDivide
+	opModulo
+)
+
+var arithOps = map[string]arithOp{
+	operators.Add: opAdd, operators.Subtract: opSubtract, operators.Multiply: opMultiply,
+	operators.Divide: opDivide, operators.Modulo: opModulo,
 }
 
 // equal is cel-go's heterogeneous equality on scalars: numbers compare by
@@ -576,35 +691,35 @@ func compareDoubleInt(d float64, i int64) int {
 
 // arith is + - * / % on two ints, two doubles, or + on two strings, with
 // cel-go's overflow and division checks (which fail to the general path).
-func arith(op string, a, b fval) (fval, bool) {
+func arith(op arithOp, a, b fval) (fval, bool) {
 	switch {
 	case a.k == kInt && b.k == kInt:
 		x, y := a.i, b.i
 		var r int64
 		switch op {
-		case operators.Add:
+		case opAdd:
 			r = x + y
 			if (r > x) != (y > 0) {
 				return fval{}, false
 			}
-		case operators.Subtract:
+		case opSubtract:
 			r = x - y
 			if (r < x) != (y > 0) {
 				return fval{}, false
 			}
-		case operators.Multiply:
+		case opMultiply:
 			if x != 0 && y != 0 {
 				r = x * y
 				if (x == -1 && y == math.MinInt64) || (y == -1 && x == math.MinInt64) || r/y != x {
 					return fval{}, false
 				}
 			}
-		case operators.Divide:
+		case opDivide:
 			if y == 0 || (x == math.MinInt64 && y == -1) {
 				return fval{}, false
 			}
 			r = x / y
-		case operators.Modulo:
+		case opModulo:
 			if y == 0 || (x == math.MinInt64 && y == -1) {
 				return fval{}, false
 			}
@@ -615,19 +730,19 @@ func arith(op string, a, b fval) (fval, bool) {
 		x, y := a.f, b.f
 		var r float64
 		switch op {
-		case operators.Add:
+		case opAdd:
 			r = x + y
-		case operators.Subtract:
+		case opSubtract:
 			r = x - y
-		case operators.Multiply:
+		case opMultiply:
 			r = x * y
-		case operators.Divide:
+		case opDivide:
 			r = x / y
 		default:
 			return fval{}, false
 		}
 		return fval{k: kDouble, f: r}, true
-	case a.k == kString && b.k == kString && op == operators.Add:
+	case a.k == kString && b.k == kString && op == opAdd:
 		return fval{k: kString, s: a.s + b.s}, true
 	}
 	return fval{}, false
@@ -833,4 +948,54 @@ func (fo *fastObject) appendJSON(dst []byte, ev *flow.Event) ([]byte, bool) {
 		}
 	}
 	return append(dst, '}'), true
+}
+
+// fieldEqualsString compiles data.a == "c" (either way round, or !=) to
+// a comparison of the member's raw bytes with c, for a constant without
+// quotes or backslashes, so a filter on a string field reads no more of
+// the value than it must. Where the raw bytes cannot decide (the value is
+// not a string, the event has no member index, an escape before the
+// first difference) it answers as general, the node it stands for.
+func fieldEqualsString(args []ast.Expr, general fnode, neg bool) fnode {
+	path, lit := dataPath(args[0]), args[1]
+	if path == nil {
+		path, lit = dataPath(args[1]), args[0]
+	}
+	if len(path) != 1 || lit.Kind() != ast.LiteralKind {
+		return nil
+	}
+	c, ok := lit.AsLiteral().(types.String)
+	if !ok || strings.ContainsAny(string(c), "\"\\") {
+		return nil
+	}
+	key, want := path[0], string(c)
+	if strings.ContainsAny(key, "\"\\") {
+		return nil // never in an indexed object: the general node
+	}
+	return func(ev *flow.Event) (fval, bool) {
+		idx := ev.Index()
+		if idx == nil {
+			return general(ev)
+		}
+		data := ev.Data
+		at, found := idx.FindPlain(data, key)
+		if !found || data[at] != '"' {
+			return general(ev)
+		}
+		// data passed ValidateJSON, so the string ends before data does.
+		raw := data[at+1:]
+		for k := 0; k < len(want); k++ {
+			if raw[k] != want[k] {
+				if raw[k] == '\\' {
+					return general(ev) // an escape may still spell want
+				}
+				// The value's first k bytes are want's (no escape so
+				// far), and byte k differs or the string ends there.
+				return fval{k: kBool, b: neg}, true
+			}
+		}
+		// want matched up to here: equal when the string ends now; any
+		// more bytes (escaped or not) make it longer.
+		return fval{k: kBool, b: (raw[len(want)] == '"') != neg}, true
+	}
 }

@@ -144,11 +144,44 @@ func (e *Event) Parsed() bool { return e.view.parsed.Load() != nil }
 // WithData returns a copy of e carrying data as its payload. The copy's
 // lazy view starts empty.
 func (e *Event) WithData(data []byte) *Event {
-	return &Event{
-		ID: e.ID, Source: e.Source, Type: e.Type, Subject: e.Subject,
-		DataContentType: e.DataContentType, Time: e.Time, Metadata: e.Metadata,
-		Data: data,
+	return e.WithDataInto(new(Event), data)
+}
+
+// WithDataInto is WithData writing the copy into dst instead of a new
+// allocation, and returning it: dst must be a zero Event nobody else refers
+// to, such as one from an EventBlock.
+func (e *Event) WithDataInto(dst *Event, data []byte) *Event {
+	dst.ID, dst.Source, dst.Type, dst.Subject = e.ID, e.Source, e.Type, e.Subject
+	dst.DataContentType, dst.Time, dst.Metadata = e.DataContentType, e.Time, e.Metadata
+	dst.Data = data
+	return dst
+}
+
+// EventBlock hands out new zero events from blocks of several, one
+// allocation per block instead of one per event, for a processor that
+// makes an event per input (the map). Events are never handed out twice
+// or reused: a block stays alive as long as any of its events does (4 KiB
+// kept by one event that a tap or a dead letter holds on to), so using
+// them is as safe as new(Event). The zero EventBlock is ready; it is safe
+// for concurrent use.
+type EventBlock struct {
+	mu   sync.Mutex
+	free []Event
+}
+
+// eventBlockSize events of 160 bytes fill the 4 KiB size class.
+const eventBlockSize = 25
+
+// New returns a zero event nobody else refers to.
+func (b *EventBlock) New() *Event {
+	b.mu.Lock()
+	if len(b.free) == 0 {
+		b.free = make([]Event, eventBlockSize)
 	}
+	e := &b.free[0]
+	b.free = b.free[1:]
+	b.mu.Unlock()
+	return e
 }
 
 // WithType returns a copy of e with type t, keeping the parsed view if one

@@ -108,18 +108,28 @@ func (m *MemberIndex) Member(data []byte, k int) (key []byte, start, value, end 
 // Find returns where the value of key starts, the last one if the key is
 // repeated (as the parser keeps it).
 func (m *MemberIndex) Find(data []byte, key string) (int, bool) {
+	at, ok := m.FindPlain(data, key)
+	if ok {
+		// A key holding a quote or a backslash could match bytes
+		// running past an indexed key's end; it is written with
+		// escapes, so it is in no indexed object. Checked only on a
+		// match, by hand: strings.ContainsAny costs a call per byte.
+		for j := 0; j < len(key); j++ {
+			if key[j] == '"' || key[j] == '\\' {
+				return 0, false
+			}
+		}
+	}
+	return at, ok
+}
+
+// FindPlain is Find for a key that holds no quote and no backslash, which
+// the caller checked once (an expression's field names, when compiled):
+// it skips that check on every match.
+func (m *MemberIndex) FindPlain(data []byte, key string) (int, bool) {
 	for k := int(m.n) - 1; k >= 0; k-- {
 		ks := int(m.keys[k]) + 1
 		if ke := ks + len(key); ke < len(data) && data[ke] == '"' && string(data[ks:ke]) == key {
-			// A key holding a quote or a backslash could match bytes
-			// running past an indexed key's end; it is written with
-			// escapes, so it is in no indexed object. Checked only on a
-			// match, by hand: strings.ContainsAny costs a call per byte.
-			for j := 0; j < len(key); j++ {
-				if key[j] == '"' || key[j] == '\\' {
-					return 0, false
-				}
-			}
 			return int(m.vals[k]), true
 		}
 	}
@@ -140,76 +150,182 @@ func validateIndexed(data []byte) (*MemberIndex, bool) {
 // validateInto is validateIndexed writing the index into *idx (which it
 // leaves in an unspecified state when indexed is false), so that a caller
 // checking many events can allocate their indices together.
+//
+// It is check's object case in one loop that validates and records each
+// member as it goes: the common members (a key and a string value of
+// printable ASCII without escapes, an integer of up to 18 digits) are
+// checked here a word at a time, and anything else (escapes, non-ASCII
+// bytes, fractions and exponents, nested values, literals) by the general
+// checkString, checkNumber and check from where it starts, so the verdict
+// is ValidateJSON's by construction. White space is looked for only where
+// a byte is at most ' '.
 func validateInto(data []byte, idx *MemberIndex) (indexed, ok bool) {
-	p := jsonParser{data: data}
-	p.skipSpace()
-	if p.pos >= len(data) || data[p.pos] != '{' || len(data) > math.MaxUint16 {
+	n := len(data)
+	i := 0
+	if n > 0 && data[0] <= ' ' {
+		i = SkipJSONSpace(data, 0)
+	}
+	if i >= n || data[i] != '{' || n > math.MaxUint16 {
 		return false, ValidateJSON(data) == nil
 	}
-	// check's object case, recording the members.
 	idx.n = 0
 	indexed = true
-	p.pos++
-	p.skipSpace()
-	if p.pos < len(data) && data[p.pos] == '}' {
-		p.pos++
+	i++
+	if i < n && data[i] <= ' ' {
+		i = SkipJSONSpace(data, i)
+	}
+	if i < n && data[i] == '}' {
+		i++
 	} else {
 		for {
-			if p.pos >= len(data) || data[p.pos] != '"' {
+			if i >= n || data[i] != '"' {
 				return false, false
 			}
-			key := p.pos
-			p.escaped = false
-			if p.checkString() != nil {
+			key := i
+			if i = plainStringEnd(data, i); i < 0 {
+				p := jsonParser{data: data, pos: key}
+				if p.checkString() != nil {
+					return false, false
+				}
+				if p.escaped {
+					indexed = false
+				}
+				i = p.pos
+			}
+			if i < n && data[i] <= ' ' {
+				i = SkipJSONSpace(data, i)
+			}
+			if i >= n || data[i] != ':' {
 				return false, false
 			}
-			if indexed && (int(idx.n) == maxIndexed || p.escaped) {
-				indexed = false
+			i++
+			if i < n && data[i] <= ' ' {
+				i = SkipJSONSpace(data, i)
 			}
-			p.skipSpace()
-			if p.pos >= len(data) || data[p.pos] != ':' {
+			if i >= n {
 				return false, false
 			}
-			p.pos++
-			p.skipSpace()
-			val := p.pos
-			// check(1), with the common scalars called directly.
-			var err error
-			switch {
-			case val < len(data) && data[val] == '"':
-				err = p.checkString()
-			case val < len(data) && (data[val] >= '0' && data[val] <= '9' || data[val] == '-'):
-				err = p.checkNumber()
+			val := i
+			switch c := data[i]; {
+			case c == '"':
+				i = plainStringEnd(data, val)
+			case c >= '0' && c <= '9' || c == '-':
+				i = plainIntEnd(data, val)
 			default:
-				err = p.check(1)
+				i = -1
 			}
-			if err != nil {
-				return false, false
+			if i < 0 {
+				p := jsonParser{data: data, pos: val}
+				if p.check(1) != nil {
+					return false, false
+				}
+				i = p.pos
 			}
 			if indexed {
-				idx.keys[idx.n], idx.vals[idx.n], idx.ends[idx.n] = uint16(key), uint16(val), uint16(p.pos)
-				idx.n++
+				if k := idx.n; k < maxIndexed {
+					idx.keys[k], idx.vals[k], idx.ends[k] = uint16(key), uint16(val), uint16(i)
+					idx.n = k + 1
+				} else {
+					indexed = false
+				}
 			}
-			p.skipSpace()
-			if p.pos >= len(data) {
+			if i < n && data[i] <= ' ' {
+				i = SkipJSONSpace(data, i)
+			}
+			if i >= n {
 				return false, false
 			}
-			if data[p.pos] == '}' {
-				p.pos++
-				break
-			}
-			if data[p.pos] != ',' {
+			if c := data[i]; c == ',' {
+				i++
+				if i < n && data[i] <= ' ' {
+					i = SkipJSONSpace(data, i)
+				}
+				continue
+			} else if c != '}' {
 				return false, false
 			}
-			p.pos++
-			p.skipSpace()
+			i++
+			break
 		}
 	}
-	p.skipSpace()
-	if p.pos != len(data) {
+	if i < n && data[i] <= ' ' {
+		i = SkipJSONSpace(data, i)
+	}
+	if i != n {
 		return false, false
 	}
 	return indexed, true
+}
+
+// plainStringEnd returns the index after the string starting at data[i]
+// (a quote) when every byte in it is plainByte (so checkString accepts it
+// and it has no escapes), else -1: the string needs checkString, or does
+// not end.
+func plainStringEnd(data []byte, i int) int {
+	i++
+	if i > len(data) {
+		return -1
+	}
+	// rest shrinks by whole words, which lets the compiler drop the
+	// bounds checks of the loads.
+	for rest := data[i:]; len(rest) >= 8; rest = rest[8:] {
+		if m := nonPlain(binary.LittleEndian.Uint64(rest)); m != 0 {
+			k := bits.TrailingZeros64(m) >> 3
+			if rest[k] == '"' {
+				return i + k + 1
+			}
+			return -1
+		}
+		i += 8
+	}
+	for ; i < len(data); i++ {
+		if c := data[i]; !plainByte[c] {
+			if c == '"' {
+				return i + 1
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
+// plainIntEnd returns the index after the number starting at data[i] (a
+// digit or '-') when it is an integer that checkNumber accepts without
+// more ado (no fraction, no exponent, at most 18 digits, no leading
+// zero), else -1: the number needs checkNumber.
+func plainIntEnd(data []byte, i int) int {
+	if data[i] == '-' {
+		i++
+	}
+	d := i
+	for i+8 <= len(data) {
+		if m := nonDigit(binary.LittleEndian.Uint64(data[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			goto done
+		}
+		i += 8
+	}
+	for i < len(data) && data[i]-'0' <= 9 {
+		i++
+	}
+done:
+	if digits := i - d; digits == 0 || digits > 18 || digits > 1 && data[d] == '0' {
+		return -1
+	}
+	if i < len(data) && (data[i] == '.' || data[i] == 'e' || data[i] == 'E') {
+		return -1
+	}
+	return i
+}
+
+// nonDigit returns, for eight bytes loaded little-endian, a mask whose
+// lowest set bit lies in the first byte that is not an ASCII digit, or 0
+// when all eight are digits. Each byte is tested on its own (high nibble
+// 3, low nibble plus 6 without a carry into bit 4), so no borrow or carry
+// crosses bytes and every mark is exact.
+func nonDigit(x uint64) uint64 {
+	const highs, lows = 0xF0F0F0F0F0F0F0F0, 0x0F0F0F0F0F0F0F0F
+	return (x&highs ^ 0x3030303030303030) | ((x&lows + 0x0606060606060606) & 0x1010101010101010)
 }
 
 // SkipJSONSpace returns the index of the first byte at or after i that is
@@ -318,6 +434,28 @@ func JSONString(data []byte, i int) (string, bool) {
 // does: an int64 when it is an integer literal that fits, else a float64.
 // ok is false when data[i:] does not start with a number.
 func JSONNumber(data []byte, i int) (n int64, f float64, isInt, ok bool) {
+	// The usual number, a short integer, in one loop.
+	if j := i; j < len(data) {
+		neg := data[j] == '-'
+		if neg {
+			j++
+		}
+		var u int64
+		d := j
+		for ; j < len(data) && j-d < 18; j++ {
+			c := data[j] - '0'
+			if c > 9 {
+				break
+			}
+			u = u*10 + int64(c)
+		}
+		if j > d && (j == len(data) || data[j] != '.' && data[j] != 'e' && data[j] != 'E' && data[j]-'0' > 9) {
+			if neg {
+				u = -u
+			}
+			return u, 0, true, true
+		}
+	}
 	start := i
 	if i < len(data) && data[i] == '-' {
 		i++

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/bits"
 	"reflect"
@@ -51,28 +52,31 @@ func TestJSONNumberMatchesParser(t *testing.T) {
 		"0", "-0", "7", "-7", "123456789012345678", "999999999999999999",
 		"9223372036854775807", "-9223372036854775808", "9223372036854775808",
 		"-9223372036854775809", "12345678901234567890123", "1.5", "-0.0", "1e3",
-		"1E-3", "2.5e+10", "1e400", "-1e400",
+		"1E-3", "2.5e+10", "1e400", "-1e400", "5433", "-5433", "12345678901234567e2", "123456789012345678.5",
+		"1234567890123456789", "0.5", "17E1",
 	} {
-		t.Run(lit, func(t *testing.T) {
-			want, err := ParseJSON([]byte(lit))
-			if err != nil {
-				t.Fatal(err)
-			}
-			n, f, isInt, ok := JSONNumber([]byte(lit+","), 0)
-			if !ok {
-				t.Fatal("not read")
-			}
-			switch w := want.(type) {
-			case int64:
-				if !isInt || n != w {
-					t.Errorf("got %d %v (int %v), parser int64 %d", n, f, isInt, w)
+		for _, data := range []string{lit + ",", lit + "}", lit} {
+			t.Run(data, func(t *testing.T) {
+				want, err := ParseJSON([]byte(lit))
+				if err != nil {
+					t.Fatal(err)
 				}
-			case float64:
-				if isInt || math.Float64bits(f) != math.Float64bits(w) {
-					t.Errorf("got %d %v (int %v), parser float64 %v", n, f, isInt, w)
+				n, f, isInt, ok := JSONNumber([]byte(data), 0)
+				if !ok {
+					t.Fatal("not read")
 				}
-			}
-		})
+				switch w := want.(type) {
+				case int64:
+					if !isInt || n != w {
+						t.Errorf("got %d %v (int %v), parser int64 %d", n, f, isInt, w)
+					}
+				case float64:
+					if isInt || math.Float64bits(f) != math.Float64bits(w) {
+						t.Errorf("got %d %v (int %v), parser float64 %v", n, f, isInt, w)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -153,6 +157,10 @@ func checkIndex(t *testing.T, data []byte) {
 		at, found := idx.Find(data, string(key))
 		if !found {
 			t.Fatalf("%q: Find(%q) missed", data, key)
+		}
+		// Indexed keys have no escapes, so they are plain keys.
+		if at2, found2 := idx.FindPlain(data, string(key)); at2 != at || !found2 {
+			t.Fatalf("%q: FindPlain(%q) = %d, %v; Find %d", data, key, at2, found2, at)
 		}
 		got, err := ParseJSON(data[at:SkipJSONValue(data, at)])
 		if err != nil || !reflect.DeepEqual(got, m[string(key)]) {
@@ -253,5 +261,60 @@ func TestMemberIndexSize(t *testing.T) {
 	big := []byte(`{"a":"` + strings.Repeat("x", 1<<16) + `"}`)
 	if ev := (&Event{Data: big}); !ev.StrictJSON() || ev.Index() != nil {
 		t.Error("a payload beyond 16-bit offsets must be valid and not indexed")
+	}
+}
+
+// TestNonDigit checks the eight-bytes-at-a-time digit test of plainIntEnd
+// against a byte-by-byte one: every byte value in every position of a
+// word of otherwise digits.
+func TestNonDigit(t *testing.T) {
+	for pos := range 8 {
+		for c := range 256 {
+			w := []byte("01234567")
+			w[pos] = byte(c)
+			want := 8
+			for i, b := range w {
+				if b < '0' || b > '9' {
+					want = i
+					break
+				}
+			}
+			got := 8
+			if m := nonDigit(binary.LittleEndian.Uint64(w)); m != 0 {
+				got = bits.TrailingZeros64(m) >> 3
+			}
+			if got != want {
+				t.Fatalf("nonDigit(%q) marks byte %d first, want %d", w, got, want)
+			}
+		}
+	}
+}
+
+// TestValidateIntoShapes puts the values validateInto checks itself (and
+// the ones it hands to the general checks) at every offset against the
+// eight-byte words it reads, before other members, the end of the object
+// and the end of the data, and compares its verdict and index with
+// ValidateJSON and the parser.
+func TestValidateIntoShapes(t *testing.T) {
+	values := []string{
+		`0`, `-0`, `7`, `-`, `-x`, `01`, `-01`, `00`, `1.`, `1.5`, `-1.5e3`, `1e5`, `1E+5`, `2e`,
+		`12345678`, `123456789`, `-123456789012345678`, `123456789012345678`,
+		`1234567890123456789`, `9223372036854775807`, `9223372036854775808`, `12345678901234567890123`,
+		`""`, `"a"`, `"abcdefg"`, `"abcdefgh"`, `"abcdefghijklmnop"`, "\"a\x7fb\"", "\"a\x1fb\"",
+		"\"caf\xc3\xa9\"", "\"caf\xc3\"", `"a\"b"`, `"a\\"`, `"\u00e9"`, `"\ud800"`, `"abc`, `"abcdefghijk`,
+		`true`, `false`, `null`, `tru`, `{}`, `{"x":[1,{"y":"z"}]}`, `[]`, `[1,2`, `x`,
+	}
+	keys := []string{`"k"`, `"key4"`, `"abcdefgh"`, `"abcdefghi"`, `"\u006b"`, "\"k\xc3\xa9\"", "\"k\x01\"", `k`}
+	for _, v := range values {
+		for _, k := range keys {
+			for _, shape := range []string{"{%s:%s}", "{%s:%s,\"z\":1}", "{ %s : %s }", "{%s:%s} ", "{\"a\":\"bcd\",%s:%s}", "{%s:%s", "{%s:%s,}", "{%s:%s}}", "[%s,%s]"} {
+				checkIndex(t, []byte(fmt.Sprintf(shape, k, v)))
+			}
+		}
+	}
+	// Data ending inside a value, at every length.
+	full := `{"id":123456789,"ts":"2026-01-01T00:00:00Z","n":-12.5e-3,"ok":true}`
+	for n := range len(full) + 1 {
+		checkIndex(t, []byte(full[:n]))
 	}
 }
