@@ -338,27 +338,18 @@ func (m *mapProcessor) splice(dst, raw []byte, index *flow.MemberIndex, vals []r
 				continue
 			}
 			if runStart >= 0 {
-				if !first {
-					dst = append(dst, ',')
-				}
-				first = false
+				dst = mapComma(dst, &first)
 				dst = append(dst, raw[runStart:runEnd]...)
 			}
 			runStart, runEnd = memberStart, valEnd
 			continue
 		}
 		if runStart >= 0 {
-			if !first {
-				dst = append(dst, ',')
-			}
-			first = false
+			dst = mapComma(dst, &first)
 			dst = append(dst, raw[runStart:runEnd]...)
 			runStart = -1
 		}
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
+		dst = mapComma(dst, &first)
 		done[idx] = true
 		var err error
 		if dst, err = m.appendSet(dst, idx, vals, fastAt, scratch); err != nil {
@@ -366,26 +357,29 @@ func (m *mapProcessor) splice(dst, raw []byte, index *flow.MemberIndex, vals []r
 		}
 	}
 	if runStart >= 0 {
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
+		dst = mapComma(dst, &first)
 		dst = append(dst, raw[runStart:runEnd]...)
 	}
 	for k := range m.set {
 		if done[k] {
 			continue
 		}
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
+		dst = mapComma(dst, &first)
 		var err error
 		if dst, err = m.appendSet(dst, k, vals, fastAt, scratch); err != nil {
 			return nil, false, err
 		}
 	}
 	return append(dst, '}'), true, nil
+}
+
+// mapComma appends the comma before a member unless it is the first.
+func mapComma(dst []byte, first *bool) []byte {
+	if !*first {
+		dst = append(dst, ',')
+	}
+	*first = false
+	return dst
 }
 
 // appendSet writes the member of set k: the bytes the fast path wrote, or

@@ -186,7 +186,9 @@ func wasmAddFuel(code []byte) ([]byte, error) {
 			body, err = wasmAppendVecItem(s.body, fuelType)
 			added[s.id] = true
 		case wasmSecImport:
-			body, err = rw.imports(s.body, fuelImport)
+			// After the module's own imports: the fuel function's index is
+			// the number of imported functions before it.
+			body, err = wasmAppendVecItem(s.body, fuelImport)
 			added[s.id] = true
 		case wasmSecGlobal:
 			body, err = rw.globals(s.body, fuelGlobal)
@@ -288,12 +290,6 @@ func wasmAppendVecItem(body, item []byte) ([]byte, error) {
 		return nil, r.err
 	}
 	return append(append(wasmAppendU32(nil, n+1), body[r.off:]...), item...), nil
-}
-
-// imports appends the fuel import after the module's own: its index is
-// then the number of imported functions before it.
-func (w *wasmRewrite) imports(body, fuelImport []byte) ([]byte, error) {
-	return wasmAppendVecItem(body, fuelImport)
 }
 
 // globals appends the fuel global, moving ref.func in the initialisers.
