@@ -97,11 +97,29 @@ func Open(root, pipeline string, lockWait time.Duration) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{path: path, db: db}
-	if err := db.Update(func(tx *bbolt.Tx) error { return prepare(tx, path, pipeline) }); err != nil {
-		db.Close()
-		return nil, err
+	// A file already laid out is only read: a write transaction commits
+	// (and syncs) even when it changes nothing, ~1 ms at every start.
+	var ready bool
+	_ = db.View(func(tx *bbolt.Tx) error { ready = laidOut(tx); return nil })
+	if !ready {
+		if err := db.Update(func(tx *bbolt.Tx) error { return prepare(tx, path, pipeline) }); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	return s, nil
+}
+
+// laidOut reports whether prepare would find nothing to create or refuse.
+func laidOut(tx *bbolt.Tx) bool {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return false
+	}
+	if v, err := strconv.Atoi(string(meta.Get(keySchema))); err != nil || v > SchemaVersion {
+		return false
+	}
+	return tx.Bucket(bucketSources) != nil && tx.Bucket(bucketSinks) != nil
 }
 
 func corrupt(path, why string) error {
@@ -223,6 +241,16 @@ func (s *Store) Commit(c flow.Checkpoint) error {
 
 // Reset forgets every position: the next run starts from the beginning.
 func (s *Store) Reset() error {
+	// Nothing to forget (a new file, or one reset before): no write.
+	var empty bool
+	_ = s.db.View(func(tx *bbolt.Tx) error {
+		empty = tx.Bucket(bucketMeta).Get(keyUpdated) == nil &&
+			bucketEmpty(tx.Bucket(bucketSources)) && bucketEmpty(tx.Bucket(bucketSinks))
+		return nil
+	})
+	if empty {
+		return nil
+	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketSources, bucketSinks} {
 			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
@@ -234,6 +262,12 @@ func (s *Store) Reset() error {
 		}
 		return tx.Bucket(bucketMeta).Delete(keyUpdated)
 	})
+}
+
+// bucketEmpty reports whether b holds no key and no bucket.
+func bucketEmpty(b *bbolt.Bucket) bool {
+	k, _ := b.Cursor().First()
+	return k == nil
 }
 
 // Updated returns when the last checkpoint was committed (zero: never).
