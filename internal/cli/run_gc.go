@@ -21,10 +21,12 @@ import (
 // flowctl run collects when the heap reaches runGCPercent more than what is
 // live, but not beyond a soft memory limit: the heap of a small pipeline
 // stays under runMemoryLimit, and the collector runs ~runGCPercent/100
-// times less often. A pipeline whose live heap is large (more than half
-// the limit) would make the limit collect all the time; for it the
-// defaults step back to Go's own (GOGC=100, no limit) after the collection
-// that sees it, and come back when the live heap shrinks again.
+// times less often. The limit counts all of the runtime's memory, ~10 MiB
+// of which is not the heap, so a pipeline whose live heap is larger than a
+// few MiB gets less room under it than Go's default would give, and
+// collects more often; for it the defaults step back to Go's own
+// (GOGC=100, no limit) after the collection that sees it, and come back
+// when the live heap shrinks again (gcAdjust).
 //
 // GOGC and GOMEMLIMIT in the environment, and --memory-limit, are the
 // user's: a set one is never overridden, and with either set the
@@ -150,27 +152,36 @@ func startGCStepBack() {
 	runtime.SetFinalizer(&gcCycleSentinel{}, onGCCycle)
 }
 
-// liveHeapSample reads the heap the last collection found live.
-var liveHeapSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+// heapSamples read the heap the last collection found live and the heap
+// goal the runtime set for the next one (the memory limit included).
+var heapSamples = []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/goal:bytes"}}
 
 func onGCCycle(x *gcCycleSentinel) {
-	metrics.Read(liveHeapSample)
-	if gcStepBackOn.Load() && liveHeapSample[0].Value.Kind() == metrics.KindUint64 {
-		gcAdjust(int64(liveHeapSample[0].Value.Uint64()))
+	metrics.Read(heapSamples)
+	if gcStepBackOn.Load() && heapSamples[0].Value.Kind() == metrics.KindUint64 && heapSamples[1].Value.Kind() == metrics.KindUint64 {
+		gcAdjust(int64(heapSamples[0].Value.Uint64()), int64(heapSamples[1].Value.Uint64()))
 	}
 	runtime.SetFinalizer(x, onGCCycle)
 }
 
-// gcAdjust switches between flowctl's defaults and Go's from the live heap:
-// above half the limit to Go's (so the limit never makes the collector run
-// back to back), below a quarter back to flowctl's (the gap between the
-// two keeps it from flapping).
-func gcAdjust(live int64) {
+// limitGoal is the heap goal under flowctl's limit when it stepped back.
+var limitGoal atomic.Int64
+
+// gcAdjust switches between flowctl's defaults and Go's after a collection
+// that found live bytes live and set the next heap goal to goal. Until the
+// next collection the heap may grow by goal-live; Go's default lets it grow
+// by live. When the limit leaves less room than that, flowctl's defaults
+// collect more often than Go's (and every collection marks the whole live
+// heap): Go's come into force. They stay until the live heap is at most
+// two fifths of the goal the limit gave, where the limit leaves half as
+// much room again as Go's default (the gap keeps it from flapping).
+func gcAdjust(live, goal int64) {
 	switch {
-	case live > runMemoryLimit/2 && gcStepBack.CompareAndSwap(0, 1):
+	case gcStepBack.Load() == 0 && goal-live < live && gcStepBack.CompareAndSwap(0, 1):
+		limitGoal.Store(goal)
 		debug.SetMemoryLimit(math.MaxInt64)
 		debug.SetGCPercent(100)
-	case live < runMemoryLimit/4 && gcStepBack.CompareAndSwap(1, 0):
+	case gcStepBack.Load() == 1 && live <= limitGoal.Load()*2/5 && gcStepBack.CompareAndSwap(1, 0):
 		debug.SetGCPercent(runGCPercent)
 		debug.SetMemoryLimit(runMemoryLimit)
 	}

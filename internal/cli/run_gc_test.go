@@ -123,28 +123,35 @@ func TestRunLeavesGCAsFound(t *testing.T) {
 	}
 }
 
-// TestGCStepBack: a live heap above half the limit puts Go's defaults in
-// force (no limit to collect against all the time), one under a quarter
-// brings flowctl's back; in between nothing changes.
+// TestGCStepBack: when the limit leaves less room for the heap to grow
+// than Go's default would (goal - live < live), Go's defaults come into
+// force; flowctl's return once the live heap is at most two fifths of the
+// goal the limit gave; in between nothing changes.
 func TestGCStepBack(t *testing.T) {
 	restoreGC(t)
 	debug.SetGCPercent(runGCPercent)
 	debug.SetMemoryLimit(runMemoryLimit)
+	const mib = 1 << 20
 	for i, c := range []struct {
-		live    int64
-		percent int
-		limit   int64
+		live, goal int64
+		percent    int
+		limit      int64
 	}{
-		{1 << 20, runGCPercent, runMemoryLimit},
-		{runMemoryLimit/2 + 1, 100, math.MaxInt64},
-		{runMemoryLimit / 3, 100, math.MaxInt64}, // between: stays
-		{runMemoryLimit, 100, math.MaxInt64},
-		{runMemoryLimit/4 - 1, runGCPercent, runMemoryLimit},
-		{runMemoryLimit / 3, runGCPercent, runMemoryLimit},
+		{1 * mib, 5 * mib, runGCPercent, runMemoryLimit},  // GOGC 400's goal
+		{5 * mib, 14 * mib, runGCPercent, runMemoryLimit}, // room 9 MiB > 5
+		{7 * mib, 14 * mib, runGCPercent, runMemoryLimit}, // room 7 MiB = 7
+		{8 * mib, 14 * mib, 100, math.MaxInt64},           // room 6 MiB < 8: step back
+		{6 * mib, 12 * mib, 100, math.MaxInt64},           // 6 > 14*2/5: stays
+		{14*mib*2/5 + 1, 11 * mib, 100, math.MaxInt64},    // just above two fifths
+		{5 * mib, 10 * mib, runGCPercent, runMemoryLimit}, // 5 <= 5.6: back
+		{5 * mib, 14 * mib, runGCPercent, runMemoryLimit}, // stays
+		{13 * mib, 12 * mib, 100, math.MaxInt64},          // over the limit's goal
+		{5 * mib, 10 * mib, 100, math.MaxInt64},           // 5 > 12*2/5: stays
+		{4 * mib, 8 * mib, runGCPercent, runMemoryLimit},  // back
 	} {
-		gcAdjust(c.live)
+		gcAdjust(c.live, c.goal)
 		if now := currentGC(); now.percent != c.percent || now.limit != c.limit {
-			t.Errorf("step %d, live %d: percent %d limit %d, want %d %d", i, c.live, now.percent, now.limit, c.percent, c.limit)
+			t.Errorf("step %d, live %d goal %d: percent %d limit %d, want %d %d", i, c.live, c.goal, now.percent, now.limit, c.percent, c.limit)
 		}
 	}
 }
