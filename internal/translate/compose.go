@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -46,6 +47,9 @@ type composeBuilder struct {
 	// secretFiles maps a declared secret to its file, to share a
 	// declaration between services that use the same file.
 	secretFiles map[string]string
+	// vars are the pipeline file's ${VAR} references: every node expands
+	// them from its container's environment.
+	vars []varRef
 }
 
 func composeFiles(pl *plan) (*Result, error) {
@@ -63,12 +67,22 @@ func composeFiles(pl *plan) (*Result, error) {
 		pl.warnAt(spec.Pos{Line: 1, Col: 1}, fmt.Sprintf("the nodes talk to each other in plaintext (--insecure) on the private Compose network %q", composeNetwork),
 			"translate with --tls to generate certificates for every service and run the nodes over TLS")
 	}
+	// The nodes expand the ${VAR}s of the file they mount. A PipelineFile
+	// is apply's, with them substituted already.
+	if pl.opts.PipelineFile == "" {
+		file, err := os.ReadFile(p.File)
+		if err != nil {
+			return nil, fmt.Errorf("read the pipeline file for its variables: %w", err)
+		}
+		b.vars = fileVars(file)
+	}
 	for _, n := range pl.nodes {
 		b.nodeService(n)
 		if n.sidecar != "" {
 			b.sidecarService(n)
 		}
 	}
+	b.varWarnings()
 	top := newMapping()
 	top.set("services", b.services.node())
 	nets := newMapping()
@@ -135,6 +149,8 @@ func (b *composeBuilder) nodeService(n *node) {
 		// The component runs inside the node: its own settings go here.
 		mounts = append(mounts, b.userVolumes(c)...)
 		b.common(s, n)
+	} else if env := b.fileVarEnv(newMapping(), nil); env.len() > 0 {
+		s.set("environment", env.node())
 	}
 	if deps := pl.after[n.service]; len(deps) > 0 {
 		s.set("depends_on", strs(false, deps...))
@@ -225,7 +241,11 @@ func (b *composeBuilder) base(s *mapping, c *spec.Component) {
 // process, the sidecar for an image).
 func (b *composeBuilder) common(s *mapping, n *node) {
 	pl, c := b.pl, n.c
-	if env := b.environment(n); env.len() > 0 {
+	env := b.environment(n)
+	if n.sidecar == "" {
+		env = b.fileVarEnv(env, c.Env)
+	}
+	if env.len() > 0 {
 		s.set("environment", env.node())
 	}
 	var ports []*yaml.Node
@@ -417,6 +437,34 @@ func (b *composeBuilder) environment(n *node) *mapping {
 			fmt.Sprintf("export %s in the shell that runs docker-compose up (or flowctl apply --target docker-compose); %s", e.name, unset))
 	}
 	return env
+}
+
+// fileVarEnv adds to env each ${VAR} of the pipeline file as a key without
+// a value, so that docker-compose passes it on from the environment it
+// runs in: every node loads the whole file and expands its variables from
+// its own environment. A variable the component's env sets (own) keeps
+// that value.
+func (b *composeBuilder) fileVarEnv(env *mapping, own map[string]string) *mapping {
+	for _, v := range b.vars {
+		if _, set := own[v.name]; set || env.has(v.name) {
+			continue
+		}
+		env.set(v.name, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"})
+	}
+	return env
+}
+
+// varWarnings says, once per variable, where a ${VAR} of the file gets its
+// value under docker-compose.
+func (b *composeBuilder) varWarnings() {
+	for _, v := range b.vars {
+		unset := "unset there, the nodes do not start (the variable has no default)"
+		if v.hasDef {
+			unset = fmt.Sprintf("unset there, the default %q applies", v.def)
+		}
+		b.pl.warnAt(v.pos, fmt.Sprintf("${%s} is expanded by each node from its container's environment: every node service takes %s from the environment docker-compose runs in; the Compose file holds no value", v.name, v.name),
+			fmt.Sprintf("export %s in the shell that runs docker-compose up, with the value it has here (the volumes were worked out with it), or let flowctl apply --target docker-compose substitute the file; %s", v.name, unset))
+	}
 }
 
 // configSecrets declares the files a built-in reads its secrets from as

@@ -30,6 +30,9 @@ func (m *mapping) setComment(key, comment string) { m.comments[key] = comment }
 
 func (m *mapping) len() int { return len(m.values) }
 
+// has reports whether key is set.
+func (m *mapping) has(key string) bool { _, ok := m.values[key]; return ok }
+
 // node renders the mapping with its keys sorted.
 func (m *mapping) node() *yaml.Node {
 	keys := make([]string, 0, len(m.values))

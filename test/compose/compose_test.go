@@ -342,6 +342,55 @@ func TestFanoutFaninUnderCompose(t *testing.T) {
 // redelivered (E events, possible duplicates)".
 var summary = regexp.MustCompile(`from upstream nodes (\d+) batches, (\d+) redelivered \((\d+) events`)
 
+// TestFileVariablesUnderCompose: a ${VAR} without a default in the
+// pipeline file reaches every node from the environment docker-compose
+// runs in (translate lists it as a key without a value), so the file
+// translated here runs there with the same value.
+func TestFileVariablesUnderCompose(t *testing.T) {
+	requireCompose(t)
+	const count = 7
+	t.Setenv("FLOWCTL_E2E_COUNT", fmt.Sprint(count))
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "vars.yaml"), []byte(`name: vars
+sources:
+  - name: gen
+    type: generate
+    config: {count: ${FLOWCTL_E2E_COUNT}, batch_size: 3, expr: '{"n": i}'}
+sinks:
+  - name: out
+    type: file
+    inputs: [gen]
+    config: {path: out/out.jsonl, format: envelope}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deploy := filepath.Join(dir, "deploy")
+	image := unique("flowctl-e2e:")
+	flowctl(t, dir, "translate", "-f", "vars.yaml", "--to", "docker-compose", "-o", "deploy", "--dockerfile", "--image", image)
+	compose, err := os.ReadFile(filepath.Join(deploy, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(compose), "FLOWCTL_E2E_COUNT:\n"); n != 2 {
+		t.Fatalf("FLOWCTL_E2E_COUNT is a key without a value in %d services, want 2 (gen and out):\n%s", n, compose)
+	}
+	if strings.Contains(string(compose), fmt.Sprintf("FLOWCTL_E2E_COUNT: %d", count)) || strings.Contains(string(compose), fmt.Sprintf("FLOWCTL_E2E_COUNT=%d", count)) {
+		t.Errorf("the value of FLOWCTL_E2E_COUNT is written into the Compose file:\n%s", compose)
+	}
+	buildImage(t, deploy, image)
+	p := composeUp(t, deploy)
+	p.waitFinished()
+	got := ids(t, lines(t, filepath.Join(dir, "out", "out.jsonl")))
+	if len(got) != count {
+		t.Fatalf("%d events written, want %d: %v", len(got), count, got)
+	}
+	for _, c := range p.containers() {
+		if c.Restarts != 0 {
+			t.Errorf("service %s was restarted %d times", c.Service, c.Restarts)
+		}
+	}
+}
+
 // TestKillProcessorUnderCompose kills the processor's container while
 // events flow and starts it again, then the sink's, and checks every event
 // reached the sink file (none erased by the restarted sink), with no more
