@@ -439,13 +439,32 @@ func (b *composeBuilder) environment(n *node) *mapping {
 	return env
 }
 
-// fileVarEnv adds to env each ${VAR} of the pipeline file as a key without
-// a value, so that docker-compose passes it on from the environment it
-// runs in: every node loads the whole file and expands its variables from
-// its own environment. A variable the component's env sets (own) keeps
-// that value.
-func (b *composeBuilder) fileVarEnv(env *mapping, own map[string]string) *mapping {
+// containerVars are set in every container by Docker or the image (a
+// node's own HOSTNAME is its container's id): a ${VAR} of these is the
+// container's, never passed on from docker-compose's environment.
+var containerVars = map[string]bool{"HOSTNAME": true, "HOME": true, "PATH": true}
+
+// passedVars are the file's ${VAR}s that docker-compose passes on from the
+// environment it runs in: those without a default (a node without them
+// does not start) that are not the container's own. One with a default
+// stays the container's business, as before: its env: or the default.
+func (b *composeBuilder) passedVars() []varRef {
+	var out []varRef
 	for _, v := range b.vars {
+		if !v.hasDef && !containerVars[v.name] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// fileVarEnv adds to env each passed ${VAR} of the pipeline file as a key
+// without a value, so that docker-compose passes it on from the
+// environment it runs in: every node loads the whole file and expands its
+// variables from its own environment. A variable the component's env sets
+// (own) keeps that value.
+func (b *composeBuilder) fileVarEnv(env *mapping, own map[string]string) *mapping {
+	for _, v := range b.passedVars() {
 		if _, set := own[v.name]; set || env.has(v.name) {
 			continue
 		}
@@ -454,16 +473,12 @@ func (b *composeBuilder) fileVarEnv(env *mapping, own map[string]string) *mappin
 	return env
 }
 
-// varWarnings says, once per variable, where a ${VAR} of the file gets its
-// value under docker-compose.
+// varWarnings says, once per passed variable, where it gets its value
+// under docker-compose.
 func (b *composeBuilder) varWarnings() {
-	for _, v := range b.vars {
-		unset := "unset there, the nodes do not start (the variable has no default)"
-		if v.hasDef {
-			unset = fmt.Sprintf("unset there, the default %q applies", v.def)
-		}
+	for _, v := range b.passedVars() {
 		b.pl.warnAt(v.pos, fmt.Sprintf("${%s} is expanded by each node from its container's environment: every node service takes %s from the environment docker-compose runs in; the Compose file holds no value", v.name, v.name),
-			fmt.Sprintf("export %s in the shell that runs docker-compose up, with the value it has here (the volumes were worked out with it), or let flowctl apply --target docker-compose substitute the file; %s", v.name, unset))
+			fmt.Sprintf("export %s in the shell that runs docker-compose up, with the value it has here (the volumes were worked out with it), or let flowctl apply --target docker-compose substitute the file; unset there, the nodes do not start (the variable has no default)", v.name))
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/flowctl/flowctl/internal/components"
 	"github.com/flowctl/flowctl/internal/spec"
@@ -496,4 +497,79 @@ func TestTranslateDNSName(t *testing.T) {
 // container (componentPort, without its warning).
 func componentPortOf(c *spec.Component) int {
 	return componentPort(&plan{p: &spec.Pipeline{}}, &node{c: c})
+}
+
+// TestTranslateComposeFileVariables: a ${VAR} without a default reaches
+// every node service as a key without a value (docker-compose passes it on
+// from its environment), with one warning; an image component's own
+// service, a variable with a default, the container's own HOSTNAME and a
+// variable the component's env sets are left alone.
+func TestTranslateComposeFileVariables(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "vars.yaml")
+	if err := os.WriteFile(file, []byte(`name: vars
+sources:
+  - name: gen
+    type: generate
+    config: {count: ${COUNT}, data: {host: "${HOSTNAME}", tier: "${TIER:-free}"}}
+processors:
+  - name: enrich
+    image: ghcr.io/example/enrich:1
+    inputs: [gen]
+    ports: [{name: grpc, containerPort: 50051}]
+sinks:
+  - name: out
+    type: stdout
+    inputs: [enrich]
+    env: {COUNT: "3"}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"COUNT": "5", "HOSTNAME": "laptop"}
+	pl, diags, err := spec.Load(file, spec.Options{
+		Registry:  components.NewRegistry(),
+		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+	})
+	if err != nil || diags.HasErrors() {
+		t.Fatalf("load: %v %v", err, diags.Err())
+	}
+	res := translateTo(t, pl, DockerCompose, false)
+	var doc struct {
+		Services map[string]struct {
+			Environment map[string]*string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(res.Files[0].Data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for svc, want := range map[string]map[string]string{
+		"gen":              {"COUNT": "<none>"},
+		"enrich":           {"COUNT": "<none>"},
+		"enrich-component": {"PORT": "0.0.0.0:50051"}, // the image's: flowctl's variables are not its business
+		"out":              {"COUNT": "3"},
+	} {
+		s, ok := doc.Services[svc]
+		if !ok {
+			t.Fatalf("no service %q in:\n%s", svc, res.Files[0].Data)
+		}
+		got := map[string]string{}
+		for k, v := range s.Environment {
+			got[k] = "<none>"
+			if v != nil {
+				got[k] = *v
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("service %s: environment %v, want %v", svc, got, want)
+		}
+	}
+	var warned []string
+	for _, d := range res.Warnings {
+		if strings.Contains(d.String(), "is expanded by each node") {
+			warned = append(warned, d.String())
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "${COUNT}") || !strings.Contains(warned[0], "vars.yaml:5:") {
+		t.Errorf("variable warnings: %q, want one for ${COUNT} at line 5", warned)
+	}
 }
