@@ -47,8 +47,8 @@ type composeBuilder struct {
 	// secretFiles maps a declared secret to its file, to share a
 	// declaration between services that use the same file.
 	secretFiles map[string]string
-	// vars are the pipeline file's ${VAR} references: every node expands
-	// them from its container's environment.
+	// vars are the pipeline file's ${VAR}s that every node service takes
+	// from docker-compose's environment (passedVars).
 	vars []varRef
 }
 
@@ -74,7 +74,7 @@ func composeFiles(pl *plan) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read the pipeline file for its variables: %w", err)
 		}
-		b.vars = fileVars(file)
+		b.vars = passedVars(fileVars(file))
 	}
 	for _, n := range pl.nodes {
 		b.nodeService(n)
@@ -149,7 +149,7 @@ func (b *composeBuilder) nodeService(n *node) {
 		// The component runs inside the node: its own settings go here.
 		mounts = append(mounts, b.userVolumes(c)...)
 		b.common(s, n)
-	} else if env := b.fileVarEnv(newMapping(), nil); env.len() > 0 {
+	} else if env := b.fileVarEnv(newMapping()); env.len() > 0 {
 		s.set("environment", env.node())
 	}
 	if deps := pl.after[n.service]; len(deps) > 0 {
@@ -243,7 +243,7 @@ func (b *composeBuilder) common(s *mapping, n *node) {
 	pl, c := b.pl, n.c
 	env := b.environment(n)
 	if n.sidecar == "" {
-		env = b.fileVarEnv(env, c.Env)
+		env = b.fileVarEnv(env)
 	}
 	if env.len() > 0 {
 		s.set("environment", env.node())
@@ -428,7 +428,7 @@ func (b *composeBuilder) environment(n *node) *mapping {
 		env.set(k, str(v))
 	}
 	for _, e := range n.secretEnvs {
-		env.set(e.name, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"})
+		env.set(e.name, fromEnvironment())
 		unset := "unset, the component runs without it"
 		if e.required {
 			unset = "unset, the component does not open"
@@ -444,13 +444,13 @@ func (b *composeBuilder) environment(n *node) *mapping {
 // container's, never passed on from docker-compose's environment.
 var containerVars = map[string]bool{"HOSTNAME": true, "HOME": true, "PATH": true}
 
-// passedVars are the file's ${VAR}s that docker-compose passes on from the
+// passedVars are the ${VAR}s of vars that docker-compose passes on from the
 // environment it runs in: those without a default (a node without them
 // does not start) that are not the container's own. One with a default
 // stays the container's business, as before: its env: or the default.
-func (b *composeBuilder) passedVars() []varRef {
+func passedVars(vars []varRef) []varRef {
 	var out []varRef
-	for _, v := range b.vars {
+	for _, v := range vars {
 		if !v.hasDef && !containerVars[v.name] {
 			out = append(out, v)
 		}
@@ -461,22 +461,25 @@ func (b *composeBuilder) passedVars() []varRef {
 // fileVarEnv adds to env each passed ${VAR} of the pipeline file as a key
 // without a value, so that docker-compose passes it on from the
 // environment it runs in: every node loads the whole file and expands its
-// variables from its own environment. A variable the component's env sets
-// (own) keeps that value.
-func (b *composeBuilder) fileVarEnv(env *mapping, own map[string]string) *mapping {
-	for _, v := range b.passedVars() {
-		if _, set := own[v.name]; set || env.has(v.name) {
-			continue
+// variables from its own environment. A variable env already has (the
+// component's env: sets it) keeps that value.
+func (b *composeBuilder) fileVarEnv(env *mapping) *mapping {
+	for _, v := range b.vars {
+		if !env.has(v.name) {
+			env.set(v.name, fromEnvironment())
 		}
-		env.set(v.name, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"})
 	}
 	return env
 }
 
+// fromEnvironment is an environment value docker-compose takes from the
+// environment it runs in: a key without a value.
+func fromEnvironment() *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"} }
+
 // varWarnings says, once per passed variable, where it gets its value
 // under docker-compose.
 func (b *composeBuilder) varWarnings() {
-	for _, v := range b.passedVars() {
+	for _, v := range b.vars {
 		b.pl.warnAt(v.pos, fmt.Sprintf("${%s} is expanded by each node from its container's environment: every node service takes %s from the environment docker-compose runs in; the Compose file holds no value", v.name, v.name),
 			fmt.Sprintf("export %s in the shell that runs docker-compose up, with the value it has here (the volumes were worked out with it), or let flowctl apply --target docker-compose substitute the file; unset there, the nodes do not start (the variable has no default)", v.name))
 	}
