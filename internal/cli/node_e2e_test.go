@@ -319,6 +319,51 @@ sinks:
 	}
 }
 
+// TestNodeGCTarget checks that a node takes flowctl run's collector
+// target (or the user's GOGC), and refuses a bad --memory-limit as run does.
+func TestNodeGCTarget(t *testing.T) {
+	bin := flowctlBinary(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(`name: gc
+sources:
+  - name: gen
+    type: generate
+    config: {count: 3, data: {a: 1}}
+sinks:
+  - name: out
+    type: file
+    inputs: [gen]
+    config: {path: out.jsonl}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ gogc, want string }{
+		{"", `target="GC percent 400, memory limit 24MiB (flowctl's defaults)"`},
+		{"100", `target="GC percent 100, memory limit none (from GOGC)"`},
+	} {
+		t.Run("GOGC="+c.gogc, func(t *testing.T) {
+			t.Setenv("GOGC", c.gogc)
+			t.Setenv("GOMEMLIMIT", "")
+			common := []string{"-f", "p.yaml", "--log-level", "debug", "--state-dir", t.TempDir()}
+			out := startNodeProc(t, bin, dir, "out", true, append(common, "--listen", "127.0.0.1:0")...)
+			gen := startNodeProc(t, bin, dir, "gen", false, append(common, "--peer", "out="+out.addr)...)
+			gen.wait(t)
+			out.wait(t)
+			for _, p := range []*nodeProc{gen, out} {
+				if !strings.Contains(p.output(), c.want) {
+					t.Errorf("node %s's log lacks %s:\n%s", p.name, c.want, p.output())
+				}
+			}
+		})
+	}
+	cmd := exec.Command(bin, "node", "-f", "p.yaml", "--component", "out", "--state-dir", t.TempDir(), "--memory-limit", "lots")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `--memory-limit "lots": no number; write a size such as 64MiB`) {
+		t.Errorf("--memory-limit lots: %v\n%s", err, out)
+	}
+}
+
 // TestNodeCommandComponentE2E runs examples/python-stdio split over
 // three nodes: the processor node starts the Python child itself.
 func TestNodeCommandComponentE2E(t *testing.T) {
