@@ -86,7 +86,13 @@ func nomadFiles(pl *plan) (*Result, error) {
 	// The nodes expand the ${VAR}s of the file the job carries.
 	// PipelineData is apply's, with them substituted already.
 	if pl.opts.PipelineData == nil {
-		b.vars = passedVars(fileVars([]byte(b.pipelineData())))
+		for _, v := range passedVars(fileVars([]byte(b.pipelineData()))) {
+			// Nomad sets NOMAD_* in every task (NOMAD_ALLOC_INDEX,
+			// NOMAD_ALLOC_ID...): a template would override them.
+			if !strings.HasPrefix(v.name, "NOMAD_") {
+				b.vars = append(b.vars, v)
+			}
+		}
 	}
 	if b.id != p.Name {
 		pl.warnAt(spec.Pos{Line: 1, Col: 1}, fmt.Sprintf("pipeline %q becomes Nomad job %q", p.Name, b.id),

@@ -475,7 +475,8 @@ func TestShellWord(t *testing.T) {
 // every node task through an env template over the task's own Nomad
 // variable (the job holds no value), the task waits for it, and the
 // nomad var put of the task's warning lists it next to its secrets; a
-// variable with a default, the container's own HOSTNAME, a variable the
+// variable with a default, the container's own HOSTNAME, Nomad's own
+// NOMAD_ALLOC_INDEX, a variable the
 // component's env: sets and an image component's own task are left alone.
 // apply's substituted file passes none.
 func TestTranslateNomadFileVariables(t *testing.T) {
@@ -485,7 +486,7 @@ func TestTranslateNomadFileVariables(t *testing.T) {
 sources:
   - name: gen
     type: generate
-    config: {count: ${COUNT}, data: {host: "${HOSTNAME}", tier: "${TIER:-free}", key: "${LOCAL_KEY}", prefix: "${PREFIX}"}}
+    config: {count: ${COUNT}, data: {host: "${HOSTNAME}", tier: "${TIER:-free}", key: "${LOCAL_KEY}", prefix: "${PREFIX}", alloc: "${NOMAD_ALLOC_INDEX}"}}
 processors:
   - name: enrich
     image: ghcr.io/example/enrich:1
@@ -505,7 +506,7 @@ sinks:
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"COUNT": "5", "HOSTNAME": "laptop", "LOCAL_KEY": "k3y-marker", "PREFIX": "prefix-marker"}
+	env := map[string]string{"COUNT": "5", "HOSTNAME": "laptop", "NOMAD_ALLOC_INDEX": "0", "LOCAL_KEY": "k3y-marker", "PREFIX": "prefix-marker"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	pl, diags, err := spec.Load(file, spec.Options{Registry: components.NewRegistry(), LookupEnv: lookup})
 	if err != nil || diags.HasErrors() {
