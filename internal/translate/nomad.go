@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,8 @@ import (
 //   - secrets are never in the job: templates read them from Nomad
 //     Variables, and a warning says which `nomad var put` fills them; so
 //     are the files and variables a built-in reads secrets from
-//     (secretfields.go).
+//     (secretfields.go), and the file's ${VAR}s a node cannot start
+//     without (passedVars).
 
 // NomadFileSuffix ends the name of the job file translate writes.
 const NomadFileSuffix = ".nomad.json"
@@ -53,8 +55,9 @@ const (
 	nomadMaxKill = 30 * time.Second
 	// nomadMHzPerCore turns CPU cores into Nomad's MHz shares.
 	nomadMHzPerCore = 1000
-	// nomadSecretsEnv is the env template of the variables a built-in
-	// reads secrets from.
+	// nomadSecretsEnv is the env template of the variables a task takes
+	// from its Nomad variable: those a built-in reads secrets from, and
+	// the pipeline file's ${VAR}s a node expands the file with.
 	nomadSecretsEnv = "secrets/flowctl-secrets.env"
 )
 
@@ -63,6 +66,11 @@ type nomadBuilder struct {
 	pl  *plan
 	job *api.Job
 	id  string
+	// vars are the pipeline file's ${VAR}s that every node task takes
+	// from its Nomad variable (passedVars); taken are those some task
+	// does (one whose component's env: sets it does not).
+	vars  []varRef
+	taken map[string]bool
 }
 
 // NomadJobID is the ID of the Nomad job a pipeline becomes: its name as a
@@ -74,7 +82,18 @@ func nomadFiles(pl *plan) (*Result, error) {
 	if pl.opts.TLS {
 		return nil, fmt.Errorf("--tls is not supported with --to nomad yet: Nomad gives each node an address (host IP and a dynamic port) known only at run time, so no certificate made here can name it; the nodes run with --insecure, see docs/nomad.md")
 	}
-	b := &nomadBuilder{pl: pl, id: NomadJobID(p.Name)}
+	b := &nomadBuilder{pl: pl, id: NomadJobID(p.Name), taken: map[string]bool{}}
+	// The nodes expand the ${VAR}s of the file the job carries.
+	// PipelineData is apply's, with them substituted already.
+	if pl.opts.PipelineData == nil {
+		for _, v := range passedVars(fileVars([]byte(b.pipelineData()))) {
+			// Nomad sets NOMAD_* in every task (NOMAD_ALLOC_INDEX,
+			// NOMAD_ALLOC_ID...): a template would override them.
+			if !strings.HasPrefix(v.name, "NOMAD_") {
+				b.vars = append(b.vars, v)
+			}
+		}
+	}
 	if b.id != p.Name {
 		pl.warnAt(spec.Pos{Line: 1, Col: 1}, fmt.Sprintf("pipeline %q becomes Nomad job %q", p.Name, b.id),
 			"job IDs are written as DNS names here (lower-case letters, digits and '-'); rename the pipeline to keep its name")
@@ -125,6 +144,7 @@ func nomadFiles(pl *plan) (*Result, error) {
 	if dataDirs {
 		job.Meta[nomadDataDirMeta] = "/srv/flowctl/" + b.id
 	}
+	b.varWarnings()
 	data, err := nomadJSON(job)
 	if err != nil {
 		return nil, err
@@ -336,8 +356,9 @@ func (b *nomadBuilder) nodeTask(n *node) *api.Task {
 	}
 	if n.sidecar == "" {
 		// The component runs inside the node: its own settings go here.
-		volumes = append(volumes, b.common(n, t, nomadNodeTask)...)
+		volumes = append(volumes, b.common(n, t)...)
 	}
+	volumes = append(volumes, b.variable(n, t, nomadNodeTask, n.sidecar == "")...)
 	cfg["volumes"] = volumes
 	if c.HealthCheck != "" || c.HealthPort != 0 {
 		what := "the node's own /healthz is checked instead"
@@ -380,7 +401,9 @@ func (b *nomadBuilder) sidecarTask(n *node) *api.Task {
 	if c.StopGrace > 0 {
 		t.KillTimeout = new(c.StopGrace)
 	}
-	if vols := b.common(n, t, nomadComponentTask); len(vols) > 0 {
+	vols := b.common(n, t)
+	vols = append(vols, b.variable(n, t, nomadComponentTask, true)...)
+	if len(vols) > 0 {
 		cfg["volumes"] = vols
 	}
 	// Where its node dials it, as flowctl run sets PORT; a PORT of the
@@ -396,8 +419,9 @@ func (b *nomadBuilder) sidecarTask(n *node) *api.Task {
 
 // common sets what belongs to the task that runs the component's code
 // (the node for a built-in or a process, the sidecar for an image): env,
-// secrets, resources, user volumes (returned as docker volumes).
-func (b *nomadBuilder) common(n *node, t *api.Task, task string) []string {
+// resources, user volumes (returned as docker volumes). Its secrets are
+// the variable's.
+func (b *nomadBuilder) common(n *node, t *api.Task) []string {
 	pl, c := b.pl, n.c
 	if len(c.Env) > 0 {
 		t.Env = map[string]string{}
@@ -413,9 +437,7 @@ func (b *nomadBuilder) common(n *node, t *api.Task, task string) []string {
 		pl.warn(c, "args", fmt.Sprintf("the args of %s %q hold ${...}: Nomad interpolates them", c.Role, c.Name), "avoid ${ in args under Nomad")
 	}
 	b.resources(c, t)
-	vols := b.userVolumes(c)
-	vols = append(vols, b.secrets(n, t, task)...)
-	return vols
+	return b.userVolumes(c)
 }
 
 // hostPorts are the component's ports published on the client: hostPort
@@ -604,18 +626,46 @@ func (b *nomadBuilder) userVolumes(c *spec.Component) []string {
 	return out
 }
 
-// secrets renders each secret of c from the Nomad variable of its task
-// into the task's secrets directory and mounts it where the component
-// reads it (container_path, else /run/secrets/NAME). The job holds no
-// value: one warning per component gives the command that stores them.
-func (b *nomadBuilder) secrets(n *node, t *api.Task, task string) []string {
+// variable renders what task reads from its own Nomad variable,
+// nomad/jobs/<job>/<group>/<task>, and returns the docker volumes that
+// mount its files. The task that runs the component's code (code) gets
+// each secret of c into its secrets directory, mounted where the
+// component reads it (container_path, else /run/secrets/NAME), and the
+// files and variables a built-in reads its secrets from; the node task
+// gets the pipeline file's ${VAR}s (b.vars) that its env does not set.
+// The job holds no value: one warning per task gives the command that
+// stores them all (nomad var put replaces the whole variable).
+func (b *nomadBuilder) variable(n *node, t *api.Task, task string, code bool) []string {
 	pl, c := b.pl, n.c
-	if len(c.Secrets) == 0 && len(n.secretFiles) == 0 && len(n.secretEnvs) == 0 {
+	var secrets []spec.Secret
+	var files []secretFile
+	var envs []secretEnv
+	if code {
+		secrets, files, envs = c.Secrets, n.secretFiles, slices.Clone(n.secretEnvs)
+	}
+	hasSecrets := len(secrets) > 0 || len(files) > 0 || len(envs) > 0
+	// The file's variables, into the environment too. One the task's env
+	// sets (the component's env:) keeps that value: Nomad lets a
+	// template's environment override the task's env.
+	var fileVars []string
+	for _, v := range b.vars {
+		if _, set := t.Env[v.name]; set || task != nomadNodeTask {
+			continue
+		}
+		b.taken[v.name] = true
+		fileVars = append(fileVars, "${"+v.name+"}")
+		if i := slices.IndexFunc(envs, func(e secretEnv) bool { return e.name == v.name }); i >= 0 {
+			envs[i].required = true // the node does not start without it
+			continue
+		}
+		envs = append(envs, secretEnv{name: v.name, required: true})
+	}
+	if !hasSecrets && len(fileVars) == 0 {
 		return nil
 	}
 	varPath := fmt.Sprintf("nomad/jobs/%s/%s/%s", b.id, n.service, task)
 	var out, items []string
-	for i, s := range c.Secrets {
+	for i, s := range secrets {
 		at := fmt.Sprintf("secrets[%d]", i)
 		file := "secrets/" + dnsName(s.Name, maxDNSLabel)
 		perms := "0400"
@@ -655,8 +705,8 @@ func (b *nomadBuilder) secrets(n *node, t *api.Task, task string) []string {
 	}
 	// The files and variables a built-in reads its secrets from (see
 	// secretfields.go): items of the same variable.
-	waits := len(c.Secrets) > 0
-	for _, f := range n.secretFiles {
+	waits := len(secrets) > 0
+	for _, f := range files {
 		item := configMapKey(strings.ReplaceAll(f.rel, "/", "_"))
 		file := "secrets/files/" + item
 		t.Templates = append(t.Templates, &api.Template{
@@ -669,12 +719,12 @@ func (b *nomadBuilder) secrets(n *node, t *api.Task, task string) []string {
 		items = append(items, shellWord(item+"=@"+f.rel))
 		waits = true
 	}
-	if len(n.secretEnvs) > 0 {
+	if len(envs) > 0 {
 		// An env template: the task gets each variable, and the job holds
 		// no value. One the component can do without does not hold the
 		// task up when the variable does not exist.
 		var env strings.Builder
-		for _, e := range n.secretEnvs {
+		for _, e := range envs {
 			line := fmt.Sprintf("{{ with nomadVar %q }}%s={{ index . %q }}{{ end }}", varPath, e.name, e.name)
 			if !e.required {
 				line = fmt.Sprintf("{{ if nomadVarExists %q }}%s{{ end }}", varPath, line)
@@ -698,9 +748,30 @@ func (b *nomadBuilder) secrets(n *node, t *api.Task, task string) []string {
 	if !waits {
 		wait = "the task does not wait for it: without it the component runs without the secret"
 	}
-	pl.warn(c, "secrets|type", fmt.Sprintf("the secrets of %s %q are read from the Nomad variable %s (the job holds no value); %s", c.Role, c.Name, varPath, wait),
-		fmt.Sprintf("store them before running the job (in the pipeline file's directory, which @FILE is relative to): nomad var put%s %s %s", ns, varPath, strings.Join(items, " ")))
+	msg := fmt.Sprintf("the secrets of %s %q are read from the Nomad variable %s", c.Role, c.Name, varPath)
+	store := "store them before running the job (in the pipeline file's directory, which @FILE is relative to)"
+	if vars := strings.Join(fileVars, ", "); !hasSecrets {
+		msg = fmt.Sprintf("task %q of %s %q reads %s, which it expands the pipeline file with, from the Nomad variable %s", task, c.Role, c.Name, vars, varPath)
+		store = "store them before running the job, with the values they have here"
+	} else if len(fileVars) > 0 {
+		msg = fmt.Sprintf("%s %q reads its secrets and %s, which it expands the pipeline file with, from the Nomad variable %s", c.Role, c.Name, vars, varPath)
+		store = "store them before running the job (in the pipeline file's directory, which @FILE is relative to; " + vars + " with the values they have here)"
+	}
+	pl.warn(c, "secrets|type", fmt.Sprintf("%s (the job holds no value); %s", msg, wait),
+		fmt.Sprintf("%s: nomad var put%s %s %s", store, ns, varPath, strings.Join(items, " ")))
 	return out
+}
+
+// varWarnings says, once per ${VAR} a node task takes from its Nomad
+// variable, where it gets its value.
+func (b *nomadBuilder) varWarnings() {
+	for _, v := range b.vars {
+		if !b.taken[v.name] {
+			continue // every component's env: sets it
+		}
+		b.pl.warnAt(v.pos, fmt.Sprintf("${%s} is expanded by each node from its task's environment: every node task takes %s from its own Nomad variable (nomad/jobs/%s/GROUP/node), unless the component it runs sets it in env:; the job holds no value", v.name, v.name, b.id),
+			fmt.Sprintf("store %s there with the value it has here (the job was worked out with it) by the nomad var put each component's warning gives, or let flowctl apply --target nomad substitute the file; until it is stored, the node tasks wait (the variable has no default)", v.name))
+	}
 }
 
 // shellWord quotes s for a POSIX shell when it needs it.

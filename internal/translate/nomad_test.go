@@ -470,3 +470,154 @@ func TestShellWord(t *testing.T) {
 		}
 	}
 }
+
+// TestTranslateNomadFileVariables: a ${VAR} without a default reaches
+// every node task through an env template over the task's own Nomad
+// variable (the job holds no value), the task waits for it, and the
+// nomad var put of the task's warning lists it next to its secrets; a
+// variable with a default, the container's own HOSTNAME, Nomad's own
+// NOMAD_ALLOC_INDEX, a variable the
+// component's env: sets and an image component's own task are left alone.
+// apply's substituted file passes none.
+func TestTranslateNomadFileVariables(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "vars.yaml")
+	if err := os.WriteFile(file, []byte(`name: vars
+sources:
+  - name: gen
+    type: generate
+    config: {count: ${COUNT}, data: {host: "${HOSTNAME}", tier: "${TIER:-free}", key: "${LOCAL_KEY}", prefix: "${PREFIX}", alloc: "${NOMAD_ALLOC_INDEX}"}}
+processors:
+  - name: enrich
+    image: ghcr.io/example/enrich:1
+    inputs: [gen]
+    ports: [{name: grpc, containerPort: 50051}]
+    env: {PREFIX: p-}
+  - name: ask
+    type: llm
+    inputs: [enrich]
+    config: {url: 'http://127.0.0.1:11434/v1', model: m, prompt: '"x"', api_key_env: LOCAL_KEY}
+sinks:
+  - name: out
+    type: stdout
+    inputs: [ask]
+    env: {COUNT: "3"}
+    secrets: [{name: token, host_path: token.txt}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"COUNT": "5", "HOSTNAME": "laptop", "NOMAD_ALLOC_INDEX": "0", "LOCAL_KEY": "k3y-marker", "PREFIX": "prefix-marker"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	pl, diags, err := spec.Load(file, spec.Options{Registry: components.NewRegistry(), LookupEnv: lookup})
+	if err != nil || diags.HasErrors() {
+		t.Fatalf("load: %v %v", err, diags.Err())
+	}
+	// envOf is what each task's env template sets: each name, and whether
+	// the task waits for the variable (a line nomadVarExists does not
+	// guard), as rendered with the variable holding every item.
+	envOf := func(t *testing.T, job *api.Job) map[string]map[string]bool {
+		t.Helper()
+		out := map[string]map[string]bool{}
+		for _, g := range job.TaskGroups {
+			for _, task := range g.Tasks {
+				key := *g.Name + "/" + task.Name
+				for _, tp := range task.Templates {
+					if *tp.DestPath != nomadSecretsEnv {
+						continue
+					}
+					if tp.Envvars == nil || !*tp.Envvars {
+						t.Errorf("%s: %s is not an env template", key, nomadSecretsEnv)
+					}
+					varPath := "nomad/jobs/vars/" + key
+					got := map[string]bool{}
+					for _, line := range strings.Split(strings.TrimSpace(*tp.EmbeddedTmpl), "\n") {
+						rendered := renderSecretsEnv(t, &api.Template{EmbeddedTmpl: &line, DestPath: tp.DestPath}, varPath, map[string]string{"COUNT": "c", "LOCAL_KEY": "c", "PREFIX": "c"})
+						name, v, ok := strings.Cut(rendered, "=")
+						if !ok || v != "c" {
+							t.Errorf("%s: line %q renders %q", key, line, rendered)
+						}
+						got[name] = !strings.Contains(line, "nomadVarExists")
+					}
+					out[key] = got
+				}
+			}
+		}
+		return out
+	}
+
+	res := translateNomad(t, pl)
+	for _, marker := range []string{"k3y-marker", "prefix-marker"} {
+		if bytes.Contains(res.Main().Data, []byte(marker)) {
+			t.Fatalf("a variable's value (%s) is in the job", marker)
+		}
+	}
+	job, err := decodeNomadJob(res.Main().Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNomadJob(t, job)
+	want := map[string]map[string]bool{
+		"gen/node":    {"COUNT": true, "LOCAL_KEY": true, "PREFIX": true},
+		"enrich/node": {"COUNT": true, "LOCAL_KEY": true, "PREFIX": true}, // env: is the image's
+		"ask/node":    {"COUNT": true, "LOCAL_KEY": true, "PREFIX": true}, // the file needs the key api_key_env can do without
+		"out/node":    {"LOCAL_KEY": true, "PREFIX": true},                // its env: sets COUNT
+	}
+	if got := envOf(t, job); !reflect.DeepEqual(got, want) {
+		t.Errorf("env templates (name: waits)\n%v\nwant\n%v", got, want)
+	}
+	for _, g := range job.TaskGroups {
+		for _, task := range g.Tasks {
+			if *g.Name == "out" && task.Env["COUNT"] != "3" {
+				t.Errorf("out/node env %v: env: sets COUNT=3", task.Env)
+			}
+			if *g.Name == "enrich" && task.Name == nomadComponentTask && task.Env["PREFIX"] != "p-" {
+				t.Errorf("enrich/component env %v", task.Env)
+			}
+		}
+	}
+	text := string(warningsText(res))
+	for _, w := range []string{
+		`vars.yaml:4:11: warning: task "node" of source "gen" reads ${COUNT}, ${LOCAL_KEY}, ${PREFIX}, which it expands the pipeline file with, from the Nomad variable nomad/jobs/vars/gen/node (the job holds no value); the task waits until it exists — store them before running the job, with the values they have here: nomad var put nomad/jobs/vars/gen/node COUNT=VALUE LOCAL_KEY=VALUE PREFIX=VALUE`,
+		`nomad var put nomad/jobs/vars/enrich/node COUNT=VALUE LOCAL_KEY=VALUE PREFIX=VALUE`,
+		`warning: processor "ask" reads its secrets and ${COUNT}, ${LOCAL_KEY}, ${PREFIX}, which it expands the pipeline file with, from the Nomad variable nomad/jobs/vars/ask/node (the job holds no value); the task waits until it exists`,
+		`nomad var put nomad/jobs/vars/ask/node LOCAL_KEY=VALUE COUNT=VALUE PREFIX=VALUE`,
+		`nomad var put nomad/jobs/vars/out/node token=@token.txt LOCAL_KEY=VALUE PREFIX=VALUE`,
+	} {
+		if !strings.Contains(text, w) {
+			t.Errorf("no warning with\n%s\nin\n%s", w, text)
+		}
+	}
+	var expanded []string
+	for _, d := range res.Warnings {
+		if strings.Contains(d.Message, "is expanded by each node") {
+			expanded = append(expanded, fmt.Sprintf("%d:%d %s", d.Line, d.Col, d.Message[:strings.Index(d.Message, " ")]))
+		}
+	}
+	if want := []string{"5:21 ${COUNT}", "5:88 ${LOCAL_KEY}", "5:112 ${PREFIX}"}; !slices.Equal(expanded, want) {
+		t.Errorf("variable warnings %q, want %q", expanded, want)
+	}
+	if strings.Contains(text, "nomad/jobs/vars/enrich/component") {
+		t.Errorf("the image's own task reads a Nomad variable:\n%s", text)
+	}
+
+	// apply substitutes the file here: nothing is passed, and the key
+	// api_key_env can do without does not hold the task up.
+	data, diags := spec.Substitute(file, mustRead(t, file), lookup)
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	applied, err := Translate(pl, Options{Target: Nomad, Image: "flowctl:test", PipelineData: data, Registry: components.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err = decodeNomadJob(applied.Main().Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := envOf(t, job), map[string]map[string]bool{"ask/node": {"LOCAL_KEY": false}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("apply: env templates %v, want %v", got, want)
+	}
+	if text := string(warningsText(applied)); strings.Contains(text, "is expanded by each node") || strings.Contains(text, "PREFIX=VALUE") {
+		t.Errorf("apply: variables listed:\n%s", text)
+	}
+}
