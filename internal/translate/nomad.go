@@ -723,9 +723,13 @@ func (b *nomadBuilder) variable(n *node, t *api.Task, task string, code bool) []
 		// An env template: the task gets each variable, and the job holds
 		// no value. One the component can do without does not hold the
 		// task up when the variable does not exist.
+		// Nomad reads the rendered file as an env file (go-envparse):
+		// each value is written as a JSON string, which it reads back
+		// exactly, where a bare one would lose what follows a #, its
+		// quotes and its surrounding spaces.
 		var env strings.Builder
 		for _, e := range envs {
-			line := fmt.Sprintf("{{ with nomadVar %q }}%s={{ index . %q }}{{ end }}", varPath, e.name, e.name)
+			line := fmt.Sprintf("{{ with nomadVar %q }}%s={{ (index . %q).Value | toJSON }}{{ end }}", varPath, e.name, e.name)
 			if !e.required {
 				line = fmt.Sprintf("{{ if nomadVarExists %q }}%s{{ end }}", varPath, line)
 			}

@@ -531,12 +531,17 @@ sinks:
 					varPath := "nomad/jobs/vars/" + key
 					got := map[string]bool{}
 					for _, line := range strings.Split(strings.TrimSpace(*tp.EmbeddedTmpl), "\n") {
-						rendered := renderSecretsEnv(t, &api.Template{EmbeddedTmpl: &line, DestPath: tp.DestPath}, varPath, map[string]string{"COUNT": "c", "LOCAL_KEY": "c", "PREFIX": "c"})
-						name, v, ok := strings.Cut(rendered, "=")
-						if !ok || v != "c" {
+						rendered := renderSecretsEnv(t, &api.Template{EmbeddedTmpl: &line, DestPath: tp.DestPath}, varPath, map[string]string{"COUNT": trickySecret, "LOCAL_KEY": trickySecret, "PREFIX": trickySecret})
+						env := parseNomadEnv(t, rendered)
+						if len(env) != 1 {
 							t.Errorf("%s: line %q renders %q", key, line, rendered)
 						}
-						got[name] = !strings.Contains(line, "nomadVarExists")
+						for name, v := range env {
+							if v != trickySecret {
+								t.Errorf("%s: line %q renders %q, which Nomad reads as %q", key, line, rendered, v)
+							}
+							got[name] = !strings.Contains(line, "nomadVarExists")
+						}
 					}
 					out[key] = got
 				}

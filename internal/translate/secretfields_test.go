@@ -20,6 +20,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/hashicorp/go-envparse"
 	"github.com/hashicorp/nomad/api"
 	"go.yaml.in/yaml/v3"
 
@@ -406,7 +407,7 @@ func TestSecretFieldsNomad(t *testing.T) {
 		for name, required := range envs {
 			found := false
 			for _, tp := range task.Templates {
-				if tp.Envvars == nil || !*tp.Envvars || *tp.DestPath != nomadSecretsEnv || !strings.Contains(*tp.EmbeddedTmpl, name+"={{ index . ") {
+				if tp.Envvars == nil || !*tp.Envvars || *tp.DestPath != nomadSecretsEnv || !strings.Contains(*tp.EmbeddedTmpl, name+"={{ (index . ") {
 					continue
 				}
 				found = true
@@ -416,11 +417,12 @@ func TestSecretFieldsNomad(t *testing.T) {
 				// Rendered as consul-template would, with the variable
 				// there and (for one the component does without) absent.
 				varPath := "nomad/jobs/connector-secrets/" + comp + "/node"
-				if got := renderSecretsEnv(t, tp, varPath, map[string]string{name: "s3cret"}); got != name+"=s3cret\n" {
-					t.Errorf("%s: env template renders %q", comp, got)
+				got := renderSecretsEnv(t, tp, varPath, map[string]string{name: trickySecret})
+				if env := parseNomadEnv(t, got); len(env) != 1 || env[name] != trickySecret {
+					t.Errorf("%s: env template renders %q, which Nomad reads as %q", comp, got, env)
 				}
 				if !required {
-					if got := renderSecretsEnv(t, tp, varPath, nil); got != "\n" {
+					if got := renderSecretsEnv(t, tp, varPath, nil); len(parseNomadEnv(t, got)) != 0 {
 						t.Errorf("%s: without the variable the env template renders %q", comp, got)
 					}
 				}
@@ -438,16 +440,29 @@ func TestSecretFieldsNomad(t *testing.T) {
 // renderSecretsEnv renders a template with Go's text/template, as
 // Nomad's consul-template does, with the Nomad variable at varPath
 // holding items (nil: there is no variable; nomadVar would block, so it
-// fails the test).
+// fails the test). Items are what consul-template's nomadVar gives: a
+// struct with the Key and Value, printed as its Value; toJSON is its
+// toJSON.
 func renderSecretsEnv(t *testing.T, tpl *api.Template, varPath string, items map[string]string) string {
 	t.Helper()
+	var vars map[string]nomadVarItem
+	if items != nil {
+		vars = map[string]nomadVarItem{}
+		for k, v := range items {
+			vars[k] = nomadVarItem{Key: k, Value: v}
+		}
+	}
 	tm, err := template.New("t").Funcs(template.FuncMap{
 		"nomadVarExists": func(p string) bool { return p == varPath && items != nil },
-		"nomadVar": func(p string) map[string]string {
+		"nomadVar": func(p string) map[string]nomadVarItem {
 			if p != varPath || items == nil {
 				t.Errorf("%s: nomadVar %q would wait for a variable that does not exist", *tpl.DestPath, p)
 			}
-			return items
+			return vars
+		},
+		"toJSON": func(v any) (string, error) {
+			b, err := json.Marshal(v)
+			return string(bytes.TrimSpace(b)), err
 		},
 	}).Parse(*tpl.EmbeddedTmpl)
 	if err != nil {
@@ -459,6 +474,27 @@ func renderSecretsEnv(t *testing.T, tpl *api.Template, varPath string, items map
 	}
 	return b.String()
 }
+
+// nomadVarItem is an item of consul-template's nomadVar.
+type nomadVarItem struct{ Key, Value string }
+
+func (v nomadVarItem) String() string { return v.Value }
+
+// parseNomadEnv reads a rendered env template as Nomad does, with
+// go-envparse.
+func parseNomadEnv(t *testing.T, rendered string) map[string]string {
+	t.Helper()
+	env, err := envparse.Parse(strings.NewReader(rendered))
+	if err != nil {
+		t.Fatalf("Nomad cannot read the env template it rendered, %q: %v", rendered, err)
+	}
+	return env
+}
+
+// trickySecret is a value that an env file holds only when quoted: a #,
+// quotes, a backslash, spaces at both ends, a newline, what JSON escapes
+// for HTML and a character beyond ASCII.
+const trickySecret = " p#ss w'o\"rd\\ <&> \u00e9\n2 "
 
 // composeProject translates the secret case for Compose into deploy/
 // next to the pipeline file (SourceDir ".."), as `flowctl translate -o
