@@ -635,6 +635,11 @@ func (b *kubeBuilder) nodeContainer(n *node, vols *kubeVolumes) *yaml.Node {
 		for k, v := range c.Env {
 			env[k] = literalEnv(k, v)
 		}
+		if _, err := kubeQuantity(c.Resources.Limits.Memory); err == nil {
+			if v := nodeMemLimit(c, c.Resources.Limits.Memory); v != "" {
+				env["GOMEMLIMIT"] = literalEnv("GOMEMLIMIT", v)
+			}
+		}
 		if res := b.resources(c); res != nil {
 			ct.set("resources", res)
 		}

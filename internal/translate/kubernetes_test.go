@@ -428,6 +428,9 @@ func checkManifestAgainst(t *testing.T, pl *spec.Pipeline, m *kubeManifest, res 
 		if _, set := c.Env["PORT"]; !set && c.Runner == spec.RunContainer {
 			wantEnv["PORT"] = fmt.Sprintf("0.0.0.0:%d", componentPortOf(c))
 		}
+		if v := nodeMemLimit(c, c.Resources.Limits.Memory); v != "" {
+			wantEnv["GOMEMLIMIT"] = v // nine tenths of the container's limit
+		}
 		if fmt.Sprint(env) != fmt.Sprint(wantEnv) {
 			t.Errorf("%s container %s: env %v, want %v", w.name, code.Name, env, wantEnv)
 		}

@@ -437,6 +437,16 @@ func (b *nomadBuilder) common(n *node, t *api.Task) []string {
 		pl.warn(c, "args", fmt.Sprintf("the args of %s %q hold ${...}: Nomad interpolates them", c.Role, c.Name), "avoid ${ in args under Nomad")
 	}
 	b.resources(c, t)
+	// MemoryMB is the limit Nomad enforces (without memory
+	// oversubscription; with it, memory_max may allow more).
+	if t.Resources != nil && t.Resources.MemoryMB != nil {
+		if v := nodeMemLimit(c, strconv.Itoa(*t.Resources.MemoryMB)+"Mi"); v != "" {
+			if t.Env == nil {
+				t.Env = map[string]string{}
+			}
+			t.Env["GOMEMLIMIT"] = v
+		}
+	}
 	return b.userVolumes(c)
 }
 

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/flowctl/flowctl/internal/spec"
 )
 
 // Resource quantities are written as in Kubernetes (cpu: 100m, 1, 0.5;
@@ -61,4 +63,54 @@ func composeMemory(q string) (string, error) {
 		return "", fmt.Errorf("memory %q is too large", q)
 	}
 	return strconv.FormatInt(int64(b), 10), nil
+}
+
+// memoryBytes reads a memory quantity as bytes ("512Mi" → 536870912),
+// rounded up.
+func memoryBytes(q string) (int64, error) {
+	s := strings.TrimSpace(q)
+	factor := 1.0
+	for _, m := range memSuffixes {
+		if strings.HasSuffix(s, m.suffix) {
+			s, factor = strings.TrimSuffix(s, m.suffix), m.factor
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) || strings.ContainsAny(s, "eE") {
+		return 0, fmt.Errorf("memory %q is not a memory quantity: write bytes with a unit, e.g. 512Mi or 1Gi", q)
+	}
+	b := math.Ceil(v * factor)
+	if b > 1<<62 {
+		return 0, fmt.Errorf("memory %q is too large", q)
+	}
+	return int64(b), nil
+}
+
+// nodeMemLimit is the GOMEMLIMIT for the node container of c, given the
+// memory its engine kills the container beyond (a quantity; "" for
+// none): nine tenths of it, so that the node's collector works harder as
+// the heap nears the limit instead of the container being killed. Without
+// it the node runs with flowctl's own target, whose step back to Go's
+// defaults lets a large live heap double before a collection (see
+// docs/perf.md). "" when there is no such limit, when c does not run
+// inside the node process (an image runs in its own container; a
+// command's child shares the node's container and its memory, so the
+// node does not claim it), or when c's env: sets GOMEMLIMIT itself.
+func nodeMemLimit(c *spec.Component, limit string) string {
+	if limit == "" || c.Runner != spec.RunBuiltin || c.Image != "" {
+		return ""
+	}
+	if _, set := c.Env["GOMEMLIMIT"]; set {
+		return ""
+	}
+	b, err := memoryBytes(limit)
+	if err != nil {
+		return "" // the resources' own translation warns
+	}
+	mib := b / 10 * 9 >> 20
+	if mib < 1 {
+		return ""
+	}
+	return strconv.FormatInt(mib, 10) + "MiB"
 }

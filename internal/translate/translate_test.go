@@ -272,6 +272,9 @@ func checkProject(t *testing.T, pl *spec.Pipeline, proj *types.Project, tls bool
 				t.Errorf("service %q command %q does not reach its component at %s", name, cmd, code.Name)
 			}
 		}
+		if v := nodeMemLimit(c, c.Resources.Limits.Memory); v != "" {
+			wantEnv["GOMEMLIMIT"] = v // nine tenths of the container's limit
+		}
 		if fmt.Sprint(env) != fmt.Sprint(wantEnv) {
 			t.Errorf("service %q environment %v, want %v", code.Name, env, wantEnv)
 		}
@@ -571,5 +574,34 @@ sinks:
 	}
 	if len(warned) != 1 || !strings.Contains(warned[0], "${COUNT}") || !strings.Contains(warned[0], "vars.yaml:5:") {
 		t.Errorf("variable warnings: %q, want one for ${COUNT} at line 5", warned)
+	}
+}
+
+// TestNodeMemLimit: a node that runs its component in-process gets nine
+// tenths of its container's memory limit as GOMEMLIMIT; an image's or a
+// command's node, one whose env: sets GOMEMLIMIT, and one without a limit
+// (or with one that is not a quantity) get none.
+func TestNodeMemLimit(t *testing.T) {
+	builtin := &spec.Component{Runner: spec.RunBuiltin}
+	for _, tc := range []struct {
+		name  string
+		c     *spec.Component
+		limit string
+		want  string
+	}{
+		{"512Mi", builtin, "512Mi", "460MiB"},
+		{"1G", builtin, "1G", "858MiB"},
+		{"2Gi", builtin, "2Gi", "1843MiB"},
+		{"bytes", builtin, "104857600", "90MiB"},
+		{"under a MiB", builtin, "1Mi", ""},
+		{"none", builtin, "", ""},
+		{"not a quantity", builtin, "lots", ""},
+		{"image", &spec.Component{Runner: spec.RunContainer, Image: "x"}, "512Mi", ""},
+		{"command", &spec.Component{Runner: spec.RunProcess, Command: []string{"./x"}}, "512Mi", ""},
+		{"env sets it", &spec.Component{Runner: spec.RunBuiltin, Env: map[string]string{"GOMEMLIMIT": "100MiB"}}, "512Mi", ""},
+	} {
+		if got := nodeMemLimit(tc.c, tc.limit); got != tc.want {
+			t.Errorf("%s: nodeMemLimit(%q) = %q, want %q", tc.name, tc.limit, got, tc.want)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -345,7 +346,8 @@ var summary = regexp.MustCompile(`from upstream nodes (\d+) batches, (\d+) redel
 // TestFileVariablesUnderCompose: a ${VAR} without a default in the
 // pipeline file reaches every node from the environment docker-compose
 // runs in (translate lists it as a key without a value), so the file
-// translated here runs there with the same value.
+// translated here runs there with the same value. The sink's memory limit
+// is its container's, and its node gets nine tenths of it as GOMEMLIMIT.
 func TestFileVariablesUnderCompose(t *testing.T) {
 	requireCompose(t)
 	const count = 7
@@ -361,6 +363,7 @@ sinks:
     type: file
     inputs: [gen]
     config: {path: out/out.jsonl, format: envelope}
+    resources: {limits: {memory: 64Mi}}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -388,6 +391,10 @@ sinks:
 		if c.Restarts != 0 {
 			t.Errorf("service %s was restarted %d times", c.Service, c.Restarts)
 		}
+	}
+	inspect := run(t, deploy, time.Minute, "docker", "inspect", "--format", `{{.HostConfig.Memory}} {{range .Config.Env}}{{.}} {{end}}`, p.container("out").ID)
+	if f := strings.Fields(inspect); len(f) == 0 || f[0] != fmt.Sprint(64<<20) || !slices.Contains(f, "GOMEMLIMIT=57MiB") {
+		t.Errorf("the sink's container: %q, want a memory limit of %d and GOMEMLIMIT=57MiB", inspect, 64<<20)
 	}
 }
 
