@@ -71,6 +71,10 @@ type nomadBuilder struct {
 	// does (one whose component's env: sets it does not).
 	vars  []varRef
 	taken map[string]bool
+	// data is the pipeline file every node task carries, read once, and
+	// delims the template delimiters that occur nowhere in it.
+	data   string
+	delims [2]string
 }
 
 // NomadJobID is the ID of the Nomad job a pipeline becomes: its name as a
@@ -83,10 +87,12 @@ func nomadFiles(pl *plan) (*Result, error) {
 		return nil, fmt.Errorf("--tls is not supported with --to nomad yet: Nomad gives each node an address (host IP and a dynamic port) known only at run time, so no certificate made here can name it; the nodes run with --insecure, see docs/nomad.md")
 	}
 	b := &nomadBuilder{pl: pl, id: NomadJobID(p.Name), taken: map[string]bool{}}
+	b.data = b.pipelineData()
+	b.delims = templateDelims(b.data)
 	// The nodes expand the ${VAR}s of the file the job carries.
 	// PipelineData is apply's, with them substituted already.
 	if pl.opts.PipelineData == nil {
-		for _, v := range passedVars(fileVars([]byte(b.pipelineData()))) {
+		for _, v := range passedVars(fileVars([]byte(b.data))) {
 			// Nomad sets NOMAD_* in every task (NOMAD_ALLOC_INDEX,
 			// NOMAD_ALLOC_ID...): a template would override them.
 			if !strings.HasPrefix(v.name, "NOMAD_") {
@@ -331,12 +337,12 @@ func (b *nomadBuilder) nodeTask(n *node) *api.Task {
 		Driver: "docker",
 		Config: cfg,
 		Templates: []*api.Template{{
-			EmbeddedTmpl: new(b.pipelineData()),
+			EmbeddedTmpl: new(b.data),
 			DestPath:     new(local),
 			ChangeMode:   new("restart"),
 			Perms:        new("0644"),
-			LeftDelim:    new(b.delims()[0]),
-			RightDelim:   new(b.delims()[1]),
+			LeftDelim:    new(b.delims[0]),
+			RightDelim:   new(b.delims[1]),
 		}},
 	}
 	if peers.Len() > 0 {
@@ -799,7 +805,8 @@ func shellWord(s string) string {
 }
 
 // pipelineData is the pipeline file the nodes read: the bytes apply
-// substituted, else the file as it is on disk.
+// substituted, else the file as it is on disk. nomadFiles reads it once,
+// into b.data.
 func (b *nomadBuilder) pipelineData() string {
 	if b.pl.opts.PipelineData != nil {
 		return string(b.pl.opts.PipelineData)
@@ -812,11 +819,10 @@ func (b *nomadBuilder) pipelineData() string {
 	return string(data)
 }
 
-// delims are template delimiters that occur nowhere in the pipeline file,
-// so the template renders it byte for byte ({{ and ${VAR} stay as they
-// are: Nomad does not interpolate a template's data).
-func (b *nomadBuilder) delims() [2]string {
-	data := b.pipelineData()
+// templateDelims are template delimiters that occur nowhere in data (the
+// pipeline file), so the template renders it byte for byte ({{ and ${VAR}
+// stay as they are: Nomad does not interpolate a template's data).
+func templateDelims(data string) [2]string {
 	for i := 0; ; i++ {
 		l, r := "[[flowctl-literal", "flowctl-literal]]"
 		if i > 0 {
