@@ -583,20 +583,11 @@ func nomadCPU(q string) (int, error) {
 // nomadMemoryMB turns a memory quantity into Nomad's MiB, rounded up;
 // exact is false when it was not a whole number of MiB.
 func nomadMemoryMB(q string) (mb int, exact bool, err error) {
-	s := strings.TrimSpace(q)
-	factor := 1.0
-	for _, m := range memSuffixes {
-		if strings.HasSuffix(s, m.suffix) {
-			s, factor = strings.TrimSuffix(s, m.suffix), m.factor
-			break
-		}
+	v, factor, _, err := parseMemory(q)
+	if err != nil {
+		return 0, false, err
 	}
-	v, perr := strconv.ParseFloat(s, 64)
-	if perr != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) || strings.ContainsAny(s, "eE") {
-		return 0, false, fmt.Errorf("memory %q is not a memory quantity: write bytes with a unit, e.g. 512Mi or 1Gi", q)
-	}
-	bytes := v * factor
-	mib := bytes / (1 << 20)
+	mib := v * factor / (1 << 20)
 	if mib > math.MaxInt32 {
 		return 0, false, fmt.Errorf("memory %q is too large", q)
 	}

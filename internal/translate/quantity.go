@@ -39,46 +39,48 @@ var memSuffixes = []struct {
 	{"k", 1e3, ""}, {"K", 1e3, ""}, {"M", 1e6, ""}, {"G", 1e9, ""}, {"T", 1e12, ""}, {"P", 1e15, ""}, {"E", 1e18, ""},
 }
 
+// parseMemory reads a memory quantity: its number and its unit (factor 1
+// and no Compose spelling for plain bytes).
+func parseMemory(q string) (v, factor float64, composeUnit string, err error) {
+	s := strings.TrimSpace(q)
+	factor = 1
+	for _, m := range memSuffixes {
+		if strings.HasSuffix(s, m.suffix) {
+			s, factor, composeUnit = strings.TrimSuffix(s, m.suffix), m.factor, m.compose
+			break
+		}
+	}
+	v, err = strconv.ParseFloat(s, 64)
+	if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) || strings.ContainsAny(s, "eE") {
+		return 0, 0, "", fmt.Errorf("memory %q is not a memory quantity: write bytes with a unit, e.g. 512Mi or 1Gi", q)
+	}
+	return v, factor, composeUnit, nil
+}
+
 // composeMemory turns a memory quantity into Compose's spelling: the same
 // binary unit when Compose has it and the number is whole ("512Mi" →
 // "512m"), else whole bytes ("1G" → "1000000000").
 func composeMemory(q string) (string, error) {
-	s := strings.TrimSpace(q)
-	factor, unit := 1.0, ""
-	for _, m := range memSuffixes {
-		if strings.HasSuffix(s, m.suffix) {
-			s, factor, unit = strings.TrimSuffix(s, m.suffix), m.factor, m.compose
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) || strings.ContainsAny(s, "eE") {
-		return "", fmt.Errorf("memory %q is not a memory quantity: write bytes with a unit, e.g. 512Mi or 1Gi", q)
+	v, _, unit, err := parseMemory(q)
+	if err != nil {
+		return "", err
 	}
 	if unit != "" && v == math.Trunc(v) {
 		return strconv.FormatFloat(v, 'f', -1, 64) + unit, nil
 	}
-	b := math.Ceil(v * factor)
-	if b > 1<<62 {
-		return "", fmt.Errorf("memory %q is too large", q)
+	b, err := memoryBytes(q)
+	if err != nil {
+		return "", err
 	}
-	return strconv.FormatInt(int64(b), 10), nil
+	return strconv.FormatInt(b, 10), nil
 }
 
 // memoryBytes reads a memory quantity as bytes ("512Mi" → 536870912),
 // rounded up.
 func memoryBytes(q string) (int64, error) {
-	s := strings.TrimSpace(q)
-	factor := 1.0
-	for _, m := range memSuffixes {
-		if strings.HasSuffix(s, m.suffix) {
-			s, factor = strings.TrimSuffix(s, m.suffix), m.factor
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) || strings.ContainsAny(s, "eE") {
-		return 0, fmt.Errorf("memory %q is not a memory quantity: write bytes with a unit, e.g. 512Mi or 1Gi", q)
+	v, factor, _, err := parseMemory(q)
+	if err != nil {
+		return 0, err
 	}
 	b := math.Ceil(v * factor)
 	if b > 1<<62 {
