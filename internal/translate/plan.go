@@ -258,6 +258,10 @@ func (pl *plan) checkNode(n *node) {
 		pl.warn(c, at, fmt.Sprintf("%s %q runs %s inside flowctl's image, which is built FROM scratch and holds only flowctl", c.Role, c.Name, what),
 			"give the component an `image:` that has the program (it then runs as a container of its own), or build your node image FROM flowctl's and add it")
 	}
+	if part, ok := optionalBuiltins[string(c.Role)+"."+c.Type]; ok && c.Runner == spec.RunBuiltin {
+		pl.warn(c, "type", fmt.Sprintf("%s %q is in flowctl only when built with %s; flowctl's image %s runs its node, and the image `--dockerfile` describes holds a default binary without it: there the node refuses to start", c.Role, c.Name, part.build, pl.opts.Image),
+			part.fix)
+	}
 	if field, ok := localFileFields[string(c.Role)+"."+c.Type]; ok && c.Runner == spec.RunBuiltin {
 		if v, ok := c.Config[field].(string); ok && v != "" {
 			pl.localFile(n, field, v)
@@ -304,6 +308,16 @@ func (pl *plan) localFile(n *node, field, p string) {
 	}
 }
 
+// optionalBuiltins are the built-ins that only a flowctl built with a tag
+// has (components.OptionalParts): how to build it, and how to give the
+// nodes such a binary.
+var optionalBuiltins = map[string]struct{ build, fix string }{
+	"sink.arrow": {"-tags arrow",
+		"build that image's binary with `CGO_ENABLED=0 GOOS=linux go build -tags arrow -o flowctl ./cmd/flowctl` (it stays static, so the same Dockerfile works)"},
+	"sink.duckdb": {"-tags duckdb and cgo",
+		"build that image's binary with `CGO_ENABLED=1 GOOS=linux go build -tags duckdb -o flowctl ./cmd/flowctl` and the image FROM a base with the C library that binary links (e.g. debian:bookworm-slim) instead of scratch"},
+}
+
 // localFileFields are the built-ins whose config names a file of the
 // machine they run on (by namespaced id, the field): in a container that
 // file must be mounted.
@@ -312,6 +326,7 @@ var localFileFields = map[string]string{
 	"source.dlq":     "path",
 	"sink.file":      "path",
 	"sink.sqlite":    "path",
+	"sink.duckdb":    "path", // a file, as for sqlite
 	"sink.parquet":   "path", // a directory: its parent is mounted
 	"sink.arrow":     "path", // a directory, as for parquet
 	"processor.wasm": "module",
