@@ -58,6 +58,9 @@ const (
 // fval is a value of the fast path: no interface, no allocation.
 type fval struct {
 	k fkind
+	// b is a kBool's value; for a kString it says s is known to be
+	// valid UTF-8 (read raw from data that passed strict validation, or
+	// made from such a string), so that nothing checks it again.
 	b bool
 	i int64
 	f float64
@@ -173,7 +176,7 @@ func compileFast(e ast.Expr) *fastProgram {
 func caseAppender(x fnode, upper bool) func([]byte, *flow.Event) ([]byte, bool) {
 	return func(dst []byte, ev *flow.Event) ([]byte, bool) {
 		v, ok := x(ev)
-		if !ok || v.k != kString || !utf8.ValidString(v.s) {
+		if !ok || v.k != kString || !v.b && !utf8.ValidString(v.s) {
 			return dst, false
 		}
 		return appendJSONStringCase(dst, v.s, upper), true
@@ -398,7 +401,7 @@ func readValue(data []byte, i int) (fval, bool) {
 	switch c := data[i]; {
 	case c == '"':
 		s, ok := flow.JSONString(data, i)
-		return fval{k: kString, s: s}, ok
+		return fval{k: kString, s: s, b: true}, ok // the data is valid UTF-8
 	case c == '{':
 		return fval{k: kObject, i: int64(i)}, true
 	case c == 't':
@@ -809,10 +812,10 @@ func unary(name string, x fnode) fnode {
 	case "upperAscii", "lowerAscii":
 		upper := name == "upperAscii"
 		f = func(v fval) (fval, bool) {
-			if v.k != kString || !utf8.ValidString(v.s) {
+			if v.k != kString || !v.b && !utf8.ValidString(v.s) {
 				return fval{}, false
 			}
-			return fval{k: kString, s: asciiCase(v.s, upper)}, true
+			return fval{k: kString, s: asciiCase(v.s, upper), b: true}, true
 		}
 	default:
 		return nil
