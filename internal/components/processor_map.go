@@ -56,9 +56,13 @@ func init() {
 // event carrying the re-encoded JSON (object keys sorted) and the input's
 // other attributes; the input is never modified.
 type mapProcessor struct {
-	set   []mapSetField // sorted by name, so errors come in a stable order
-	del   []string
-	whole *expr.Program
+	set []mapSetField // sorted by name, so errors come in a stable order
+	del []string
+	// nameLens has bit L set when a set or deleted name is L bytes long
+	// (bit 63 for every length from 63 on): splice compares a member's
+	// key with the names only when its length is among them.
+	nameLens uint64
+	whole    *expr.Program
 	// events are the output events, allocated a block at a time.
 	events flow.EventBlock
 }
@@ -137,6 +141,12 @@ func parseMap(cfg flow.Config) (*mapProcessor, error) {
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	for _, f := range m.set {
+		m.nameLens |= nameLenBit(len(f.name))
+	}
+	for _, name := range m.del {
+		m.nameLens |= nameLenBit(len(name))
 	}
 	return m, nil
 }
@@ -319,14 +329,16 @@ func (m *mapProcessor) splice(dst, raw []byte, index *flow.MemberIndex, vals []r
 			i = flow.SkipJSONSpace(raw, valEnd)
 		}
 
-		if mapHasName(m.del, key) {
-			continue
-		}
 		idx := -1
-		for k := range m.set {
-			if m.set[k].name == string(key) {
-				idx = k
-				break
+		if m.nameLens&nameLenBit(len(key)) != 0 {
+			if mapHasName(m.del, key) {
+				continue
+			}
+			for k := range m.set {
+				if m.set[k].name == string(key) {
+					idx = k
+					break
+				}
 			}
 		}
 		if idx >= 0 && done[idx] {
@@ -422,6 +434,9 @@ func (m *mapProcessor) rebuild(dst []byte, orig map[string]any, vals []ref.Val) 
 
 // mapHasName reports whether key is one of names, without converting key
 // to a string on the heap.
+// nameLenBit is the bit of mapProcessor.nameLens for a name n bytes long.
+func nameLenBit(n int) uint64 { return 1 << min(n, 63) }
+
 func mapHasName(names []string, key []byte) bool {
 	for _, n := range names {
 		if n == string(key) {
