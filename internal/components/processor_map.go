@@ -432,11 +432,11 @@ func (m *mapProcessor) rebuild(dst []byte, orig map[string]any, vals []ref.Val) 
 	return dst, nil
 }
 
-// mapHasName reports whether key is one of names, without converting key
-// to a string on the heap.
 // nameLenBit is the bit of mapProcessor.nameLens for a name n bytes long.
 func nameLenBit(n int) uint64 { return 1 << min(n, 63) }
 
+// mapHasName reports whether key is one of names, without converting key
+// to a string on the heap.
 func mapHasName(names []string, key []byte) bool {
 	for _, n := range names {
 		if n == string(key) {

@@ -244,10 +244,9 @@ func (b *composeBuilder) common(s *mapping, n *node) {
 	env := b.environment(n)
 	if n.sidecar == "" {
 		env = b.fileVarEnv(env)
-		if _, err := composeMemory(c.Resources.Limits.Memory); err == nil {
-			if v := nodeMemLimit(c, c.Resources.Limits.Memory); v != "" {
-				env.set("GOMEMLIMIT", str(v))
-			}
+		// "" too for a limit composeMemory refuses: the same parser.
+		if v := nodeMemLimit(c, c.Resources.Limits.Memory); v != "" {
+			env.set("GOMEMLIMIT", str(v))
 		}
 	}
 	if env.len() > 0 {

@@ -507,11 +507,7 @@ sinks:
 		t.Fatal(err)
 	}
 	env := map[string]string{"COUNT": "5", "HOSTNAME": "laptop", "NOMAD_ALLOC_INDEX": "0", "LOCAL_KEY": "k3y-marker", "PREFIX": "prefix-marker"}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	pl, diags, err := spec.Load(file, spec.Options{Registry: components.NewRegistry(), LookupEnv: lookup})
-	if err != nil || diags.HasErrors() {
-		t.Fatalf("load: %v %v", err, diags.Err())
-	}
+	pl := loadEnv(t, file, env)
 	// envOf is what each task's env template sets: each name, and whether
 	// the task waits for the variable (a line nomadVarExists does not
 	// guard), as rendered with the variable holding every item.
@@ -607,7 +603,7 @@ sinks:
 
 	// apply substitutes the file here: nothing is passed, and the key
 	// api_key_env can do without does not hold the task up.
-	data, diags := spec.Substitute(file, mustRead(t, file), lookup)
+	data, diags := spec.Substitute(file, mustRead(t, file), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if diags.HasErrors() {
 		t.Fatal(diags.Err())
 	}

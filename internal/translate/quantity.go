@@ -61,14 +61,14 @@ func parseMemory(q string) (v, factor float64, composeUnit string, err error) {
 // binary unit when Compose has it and the number is whole ("512Mi" →
 // "512m"), else whole bytes ("1G" → "1000000000").
 func composeMemory(q string) (string, error) {
-	v, _, unit, err := parseMemory(q)
+	v, factor, unit, err := parseMemory(q)
 	if err != nil {
 		return "", err
 	}
 	if unit != "" && v == math.Trunc(v) {
 		return strconv.FormatFloat(v, 'f', -1, 64) + unit, nil
 	}
-	b, err := memoryBytes(q)
+	b, err := wholeBytes(q, v, factor)
 	if err != nil {
 		return "", err
 	}
@@ -82,6 +82,12 @@ func memoryBytes(q string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return wholeBytes(q, v, factor)
+}
+
+// wholeBytes is v units of factor bytes (parseMemory's reading of q),
+// rounded up.
+func wholeBytes(q string, v, factor float64) (int64, error) {
 	b := math.Ceil(v * factor)
 	if b > 1<<62 {
 		return 0, fmt.Errorf("memory %q is too large", q)

@@ -65,9 +65,15 @@ func goldenCases(t *testing.T) []goldenCase {
 // takes its default whatever the machine has set.
 func load(t *testing.T, file string) *spec.Pipeline {
 	t.Helper()
+	return loadEnv(t, file, nil)
+}
+
+// loadEnv reads a pipeline file with env as its whole environment.
+func loadEnv(t *testing.T, file string, env map[string]string) *spec.Pipeline {
+	t.Helper()
 	pl, diags, err := spec.Load(file, spec.Options{
 		Registry:  components.NewRegistry(),
-		LookupEnv: func(string) (string, bool) { return "", false },
+		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -528,14 +534,7 @@ sinks:
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"COUNT": "5", "HOSTNAME": "laptop"}
-	pl, diags, err := spec.Load(file, spec.Options{
-		Registry:  components.NewRegistry(),
-		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-	})
-	if err != nil || diags.HasErrors() {
-		t.Fatalf("load: %v %v", err, diags.Err())
-	}
+	pl := loadEnv(t, file, map[string]string{"COUNT": "5", "HOSTNAME": "laptop"})
 	res := translateTo(t, pl, DockerCompose, false)
 	var doc struct {
 		Services map[string]struct {
