@@ -88,7 +88,7 @@ both ways; "flowctl certs init" makes server.crt/server.key/ca.crt that serve) o
 	f.StringVar(&o.httpAddr, "http", "", "serve /healthz, /readyz and /metrics on this address")
 	f.StringVar(&o.stateDir, "state-dir", "", "directory of the checkpoints [$XDG_STATE_HOME/flowctl/checkpoints or ~/.local/state/flowctl/checkpoints]")
 	f.DurationVar(&o.grace, "grace", engine.DefaultGrace, "how long a stopped node may drain what it already took")
-	f.StringVar(&o.memoryLimit, "memory-limit", "", "soft limit of the Go heap (e.g. 64MiB, 0 for none); the collector works harder near it [GOMEMLIMIT, else 24MiB while the live heap is under 12MiB; see docs/perf.md]")
+	f.StringVar(&o.memoryLimit, "memory-limit", "", memoryLimitUsage)
 	return cmd
 }
 

@@ -136,7 +136,7 @@ are kept there and the run exits 0.`,
 	_ = f.MarkHidden("cpuprofile")
 	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken one second into the run to this file")
 	_ = f.MarkHidden("memprofile")
-	f.StringVar(&o.memoryLimit, "memory-limit", "", "soft limit of the Go heap (e.g. 64MiB, 0 for none); the collector works harder near it [GOMEMLIMIT, else 24MiB while the live heap is under 12MiB; see docs/perf.md]")
+	f.StringVar(&o.memoryLimit, "memory-limit", "", memoryLimitUsage)
 	f.BoolVar(&o.allowDrops, "allow-drops", false, "exit 0 even when events were dropped for want of a dead_letter sink (else exit 4)")
 	f.StringVar(&o.dir, "dir", "", "resolve relative paths in the file against this directory [the file's directory]")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", external.DefaultRunHeartbeatInterval, "interval gRPC components are told to heartbeat at (FLOWCTL_HEARTBEAT_INTERVAL)")

@@ -36,6 +36,9 @@ const (
 	runMemoryLimit = 24 << 20
 )
 
+// memoryLimitUsage is the help of run's and node's --memory-limit.
+const memoryLimitUsage = "soft limit of the Go runtime's memory (e.g. 64MiB, 0 for none); the collector works harder near it [GOMEMLIMIT, else 24MiB while that leaves the heap more room than Go's default would; see docs/perf.md]"
+
 // gcSettings is what applyGCTarget decided, for the debug log line.
 type gcSettings struct {
 	percent  int   // -1: off
