@@ -149,7 +149,7 @@ func (r *Source) Run(ctx context.Context, out flow.Emitter) error {
 		if inc == nil {
 			var err error
 			if inc, err = r.s.acquire(ctx); err != nil {
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || errors.Is(err, errExhausted) {
 					return nil
 				}
 				return err

@@ -333,22 +333,23 @@ func (s *Supervisor) watch(ctx context.Context, inc *incarnation) {
 			return
 		}
 		stopHealth()
+		// A source that exits 0 is exhausted: its conn still yields what
+		// it wrote before, then io.EOF. It stays the current incarnation,
+		// so that the adapter drains it even when it asks for it only
+		// now (a source that writes a line and exits at once is gone
+		// before the engine first reads).
+		exhausted := s.c.Role == flow.RoleSource && inc.h != nil && cleanExit(inc.h)
 		s.mu.Lock()
-		if s.cur == inc {
+		if s.cur == inc && !exhausted {
 			s.cur = nil
 			s.ready = make(chan struct{})
 		}
 		stopping := s.stopping || s.exhausted
-		s.mu.Unlock()
-		if stopping {
-			return
-		}
-		if s.c.Role == flow.RoleSource && inc.h != nil && cleanExit(inc.h) {
-			// A source that exits 0 is exhausted: its conn still yields
-			// what it wrote before (the adapter drains it), then io.EOF.
-			s.mu.Lock()
+		if exhausted {
 			s.exhausted = true
-			s.mu.Unlock()
+		}
+		s.mu.Unlock()
+		if stopping || exhausted {
 			return
 		}
 		inc.breakWith(cause)
@@ -462,12 +463,16 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// errExhausted is acquire's answer once a source ended for good.
+var errExhausted = errors.New("the source is exhausted")
+
 // acquire returns the current incarnation, waiting while one is being
-// started. It fails once the supervisor failed or stopped, or ctx ended.
+// started. It fails once the supervisor failed or stopped, the source is
+// exhausted and no incarnation is left, or ctx ended.
 func (s *Supervisor) acquire(ctx context.Context) (*incarnation, error) {
 	for {
 		s.mu.Lock()
-		cur, ready, err, stopping := s.cur, s.ready, s.err, s.stopping
+		cur, ready, err, stopping, exhausted := s.cur, s.ready, s.err, s.stopping, s.exhausted
 		s.mu.Unlock()
 		switch {
 		case err != nil:
@@ -476,6 +481,10 @@ func (s *Supervisor) acquire(ctx context.Context) (*incarnation, error) {
 			return nil, fmt.Errorf("component %q: %w", s.c.Name, ErrClosed)
 		case cur != nil:
 			return cur, nil
+		case exhausted:
+			// The source ended for good and no incarnation is left to
+			// read (its conn failed after it exited 0): nothing comes.
+			return nil, errExhausted
 		}
 		select {
 		case <-ready:

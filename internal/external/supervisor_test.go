@@ -391,3 +391,42 @@ func TestSinkRedelivery(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// A source that writes its events and exits at once may be gone before
+// the engine first asks for them: its supervisor has then already seen
+// the clean exit. Its events must still arrive, and Run must end (it
+// waited for an incarnation that would never come, and the run hung with
+// "0 events in").
+func TestSourceExitedBeforeFirstRead(t *testing.T) {
+	for _, policy := range []string{RestartNo, RestartOnFailure} {
+		t.Run(policy, func(t *testing.T) {
+			rt, _ := runtimeFor(t)
+			c := component(t, "quick", flow.RoleSource, "stdio", "stdio-source", map[string]string{"COUNT": "3"})
+			c.RestartPolicy = policy
+			sup := NewSupervisor(rt, c, Stdio)
+			src := NewSource(sup)
+			if err := src.Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close(context.Background())
+			// The watcher ends once it has seen the source exit 0.
+			select {
+			case <-sup.done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the source did not exit")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			em := &countEmitter{}
+			if err := src.Run(ctx, em); err != nil {
+				t.Fatal(err)
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("Run ended only with its context, after %d events", em.n)
+			}
+			if em.n != 3 {
+				t.Fatalf("got %d events, want 3", em.n)
+			}
+		})
+	}
+}
