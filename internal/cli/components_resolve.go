@@ -27,7 +27,8 @@ func newResolver(notify func(string)) (*componentref.Resolver, error) {
 // NAME@VERSION` (and not resolved yet) the command of its binary: from the
 // cache, else pulled. It is done when a pipeline starts, never by
 // validate. The facts of the binary's metadata.json that flowctl uses: the
-// event types it emits (when the file declares none), and its role, which
+// event types it emits (when the file declares none), the variables it
+// reads config keys from (env_mapping, config_schema's env), and its role, which
 // must match where the file lists it (a warning, since a mislabelled
 // metadata.json should not stop a run). Every failure is one line, joined.
 func resolveComponentRefs(ctx context.Context, pl *spec.Pipeline, out io.Writer, prefix string) error {
@@ -71,6 +72,9 @@ func resolveComponentRefs(ctx context.Context, pl *spec.Pipeline, out io.Writer,
 			}
 			if len(c.OutputEventTypes) == 0 && len(m.Emits()) > 0 {
 				c.OutputEventTypes = slices.Clone(m.Emits())
+			}
+			if ce := m.ConfigEnv(); len(ce) > 0 {
+				c.ConfigEnv = ce
 			}
 		}
 	}

@@ -22,6 +22,38 @@ type Metadata struct {
 	Consumes    []string `json:"consumes,omitempty"`
 	InputTypes  []string `json:"input_types,omitempty"`
 	OutputTypes []string `json:"output_types,omitempty"`
+	// EnvMapping names, by config key, the environment variable the
+	// component reads that key from; ConfigSchema's entries may name one
+	// too (`env`), the form published components use. The earlier flowctl
+	// passed a config key under that name; see ConfigEnv.
+	EnvMapping   map[string]string         `json:"env_mapping,omitempty"`
+	ConfigSchema map[string]ConfigProperty `json:"config_schema,omitempty"`
+}
+
+// ConfigProperty is an entry of metadata.json's config_schema; flowctl
+// reads only the variable it names (its other fields describe the key for
+// people).
+type ConfigProperty struct {
+	Env string `json:"env,omitempty"`
+}
+
+// ConfigEnv returns, by config key, the environment variable the
+// component reads it from: config_schema's `env`, overridden by
+// env_mapping, as the earlier flowctl merged them. Keys naming no
+// variable are left out.
+func (m *Metadata) ConfigEnv() map[string]string {
+	out := map[string]string{}
+	for k, p := range m.ConfigSchema {
+		if p.Env != "" {
+			out[k] = p.Env
+		}
+	}
+	for k, v := range m.EnvMapping {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // Role returns the role the metadata declares — "source", "processor",

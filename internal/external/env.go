@@ -40,7 +40,7 @@ const DefaultHeartbeatInterval = 10 * time.Second
 // (docs/tracing.md), the heartbeat settings (FLOWCTL_HEARTBEAT_INTERVAL,
 // FLOWCTL_TTL: tuning a component may change in its env), the protocol's
 // variables (launch), c's config keys upper-cased (values that are not
-// strings as JSON), c's env, and last flowctl's own ones (ENABLE_FLOWCTL,
+// strings as JSON; also under the name c.ConfigEnv gives a key), c's env, and last flowctl's own ones (ENABLE_FLOWCTL,
 // the endpoint, ids, token and TLS settings): a pipeline file written for
 // another setup (FLOWCTL_ENDPOINT=localhost:8080) must not send a component
 // elsewhere. overridden names, sorted, the user's values that flowctl's
@@ -92,17 +92,24 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (env map[string]str
 		if name == "" {
 			continue
 		}
+		var s string
 		switch v := v.(type) {
 		case string:
-			env[name] = v
+			s = v
 		case nil:
-			env[name] = ""
 		default:
 			b, err := json.Marshal(v)
 			if err != nil {
 				return nil, nil, fmt.Errorf("component %q: config.%s: %w", c.Name, k, err)
 			}
-			env[name] = string(b)
+			s = string(b)
+		}
+		env[name] = s
+		// The variable the component's metadata.json names for the key
+		// (the earlier flowctl passed it there: duckdb-consumer reads
+		// database_path from DUCKDB_PATH).
+		if mapped := c.ConfigEnv[k]; mapped != "" {
+			env[mapped] = s
 		}
 	}
 	for k, v := range c.Env {

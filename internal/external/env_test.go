@@ -96,3 +96,28 @@ func TestBuildEnvOursWins(t *testing.T) {
 		t.Errorf("overridden = %v, want %v", overridden, want)
 	}
 }
+
+// TestBuildEnvConfigEnvNames: a config key the component's metadata.json
+// maps to a variable of its own (ConfigEnv) is passed under that name too,
+// as the earlier flowctl did; the file's env still wins over it.
+func TestBuildEnvConfigEnvNames(t *testing.T) {
+	rt := &Runtime{Endpoint: "127.0.0.1:4000"}
+	c := &spec.Component{Name: "sink",
+		Config:    map[string]any{"database_path": "./x.duckdb", "start_ledger": 5, "network": "testnet"},
+		ConfigEnv: map[string]string{"database_path": "DUCKDB_PATH", "start_ledger": "START_AT", "network": "STELLAR_NETWORK"},
+		Env:       map[string]string{"STELLAR_NETWORK": "mainnet"},
+	}
+	env, _, err := BuildEnv(rt, c, Launch{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{
+		"DUCKDB_PATH": "./x.duckdb", "DATABASE_PATH": "./x.duckdb",
+		"START_AT": "5", "START_LEDGER": "5",
+		"STELLAR_NETWORK": "mainnet", "NETWORK": "testnet",
+	} {
+		if env[k] != want {
+			t.Errorf("%s = %q, want %q", k, env[k], want)
+		}
+	}
+}

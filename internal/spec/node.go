@@ -129,6 +129,12 @@ func isNull(n *yaml.Node) bool {
 	return n == nil || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
+// isEmptyValue reports whether n is null or an empty list.
+func isEmptyValue(n *yaml.Node) bool {
+	n = resolve(n)
+	return isNull(n) || n.Kind == yaml.SequenceNode && len(n.Content) == 0
+}
+
 // entry is one key/value pair of a mapping.
 type entry struct {
 	key, val *yaml.Node
@@ -313,6 +319,8 @@ func (p *parser) strList(n *yaml.Node, field string, single bool) ([]string, boo
 }
 
 // strMap reads a mapping of string to string (values taken as written).
+// In the earlier tool's forms a key without a value is the empty string,
+// as that tool read it, with a warning.
 func (p *parser) strMap(n *yaml.Node, field string) (map[string]string, bool) {
 	entries, ok := p.mapping(n, field, nil, nil)
 	if !ok {
@@ -320,6 +328,12 @@ func (p *parser) strMap(n *yaml.Node, field string) (map[string]string, bool) {
 	}
 	out := make(map[string]string, len(entries))
 	for _, e := range entries {
+		if p.compat() && isNull(e.val) {
+			p.warnf(p.pos(e.val), fmt.Sprintf("write `%s: \"\"` for an empty value", e.key.Value),
+				"%s%s.%s has no value: it is read as the empty string, as the earlier flowctl did", p.ctx, field, e.key.Value)
+			out[e.key.Value] = ""
+			continue
+		}
 		s, good := p.str(e.val, field+"."+e.key.Value)
 		ok = ok && good
 		out[e.key.Value] = s

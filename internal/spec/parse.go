@@ -468,6 +468,11 @@ func (p *parser) component(n *yaml.Node, role flow.Role, what string) *Component
 		case "watch":
 			c.Watch, _ = p.strList(v, "watch", true)
 		case "inputs":
+			if p.compat() && isEmptyValue(v) {
+				// The earlier flowctl read `inputs: []` as no inputs:
+				// sources carry it, and it does not stop chaining.
+				continue
+			}
 			pc.inputsKey = e.key
 			pc.hasInputs = true
 			before := len(p.diags)

@@ -212,7 +212,11 @@ func flatList(def, desc string) object {
 	if def != "source" {
 		// The envelope chains a file without inputs in file order; the
 		// flat form wants them written.
-		rules = append(rules, obj("required", []string{"inputs"}))
+		rules = append(rules, obj("required", []string{"inputs"}, "properties", obj("inputs", obj("minItems", 1))))
+	} else {
+		// The envelope takes the earlier format's `inputs: []` on a
+		// source; the flat form takes no inputs there at all.
+		rules = append(rules, obj("properties", obj("inputs", false)))
 	}
 	return obj("description", desc, "type", "array", "items", obj("allOf", rules))
 }
@@ -602,12 +606,13 @@ func roleSchema(role flow.Role, specs []*flow.ComponentSpec) object {
 	rules = append(rules, builtinRules(role, specs)...)
 	o := obj("$ref", "#/$defs/component", "description", fmt.Sprintf("A %s: a built-in (type) or a command, image or url.", role))
 	if role == flow.RoleSource {
-		o = append(o, member{"properties", obj("inputs", false)})
-	} else {
-		// Required in the flat form (flatList); the envelope chains a
-		// file without inputs in file order.
-		o = append(o, member{"properties", obj("inputs", obj("minItems", 1))})
+		// Nothing, or (in the envelope) the earlier format's empty list;
+		// flatList forbids the field in the flat form.
+		o = append(o, member{"properties", obj("inputs", obj("type", []string{"array", "null"}, "maxItems", 0))})
 	}
+	// Other roles: required and not empty in the flat form (flatList); the
+	// envelope reads `inputs: []` as none and chains a file without inputs
+	// in file order.
 	return append(o, member{"allOf", rules})
 }
 

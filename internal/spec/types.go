@@ -125,6 +125,11 @@ type Component struct {
 	// Config is the built-in's own settings, defaults applied; for an
 	// external component it is passed on as is.
 	Config flow.Config
+	// ConfigEnv names, by config key, the environment variable a component
+	// given by reference reads that key from, as its metadata.json says
+	// (env_mapping, config_schema); filled when the reference is resolved.
+	// The key is passed under that name besides its upper-cased one.
+	ConfigEnv map[string]string
 
 	Env        map[string]string
 	WorkingDir string
