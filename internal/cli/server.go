@@ -172,6 +172,9 @@ func runServer(ctx context.Context, g *globals, o serverOptions) error {
 	if err != nil {
 		return fail("%v", err)
 	}
+	if o.tokenFile != "" {
+		warnTokenFile(g, "flowctl server", "--token-file", o.tokenFile, "drive this server")
+	}
 	// Children report back to this server: with TLS they need a CA that
 	// verifies it and, with mutual TLS, a client certificate.
 	var childArgs []string
