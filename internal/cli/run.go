@@ -306,6 +306,9 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 			fmt.Fprintf(g.stderr, "flowctl run: --http-token: %v\n", err)
 			return &exitError{code: 1}
 		}
+		if fromFile {
+			warnTokenFile(g, "flowctl run", "--http-token", o.httpTokenFile, "open the dashboard and its taps")
+		}
 		h, err := httpHandler(name, token, eopts.Taps, e, ext)
 		if err != nil {
 			fmt.Fprintf(g.stderr, "flowctl run: %v\n", err)

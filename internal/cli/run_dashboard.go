@@ -55,6 +55,15 @@ func dashboardToken(file string) (token string, fromFile bool, err error) {
 	return tok, false, err
 }
 
+// warnTokenFile warns on stderr when users other than this one may read
+// or change the token file given to flag: whoever reads it can do what the
+// token guards (what).
+func warnTokenFile(g *globals, prefix, flag, path, what string) {
+	if why := tlsutil.TokenFileExposure(path); why != "" {
+		fmt.Fprintf(g.stderr, "%s: warning: %s %s: %s, and with the token %s: chmod 600 %s\n", prefix, flag, path, why, what, path)
+	}
+}
+
 // dashboardURL is the address to open for the dashboard served at addr
 // (the listener's: an unspecified host becomes 127.0.0.1).
 func dashboardURL(addr, token string) string {
@@ -78,6 +87,9 @@ func serveServerUI(g *globals, o serverOptions, b ui.Backend) (stop func(), err 
 	token, fromFile, err := dashboardToken(o.uiTokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("--ui-token: %w", err)
+	}
+	if fromFile {
+		warnTokenFile(g, "flowctl server", "--ui-token", o.uiTokenFile, "open the dashboard and its taps")
 	}
 	h, err := ui.ServerHandler(ui.ServerOptions{Token: token, Backend: b})
 	if err != nil {

@@ -172,6 +172,12 @@ func runServer(ctx context.Context, g *globals, o serverOptions) error {
 	if err != nil {
 		return fail("%v", err)
 	}
+	if o.tokenFile != "" {
+		warnTokenFile(g, "flowctl server", "--token-file", o.tokenFile, "drive this server")
+	}
+	if o.insecure && !isUnix && lopts.Token != "" && !lopts.TLS.Enabled() && !tlsutil.IsLoopback(listen) {
+		fmt.Fprintf(g.stderr, "flowctl server: warning: --insecure: the token crosses the network in clear to %s, where anyone on the path can read it and drive this server; add --tls-cert and --tls-key\n", listen)
+	}
 	// Children report back to this server: with TLS they need a CA that
 	// verifies it and, with mutual TLS, a client certificate.
 	var childArgs []string

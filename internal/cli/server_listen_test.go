@@ -60,3 +60,27 @@ func TestServerListenRules(t *testing.T) {
 		t.Error("server --help shows the hidden --insecure-listen")
 	}
 }
+
+// TestServerInsecureTokenInClear: --insecure with a token on an address
+// other machines reach sends the token across the network in plaintext;
+// the server says so before it listens (192.0.2.1 is a documentation
+// address this machine does not have, so nothing is served).
+func TestServerInsecureTokenInClear(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	writeFileAt(t, token, "s3cret\n")
+	if err := os.Chmod(token, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runFlowctl(t, "", "server", "--data-dir", filepath.Join(dir, "data"),
+		"--listen", "192.0.2.1:0", "--insecure", "--token-file", token)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (the address is not this machine's):\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "flowctl server: warning: --insecure: the token crosses the network in clear") {
+		t.Errorf("no warning that the token travels in plaintext:\n%s", stderr)
+	}
+	if strings.Contains(stderr, "s3cret") {
+		t.Errorf("the token is on stderr:\n%s", stderr)
+	}
+}

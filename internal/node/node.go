@@ -153,6 +153,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err := CheckSecurity(o.Listen, nodePeers, o.TLS, o.Insecure, listens); err != nil {
 		return res, err
 	}
+	if listens && !o.TLS.Enabled() && !o.Insecure {
+		// CheckSecurity lets plaintext through on loopback, which keeps
+		// other machines out but not the other users of this one.
+		log.Warn("serving plaintext on loopback: any user of this machine can send events into this pipeline; give --tls-cert, --tls-key and --tls-ca to admit only nodes with a certificate", "listen", o.Listen)
+	}
 	// The engine and the external manager add the pipeline name
 	// themselves; the node's own parts get it here.
 	log = log.With("node", o.Component)

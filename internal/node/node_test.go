@@ -721,3 +721,31 @@ sinks:
 		}
 	}
 }
+
+// TestLoopbackPlaintextWarns: a node that serves plaintext on loopback
+// takes events from every user of this machine, since any of them can
+// reach a loopback port; it says so before it listens (a node with TLS
+// admits only peers with a certificate and says nothing of the kind).
+func TestLoopbackPlaintextWarns(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	writeFile(t, file, `name: lo
+sources:
+  - name: gen
+    type: generate
+    config: {count: 1, data: {k: 1}}
+sinks:
+  - name: out
+    type: file
+    inputs: [gen]
+    config: {path: out.jsonl}
+`)
+	pl := loadFile(t, file)
+	warned := signalHandler{want: "any user of this machine", seen: make(chan struct{}), once: &sync.Once{}}
+	startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "out", Logger: slog.New(warned)})
+	select {
+	case <-warned.seen:
+	default:
+		t.Fatal("a node serving plaintext on loopback listened without a warning that every local user can send into it")
+	}
+}

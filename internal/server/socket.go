@@ -35,8 +35,11 @@ func maxSocketPath() int {
 //  1. the directory is created 0700 if missing;
 //  2. a socket file left by a server that died is removed, but a live
 //     server answering on it is left alone (ErrServerRunning);
-//  3. the socket is made 0600 before anything else can be served on it
-//     (and the 0700 directory keeps others out meanwhile).
+//  3. the socket is made 0600 before anything is served on it: on Linux
+//     it is 0600 from the moment it exists (bindSocket), whatever the
+//     umask and the directory's mode; elsewhere it is chmod-ed right
+//     after the bind, and a directory this function creates 0700 keeps
+//     others out meanwhile.
 //
 // Closing the listener removes the socket file.
 func ListenSocket(path string) (net.Listener, error) {
@@ -60,7 +63,7 @@ func ListenSocket(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("remove the stale socket %s: %w", path, err)
 		}
 	}
-	lis, err := net.Listen("unix", path)
+	lis, err := bindSocket(path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}

@@ -161,13 +161,33 @@ func (r *Result) WriteDir(dir string) error {
 		if mode == 0 {
 			mode = 0o644
 		}
-		if err := os.WriteFile(path, f.Data, mode); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		// WriteFile keeps the mode of an existing file: tighten keys.
-		if err := os.Chmod(path, mode); err != nil {
+		if err := writeFileAtomic(path, f.Data, mode); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}
 	return nil
+}
+
+// writeFileAtomic writes data to a new file with mode, set before any
+// byte is written, and renames it over path. Writing into an existing
+// file instead would put a new key into a file that may have been
+// readable (and held open by another user) before a chmod tightened it.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
