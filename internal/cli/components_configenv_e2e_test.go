@@ -28,12 +28,7 @@ func TestComponentRefConfigEnvMapping(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	script := "#!/bin/sh\nprintf '{\"data\":{\"duckdb\":\"%s\",\"upper\":\"%s\",\"pass\":\"%s\",\"own\":\"%s\"}}\\n' \"$DUCKDB_PATH\" \"$DATABASE_PATH\" \"$STELLAR_PASSPHRASE\" \"$MY_PATH\"\n" +
-		// Close stdout (the end of the source), then wait for flowctl to
-		// close stdin: a stdio source that exits at once after its last
-		// line can leave the run waiting for it (a bug of its own, not
-		// what this test is about).
-		"exec 1>&-\ncat >/dev/null\n"
+	script := "#!/bin/sh\nprintf '{\"data\":{\"duckdb\":\"%s\",\"upper\":\"%s\",\"pass\":\"%s\",\"own\":\"%s\"}}\\n' \"$DUCKDB_PATH\" \"$DATABASE_PATH\" \"$STELLAR_PASSPHRASE\" \"$MY_PATH\"\n"
 	if err := os.WriteFile(filepath.Join(dir, componentref.BinaryName), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
