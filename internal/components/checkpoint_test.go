@@ -98,6 +98,16 @@ func TestFileSourceResume(t *testing.T) {
 			t.Fatalf("ids = %s", got)
 		}
 	})
+	t.Run("truncated and grown past the checkpoint starts over", func(t *testing.T) {
+		// Same inode, longer than the checkpoint's offset (copytruncate,
+		// then more lines, while flowctl was down): going on at the
+		// offset would skip the new file's first lines.
+		ioWriteFile(t, path, lines(10, 100))
+		got := resumeAt(t, em.pos[1])
+		if len(got) != 10 || got[0] != "in:1" {
+			t.Fatalf("ids = %v, want the rewritten file from its start", got)
+		}
+	})
 	t.Run("replaced file starts over", func(t *testing.T) {
 		tmp := filepath.Join(dir, "new")
 		ioWriteFile(t, tmp, lines(10, 100))
