@@ -98,6 +98,16 @@ func TestFileSourceResume(t *testing.T) {
 			t.Fatalf("ids = %s", got)
 		}
 	})
+	t.Run("truncated and grown past the checkpoint starts over", func(t *testing.T) {
+		// Same inode, longer than the checkpoint's offset (copytruncate,
+		// then more lines, while flowctl was down): going on at the
+		// offset would skip the new file's first lines.
+		ioWriteFile(t, path, lines(10, 100))
+		got := resumeAt(t, em.pos[1])
+		if len(got) != 10 || got[0] != "in:1" {
+			t.Fatalf("ids = %v, want the rewritten file from its start", got)
+		}
+	})
 	t.Run("replaced file starts over", func(t *testing.T) {
 		tmp := filepath.Join(dir, "new")
 		ioWriteFile(t, tmp, lines(10, 100))
@@ -325,5 +335,103 @@ func TestSQLiteSinkResume(t *testing.T) {
 	ioClose(t, s)
 	if got := open(t, -1).Position(); got != 8 {
 		t.Fatalf("a first run over the existing table starts at %d, want 8", got)
+	}
+}
+
+// TestFileSinkCompletesUnterminatedLine: a file whose last line has no
+// newline — torn by a SIGKILL in the middle of a batch bigger than the
+// write buffer, or written so by someone else — must not have the next
+// event glued to it when the sink keeps what the file holds (mode:
+// append, or a resumed run fed by a source that cannot be replayed):
+// both lines would be lost to a reader. The unterminated line is kept and
+// completed; nothing is cut.
+func TestFileSinkCompletesUnterminatedLine(t *testing.T) {
+	next := []*flow.Event{{ID: "n", Data: []byte(`{"next":1}`)}}
+	for _, tt := range []struct {
+		name   string
+		cfg    flow.Config
+		resume int64 // -1: a first run
+	}{
+		{"mode append", flow.Config{"path": "out.jsonl", "mode": "append"}, -1},
+		{"resumed, fed by a source that cannot be replayed", flow.Config{"path": "out.jsonl"}, 8},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "out.jsonl")
+			ioWriteFile(t, path, `{"a":1}`+"\n"+`{"half":`)
+			spec, _ := NewRegistry().Lookup(flow.RoleSink, "file")
+			c, err := spec.New(flow.BuildContext{Name: "out", Config: tt.cfg, Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.resume >= 0 {
+				if err := c.(flow.CheckpointSink).Resume(tt.resume, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.(flow.Opener).Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			s := c.(flow.Sink)
+			if err := s.Write(context.Background(), next); err != nil {
+				t.Fatal(err)
+			}
+			ioClose(t, s)
+			want := `{"a":1}` + "\n" + `{"half":` + "\n" + `{"next":1}` + "\n"
+			if got, _ := os.ReadFile(path); string(got) != want {
+				t.Fatalf("file:\n%q\nwant\n%q", got, want)
+			}
+			if p, n := c.(flow.CheckpointSink).Position(), int64(len(want)); p != n {
+				t.Fatalf("Position = %d, want %d", p, n)
+			}
+		})
+	}
+}
+
+// TestSQLiteSinkResumeKeepsRowidAlias: in a table whose INTEGER PRIMARY
+// KEY column is written from the events, rowids are the events' own
+// values, not the order of insertion: "rowid above the committed one"
+// then names rows committed long before the checkpoint. A resumed run
+// must keep them (and is at-least-once) rather than delete them.
+func TestSQLiteSinkResumeKeepsRowidAlias(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	open := func(t *testing.T, resume int64) *sqliteSink {
+		t.Helper()
+		spec, _ := NewRegistry().Lookup(flow.RoleSink, "sqlite")
+		c, err := spec.New(flow.BuildContext{Name: "db", Config: flow.Config{"path": "ev.db", "table": "ev", "create": false, "columns": []any{"id", "v"}}, Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := c.(*sqliteSink)
+		if resume >= 0 {
+			if err := s.Resume(resume, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open(t, -1)
+	if _, err := s.db.Exec(`CREATE TABLE ev (id INTEGER PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	b := []*flow.Event{{ID: "1", Data: []byte(`{"id":100,"v":"a"}`)}, {ID: "2", Data: []byte(`{"id":5,"v":"b"}`)}}
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	committed := s.Position() // 5: the last row's id
+	ioClose(t, s)
+
+	s = open(t, committed)
+	defer ioClose(t, s)
+	var n int
+	if err := s.db.QueryRow("SELECT count(*) FROM ev").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("%d rows after resuming at the checkpoint, want both committed rows", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -435,13 +436,39 @@ type ioFilePos struct {
 	Ino    uint64 `json:"ino,omitempty"`
 	Offset int64  `json:"offset"`
 	Line   int64  `json:"line"`
+	// Mark is the CRC-32 of the MarkLen bytes before Offset (the end of
+	// the last acknowledged line): a file truncated and written again
+	// past Offset keeps its inode and length, but not those bytes.
+	// Checkpoints of earlier versions have none.
+	Mark    uint32 `json:"mark,omitempty"`
+	MarkLen int    `json:"mark_len,omitempty"`
 }
+
+// ioMarkLen is how many bytes before a file position its mark covers.
+const ioMarkLen = 64
 
 // position is where lr is now: past every line it handed out.
 func (c *ioCursor) position(lr *ioLineReader) flow.Position {
 	p := ioFilePos{Dev: c.id.dev, Ino: c.id.ino, Offset: lr.consumed(), Line: lr.line}
+	// The bytes just consumed are still in the buffer, before start.
+	if n := min(ioMarkLen, lr.start, int(p.Offset)); n > 0 {
+		p.Mark, p.MarkLen = crc32.ChecksumIEEE(lr.buf[lr.start-n:lr.start]), n
+	}
 	v, _ := json.Marshal(p)
 	return flow.Position{Key: c.key, Value: v}
+}
+
+// ioMarkMatches reports whether the bytes of f before p.Offset are still
+// the ones p's mark was taken of (true for a position without a mark).
+func ioMarkMatches(f io.ReaderAt, p ioFilePos) bool {
+	if p.MarkLen <= 0 || int64(p.MarkLen) > p.Offset {
+		return true
+	}
+	b := make([]byte, p.MarkLen)
+	if _, err := f.ReadAt(b, p.Offset-int64(p.MarkLen)); err != nil {
+		return false
+	}
+	return crc32.ChecksumIEEE(b) == p.Mark
 }
 
 // rejectMalformed hands, in strict json mode, the malformed events of evs

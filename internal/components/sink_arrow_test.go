@@ -534,3 +534,14 @@ func TestArrowSinkConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestArrowSinkWriteSurvivesKill: see TestParquetSinkWriteSurvivesKill.
+func TestArrowSinkWriteSurvivesKill(t *testing.T) {
+	tableSinkWriteSurvivesKill(t, arNewSink, func(dir string) int {
+		rows := 0
+		for _, f := range arReadDir(t, dir, "arrow") {
+			rows += len(f.rows)
+		}
+		return rows
+	})
+}

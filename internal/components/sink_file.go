@@ -27,7 +27,7 @@ func init() {
 				Description: "The file to write; relative paths are resolved against the pipeline file's directory. Missing parent directories are created."},
 			ioFormatField,
 			{Name: "mode", Type: flow.TypeString, Enum: []string{"truncate", "append"},
-				Description: "What a first run does with an existing file: truncate (the default) starts it empty, append writes after what it holds. A run that resumes from a checkpoint never truncates: it keeps what was written up to the checkpoint and checks what came after it against the events sent again (matching bytes are not written twice)."},
+				Description: "What a first run (no checkpoint of the pipeline, or --from-start) does with an existing file: truncate (the default) starts it empty, append writes after what it holds. A run that resumes from a checkpoint never truncates: it keeps what was written up to the checkpoint and checks what came after it against the events sent again (matching bytes are not written twice); a sink that is new or writes to another path than at the checkpoint keeps what that file holds and appends, as its sources go on from their checkpoint."},
 			{Name: "append", Type: flow.TypeBool, Description: "The earlier spelling of mode: append (true) or mode: truncate (false)."},
 		},
 		Examples: []string{"path: out.jsonl", "path: archive/events.jsonl\nformat: envelope\nmode: append"},
@@ -132,7 +132,7 @@ func (s *fileSink) Open(context.Context) error {
 	case s.resume >= 0:
 		flags = os.O_RDWR | os.O_CREATE
 	case s.append:
-		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+		flags = os.O_RDWR | os.O_CREATE | os.O_APPEND
 	}
 	f, err := os.OpenFile(s.path, flags, 0o644)
 	if err != nil {
@@ -158,11 +158,41 @@ func (s *fileSink) Open(context.Context) error {
 			size = s.resume
 		}
 	}
+	if s.verifyEnd == 0 && size > 0 && st.Mode().IsRegular() && (s.resume >= 0 || s.append) {
+		// What the file holds is kept and written after: a last line
+		// without a newline (torn by a kill in the middle of a batch
+		// bigger than the buffer, or written so by someone else) is
+		// completed, so the next event is not glued to it.
+		n, err := s.terminate(f, size)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("sink %q: %s: %w", s.name, s.path, err)
+		}
+		size += n
+	}
 	s.f = f
 	s.size.w = f
 	s.size.n.Store(size)
 	s.w = bufio.NewWriterSize(&s.size, 64<<10)
 	return nil
+}
+
+// terminate writes a newline at the end of f (size bytes, its offset at
+// the end) when its last byte is not one, and returns how many bytes it
+// wrote.
+func (s *fileSink) terminate(f *os.File, size int64) (int64, error) {
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, size-1); err != nil {
+		return 0, fmt.Errorf("read its last byte: %w", err)
+	}
+	if last[0] == '\n' {
+		return 0, nil
+	}
+	s.log.Warn("the file's last line has no newline (a run killed in the middle of a batch, or another writer): it is kept and completed with one", "path", s.path, "offset", size)
+	if _, err := f.Write([]byte{'\n'}); err != nil {
+		return 0, fmt.Errorf("complete its last line: %w", err)
+	}
+	return 1, nil
 }
 
 // writeVerifying writes a batch of a resumed run while the file still

@@ -403,8 +403,10 @@ func (s *tableSink) Close(context.Context) error {
 	return nil
 }
 
-// Write converts and writes the batch. Events that do not fit the schema
-// are returned in a *flow.BatchError, for the dead-letter sink.
+// Write converts and writes the batch and flushes the journal, so a
+// written batch survives a crash of flowctl (not of the machine: Sync
+// fsyncs). Events that do not fit the schema are returned in a
+// *flow.BatchError, for the dead-letter sink.
 func (s *tableSink) Write(_ context.Context, batch []*flow.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -436,6 +438,15 @@ func (s *tableSink) Write(_ context.Context, batch []*flow.Event) error {
 		}
 		if err := s.writeRow(row); err != nil {
 			return fmt.Errorf("sink %q: %w", s.name, err)
+		}
+	}
+	// A source that cannot be replayed (http with sync, kafka, nats,
+	// postgres cdc) settles with its client once Write returns, without
+	// waiting for a checkpoint: the rows must then be in the journal the
+	// OS holds, so that they survive a SIGKILL (Sync fsyncs it).
+	if c := s.cur; c != nil {
+		if err := c.jw.Flush(); err != nil {
+			return fmt.Errorf("sink %q: write journal %s: %w", s.name, s.journalName(c.seq), err)
 		}
 	}
 	if failed != nil {

@@ -24,7 +24,7 @@ func init() {
 		Role:     flow.RoleSink,
 		Name:     "sqlite",
 		Summary:  "Inserts each event's top-level JSON fields as a row of a SQLite table, one transaction per batch.",
-		Delivery: "Exactly once across a crash when its events come, in order, from sources that can be replayed: a resumed run deletes the rows inserted after the last checkpoint (rowid above the committed one), which are inserted again. The table should be the pipeline's own: rows others insert after a checkpoint are deleted too. Otherwise at-least-once.",
+		Delivery: "Exactly once across a crash when its events come, in order, from sources that can be replayed: a resumed run deletes the rows inserted after the last checkpoint (rowid above the committed one), which are inserted again. The table should be the pipeline's own: rows others insert after a checkpoint are deleted too. Otherwise at-least-once, also when the table's INTEGER PRIMARY KEY (its rowid) is written from the events: rowids then do not follow the order of insertion, and every row is kept.",
 		Fields: []flow.Field{
 			{Name: "path", Type: flow.TypeString, Required: true, Example: "events.db", Description: "The database file (created if missing, WAL mode); relative paths are resolved against the pipeline file's directory."},
 			{Name: "table", Type: flow.TypeString, Required: true, Example: "payments", Description: "The table to insert into."},
@@ -147,6 +147,19 @@ func (s *sqliteSink) cutBack(ctx context.Context, db *sql.DB) error {
 	}
 	tbl := ioQuoteIdent(s.table)
 	if s.resume >= 0 {
+		alias, err := s.writtenRowidAlias(ctx, db)
+		if err != nil {
+			return err
+		}
+		if alias != "" {
+			// The rowids are the events' own values, not the order of
+			// insertion: the rows above the committed one are not those
+			// inserted after it. Keep every row (at-least-once).
+			s.log.Warn("the table's rowid is its INTEGER PRIMARY KEY column, written from the events: the rows inserted after the last checkpoint cannot be told apart, so every row is kept and those events are inserted again (a duplicate key fails to the dead letter)", "table", s.table, "column", alias)
+			s.resume = -1
+		}
+	}
+	if s.resume >= 0 {
 		res, err := db.ExecContext(ctx, "DELETE FROM "+tbl+" WHERE rowid > ?", s.resume)
 		if err != nil {
 			return fmt.Errorf("sink %q: cut %s back to its checkpoint: %w", s.name, s.table, err)
@@ -162,6 +175,39 @@ func (s *sqliteSink) cutBack(ctx context.Context, db *sql.DB) error {
 	}
 	s.lastRow.Store(last.Int64)
 	return nil
+}
+
+// writtenRowidAlias returns the table's INTEGER PRIMARY KEY column (the
+// rowid under another name) when the sink may write it: all columns are
+// inferred from the first event, or it is listed. "" otherwise.
+func (s *sqliteSink) writtenRowidAlias(ctx context.Context, db *sql.DB) (string, error) {
+	rows, err := db.QueryContext(ctx, "SELECT name, type, pk FROM pragma_table_info(?)", s.table)
+	if err != nil {
+		return "", fmt.Errorf("sink %q: read the columns of %s: %w", s.name, s.table, err)
+	}
+	defer rows.Close()
+	var alias string
+	pks := 0
+	for rows.Next() {
+		var name, typ string
+		var pk int
+		if err := rows.Scan(&name, &typ, &pk); err != nil {
+			return "", fmt.Errorf("sink %q: read the columns of %s: %w", s.name, s.table, err)
+		}
+		if pk > 0 {
+			pks++
+			if strings.EqualFold(typ, "INTEGER") {
+				alias = name
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("sink %q: read the columns of %s: %w", s.name, s.table, err)
+	}
+	if pks != 1 || alias == "" || (len(s.columns) > 0 && !slices.Contains(s.columns, alias)) {
+		return "", nil
+	}
+	return alias, nil
 }
 
 // OutputKey implements flow.CheckpointSink: the database and table.

@@ -21,7 +21,7 @@ func init() {
 		Role:     flow.RoleSource,
 		Name:     "file",
 		Summary:  "Reads JSON lines or raw lines from the files a glob matches, in sorted order; with follow, keeps reading like tail -F.",
-		Delivery: "Resumes after its last acknowledged line: per file its device, inode and byte offset are checkpointed, and ids go on from the line number. A file replaced or truncated since the checkpoint is read from its start.",
+		Delivery: "Resumes after its last acknowledged line: per file its device, inode and byte offset are checkpointed, with a checksum of the 64 bytes before the offset, and ids go on from the line number. A file replaced or truncated since the checkpoint (also one truncated and written again past the offset) is read from its start.",
 		Fields: append([]flow.Field{
 			{Name: "path", Type: flow.TypeString, Required: true, Example: "events/*.jsonl",
 				Description: "A file or a glob (*, ?, [...]); relative paths are resolved against the pipeline file's directory. Files are read in sorted order. Event ids are <component>:<line> for a plain path and <component>:<file base name>:<line> for a glob."},
@@ -124,6 +124,8 @@ func (s *fileSource) openAt(path string, lr *ioLineReader) (*os.File, os.FileInf
 		s.log.Warn("the file was replaced since the last checkpoint: reading it from the start", "path", path)
 	case st.Mode().IsRegular() && st.Size() < p.Offset:
 		s.log.Warn("the file is shorter than at the last checkpoint (truncated): reading it from the start", "path", path, "size", st.Size(), "checkpoint", p.Offset)
+	case st.Mode().IsRegular() && !ioMarkMatches(f, p):
+		s.log.Warn("the file's bytes before the checkpoint changed (truncated and written again): reading it from the start", "path", path, "checkpoint", p.Offset)
 	default:
 		if _, err := f.Seek(p.Offset, io.SeekStart); err != nil {
 			f.Close()

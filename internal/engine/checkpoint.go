@@ -184,15 +184,22 @@ func (e *Engine) resume(nodes []*node) error {
 	if err != nil {
 		return err
 	}
+	resuming := len(cp.Sources) > 0 || len(cp.Sinks) > 0
 	for _, n := range nodes {
-		if err := n.resumeFrom(cp); err != nil {
+		if err := n.resumeFrom(cp, resuming); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (n *node) resumeFrom(cp flow.Checkpoint) error {
+// resumeFrom gives n its position in cp. A checkpointing sink with none
+// there (it is new, or writes elsewhere than at the last checkpoint) of a
+// pipeline that resumes keeps what its output holds and writes after it:
+// the sources go on from their checkpoint and send nothing again that
+// could be written in its place. Only a run without any checkpoint (the
+// first, or --from-start) lets a sink's mode start its output over.
+func (n *node) resumeFrom(cp flow.Checkpoint, resuming bool) error {
 	switch {
 	case n.src != nil:
 		r, ok := n.comp.(flow.Resumer)
@@ -207,8 +214,14 @@ func (n *node) resumeFrom(cp flow.Checkpoint) error {
 	case n.sinkTrack != nil:
 		sc, ok := cp.Sinks[n.name]
 		if !ok || sc.Key != n.sinkTrack.key {
+			if !resuming {
+				return nil
+			}
 			if ok {
-				n.log.Info("the sink writes elsewhere than at the last checkpoint: starting its output over", "was", sc.Key, "now", n.sinkTrack.key)
+				n.log.Info("the sink writes elsewhere than at the last checkpoint: the pipeline resumes, so what that output holds is kept and written after", "was", sc.Key, "now", n.sinkTrack.key)
+			}
+			if err := n.sinkTrack.cs.Resume(0, true); err != nil {
+				return fmt.Errorf("resume sink %q: %w", n.name, err)
 			}
 			return nil
 		}
@@ -338,6 +351,12 @@ func carry(n, x *node) error {
 	}
 	if n.sinkTrack != nil && x.sinkTrack != nil && n.sinkTrack.key == x.sinkTrack.key {
 		if err := x.sinkTrack.cs.Resume(n.sinkTrack.cs.Position(), false); err != nil {
+			return fmt.Errorf("resume sink %q: %w", x.name, err)
+		}
+	} else if x.sinkTrack != nil {
+		// It writes elsewhere now, while the sources go on: what that
+		// output holds is kept (see resumeFrom).
+		if err := x.sinkTrack.cs.Resume(0, true); err != nil {
 			return fmt.Errorf("resume sink %q: %w", x.name, err)
 		}
 	}

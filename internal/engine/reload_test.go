@@ -375,3 +375,51 @@ func TestReloadRestarting(t *testing.T) {
 		t.Fatalf("the file sink (not restarted) wrote %d, want %d", got, count)
 	}
 }
+
+// TestReloadSinkPathKeepsOutput: a reload that points a file sink at
+// another file goes on with the same sources, which send nothing again:
+// what that file holds must be kept (mode: truncate applies to a first
+// run only), not emptied.
+func TestReloadSinkPathKeepsOutput(t *testing.T) {
+	const count = 2000
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	if err := os.WriteFile(b, []byte("{\"kept\":true}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := components.NewRegistry()
+	parse := func(path string) *spec.Pipeline {
+		p, diags := spec.Parse("pipeline.yaml", []byte(`
+name: sinkpath
+sources:
+  - {name: gen, type: generate, config: {count: `+strconv.Itoa(count)+`, rate: 4000, batch_size: 10, data: {k: 1}}}
+sinks:
+  - {name: out, type: file, inputs: [gen], config: {path: "`+filepath.ToSlash(path)+`"}}
+`), spec.Options{Registry: reg})
+		if diags.HasErrors() {
+			t.Fatal(diags.Err())
+		}
+		return p
+	}
+	e, err := engine.New(parse(a), reg, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- e.Run(context.Background()) }()
+	waitFor(t, 5*time.Second, "a quarter of the events", func() bool { return statOf(e, "gen").Out >= count/4 })
+	if err := e.Reload(context.Background(), parse(b)); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got, _ := os.ReadFile(b)
+	if !strings.HasPrefix(string(got), "{\"kept\":true}\n") {
+		t.Fatalf("b.jsonl lost what it held before the reload pointed the sink at it; it starts %q", got[:min(len(got), 40)])
+	}
+	la, _ := os.ReadFile(a)
+	if n := strings.Count(string(la), "\n") + strings.Count(string(got), "\n") - 1; n != count {
+		t.Fatalf("%d events in a.jsonl and b.jsonl, want %d", n, count)
+	}
+}
