@@ -27,7 +27,7 @@ func init() {
 				Description: "The file to write; relative paths are resolved against the pipeline file's directory. Missing parent directories are created."},
 			ioFormatField,
 			{Name: "mode", Type: flow.TypeString, Enum: []string{"truncate", "append"},
-				Description: "What a first run (no checkpoint of the pipeline, or --from-start) does with an existing file: truncate (the default) starts it empty, append writes after what it holds. A run that resumes from a checkpoint never truncates: it keeps what was written up to the checkpoint and checks what came after it against the events sent again (matching bytes are not written twice); a sink that is new or writes to another path than at the checkpoint keeps what that file holds and appends, as its sources go on from their checkpoint."},
+				Description: "What a first run (no checkpoint of the pipeline, or --from-start) does with an existing file: truncate (the default) starts it empty, append writes after what it holds. A run that resumes from a checkpoint never truncates: it keeps what was written up to the checkpoint and checks what came after it against the events sent again (matching bytes are not written twice); a sink that is new (also one a reload adds to a running pipeline) or writes to another path than at the checkpoint keeps what that file holds and appends, as its sources go on from their checkpoint."},
 			{Name: "append", Type: flow.TypeBool, Description: "The earlier spelling of mode: append (true) or mode: truncate (false)."},
 		},
 		Examples: []string{"path: out.jsonl", "path: archive/events.jsonl\nformat: envelope\nmode: append"},

@@ -456,6 +456,15 @@ func (r *reload) openAdded(names []string, fresh map[string]*node) []*node {
 	var added []*node
 	for _, name := range slices.Backward(names) {
 		n := fresh[name]
+		if n.sinkTrack != nil {
+			// It joins sources that go on: nothing will write again what
+			// its output holds, so it keeps it (as resumeFrom does for a
+			// sink new to a resumed run).
+			if err := n.sinkTrack.cs.Resume(0, true); err != nil {
+				r.fail(fmt.Errorf("open new %s %q (not added): %w", n.role, n.name, err))
+				continue
+			}
+		}
 		if err := open(r.ctx, n); err != nil {
 			r.fail(fmt.Errorf("open new %s %q (not added): %w", n.role, n.name, err))
 			continue

@@ -392,7 +392,7 @@ func TestReloadSinkPathKeepsOutput(t *testing.T) {
 		p, diags := spec.Parse("pipeline.yaml", []byte(`
 name: sinkpath
 sources:
-  - {name: gen, type: generate, config: {count: `+strconv.Itoa(count)+`, rate: 4000, batch_size: 10, data: {k: 1}}}
+  - {name: gen, type: generate, config: {count: `+strconv.Itoa(count)+`, rate: 1000, batch_size: 10, data: {k: 1}}}
 sinks:
   - {name: out, type: file, inputs: [gen], config: {path: "`+filepath.ToSlash(path)+`"}}
 `), spec.Options{Registry: reg})
@@ -421,5 +421,57 @@ sinks:
 	la, _ := os.ReadFile(a)
 	if n := strings.Count(string(la), "\n") + strings.Count(string(got), "\n") - 1; n != count {
 		t.Fatalf("%d events in a.jsonl and b.jsonl, want %d", n, count)
+	}
+}
+
+// TestReloadAddedSinkKeepsOutput: a sink a reload adds joins sources that
+// go on, so nothing will write again what its file already holds: it
+// keeps it and appends, as a sink new to a resumed run does
+// (resumeFrom), whatever its mode says a first run does.
+func TestReloadAddedSinkKeepsOutput(t *testing.T) {
+	const count = 2000
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	if err := os.WriteFile(b, []byte("{\"kept\":true}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := components.NewRegistry()
+	parse := func(extra string) *spec.Pipeline {
+		p, diags := spec.Parse("pipeline.yaml", []byte(`
+name: sinkadd
+sources:
+  - {name: gen, type: generate, config: {count: `+strconv.Itoa(count)+`, rate: 1000, batch_size: 10, data: {k: 1}}}
+sinks:
+  - {name: out, type: file, inputs: [gen], config: {path: "`+filepath.ToSlash(a)+`"}}
+`+extra), spec.Options{Registry: reg})
+		if diags.HasErrors() {
+			t.Fatal(diags.Err())
+		}
+		return p
+	}
+	e, err := engine.New(parse(""), reg, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- e.Run(context.Background()) }()
+	waitFor(t, 5*time.Second, "a quarter of the events", func() bool { return statOf(e, "gen").Out >= count/4 })
+	if err := e.Reload(context.Background(), parse(`  - {name: more, type: file, inputs: [gen], config: {path: "`+filepath.ToSlash(b)+`"}}
+`)); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got, _ := os.ReadFile(b)
+	if !strings.HasPrefix(string(got), "{\"kept\":true}\n") {
+		t.Fatalf("b.jsonl lost what it held before a reload added a sink writing to it; it starts %q", got[:min(len(got), 40)])
+	}
+	if n := strings.Count(string(got), "\n"); n < 2 {
+		t.Fatalf("the added sink wrote nothing after the reload (%d lines)", n)
+	}
+	la, _ := os.ReadFile(a)
+	if n := strings.Count(string(la), "\n"); n != count {
+		t.Fatalf("%d events in a.jsonl, want %d", n, count)
 	}
 }
