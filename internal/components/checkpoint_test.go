@@ -269,25 +269,7 @@ func TestSQLiteSinkResume(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	open := func(t *testing.T, resume int64) *sqliteSink {
-		t.Helper()
-		spec, err := NewRegistry().Lookup(flow.RoleSink, "sqlite")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := spec.New(flow.BuildContext{Name: "db", Config: flow.Config{"path": "ev.db", "table": "ev", "create": true}, Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := c.(*sqliteSink)
-		if resume >= 0 {
-			if err := s.Resume(resume, false); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.Open(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return openSQLiteSink(t, dir, flow.Config{"path": "ev.db", "table": "ev", "create": true}, resume)
 	}
 	batch := func(from, n int) []*flow.Event {
 		var b []*flow.Event
@@ -397,22 +379,7 @@ func TestSQLiteSinkResumeKeepsRowidAlias(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	open := func(t *testing.T, resume int64) *sqliteSink {
-		t.Helper()
-		spec, _ := NewRegistry().Lookup(flow.RoleSink, "sqlite")
-		c, err := spec.New(flow.BuildContext{Name: "db", Config: flow.Config{"path": "ev.db", "table": "ev", "create": false, "columns": []any{"id", "v"}}, Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := c.(*sqliteSink)
-		if resume >= 0 {
-			if err := s.Resume(resume, false); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.Open(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return openSQLiteSink(t, dir, flow.Config{"path": "ev.db", "table": "ev", "create": false, "columns": []any{"id", "v"}}, resume)
 	}
 	s := open(t, -1)
 	if _, err := s.db.Exec(`CREATE TABLE ev (id INTEGER PRIMARY KEY, v TEXT)`); err != nil {
@@ -434,4 +401,28 @@ func TestSQLiteSinkResumeKeepsRowidAlias(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("%d rows after resuming at the checkpoint, want both committed rows", n)
 	}
+}
+
+// openSQLiteSink builds a sqlite sink "db" of cfg in dir and opens it,
+// resumed at resume when it is not negative.
+func openSQLiteSink(t *testing.T, dir string, cfg flow.Config, resume int64) *sqliteSink {
+	t.Helper()
+	spec, err := NewRegistry().Lookup(flow.RoleSink, "sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := spec.New(flow.BuildContext{Name: "db", Config: cfg, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.(*sqliteSink)
+	if resume >= 0 {
+		if err := s.Resume(resume, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -376,102 +376,74 @@ func TestReloadRestarting(t *testing.T) {
 	}
 }
 
-// TestReloadSinkPathKeepsOutput: a reload that points a file sink at
-// another file goes on with the same sources, which send nothing again:
-// what that file holds must be kept (mode: truncate applies to a first
-// run only), not emptied.
-func TestReloadSinkPathKeepsOutput(t *testing.T) {
+// TestReloadKeepsSinkOutput: a reload goes on with the same sources,
+// which send nothing again. A file sink the reload points at another
+// file, or adds, must keep what that file holds (mode: truncate applies to
+// a first run only, as for a sink new to a resumed run: resumeFrom) and
+// write after it.
+func TestReloadKeepsSinkOutput(t *testing.T) {
 	const count = 2000
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
-	if err := os.WriteFile(b, []byte("{\"kept\":true}\n"), 0o644); err != nil {
-		t.Fatal(err)
+	sink := func(name, path string) string {
+		return `  - {name: ` + name + `, type: file, inputs: [gen], config: {path: "` + filepath.ToSlash(path) + `"}}` + "\n"
 	}
-	reg := components.NewRegistry()
-	parse := func(path string) *spec.Pipeline {
-		p, diags := spec.Parse("pipeline.yaml", []byte(`
-name: sinkpath
+	for _, tc := range []struct {
+		name string
+		// after returns the sinks the reload brings, given the first
+		// sink's file a and the file b that already holds a line.
+		after func(a, b string) string
+		// check tests the lines a and b hold at the end (b's first, kept
+		// line not counted).
+		check func(t *testing.T, inA, inB int)
+	}{
+		{"path changed", func(a, b string) string { return sink("out", b) }, func(t *testing.T, inA, inB int) {
+			if inA+inB != count {
+				t.Fatalf("%d events in a.jsonl and %d in b.jsonl, want %d in all", inA, inB, count)
+			}
+		}},
+		{"sink added", func(a, b string) string { return sink("out", a) + sink("more", b) }, func(t *testing.T, inA, inB int) {
+			if inA != count || inB == 0 {
+				t.Fatalf("%d events in a.jsonl (want %d), %d in b.jsonl (want some)", inA, count, inB)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+			if err := os.WriteFile(b, []byte("{\"kept\":true}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			reg := components.NewRegistry()
+			parse := func(sinks string) *spec.Pipeline {
+				p, diags := spec.Parse("pipeline.yaml", []byte(`
+name: sinkkeep
 sources:
   - {name: gen, type: generate, config: {count: `+strconv.Itoa(count)+`, rate: 1000, batch_size: 10, data: {k: 1}}}
 sinks:
-  - {name: out, type: file, inputs: [gen], config: {path: "`+filepath.ToSlash(path)+`"}}
-`), spec.Options{Registry: reg})
-		if diags.HasErrors() {
-			t.Fatal(diags.Err())
-		}
-		return p
-	}
-	e, err := engine.New(parse(a), reg, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- e.Run(context.Background()) }()
-	waitFor(t, 5*time.Second, "a quarter of the events", func() bool { return statOf(e, "gen").Out >= count/4 })
-	if err := e.Reload(context.Background(), parse(b)); err != nil {
-		t.Fatalf("Reload: %v", err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	got, _ := os.ReadFile(b)
-	if !strings.HasPrefix(string(got), "{\"kept\":true}\n") {
-		t.Fatalf("b.jsonl lost what it held before the reload pointed the sink at it; it starts %q", got[:min(len(got), 40)])
-	}
-	la, _ := os.ReadFile(a)
-	if n := strings.Count(string(la), "\n") + strings.Count(string(got), "\n") - 1; n != count {
-		t.Fatalf("%d events in a.jsonl and b.jsonl, want %d", n, count)
-	}
-}
-
-// TestReloadAddedSinkKeepsOutput: a sink a reload adds joins sources that
-// go on, so nothing will write again what its file already holds: it
-// keeps it and appends, as a sink new to a resumed run does
-// (resumeFrom), whatever its mode says a first run does.
-func TestReloadAddedSinkKeepsOutput(t *testing.T) {
-	const count = 2000
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
-	if err := os.WriteFile(b, []byte("{\"kept\":true}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	reg := components.NewRegistry()
-	parse := func(extra string) *spec.Pipeline {
-		p, diags := spec.Parse("pipeline.yaml", []byte(`
-name: sinkadd
-sources:
-  - {name: gen, type: generate, config: {count: `+strconv.Itoa(count)+`, rate: 1000, batch_size: 10, data: {k: 1}}}
-sinks:
-  - {name: out, type: file, inputs: [gen], config: {path: "`+filepath.ToSlash(a)+`"}}
-`+extra), spec.Options{Registry: reg})
-		if diags.HasErrors() {
-			t.Fatal(diags.Err())
-		}
-		return p
-	}
-	e, err := engine.New(parse(""), reg, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- e.Run(context.Background()) }()
-	waitFor(t, 5*time.Second, "a quarter of the events", func() bool { return statOf(e, "gen").Out >= count/4 })
-	if err := e.Reload(context.Background(), parse(`  - {name: more, type: file, inputs: [gen], config: {path: "`+filepath.ToSlash(b)+`"}}
-`)); err != nil {
-		t.Fatalf("Reload: %v", err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	got, _ := os.ReadFile(b)
-	if !strings.HasPrefix(string(got), "{\"kept\":true}\n") {
-		t.Fatalf("b.jsonl lost what it held before a reload added a sink writing to it; it starts %q", got[:min(len(got), 40)])
-	}
-	if n := strings.Count(string(got), "\n"); n < 2 {
-		t.Fatalf("the added sink wrote nothing after the reload (%d lines)", n)
-	}
-	la, _ := os.ReadFile(a)
-	if n := strings.Count(string(la), "\n"); n != count {
-		t.Fatalf("%d events in a.jsonl, want %d", n, count)
+`+sinks), spec.Options{Registry: reg})
+				if diags.HasErrors() {
+					t.Fatal(diags.Err())
+				}
+				return p
+			}
+			e, err := engine.New(parse(sink("out", a)), reg, engine.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- e.Run(context.Background()) }()
+			waitFor(t, 5*time.Second, "a quarter of the events", func() bool { return statOf(e, "gen").Out >= count/4 })
+			if err := e.Reload(context.Background(), parse(tc.after(a, b))); err != nil {
+				t.Fatalf("Reload: %v", err)
+			}
+			if err := <-errc; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			got, _ := os.ReadFile(b)
+			if !strings.HasPrefix(string(got), "{\"kept\":true}\n") {
+				t.Fatalf("b.jsonl lost what it held before the reload; it starts %q", got[:min(len(got), 40)])
+			}
+			la, _ := os.ReadFile(a)
+			tc.check(t, strings.Count(string(la), "\n"), strings.Count(string(got), "\n")-1)
+		})
 	}
 }

@@ -40,8 +40,9 @@ const DefaultHeartbeatInterval = 10 * time.Second
 // (docs/tracing.md), the heartbeat settings (FLOWCTL_HEARTBEAT_INTERVAL,
 // FLOWCTL_TTL: tuning a component may change in its env), the protocol's
 // variables (launch), c's config keys upper-cased (values that are not
-// strings as JSON; also under the name c.ConfigEnv gives a key), c's env, and last flowctl's own ones (ENABLE_FLOWCTL,
-// the endpoint, ids, token and TLS settings): a pipeline file written for
+// strings as JSON; also under the name c.ConfigEnv gives a key), c's env,
+// and last flowctl's own ones (ENABLE_FLOWCTL, the endpoint, ids, token
+// and TLS settings): a pipeline file written for
 // another setup (FLOWCTL_ENDPOINT=localhost:8080) must not send a component
 // elsewhere. overridden names, sorted, the user's values that flowctl's
 // replaced. HEALTH_PORT is a free port unless the user set it.
