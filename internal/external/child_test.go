@@ -139,6 +139,12 @@ func stdioChild() {
 func httpChild() {
 	http.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// A component that checks FLOWCTL_STREAM_TOKEN, as
+		// docs/protocols.md suggests: flowctl must send it.
+		if tok := os.Getenv("FLOWCTL_STREAM_TOKEN"); tok == "" || r.Header.Get("Authorization") != "Bearer "+tok {
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
 		var req struct {
 			Events []struct {
 				ID   string

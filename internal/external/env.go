@@ -1,6 +1,7 @@
 package external
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -25,10 +26,16 @@ const (
 	EnvHeartbeatInterval = "FLOWCTL_HEARTBEAT_INTERVAL"
 	// EnvToken is the run's control-plane bearer token; the Go SDK
 	// (pkg/sdk EnvToken) sends it with every control-plane call.
-	EnvToken      = "FLOWCTL_TOKEN"
-	EnvTTL        = "FLOWCTL_TTL"
-	EnvHealthPort = "HEALTH_PORT"
-	EnvPort       = "PORT"
+	EnvToken = "FLOWCTL_TOKEN"
+	// EnvStreamToken is a secret flowctl makes for each start of a
+	// component and sends as `authorization: Bearer <token>` on every call
+	// to the component's own service (gRPC and flowctl.v1 streams, HTTP
+	// requests): a component that checks it (the Go SDK does, pkg/sdk
+	// EnvStreamToken) serves flowctl and no other user of the machine.
+	EnvStreamToken = "FLOWCTL_STREAM_TOKEN"
+	EnvTTL         = "FLOWCTL_TTL"
+	EnvHealthPort  = "HEALTH_PORT"
+	EnvPort        = "PORT"
 )
 
 // DefaultHeartbeatInterval is FLOWCTL_HEARTBEAT_INTERVAL when the runtime
@@ -41,8 +48,8 @@ const DefaultHeartbeatInterval = 10 * time.Second
 // FLOWCTL_TTL: tuning a component may change in its env), the protocol's
 // variables (launch), c's config keys upper-cased (values that are not
 // strings as JSON; also under the name c.ConfigEnv gives a key), c's env,
-// and last flowctl's own ones (ENABLE_FLOWCTL, the endpoint, ids, token
-// and TLS settings): a pipeline file written for
+// and last flowctl's own ones (ENABLE_FLOWCTL, the endpoint, ids, tokens
+// and TLS settings; FLOWCTL_STREAM_TOKEN is new at every start): a pipeline file written for
 // another setup (FLOWCTL_ENDPOINT=localhost:8080) must not send a component
 // elsewhere. overridden names, sorted, the user's values that flowctl's
 // replaced. HEALTH_PORT is a free port unless the user set it.
@@ -73,6 +80,7 @@ func BuildEnv(rt *Runtime, c *spec.Component, launch Launch) (env map[string]str
 	if rt.ControlPlane != nil {
 		own[EnvToken] = rt.ControlPlane.Token()
 	}
+	own[EnvStreamToken] = rand.Text()
 	env = map[string]string{}
 	if tracing.Enabled(nil) {
 		// A traced component reports as a service of its own (the SDK's

@@ -19,6 +19,7 @@ import (
 	"github.com/flowctl/flowctl/internal/spec"
 	"github.com/flowctl/flowctl/pkg/backoff"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
+	"github.com/flowctl/flowctl/pkg/wire/wiretls"
 )
 
 // Protocol names, as written in `protocol:`.
@@ -208,16 +209,24 @@ func closed(ch <-chan struct{}) bool {
 // DialEndpoint returns a client connection to a component's endpoint,
 // with flowctl's message limit (MaxMessageSize) and flow-control window.
 // An endpoint without a host (":50051") or with a wildcard host
-// ("0.0.0.0:50051") means this machine. Dialing does not block; calls
-// fail if nothing listens.
-func DialEndpoint(endpoint string) (*grpc.ClientConn, error) {
+// ("0.0.0.0:50051") means this machine. token, unless empty, goes with
+// every call as `authorization: Bearer <token>` (the component's
+// EnvStreamToken). Dialing does not block; calls fail if nothing listens.
+func DialEndpoint(endpoint, token string) (*grpc.ClientConn, error) {
 	target := "passthrough:///" + localEndpoint(endpoint)
-	cc, err := grpc.NewClient(target,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
 		grpc.WithInitialWindowSize(streamWindow),
 		grpc.WithInitialConnWindowSize(streamWindow),
-	)
+	}
+	if token != "" {
+		// Plaintext is allowed: the token opens this one component's port,
+		// which the same connection reaches anyway; it is new at every
+		// start and worth nothing elsewhere.
+		opts = append(opts, grpc.WithPerRPCCredentials(wiretls.TokenCredentials(token, true)))
+	}
+	cc, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", endpoint, err)
 	}
@@ -240,7 +249,7 @@ func localEndpoint(endpoint string) string {
 // connectGRPC dials a native component, checks what it says about itself
 // and opens the stream of its role.
 func connectGRPC(ctx context.Context, rt *Runtime, inst *Instance, endpoint string) (Conns, error) {
-	cc, err := DialEndpoint(endpoint)
+	cc, err := DialEndpoint(endpoint, inst.Env[EnvStreamToken])
 	if err != nil {
 		return Conns{}, err
 	}

@@ -124,7 +124,7 @@ func serveGRPC(t *testing.T, reg func(*grpc.Server)) (addr string, gs *grpc.Serv
 // control plane, as the SDK would.
 func registerNative(t *testing.T, rt *Runtime, id string, role flow.Role, endpoint string) {
 	t.Helper()
-	cc, err := DialEndpoint(rt.Endpoint)
+	cc, err := DialEndpoint(rt.Endpoint, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func registerNative(t *testing.T, rt *Runtime, id string, role flow.Role, endpoi
 // through the earlier ControlPlaneService.
 func registerV1(t *testing.T, rt *Runtime, id string, role flow.Role, endpoint string) {
 	t.Helper()
-	cc, err := DialEndpoint(rt.Endpoint)
+	cc, err := DialEndpoint(rt.Endpoint, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -635,7 +635,7 @@ func TestInfoAndHealthHelpers(t *testing.T) {
 		streamv1.RegisterSourceServiceServer(gs, greedySource{})
 		flowctlv1.RegisterProcessorServiceServer(gs, &v1Processor{})
 	})
-	cc, err := DialEndpoint(addr)
+	cc, err := DialEndpoint(addr, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func (httpProtocol) Ready(ctx context.Context, rt *Runtime, inst *Instance) (Con
 		conn.url, conn.remote = c.URL, true
 	} else {
 		addr := inst.Env["PORT"]
-		conn.url = "http://" + addr + "/"
+		conn.url, conn.token = "http://"+addr+"/", inst.Env[EnvStreamToken]
 		if err := waitHTTP(ctx, "http://"+addr+"/health", inst.Exited); err != nil {
 			return Conns{}, fmt.Errorf("http component %q at %s: %w", c.Name, addr, err)
 		}
@@ -107,6 +107,9 @@ func waitHTTP(ctx context.Context, url string, exited <-chan struct{}) error {
 type HTTPConn struct {
 	url    string
 	remote bool
+	// token, unless empty, goes with every request as `Authorization:
+	// Bearer <token>` (the component's EnvStreamToken).
+	token  string
 	client *http.Client
 	window chan struct{}
 }
@@ -158,6 +161,9 @@ func (c *HTTPConn) post(ctx context.Context, batch []*flow.Event, sink bool) (Re
 		return Result{}, fmt.Errorf("http: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -85,7 +85,7 @@ func (v1Protocol) Ready(ctx context.Context, rt *Runtime, inst *Instance) (Conns
 // role. An earlier component may register before it listens, so the first
 // call waits for the endpoint to accept (bounded by ctx).
 func connectV1(ctx context.Context, rt *Runtime, inst *Instance, endpoint string) (Conns, error) {
-	cc, err := DialEndpoint(endpoint)
+	cc, err := DialEndpoint(endpoint, inst.Env[EnvStreamToken])
 	if err != nil {
 		return Conns{}, err
 	}

@@ -13,9 +13,6 @@ import (
 // The client side lives in pkg/wire/wiretls, public because the SDK dials
 // flowctl with it; these names keep flowctl's own callers unchanged.
 
-// authHeader is the gRPC metadata key of the bearer token.
-const authHeader = wiretls.AuthHeader
-
 // ClientOptions is wiretls.ClientOptions.
 type ClientOptions = wiretls.ClientOptions
 

@@ -67,6 +67,13 @@ const (
 	// TLS or to a loopback address or Unix socket; Serve refuses to start
 	// rather than send it in plaintext off the machine.
 	EnvToken = "FLOWCTL_TOKEN"
+	// EnvStreamToken, when set, is the secret every call to the
+	// component's own service must carry as `authorization: Bearer
+	// <token>`; others get codes.Unauthenticated. flowctl makes a new one
+	// at every start of the component and sends it, so another user of the
+	// machine cannot read a source's events or write into a sink through
+	// the component's port.
+	EnvStreamToken = "FLOWCTL_STREAM_TOKEN"
 )
 
 // Defaults of the settings.
@@ -130,6 +137,7 @@ type settings struct {
 	advertise     string
 	healthPort    string
 	cpuProfile    string // EnvCPUProfile
+	streamToken   string // EnvStreamToken
 	interval      time.Duration
 	ttl           time.Duration
 	initialCredit int
@@ -222,6 +230,7 @@ func loadSettings(opts []Option) (*settings, error) {
 	s.cpTLS.files.KeyFile = env(EnvTLSKey)
 	s.cpTLS.files.ServerName = env(EnvTLSServerName)
 	s.cpTLS.token = env(EnvToken)
+	s.streamToken = env(EnvStreamToken)
 	var err error
 	if s.interval, err = envDuration(env, EnvHeartbeatInterval, DefaultHeartbeatInterval); err != nil {
 		return nil, err

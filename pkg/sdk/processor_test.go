@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/flowctl/flowctl/pkg/sdk"
@@ -305,6 +306,47 @@ func TestServeRejectsBadSetup(t *testing.T) {
 			err := sdk.Serve(context.Background(), c.component, sdk.WithEnv(func(k string) string { return c.env[k] }), sdk.WithSignals())
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Serve = %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestStreamTokenGuardsTheComponentsPort: with FLOWCTL_STREAM_TOKEN set,
+// a call without the token, or with another one, is refused on every
+// method (the unary GetInfo and the Process stream), and one with it is
+// served. flowctl sends the token; another user of the machine who finds
+// the port does not know it.
+func TestStreamTokenGuardsTheComponentsPort(t *testing.T) {
+	const token = "s3cret-stream-token"
+	h := start(t, behaviourProcessor, map[string]string{sdk.EnvStreamToken: token})
+	cases := []struct {
+		name   string
+		header string // "" sends no authorization
+		want   codes.Code
+	}{
+		{"no token", "", codes.Unauthenticated},
+		{"another token", "Bearer not-it", codes.Unauthenticated},
+		{"not a bearer", "Basic " + token, codes.Unauthenticated},
+		{"the token", "Bearer " + token, codes.OK},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			if c.header != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "authorization", c.header)
+			}
+			cl := streamv1.NewProcessorServiceClient(h.conn)
+			_, err := cl.GetInfo(ctx, &streamv1.InfoRequest{})
+			if got := status.Code(err); got != c.want {
+				t.Fatalf("GetInfo: %v (%v), want %v", got, err, c.want)
+			}
+			s, err := cl.Process(ctx)
+			if err == nil {
+				// The stream's refusal arrives with its first receive.
+				_, err = s.Recv()
+			}
+			if got := status.Code(err); got != c.want {
+				t.Fatalf("Process: %v (%v), want %v", got, err, c.want)
 			}
 		})
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/flowctl/flowctl/pkg/backoff"
 	"github.com/flowctl/flowctl/pkg/wire/streamv1"
+	"github.com/flowctl/flowctl/pkg/wire/wiretls"
 )
 
 // maxMsgSize bounds one gRPC message: a batch of 256 events with payloads
@@ -173,9 +174,14 @@ func run(ctx context.Context, role streamv1.Role, opts []Option, newRole func(*r
 	// internal/external): with gRPC's default, dynamic one, every batch
 	// received also costs a BDP ping and its ack, two more frames and
 	// wake-ups each way. The credit already bounds what a peer sends.
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize),
+	sopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize),
 		grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(streamWindow),
-		grpc.ForceServerCodecV2(newWireCodec()))
+		grpc.ForceServerCodecV2(newWireCodec())}
+	if s.streamToken != "" {
+		// Only flowctl, which started this process, knows the token.
+		sopts = append(sopts, wiretls.TokenServerOptions(s.streamToken)...)
+	}
+	gs := grpc.NewServer(sopts...)
 	rs.register(gs)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
