@@ -550,7 +550,7 @@ func (r *reconciler) startChild(ctx context.Context, p store.Pipeline, o *observ
 		"--socket", r.runSocket(p.Name),
 		// Checkpoints live beside the pipeline's spec copies, so that a
 		// restarted child (after a crash of it or of the server) resumes.
-		"--state-dir", filepath.Join(r.opts.specDir, p.Name, "state")}
+		"--state-dir", filepath.Join(r.opts.specDir, p.Name, stateDirName)}
 	reloadPath := filepath.Join(filepath.Dir(path), "reload"+filepath.Ext(path))
 	revisionPath := filepath.Join(filepath.Dir(path), "reload.revision")
 	argv = append(argv, "--reload-from", reloadPath, "--reload-revision-file", revisionPath)
@@ -728,9 +728,30 @@ func (r *reconciler) teardown(name, reason string) []int {
 	r.mu.Unlock()
 	// Its registrations go in Server.dropRegistrations, which the delete
 	// calls once this returned.
-	_ = os.RemoveAll(filepath.Join(r.opts.specDir, name))
+	r.removeFiles(name)
 	r.opts.logs.EndFollowers(name)
 	return pids
+}
+
+// stateDirName is the folder, under a pipeline's directory of spec
+// copies, that holds its checkpoints (the child's --state-dir).
+const stateDirName = "state"
+
+// removeFiles removes what a deleted pipeline's child ran from (its spec
+// copies, reload files, socket) but keeps its checkpoints: applied again,
+// the pipeline resumes where it stopped. Starting over instead would
+// empty the files its sinks wrote, as a first run does.
+func (r *reconciler) removeFiles(name string) {
+	dir := filepath.Join(r.opts.specDir, name)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Name() != stateDirName {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // shutdown stops every child within the grace, records their runs as

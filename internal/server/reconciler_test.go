@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -516,5 +517,39 @@ func TestReconcilerKillsHungChild(t *testing.T) {
 	runs := ts.runsOf(t, "tick")
 	if len(runs) != 2 || runs[1].GetState() != controlv1.RunState_RUN_STATE_FAILED || !strings.Contains(runs[1].GetReason(), "stopped heartbeating") {
 		t.Errorf("runs = %v, want the hung run FAILED for its silence", runs)
+	}
+}
+
+// Delete keeps the pipeline's checkpoints: applying it again resumes
+// where it stopped instead of starting over, which would truncate the
+// file sinks it wrote (`mode: truncate` empties a file only on a first
+// run). The spec copies and the run's socket go.
+func TestReconcilerDeleteKeepsCheckpoints(t *testing.T) {
+	d := newFakeDriver()
+	ts := startFakeServer(t, memory.New(), d, nil)
+	dir := t.TempDir()
+	ts.apply(t, tickPipeline, dir)
+	c := d.next(t)
+	stateDir, spec := c.arg("--state-dir"), c.arg("-f")
+	// What the child's checkpoint store would have written.
+	checkpoint := filepath.Join(stateDir, "tick", "state.db")
+	if err := os.MkdirAll(filepath.Dir(checkpoint), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(checkpoint, []byte("position"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.pl.Delete(context.Background(), &controlv1.DeletePipelineRequest{Name: "tick"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(checkpoint); err != nil || string(b) != "position" {
+		t.Errorf("after delete the checkpoint holds %q, %v; want it kept", b, err)
+	}
+	if _, err := os.Stat(spec); !os.IsNotExist(err) {
+		t.Errorf("the spec copy %s is still there after delete (%v)", spec, err)
+	}
+	ts.apply(t, tickPipeline, dir)
+	if got := d.next(t).arg("--state-dir"); got != stateDir {
+		t.Errorf("applied again, the child resumes from %q, want %q", got, stateDir)
 	}
 }
