@@ -633,7 +633,7 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 		if st.ExitCode == childExitDropped {
 			// Done, but it lost events: say so in the run's record. Running
 			// it again would only repeat what it wrote.
-			run.Reason += ", but events were dropped" + failureDetail(st.Tail)
+			run.Reason += ", but events were dropped" + failureDetail(st)
 		}
 		o.completedRev = c.revision()
 		o.failures, o.lastError = 0, ""
@@ -642,7 +642,7 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 		if reason == hungReason {
 			run.Reason = "every component stopped heartbeating for longer than its TTL (the child hangs); killed"
 		} else {
-			run.Reason = st.ExitString() + failureDetail(st.Tail)
+			run.Reason = st.ExitString() + failureDetail(st)
 		}
 		if time.Since(c.started) >= stableRun {
 			o.failures = 0
@@ -672,12 +672,32 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 }
 
 // failureDetail picks the lines of a child's stderr tail that say why it
-// failed.
-func failureDetail(tail []string) string {
+// failed: its last "flowctl run:" error with the indented lines that
+// continue it (a component's last stderr lines), else the last line. A
+// child killed by a signal said nothing about its end: what it printed
+// last is a note of its start ("resuming ..."), which would pass for a
+// reason, so there is no detail.
+func failureDetail(st drivers.Status) string {
+	if st.Signal != 0 {
+		return ""
+	}
+	tail := st.Tail
 	for i := len(tail) - 1; i >= 0; i-- {
-		if strings.Contains(tail[i], "flowctl run:") {
-			return ": " + strings.TrimSpace(tail[i])
+		if !strings.Contains(tail[i], "flowctl run:") {
+			continue
 		}
+		msg := strings.TrimSpace(tail[i])
+		var more []string
+		for _, l := range tail[i+1:] {
+			if !strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "\t") {
+				break
+			}
+			more = append(more, strings.TrimSpace(l))
+		}
+		if len(more) > 0 {
+			msg += " " + strings.Join(more, "; ")
+		}
+		return ": " + msg
 	}
 	if len(tail) > 0 {
 		return ": " + strings.TrimSpace(tail[len(tail)-1])

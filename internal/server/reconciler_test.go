@@ -553,3 +553,36 @@ func TestReconcilerDeleteKeepsCheckpoints(t *testing.T) {
 		t.Errorf("applied again, the child resumes from %q, want %q", got, stateDir)
 	}
 }
+
+// A failed run's reason is the exit and what the child said about it: the
+// whole of its last error (the lines indented below it included), and no
+// notes of a child that was killed and so said nothing about its end.
+func TestFailureReason(t *testing.T) {
+	cases := []struct {
+		name string
+		st   drivers.Status
+		want string
+	}{
+		{"an error of the child", drivers.Status{Exited: true, ExitCode: 1, Tail: []string{
+			`{"level":"INFO","msg":"x"}`, `flowctl run: pipeline "p" failed: boom`,
+		}}, `exit status 1: flowctl run: pipeline "p" failed: boom`},
+		{"an error with the lines below it", drivers.Status{Exited: true, ExitCode: 1, Tail: []string{
+			`  g   source   -   346`,
+			`flowctl run: pipeline "p" failed: processor "p": component "p" crashed 6 times within 30s (last: exit status 7): component keeps crashing; fix it and run again; its last stderr lines:`,
+			`    proc.py: crashing on purpose after 5`,
+			`    proc.py: bad input`,
+		}}, `exit status 1: flowctl run: pipeline "p" failed: processor "p": component "p" crashed 6 times within 30s (last: exit status 7): component keeps crashing; fix it and run again; its last stderr lines: proc.py: crashing on purpose after 5; proc.py: bad input`},
+		{"killed after a note", drivers.Status{Exited: true, ExitCode: -1, Signal: 9, Tail: []string{
+			`flowctl run: resuming "p" from g event 1,001 (checkpoint in /d/pipelines/p/state/p; --from-start starts over)`,
+		}}, `killed by signal 9`},
+		{"no flowctl line", drivers.Status{Exited: true, ExitCode: 2, Tail: []string{"panic: x", "main.main()"}}, `exit status 2: main.main()`},
+		{"nothing said", drivers.Status{Exited: true, ExitCode: 2}, `exit status 2`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.st.ExitString() + failureDetail(tc.st); got != tc.want {
+				t.Errorf("reason\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
