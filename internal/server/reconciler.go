@@ -94,9 +94,12 @@ type reconciler struct {
 	// stopped holds what the teardown of a deleted pipeline stopped, for
 	// the Delete call whose own reconcile finds that a worker (woken by
 	// the store's change) got there first.
-	stopped  map[string][]int
-	locks    map[string]*sync.Mutex
-	shutting bool
+	stopped map[string][]int
+	// unrecorded holds, per pipeline, ended runs whose end the store
+	// refused; each sync writes them again.
+	unrecorded map[string][]store.Run
+	locks      map[string]*sync.Mutex
+	shutting   bool
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -170,11 +173,12 @@ func (c *child) reason() string {
 
 func newReconciler(opts reconcilerOptions) *reconciler {
 	return &reconciler{
-		opts:     opts,
-		queue:    newWorkQueue(200*time.Millisecond, 30*time.Second),
-		observed: map[string]*observed{},
-		stopped:  map[string][]int{},
-		locks:    map[string]*sync.Mutex{},
+		opts:       opts,
+		queue:      newWorkQueue(200*time.Millisecond, 30*time.Second),
+		observed:   map[string]*observed{},
+		stopped:    map[string][]int{},
+		unrecorded: map[string][]store.Run{},
+		locks:      map[string]*sync.Mutex{},
 	}
 }
 
@@ -288,6 +292,40 @@ func (r *reconciler) sync(ctx context.Context, name string) (time.Duration, sync
 	l := r.lock(name)
 	l.Lock()
 	defer l.Unlock()
+	after, res, err := r.converge(ctx, name)
+	if rerr := r.recordEnded(ctx, name); rerr != nil && err == nil {
+		// Queued again with backoff until the store takes them.
+		err = rerr
+	}
+	return after, res, err
+}
+
+// recordEnded writes the ends of name's runs that the store refused when
+// they ended (a full disk, say): until then the history shows them still
+// running, beside the run that replaced them.
+func (r *reconciler) recordEnded(ctx context.Context, name string) error {
+	r.mu.Lock()
+	runs := r.unrecorded[name]
+	delete(r.unrecorded, name)
+	r.mu.Unlock()
+	var left []store.Run
+	var errs []error
+	for _, run := range runs {
+		if err := r.opts.store.UpdateRun(ctx, run); err != nil && !errors.Is(err, store.ErrNotFound) {
+			left = append(left, run)
+			errs = append(errs, fmt.Errorf("record the end of run %d: %w", run.ID, err))
+		}
+	}
+	if len(left) > 0 {
+		r.mu.Lock()
+		r.unrecorded[name] = append(left, r.unrecorded[name]...)
+		r.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// converge is sync's work, with name's lock held.
+func (r *reconciler) converge(ctx context.Context, name string) (time.Duration, syncResult, error) {
 	var res syncResult
 
 	desired, err := r.opts.store.GetPipeline(ctx, name)
@@ -660,7 +698,10 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.opts.store.UpdateRun(ctx, run); err != nil {
-		r.opts.log.Error("record the end of a run", logKeyPipeline, name, logKeyRun, run.ID, logKeyError, err)
+		r.opts.log.Error("record the end of a run; trying again", logKeyPipeline, name, logKeyRun, run.ID, logKeyError, err)
+		r.mu.Lock()
+		r.unrecorded[name] = append(r.unrecorded[name], run)
+		r.mu.Unlock()
 	}
 	for _, e := range entries {
 		r.opts.registry.Deregister(e.ID)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -585,4 +586,44 @@ func TestFailureReason(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failingRuns is a store whose UpdateRun fails while fail is set (a full
+// disk, say).
+type failingRuns struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (s *failingRuns) UpdateRun(ctx context.Context, run store.Run) error {
+	if s.fail.Load() {
+		return errors.New("write flowctl.db: no space left on device")
+	}
+	return s.Store.UpdateRun(ctx, run)
+}
+
+// The end of a run that could not be written (the store failed) is
+// written once the store works again: the history never shows a run
+// that ended as still running beside the one that replaced it.
+func TestReconcilerRecordsRunEndAfterStoreFailure(t *testing.T) {
+	d := newFakeDriver()
+	st := &failingRuns{Store: memory.New()}
+	ts := startFakeServer(t, st, d, nil)
+	ts.apply(t, tickPipeline, t.TempDir())
+	c := d.next(t)
+	eventually(t, "phase RUNNING", func() bool {
+		return ts.status(t, "tick").GetPhase() == controlv1.Phase_PHASE_RUNNING
+	})
+	st.fail.Store(true)
+	c.Exit(2, "flowctl run: boom")
+	d.next(t) // the restart
+	st.fail.Store(false)
+	eventually(t, "run 1 recorded as failed", func() bool {
+		for _, r := range ts.runsOf(t, "tick") {
+			if r.GetId() == 1 {
+				return r.GetState() == controlv1.RunState_RUN_STATE_FAILED && r.GetReason() == "exit status 2: flowctl run: boom"
+			}
+		}
+		return false
+	})
 }
