@@ -150,12 +150,27 @@ type child struct {
 	mu         sync.Mutex
 	stopReason string
 	lastSaved  time.Time
+	// ended is set once await took the run to record its end: no other
+	// write of the run may follow, or it would undo that record.
+	ended bool // guarded by mu
 	// exited is closed once the exit was recorded.
 	exited chan struct{}
 }
 
 // revision is the revision the child runs.
 func (c *child) revision() int64 { return c.rev.Load() }
+
+// updateRun calls write with the child's run unless its end is being
+// recorded (then it does nothing). c.mu is held throughout, so the
+// record of the end, which waits for it, always lands last.
+func (c *child) updateRun(write func(run *store.Run) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return nil
+	}
+	return write(&c.run)
+}
 
 func (c *child) setStopReason(r string) {
 	c.mu.Lock()
@@ -478,11 +493,11 @@ func (r *reconciler) observeRunning(ctx context.Context, desired store.Pipeline,
 	}
 	c.mu.Unlock()
 	if save && len(entries) > 0 {
-		c.mu.Lock()
-		run := c.run
-		c.mu.Unlock()
-		run.Counters = countersOf(entries)
-		if err := r.opts.store.UpdateRun(ctx, run); err != nil {
+		if err := c.updateRun(func(run *store.Run) error {
+			saved := *run
+			saved.Counters = countersOf(entries)
+			return r.opts.store.UpdateRun(ctx, saved)
+		}); err != nil {
 			r.opts.log.Warn("save run counters", logKeyPipeline, desired.Name, logKeyError, err)
 		}
 	}
@@ -648,6 +663,7 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 	<-c.h.Done()
 	st := c.h.Inspect()
 	c.mu.Lock()
+	c.ended = true
 	run := c.run
 	reloading := c.reloadingRev
 	c.mu.Unlock()

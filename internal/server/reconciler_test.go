@@ -627,3 +627,82 @@ func TestReconcilerRecordsRunEndAfterStoreFailure(t *testing.T) {
 		return false
 	})
 }
+
+// holdingRuns is a store that holds a write of a running run (the
+// counters a running child's record is saved with) until release is
+// closed, and reports the write of its end on ended.
+type holdingRuns struct {
+	store.Store
+	held, release, ended chan struct{}
+	heldOnce, endOnce    sync.Once
+}
+
+func (s *holdingRuns) UpdateRun(ctx context.Context, run store.Run) error {
+	if run.State == store.RunStarted {
+		s.heldOnce.Do(func() { close(s.held) })
+		<-s.release
+	} else {
+		defer s.endOnce.Do(func() { close(s.ended) })
+	}
+	return s.Store.UpdateRun(ctx, run)
+}
+
+// A save of a running run's counters that is still being written when
+// the child exits never lands after the record of its end: the history
+// would show the run Running for good.
+func TestReconcilerRunEndNotOverwrittenByCounters(t *testing.T) {
+	ctx := context.Background()
+	st := &holdingRuns{Store: memory.New(), held: make(chan struct{}), release: make(chan struct{}), ended: make(chan struct{})}
+	reg := controlplane.NewRegistry(controlplane.Options{HeartbeatInterval: time.Second})
+	logs, err := newLogStore("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newReconciler(reconcilerOptions{store: st, registry: reg, logs: logs,
+		log: slog.New(slog.DiscardHandler), backoff: time.Second, maxBackoff: time.Second, hungGrace: time.Minute})
+	defer r.queue.ShutDown()
+	if _, err := reg.Register(controlplane.Registration{
+		ID: report.ID("tick", "gen"), Role: flow.RoleSource, Endpoint: "127.0.0.1:1", TTL: time.Minute,
+		Metadata: map[string]string{report.MetaPipeline: "tick", report.MetaComponent: "gen", report.MetaRevision: "1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.StartRun(ctx, store.Run{Pipeline: "tick", Revision: 1, StartedAt: time.Now()}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newFakeDriver().Start(ctx, drivers.TaskConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := h.(*fakeTask)
+	c := &child{h: h, run: run, started: time.Now(), exited: make(chan struct{})}
+	c.rev.Store(1)
+	o := &observed{child: c}
+	r.wg.Add(1)
+	go r.await("tick", o, c)
+
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		r.observeRunning(ctx, store.Pipeline{Name: "tick", Revision: 1}, o, c)
+	}()
+	<-st.held // the counters are being written
+	task.Exit(2, "flowctl run: boom")
+	// The end is written now, unless it waits for the save (the fix);
+	// either way the save lands next.
+	select {
+	case <-st.ended:
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(st.release)
+	<-saved
+	<-c.exited
+	runs, err := st.ListRuns(ctx, "tick", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || runs[0].State != store.RunFailed {
+		t.Errorf("the run's record = %+v, want it FAILED", runs)
+	}
+}
