@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -547,9 +549,17 @@ func countersOf(entries []controlplane.Entry) map[string]int64 {
 }
 
 // specPath is where revision rev of pipeline is written for its child.
-// runSocket is where the pipeline's run serves its taps.
+// runSocket is where the pipeline's run serves its taps: in its folder
+// beside the spec copies, unless that path is longer than a socket's may
+// be (a long name in a deep data dir); then in a folder of short names,
+// named by a hash of the pipeline's name, in the data dir.
 func (r *reconciler) runSocket(name string) string {
-	return filepath.Join(r.opts.specDir, name, "run.sock")
+	p := filepath.Join(r.opts.specDir, name, "run.sock")
+	if len(p) <= maxSocketPath() {
+		return p
+	}
+	sum := sha256.Sum256([]byte(name))
+	return filepath.Join(filepath.Dir(r.opts.specDir), "rs", hex.EncodeToString(sum[:6])+".sock")
 }
 
 func (r *reconciler) specPath(p store.Pipeline) string {

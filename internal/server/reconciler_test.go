@@ -706,3 +706,29 @@ func TestReconcilerRunEndNotOverwrittenByCounters(t *testing.T) {
 		t.Errorf("the run's record = %+v, want it FAILED", runs)
 	}
 }
+
+// A pipeline's run serves its taps on a socket whose path fits the
+// system's limit whatever the length of its name: the run's folder holds
+// it when that is short enough, else a folder of short names in the data
+// dir.
+func TestReconcilerRunSocketFits(t *testing.T) {
+	long := "a" + strings.Repeat("b", 61) + "c" // the longest name Apply takes
+	for _, name := range []string{"tick", long} {
+		t.Run(fmt.Sprintf("name of %d bytes", len(name)), func(t *testing.T) {
+			d := newFakeDriver()
+			dataDir := t.TempDir()
+			ts := startFakeServer(t, memory.New(), d, func(o *Options) { o.DataDir = dataDir })
+			ts.apply(t, strings.Replace(tickPipeline, "name: tick", "name: "+name, 1), t.TempDir())
+			sock := d.next(t).arg("--socket")
+			if len(sock) > maxSocketPath() {
+				t.Errorf("--socket %s is %d bytes, more than the %d a socket path may have", sock, len(sock), maxSocketPath())
+			}
+			if !strings.HasPrefix(sock, dataDir+string(filepath.Separator)) {
+				t.Errorf("--socket %s is outside the data dir %s", sock, dataDir)
+			}
+			if got := ts.srv.rec.runSocket(name); got != sock {
+				t.Errorf("the server taps the run at %s, but the run serves %s", got, sock)
+			}
+		})
+	}
+}
