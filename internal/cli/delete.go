@@ -24,8 +24,10 @@ func newDeleteCmd(g *globals) *cobra.Command {
 		Use:   "delete pipeline NAME",
 		Short: "Stop a pipeline and remove it from the flowctl server",
 		Long: `delete drains the pipeline's run (SIGTERM, the server's grace, then SIGKILL), waits
-until every process it started is gone, and removes the pipeline. Its run history and logs
-are kept.
+until every process it started is gone, and removes the pipeline. Its run history, logs and
+checkpoints are kept: applied again, it resumes where it stopped and keeps what its file sinks
+wrote ("flowctl state reset NAME --state-dir <data-dir>/pipelines/NAME/state" makes it start
+over).
 
 --target docker-compose runs docker-compose down on the project apply started (found by its
 containers' labels); its named volumes, which hold the checkpoints, are kept unless

@@ -156,13 +156,19 @@ func (s *logStore) pipe(pipeline string) *pipeLog {
 		if err != nil {
 			continue
 		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 4*maxLineLen)
-		for sc.Scan() {
+		// Not a bufio.Scanner: its line limit would end the read at the
+		// first long record (json escapes a byte of the text as up to six),
+		// hiding every line after it. A file holds at most maxLogFile.
+		br := bufio.NewReaderSize(f, 64<<10)
+		for {
+			b, err := br.ReadBytes('\n')
 			var l LogLine
-			if json.Unmarshal(sc.Bytes(), &l) == nil {
+			if len(b) > 0 && json.Unmarshal(b, &l) == nil {
 				l.Pipeline = pipeline
 				p.push(l)
+			}
+			if err != nil {
+				break
 			}
 		}
 		f.Close()
@@ -217,7 +223,7 @@ func (s *logStore) Append(l LogLine) {
 // are not fatal: the line is still in memory.
 func (s *logStore) write(l LogLine, p *pipeLog) {
 	if p.file == nil {
-		f, err := os.OpenFile(s.path(l.Pipeline), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		f, err := os.OpenFile(s.path(l.Pipeline), os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 		if err != nil {
 			return
 		}
@@ -226,6 +232,12 @@ func (s *logStore) write(l LogLine, p *pipeLog) {
 			p.fsize = st.Size()
 		}
 		p.file = f
+		if p.fsize > 0 && !endsWithNewline(f, p.fsize) {
+			// The last line was torn (the server died in the middle of
+			// writing it): end it, so that it does not swallow this one.
+			n, _ := f.Write([]byte{'\n'})
+			p.fsize += int64(n)
+		}
 	}
 	b, _ := json.Marshal(l)
 	b = append(b, '\n')
@@ -236,6 +248,14 @@ func (s *logStore) write(l LogLine, p *pipeLog) {
 		p.file = nil
 		_ = os.Rename(s.path(l.Pipeline), s.path(l.Pipeline)+".1")
 	}
+}
+
+// endsWithNewline reports whether the file f of size bytes ends with a
+// newline.
+func endsWithNewline(f *os.File, size int64) bool {
+	var b [1]byte
+	n, _ := f.ReadAt(b[:], size-1)
+	return n == 1 && b[0] == '\n'
 }
 
 // Tail returns up to n of the last lines of pipeline that pass filter;

@@ -3,6 +3,8 @@ package server
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +193,94 @@ func TestLogFilter(t *testing.T) {
 				t.Errorf("kept %q, want %q", got.String(), tc.want)
 			}
 		})
+	}
+}
+
+// The lines a restarted server reads back from a pipeline's log file are
+// all there: a line whose JSON form is long (HTML, control characters:
+// json escapes each such byte as six) does not hide the lines after it,
+// and a line torn by a crash of the server does not swallow the next one.
+func TestLogStoreReopenKeepsEveryLine(t *testing.T) {
+	cases := []struct {
+		name   string
+		before func(t *testing.T, s *logStore, dir string)
+	}{
+		{"a line of 16 KiB of <", func(t *testing.T, s *logStore, _ string) {
+			s.Append(LogLine{Pipeline: "p", Text: strings.Repeat("<", maxLineLen)})
+		}},
+		{"a line of control characters", func(t *testing.T, s *logStore, _ string) {
+			s.Append(LogLine{Pipeline: "p", Text: strings.Repeat("\x01", maxLineLen)})
+		}},
+		{"a torn last line", func(t *testing.T, s *logStore, dir string) {
+			s.Close()
+			f, err := os.OpenFile(filepath.Join(dir, "p.log"), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What a server killed in the middle of a write leaves.
+			if _, err := f.WriteString(`{"time":"2026-12-07T07:00:00Z","stream":"std`); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := newLogStore(dir, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Append(LogLine{Pipeline: "p", Text: "first"})
+			tc.before(t, s, dir)
+			s.Close()
+			s, err = newLogStore(dir, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Append(LogLine{Pipeline: "p", Text: "last"})
+			s.Close()
+
+			s, err = newLogStore(dir, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			got := s.tailTexts("p")
+			if len(got) < 2 || got[0] != "first" || got[len(got)-1] != "last" {
+				t.Errorf("after reopening, the lines are %.40q; want first ... last", got)
+			}
+		})
+	}
+}
+
+// tailTexts is the text of every kept line of pipeline.
+func (s *logStore) tailTexts(pipeline string) []string {
+	ls, _ := s.Tail(pipeline, LogFilter{}, 0, false)
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Text
+	}
+	return out
+}
+
+// A log file that ends with a whole line gets no empty line when a
+// restarted server appends to it.
+func TestLogStoreReopenAddsNoBlankLine(t *testing.T) {
+	dir := t.TempDir()
+	for _, text := range []string{"first", "second"} {
+		s, err := newLogStore(dir, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Append(LogLine{Pipeline: "p", Text: text})
+		s.Close()
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "p.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n != 2 || strings.Contains(string(b), "\n\n") {
+		t.Errorf("the log file holds %q; want two lines", b)
 	}
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,9 +96,12 @@ type reconciler struct {
 	// stopped holds what the teardown of a deleted pipeline stopped, for
 	// the Delete call whose own reconcile finds that a worker (woken by
 	// the store's change) got there first.
-	stopped  map[string][]int
-	locks    map[string]*sync.Mutex
-	shutting bool
+	stopped map[string][]int
+	// unrecorded holds, per pipeline, ended runs whose end the store
+	// refused; each sync writes them again.
+	unrecorded map[string][]store.Run
+	locks      map[string]*sync.Mutex
+	shutting   bool
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -147,12 +152,27 @@ type child struct {
 	mu         sync.Mutex
 	stopReason string
 	lastSaved  time.Time
+	// ended is set once await took the run to record its end: no other
+	// write of the run may follow, or it would undo that record.
+	ended bool // guarded by mu
 	// exited is closed once the exit was recorded.
 	exited chan struct{}
 }
 
 // revision is the revision the child runs.
 func (c *child) revision() int64 { return c.rev.Load() }
+
+// updateRun calls write with the child's run unless its end is being
+// recorded (then it does nothing). c.mu is held throughout, so the
+// record of the end, which waits for it, always lands last.
+func (c *child) updateRun(write func(run *store.Run) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return nil
+	}
+	return write(&c.run)
+}
 
 func (c *child) setStopReason(r string) {
 	c.mu.Lock()
@@ -170,11 +190,12 @@ func (c *child) reason() string {
 
 func newReconciler(opts reconcilerOptions) *reconciler {
 	return &reconciler{
-		opts:     opts,
-		queue:    newWorkQueue(200*time.Millisecond, 30*time.Second),
-		observed: map[string]*observed{},
-		stopped:  map[string][]int{},
-		locks:    map[string]*sync.Mutex{},
+		opts:       opts,
+		queue:      newWorkQueue(200*time.Millisecond, 30*time.Second),
+		observed:   map[string]*observed{},
+		stopped:    map[string][]int{},
+		unrecorded: map[string][]store.Run{},
+		locks:      map[string]*sync.Mutex{},
 	}
 }
 
@@ -288,6 +309,40 @@ func (r *reconciler) sync(ctx context.Context, name string) (time.Duration, sync
 	l := r.lock(name)
 	l.Lock()
 	defer l.Unlock()
+	after, res, err := r.converge(ctx, name)
+	if rerr := r.recordEnded(ctx, name); rerr != nil && err == nil {
+		// Queued again with backoff until the store takes them.
+		err = rerr
+	}
+	return after, res, err
+}
+
+// recordEnded writes the ends of name's runs that the store refused when
+// they ended (a full disk, say): until then the history shows them still
+// running, beside the run that replaced them.
+func (r *reconciler) recordEnded(ctx context.Context, name string) error {
+	r.mu.Lock()
+	runs := r.unrecorded[name]
+	delete(r.unrecorded, name)
+	r.mu.Unlock()
+	var left []store.Run
+	var errs []error
+	for _, run := range runs {
+		if err := r.opts.store.UpdateRun(ctx, run); err != nil && !errors.Is(err, store.ErrNotFound) {
+			left = append(left, run)
+			errs = append(errs, fmt.Errorf("record the end of run %d: %w", run.ID, err))
+		}
+	}
+	if len(left) > 0 {
+		r.mu.Lock()
+		r.unrecorded[name] = append(left, r.unrecorded[name]...)
+		r.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// converge is sync's work, with name's lock held.
+func (r *reconciler) converge(ctx context.Context, name string) (time.Duration, syncResult, error) {
 	var res syncResult
 
 	desired, err := r.opts.store.GetPipeline(ctx, name)
@@ -440,11 +495,11 @@ func (r *reconciler) observeRunning(ctx context.Context, desired store.Pipeline,
 	}
 	c.mu.Unlock()
 	if save && len(entries) > 0 {
-		c.mu.Lock()
-		run := c.run
-		c.mu.Unlock()
-		run.Counters = countersOf(entries)
-		if err := r.opts.store.UpdateRun(ctx, run); err != nil {
+		if err := c.updateRun(func(run *store.Run) error {
+			saved := *run
+			saved.Counters = countersOf(entries)
+			return r.opts.store.UpdateRun(ctx, saved)
+		}); err != nil {
 			r.opts.log.Warn("save run counters", logKeyPipeline, desired.Name, logKeyError, err)
 		}
 	}
@@ -494,9 +549,17 @@ func countersOf(entries []controlplane.Entry) map[string]int64 {
 }
 
 // specPath is where revision rev of pipeline is written for its child.
-// runSocket is where the pipeline's run serves its taps.
+// runSocket is where the pipeline's run serves its taps: in its folder
+// beside the spec copies, unless that path is longer than a socket's may
+// be (a long name in a deep data dir); then in a folder of short names,
+// named by a hash of the pipeline's name, in the data dir.
 func (r *reconciler) runSocket(name string) string {
-	return filepath.Join(r.opts.specDir, name, "run.sock")
+	p := filepath.Join(r.opts.specDir, name, "run.sock")
+	if len(p) <= maxSocketPath() {
+		return p
+	}
+	sum := sha256.Sum256([]byte(name))
+	return filepath.Join(filepath.Dir(r.opts.specDir), "rs", hex.EncodeToString(sum[:6])+".sock")
 }
 
 func (r *reconciler) specPath(p store.Pipeline) string {
@@ -550,7 +613,7 @@ func (r *reconciler) startChild(ctx context.Context, p store.Pipeline, o *observ
 		"--socket", r.runSocket(p.Name),
 		// Checkpoints live beside the pipeline's spec copies, so that a
 		// restarted child (after a crash of it or of the server) resumes.
-		"--state-dir", filepath.Join(r.opts.specDir, p.Name, "state")}
+		"--state-dir", filepath.Join(r.opts.specDir, p.Name, stateDirName)}
 	reloadPath := filepath.Join(filepath.Dir(path), "reload"+filepath.Ext(path))
 	revisionPath := filepath.Join(filepath.Dir(path), "reload.revision")
 	argv = append(argv, "--reload-from", reloadPath, "--reload-revision-file", revisionPath)
@@ -610,6 +673,7 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 	<-c.h.Done()
 	st := c.h.Inspect()
 	c.mu.Lock()
+	c.ended = true
 	run := c.run
 	reloading := c.reloadingRev
 	c.mu.Unlock()
@@ -633,7 +697,7 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 		if st.ExitCode == childExitDropped {
 			// Done, but it lost events: say so in the run's record. Running
 			// it again would only repeat what it wrote.
-			run.Reason += ", but events were dropped" + failureDetail(st.Tail)
+			run.Reason += ", but events were dropped" + failureDetail(st)
 		}
 		o.completedRev = c.revision()
 		o.failures, o.lastError = 0, ""
@@ -642,7 +706,7 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 		if reason == hungReason {
 			run.Reason = "every component stopped heartbeating for longer than its TTL (the child hangs); killed"
 		} else {
-			run.Reason = st.ExitString() + failureDetail(st.Tail)
+			run.Reason = st.ExitString() + failureDetail(st)
 		}
 		if time.Since(c.started) >= stableRun {
 			o.failures = 0
@@ -660,7 +724,10 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.opts.store.UpdateRun(ctx, run); err != nil {
-		r.opts.log.Error("record the end of a run", logKeyPipeline, name, logKeyRun, run.ID, logKeyError, err)
+		r.opts.log.Error("record the end of a run; trying again", logKeyPipeline, name, logKeyRun, run.ID, logKeyError, err)
+		r.mu.Lock()
+		r.unrecorded[name] = append(r.unrecorded[name], run)
+		r.mu.Unlock()
 	}
 	for _, e := range entries {
 		r.opts.registry.Deregister(e.ID)
@@ -672,12 +739,32 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 }
 
 // failureDetail picks the lines of a child's stderr tail that say why it
-// failed.
-func failureDetail(tail []string) string {
+// failed: its last "flowctl run:" error with the indented lines that
+// continue it (a component's last stderr lines), else the last line. A
+// child killed by a signal said nothing about its end: what it printed
+// last is a note of its start ("resuming ..."), which would pass for a
+// reason, so there is no detail.
+func failureDetail(st drivers.Status) string {
+	if st.Signal != 0 {
+		return ""
+	}
+	tail := st.Tail
 	for i := len(tail) - 1; i >= 0; i-- {
-		if strings.Contains(tail[i], "flowctl run:") {
-			return ": " + strings.TrimSpace(tail[i])
+		if !strings.Contains(tail[i], "flowctl run:") {
+			continue
 		}
+		msg := strings.TrimSpace(tail[i])
+		var more []string
+		for _, l := range tail[i+1:] {
+			if !strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "\t") {
+				break
+			}
+			more = append(more, strings.TrimSpace(l))
+		}
+		if len(more) > 0 {
+			msg += " " + strings.Join(more, "; ")
+		}
+		return ": " + msg
 	}
 	if len(tail) > 0 {
 		return ": " + strings.TrimSpace(tail[len(tail)-1])
@@ -728,9 +815,30 @@ func (r *reconciler) teardown(name, reason string) []int {
 	r.mu.Unlock()
 	// Its registrations go in Server.dropRegistrations, which the delete
 	// calls once this returned.
-	_ = os.RemoveAll(filepath.Join(r.opts.specDir, name))
+	r.removeFiles(name)
 	r.opts.logs.EndFollowers(name)
 	return pids
+}
+
+// stateDirName is the folder, under a pipeline's directory of spec
+// copies, that holds its checkpoints (the child's --state-dir).
+const stateDirName = "state"
+
+// removeFiles removes what a deleted pipeline's child ran from (its spec
+// copies, reload files, socket) but keeps its checkpoints: applied again,
+// the pipeline resumes where it stopped. Starting over instead would
+// empty the files its sinks wrote, as a first run does.
+func (r *reconciler) removeFiles(name string) {
+	dir := filepath.Join(r.opts.specDir, name)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Name() != stateDirName {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // shutdown stops every child within the grace, records their runs as

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -516,5 +518,217 @@ func TestReconcilerKillsHungChild(t *testing.T) {
 	runs := ts.runsOf(t, "tick")
 	if len(runs) != 2 || runs[1].GetState() != controlv1.RunState_RUN_STATE_FAILED || !strings.Contains(runs[1].GetReason(), "stopped heartbeating") {
 		t.Errorf("runs = %v, want the hung run FAILED for its silence", runs)
+	}
+}
+
+// Delete keeps the pipeline's checkpoints: applying it again resumes
+// where it stopped instead of starting over, which would truncate the
+// file sinks it wrote (`mode: truncate` empties a file only on a first
+// run). The spec copies and the run's socket go.
+func TestReconcilerDeleteKeepsCheckpoints(t *testing.T) {
+	d := newFakeDriver()
+	ts := startFakeServer(t, memory.New(), d, nil)
+	dir := t.TempDir()
+	ts.apply(t, tickPipeline, dir)
+	c := d.next(t)
+	stateDir, spec := c.arg("--state-dir"), c.arg("-f")
+	// What the child's checkpoint store would have written.
+	checkpoint := filepath.Join(stateDir, "tick", "state.db")
+	if err := os.MkdirAll(filepath.Dir(checkpoint), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(checkpoint, []byte("position"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.pl.Delete(context.Background(), &controlv1.DeletePipelineRequest{Name: "tick"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(checkpoint); err != nil || string(b) != "position" {
+		t.Errorf("after delete the checkpoint holds %q, %v; want it kept", b, err)
+	}
+	if _, err := os.Stat(spec); !os.IsNotExist(err) {
+		t.Errorf("the spec copy %s is still there after delete (%v)", spec, err)
+	}
+	ts.apply(t, tickPipeline, dir)
+	if got := d.next(t).arg("--state-dir"); got != stateDir {
+		t.Errorf("applied again, the child resumes from %q, want %q", got, stateDir)
+	}
+}
+
+// A failed run's reason is the exit and what the child said about it: the
+// whole of its last error (the lines indented below it included), and no
+// notes of a child that was killed and so said nothing about its end.
+func TestFailureReason(t *testing.T) {
+	cases := []struct {
+		name string
+		st   drivers.Status
+		want string
+	}{
+		{"an error of the child", drivers.Status{Exited: true, ExitCode: 1, Tail: []string{
+			`{"level":"INFO","msg":"x"}`, `flowctl run: pipeline "p" failed: boom`,
+		}}, `exit status 1: flowctl run: pipeline "p" failed: boom`},
+		{"an error with the lines below it", drivers.Status{Exited: true, ExitCode: 1, Tail: []string{
+			`  g   source   -   346`,
+			`flowctl run: pipeline "p" failed: processor "p": component "p" crashed 6 times within 30s (last: exit status 7): component keeps crashing; fix it and run again; its last stderr lines:`,
+			`    proc.py: crashing on purpose after 5`,
+			`    proc.py: bad input`,
+		}}, `exit status 1: flowctl run: pipeline "p" failed: processor "p": component "p" crashed 6 times within 30s (last: exit status 7): component keeps crashing; fix it and run again; its last stderr lines: proc.py: crashing on purpose after 5; proc.py: bad input`},
+		{"killed after a note", drivers.Status{Exited: true, ExitCode: -1, Signal: 9, Tail: []string{
+			`flowctl run: resuming "p" from g event 1,001 (checkpoint in /d/pipelines/p/state/p; --from-start starts over)`,
+		}}, `killed by signal 9`},
+		{"no flowctl line", drivers.Status{Exited: true, ExitCode: 2, Tail: []string{"panic: x", "main.main()"}}, `exit status 2: main.main()`},
+		{"nothing said", drivers.Status{Exited: true, ExitCode: 2}, `exit status 2`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.st.ExitString() + failureDetail(tc.st); got != tc.want {
+				t.Errorf("reason\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// failingRuns is a store whose UpdateRun fails while fail is set (a full
+// disk, say).
+type failingRuns struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (s *failingRuns) UpdateRun(ctx context.Context, run store.Run) error {
+	if s.fail.Load() {
+		return errors.New("write flowctl.db: no space left on device")
+	}
+	return s.Store.UpdateRun(ctx, run)
+}
+
+// The end of a run that could not be written (the store failed) is
+// written once the store works again: the history never shows a run
+// that ended as still running beside the one that replaced it.
+func TestReconcilerRecordsRunEndAfterStoreFailure(t *testing.T) {
+	d := newFakeDriver()
+	st := &failingRuns{Store: memory.New()}
+	ts := startFakeServer(t, st, d, nil)
+	ts.apply(t, tickPipeline, t.TempDir())
+	c := d.next(t)
+	eventually(t, "phase RUNNING", func() bool {
+		return ts.status(t, "tick").GetPhase() == controlv1.Phase_PHASE_RUNNING
+	})
+	st.fail.Store(true)
+	c.Exit(2, "flowctl run: boom")
+	d.next(t) // the restart
+	st.fail.Store(false)
+	eventually(t, "run 1 recorded as failed", func() bool {
+		for _, r := range ts.runsOf(t, "tick") {
+			if r.GetId() == 1 {
+				return r.GetState() == controlv1.RunState_RUN_STATE_FAILED && r.GetReason() == "exit status 2: flowctl run: boom"
+			}
+		}
+		return false
+	})
+}
+
+// holdingRuns is a store that holds a write of a running run (the
+// counters a running child's record is saved with) until release is
+// closed, and reports the write of its end on ended.
+type holdingRuns struct {
+	store.Store
+	held, release, ended chan struct{}
+	heldOnce, endOnce    sync.Once
+}
+
+func (s *holdingRuns) UpdateRun(ctx context.Context, run store.Run) error {
+	if run.State == store.RunStarted {
+		s.heldOnce.Do(func() { close(s.held) })
+		<-s.release
+	} else {
+		defer s.endOnce.Do(func() { close(s.ended) })
+	}
+	return s.Store.UpdateRun(ctx, run)
+}
+
+// A save of a running run's counters that is still being written when
+// the child exits never lands after the record of its end: the history
+// would show the run Running for good.
+func TestReconcilerRunEndNotOverwrittenByCounters(t *testing.T) {
+	ctx := context.Background()
+	st := &holdingRuns{Store: memory.New(), held: make(chan struct{}), release: make(chan struct{}), ended: make(chan struct{})}
+	reg := controlplane.NewRegistry(controlplane.Options{HeartbeatInterval: time.Second})
+	logs, err := newLogStore("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newReconciler(reconcilerOptions{store: st, registry: reg, logs: logs,
+		log: slog.New(slog.DiscardHandler), backoff: time.Second, maxBackoff: time.Second, hungGrace: time.Minute})
+	defer r.queue.ShutDown()
+	if _, err := reg.Register(controlplane.Registration{
+		ID: report.ID("tick", "gen"), Role: flow.RoleSource, Endpoint: "127.0.0.1:1", TTL: time.Minute,
+		Metadata: map[string]string{report.MetaPipeline: "tick", report.MetaComponent: "gen", report.MetaRevision: "1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.StartRun(ctx, store.Run{Pipeline: "tick", Revision: 1, StartedAt: time.Now()}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newFakeDriver().Start(ctx, drivers.TaskConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := h.(*fakeTask)
+	c := &child{h: h, run: run, started: time.Now(), exited: make(chan struct{})}
+	c.rev.Store(1)
+	o := &observed{child: c}
+	r.wg.Add(1)
+	go r.await("tick", o, c)
+
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		r.observeRunning(ctx, store.Pipeline{Name: "tick", Revision: 1}, o, c)
+	}()
+	<-st.held // the counters are being written
+	task.Exit(2, "flowctl run: boom")
+	// The end is written now, unless it waits for the save (the fix);
+	// either way the save lands next.
+	select {
+	case <-st.ended:
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(st.release)
+	<-saved
+	<-c.exited
+	runs, err := st.ListRuns(ctx, "tick", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || runs[0].State != store.RunFailed {
+		t.Errorf("the run's record = %+v, want it FAILED", runs)
+	}
+}
+
+// A pipeline's run serves its taps on a socket whose path fits the
+// system's limit whatever the length of its name: the run's folder holds
+// it when that is short enough, else a folder of short names in the data
+// dir.
+func TestReconcilerRunSocketFits(t *testing.T) {
+	long := "a" + strings.Repeat("b", 61) + "c" // the longest name Apply takes
+	for _, name := range []string{"tick", long} {
+		t.Run(fmt.Sprintf("name of %d bytes", len(name)), func(t *testing.T) {
+			d := newFakeDriver()
+			dataDir := t.TempDir()
+			ts := startFakeServer(t, memory.New(), d, func(o *Options) { o.DataDir = dataDir })
+			ts.apply(t, strings.Replace(tickPipeline, "name: tick", "name: "+name, 1), t.TempDir())
+			sock := d.next(t).arg("--socket")
+			if len(sock) > maxSocketPath() {
+				t.Errorf("--socket %s is %d bytes, more than the %d a socket path may have", sock, len(sock), maxSocketPath())
+			}
+			if !strings.HasPrefix(sock, dataDir+string(filepath.Separator)) {
+				t.Errorf("--socket %s is outside the data dir %s", sock, dataDir)
+			}
+			if got := ts.srv.rec.runSocket(name); got != sock {
+				t.Errorf("the server taps the run at %s, but the run serves %s", got, sock)
+			}
+		})
 	}
 }

@@ -104,17 +104,16 @@ func (r *reconciler) reloadChild(ctx context.Context, c *child, desired store.Pi
 	}
 	// The run's record first, then the running revision: whoever sees
 	// revision 2 running finds the run of revision 2 in the history too.
-	c.mu.Lock()
-	c.spec = string(desired.Spec)
-	c.reloadingRev = 0
-	c.run.Revision = desired.Revision
-	run := c.run
-	c.mu.Unlock()
-	if err := r.opts.store.UpdateRun(ctx, run); err != nil {
+	if err := c.updateRun(func(run *store.Run) error {
+		c.spec = string(desired.Spec)
+		c.reloadingRev = 0
+		run.Revision = desired.Revision
+		return r.opts.store.UpdateRun(ctx, *run)
+	}); err != nil {
 		log.Warn("record the run's new revision", logKeyError, err)
 	}
 	c.rev.Store(desired.Revision)
-	log.Info("pipeline reloaded in place", logKeyRun, run.ID)
+	log.Info("pipeline reloaded in place", logKeyRun, c.run.ID)
 	return true
 }
 
