@@ -412,6 +412,9 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	}
 
 	runErr := e.Run(runCtx)
+	// Nothing more crosses a tap: its streams end (and say so) rather
+	// than being cut when the socket closes.
+	eopts.Taps.Close()
 	close(interrupted)
 	close(stopLive)
 	<-liveDone
