@@ -458,7 +458,7 @@ func dlqReplay(ctx context.Context, gl *globals, o dlqOptions) error {
 	}
 	runErr := e.Run(ctx)
 	stats := e.Stats()
-	printSummary(gl.stderr, d.name+" (dlq replay)", stats, ctx.Err() != nil)
+	printSummary(gl.stderr, d.name+" (dlq replay)", stats, runOutcome(ctx.Err() != nil, runErr))
 	var failedAgain, dropped int64
 	out := map[string]int64{}
 	for _, c := range stats.Components {

@@ -399,7 +399,9 @@ func runTable(w io.Writer, runs []*controlv1.Run, wide bool, now time.Time) erro
 		}
 		if wide {
 			exit := ""
-			if r.GetEndedAt() != nil {
+			// An interrupted run's child was not seen to exit (the server
+			// restarted): its code is unknown.
+			if r.GetEndedAt() != nil && r.GetState() != controlv1.RunState_RUN_STATE_INTERRUPTED {
 				exit = strconv.Itoa(int(r.GetExitCode()))
 			}
 			row = append(row, pidOrNone(r.GetPid()), exit, runOut(r))

@@ -412,10 +412,13 @@ func runPipeline(ctx context.Context, g *globals, o runOptions) error {
 	}
 
 	runErr := e.Run(runCtx)
+	// Nothing more crosses a tap: its streams end (and say so) rather
+	// than being cut when the socket closes.
+	eopts.Taps.Close()
 	close(interrupted)
 	close(stopLive)
 	<-liveDone
-	printSummary(g.stderr, name, e.Stats(), signalled.Load() || ctx.Err() != nil || rl.needsRestart())
+	printSummary(g.stderr, name, e.Stats(), runOutcome(signalled.Load() || ctx.Err() != nil || rl.needsRestart(), runErr))
 	printReplayed(g.stderr, e.Replayed())
 	if ext != nil {
 		printExternalSummary(g.stderr, ext.Stats())
@@ -531,14 +534,31 @@ func short(n int64) string {
 	return fmt.Sprint(n)
 }
 
+// runOutcome is how a run ended, as its summary says it: failed (the
+// engine returned an error), stopped (a signal, a reload that needs a
+// restart) or finished.
+func runOutcome(stopped bool, err error) string {
+	switch {
+	case err != nil:
+		return "failed"
+	case stopped:
+		return "stopped"
+	}
+	return "finished"
+}
+
 // printSummary writes the end-of-run table: counts per component, wall
-// time and throughput (events the sources emitted per second).
-func printSummary(w io.Writer, name string, s engine.Stats, stopped bool) {
+// time and throughput (events the sources read per second); how is
+// runOutcome's word.
+func printSummary(w io.Writer, name string, s engine.Stats, how string) {
 	var emitted, written, dropped, dead, errs, unrouted int64
 	for _, c := range s.Components {
 		switch {
 		case c.Role == flow.RoleSource:
-			emitted += c.Out
+			// What a source rejected (a malformed line: dead-lettered or
+			// dropped, never emitted) was read too: in adds up to
+			// written + filtered + dead-lettered + dropped.
+			emitted += c.Out + c.DeadLettered + c.Dropped
 		case c.Role == flow.RoleSink && !c.DeadLetter:
 			written += c.Out
 		}
@@ -551,10 +571,6 @@ func printSummary(w io.Writer, name string, s engine.Stats, stopped bool) {
 	rate := 0.0
 	if secs > 0 {
 		rate = float64(emitted) / secs
-	}
-	how := "finished"
-	if stopped {
-		how = "stopped"
 	}
 	fmt.Fprintf(w, "pipeline %q %s in %s: %d events in, %d written, %.0f events/s; %d dead-lettered, %d dropped, %d errors\n",
 		name, how, s.Elapsed.Round(time.Millisecond), emitted, written, rate, dead, dropped, errs)

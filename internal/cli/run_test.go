@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,7 +65,7 @@ func TestHealthShown(t *testing.T) {
 		t.Errorf("only the sink is unhealthy: %q", line)
 	}
 	var b bytes.Buffer
-	printSummary(&b, "payments", s, true)
+	printSummary(&b, "payments", s, "stopped")
 	if want := `sink "out" was unhealthy when the run ended: ` + long + `; what it held was neither written nor acknowledged`; !strings.Contains(b.String(), want) {
 		t.Errorf("summary lacks %q:\n%s", want, b.String())
 	}
@@ -72,7 +73,7 @@ func TestHealthShown(t *testing.T) {
 
 func TestSummary(t *testing.T) {
 	var b bytes.Buffer
-	printSummary(&b, "payments", sampleStats(), false)
+	printSummary(&b, "payments", sampleStats(), "finished")
 	out := b.String()
 	for _, want := range []string{
 		`pipeline "payments" finished in 2s: 1000 events in, 400 written, 500 events/s; 100 dead-lettered, 0 dropped, 100 errors`,
@@ -137,5 +138,53 @@ func TestHTTPExposureWarning(t *testing.T) {
 			!strings.Contains(got, "127.0.0.1:PORT") || strings.Contains(got, "\n") {
 			t.Errorf("%s: warning %q, want one line naming %q and the loopback fix", tc.addr, got, tc.want)
 		}
+	}
+}
+
+// TestRunSummaryCounts runs pipelines through Main and reads the summary's
+// first line: the events in are every line the sources read, those they
+// rejected (dead-lettered or dropped) included, so that in = written +
+// filtered + dead-lettered + dropped; and a run that failed says failed,
+// not finished.
+func TestRunSummaryCounts(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(`{"id":1,"amount":7000}
+{"id":2,"amount":100}
+not json
+{"id":4}
+{"id":5,"amount":9000}
+`), 0o644)
+	const body = `
+sources: [{name: ledger, type: file, config: {path: %s}}]
+processors: [{name: large, type: filter, inputs: [ledger], config: {expr: "data.amount >= 5000"}}]
+sinks: [{name: out, type: file, inputs: [large], config: {path: out.jsonl}}]
+`
+	for _, tc := range []struct {
+		name, file string
+		code       int
+		want       [3]string // the first line's start, middle and end
+	}{
+		{"rejected lines dead-lettered", "name: dl\n" + fmt.Sprintf(body, "in.jsonl") + "dead_letter: {type: file, config: {path: failed.jsonl}}\n", 0,
+			[3]string{`pipeline "dl" finished in `, `: 5 events in, 2 written, `, `; 2 dead-lettered, 0 dropped, 2 errors`}},
+		{"rejected lines dropped", "name: drop\n" + fmt.Sprintf(body, "in.jsonl"), 4,
+			[3]string{`pipeline "drop" finished in `, `: 5 events in, 2 written, `, `; 0 dead-lettered, 2 dropped, 2 errors`}},
+		{"a source that cannot open", "name: nofile\n" + fmt.Sprintf(body, "missing.jsonl"), 1,
+			[3]string{`pipeline "nofile" failed in `, `: 0 events in, 0 written, `, `; 0 dead-lettered, 0 dropped, 0 errors`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pf := filepath.Join(dir, tc.name+".yaml")
+			os.WriteFile(pf, []byte(tc.file), 0o644)
+			var stdout, stderr bytes.Buffer
+			code := Main([]string{"run", "-f", pf, "--grace", "1s", "--state-dir", t.TempDir()}, nil, &stdout, &stderr)
+			var head string
+			for _, l := range strings.Split(stderr.String(), "\n") {
+				if strings.HasPrefix(l, "pipeline ") {
+					head = l
+				}
+			}
+			if code != tc.code || !strings.HasPrefix(head, tc.want[0]) || !strings.Contains(head, tc.want[1]) || !strings.HasSuffix(head, tc.want[2]) {
+				t.Errorf("exit %d, summary %q; want exit %d and %q", code, head, tc.code, tc.want)
+			}
+		})
 	}
 }

@@ -85,7 +85,7 @@ func runTap(ctx context.Context, g *globals, o tapOptions, pipe string, req tap.
 	if sock == "" && !o.server.given() {
 		sock = liveRunSocket(pipe, "")
 	}
-	p := &tapPrinter{w: g.stdout, errw: g.stderr, json: o.output == "json"}
+	p := &tapPrinter{w: g.stdout, errw: g.stderr, json: o.output == "json", pipe: pipe}
 	if sock != "" {
 		if err := watchRun(ctx, pipe, sock, o.socket != "", req, p.record); err != nil {
 			return err
@@ -123,6 +123,7 @@ func isNoListener(err error) bool {
 type tapPrinter struct {
 	w, errw io.Writer
 	json    bool
+	pipe    string
 	dropped int64
 	seen    int
 }
@@ -134,6 +135,8 @@ func (p *tapPrinter) record(r tap.Record) error {
 	case r.Dropped > 0:
 		p.dropped = r.Dropped
 		fmt.Fprintf(p.errw, "flowctl tap: %d events dropped so far: this tap could not keep up (the pipeline was not slowed)\n", r.Dropped)
+	case r.End == tap.EndRun:
+		fmt.Fprintf(p.errw, "flowctl tap: the run of pipeline %q ended\n", p.pipe)
 	case r.Event != nil:
 		p.seen++
 		if p.json {

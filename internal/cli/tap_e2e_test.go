@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -145,5 +146,57 @@ sinks:
 		if code == 0 || !strings.Contains(errb, tc.want) {
 			t.Errorf("tap %v: exit %d, want an error with %q:\n%s", tc.args, code, tc.want, errb)
 		}
+	}
+}
+
+// TestTapEndsWithTheRun: a tap of a pipeline whose run ends by itself (a
+// counted generator) ends too, with exit 0 and a line saying why, after
+// every event it was handed; it is not cut off mid-stream ("unexpected
+// EOF", exit 1), and it does not hold the run's exit up.
+func TestTapEndsWithTheRun(t *testing.T) {
+	isolateClientConfig(t)
+	bin := flowctlBinary(t)
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "tapend.yaml")
+	writeFileAt(t, pf, `name: tapend
+sources:
+  - name: gen
+    type: generate
+    config: {count: 100, rate: 25, expr: '{"n": i}'}
+sinks:
+  - name: out
+    type: drop
+    inputs: [gen]
+`)
+	sock := filepath.Join(os.Getenv("XDG_STATE_HOME"), "flowctl", "runs", "tapend.sock")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	run := exec.CommandContext(ctx, bin, "run", "-f", pf, "--state-dir", t.TempDir())
+	var runErr bytes.Buffer
+	run.Stderr = &runErr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer run.Wait()
+	waitFor(t, 30*time.Second, "the run's socket "+sock, func() bool {
+		_, err := os.Stat(sock)
+		return err == nil
+	})
+	tapCmd := exec.CommandContext(ctx, bin, "tap", "tapend/gen", "-o", "json")
+	var out, errb bytes.Buffer
+	tapCmd.Stdout, tapCmd.Stderr = &out, &errb
+	tapErr := tapCmd.Run()
+	if tapErr != nil || !strings.Contains(errb.String(), `flowctl tap: the run of pipeline "tapend" ended`) {
+		t.Errorf("tap of a run that ends: %v, want exit 0 and a line saying the run ended\nstderr:\n%s", tapErr, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var last struct {
+		Data struct{ N int } `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Data.N != 99 {
+		t.Errorf("the tap's last event is %q (%v), want the generator's last, n 99", lines[len(lines)-1], err)
+	}
+	if err := run.Wait(); err != nil {
+		t.Errorf("run: %v\n%s", err, runErr.String())
 	}
 }

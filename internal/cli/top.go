@@ -13,6 +13,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/flowctl/flowctl/internal/tap"
@@ -51,6 +52,12 @@ It finds the pipeline like flowctl tap does: a "flowctl run" of this user on thi
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.interval < 100*time.Millisecond {
 				return fmt.Errorf("--interval %s: give at least 100ms", o.interval)
+			}
+			if !o.once && !(isTerminal(g.stdin) && isTerminal(g.stdout)) {
+				// The live view draws a screen and reads keys: into a pipe
+				// it would write control codes, and without a keyboard it
+				// cannot start.
+				return errors.New("top draws a live screen and needs a terminal (standard input and output): use --once to print the table for a script or a pipe")
 			}
 			src, closeSrc, err := openLiveSource(cmd.Context(), o.server, o.socket, args[0])
 			if err != nil {
@@ -359,4 +366,10 @@ func topOnce(ctx context.Context, w io.Writer, src liveSource, interval time.Dur
 	renderTable(&b, topRows(&first, cur, time.Since(t0)), -1)
 	_, err = io.WriteString(w, b.String())
 	return err
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	return ok && (isatty.IsTerminal(file.Fd()) || isatty.IsCygwinTerminal(file.Fd()))
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -193,4 +194,45 @@ sinks:
 	})
 	m.keys("q")
 	m.waitScreen("top to quit", 10*time.Second, func(s string) bool { return !strings.Contains(s, "flowctl top topdemo") })
+}
+
+// TestTopNeedsATerminal: top without a terminal (a pipe, a script) says to
+// use --once, exit 1, and writes no screen-control codes into the pipe;
+// --once prints the table there.
+func TestTopNeedsATerminal(t *testing.T) {
+	isolateClientConfig(t)
+	bin := flowctlBinary(t)
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "toppipe.yaml")
+	writeFileAt(t, pf, `name: toppipe
+sources: [{name: gen, type: generate, config: {rate: 20, expr: '{"n": i}'}}]
+sinks: [{name: out, type: drop, inputs: [gen]}]
+`)
+	sock := filepath.Join(os.Getenv("XDG_STATE_HOME"), "flowctl", "runs", "toppipe.sock")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	run := exec.CommandContext(ctx, bin, "run", "-f", pf, "--state-dir", t.TempDir())
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		run.Process.Signal(os.Interrupt)
+		run.Wait()
+	}()
+	waitFor(t, 30*time.Second, "the run's socket "+sock, func() bool {
+		_, err := os.Stat(sock)
+		return err == nil
+	})
+	top := exec.CommandContext(ctx, bin, "top", "toppipe")
+	var out, errb bytes.Buffer
+	top.Stdout, top.Stderr = &out, &errb // stdin: /dev/null
+	err := top.Run()
+	if code := top.ProcessState.ExitCode(); code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "--once") {
+		t.Errorf("top without a terminal: %v (exit %d), want exit 1, nothing on stdout and a hint at --once\nstdout %q\nstderr %q", err, code, out.String(), errb.String())
+	}
+	once := exec.CommandContext(ctx, bin, "top", "toppipe", "--once")
+	b, err := once.Output()
+	if err != nil || !strings.Contains(string(b), "COMPONENT") || strings.Contains(string(b), "\x1b[") {
+		t.Errorf("top --once into a pipe: %v\n%q", err, b)
+	}
 }

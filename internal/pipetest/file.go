@@ -9,11 +9,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flowctl/flowctl/internal/spec"
 )
 
 // DefaultTimeout bounds a case that sets no timeout.
@@ -90,7 +95,7 @@ func (in *Input) UnmarshalYAML(n *yaml.Node) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("line %d: an input is a list of events or {file: PATH.jsonl}", n.Line)
+	return fmt.Errorf("line %d:%d: an input must be a list of events or {file: PATH.jsonl} — write one of them", n.Line, n.Column)
 }
 
 // SinkExpect is what one sink must be handed.
@@ -126,7 +131,7 @@ type Duration time.Duration
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v <= 0 {
-		return fmt.Errorf("line %d: timeout %q: write a positive duration such as 30s", n.Line, n.Value)
+		return fmt.Errorf("line %d:%d: timeout %q is not a positive duration — write one such as 30s", n.Line, n.Column, n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -141,13 +146,18 @@ func LoadFile(path string) (*File, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, decodeError(path, nil, fmt.Errorf("%w — fix the syntax at this place", err))
 	}
 	if len(root.Content) == 0 {
 		if !IsTestFile(path) {
 			return nil, fmt.Errorf("%s: empty file", path)
 		}
 		return nil, fmt.Errorf("%s: empty test file: give pipeline: and tests:", path)
+	}
+	// Misspelt keys first, every one with its place and a hint: the
+	// decoder below would name only a line and a Go type.
+	if err := unknownKeys(path, root.Content[0], IsTestFile(path)); err != nil {
+		return nil, err
 	}
 	f := &File{Path: path}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -170,9 +180,7 @@ func LoadFile(path string) (*File, error) {
 		}
 	}
 	if err2 != nil {
-		msg := strings.TrimPrefix(err2.Error(), "yaml: ")
-		msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
-		return nil, fmt.Errorf("%s: %s", path, msg)
+		return nil, decodeError(path, root.Content[0], err2)
 	}
 	f.Path = path
 	// Lines of the cases, for the reports.
@@ -191,6 +199,152 @@ func LoadFile(path string) (*File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// unknownKeys reports every key of a test file, or of a pipeline file's
+// tests: section, that names no field (the keys are the yaml tags of File,
+// Case, SinkExpect and DeadLetterExpect), as FILE:LINE:COL: what — hint.
+// A pipeline file's other keys are spec's to check.
+func unknownKeys(path string, top *yaml.Node, testFile bool) error {
+	var errs []error
+	check := func(m *yaml.Node, t reflect.Type, where string) {
+		if m.Kind != yaml.MappingNode {
+			return // the decoder says what it should be
+		}
+		known := yamlKeys(t)
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k := m.Content[i]
+			if !slices.Contains(known, k.Value) {
+				errs = append(errs, fmt.Errorf("%s:%d:%d: unknown field %q in %s — %s",
+					path, k.Line, k.Column, k.Value, where, spec.DidYouMean(k.Value, known, "known fields")))
+			}
+		}
+	}
+	if testFile {
+		check(top, reflect.TypeOf(File{}), "the test file")
+	}
+	tests := mappingValue(top, "tests")
+	if tests == nil || tests.Kind != yaml.SequenceNode {
+		return errors.Join(errs...)
+	}
+	for i, c := range tests.Content {
+		where := fmt.Sprintf("tests[%d]", i)
+		if n := mappingValue(c, "name"); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
+			where = fmt.Sprintf("test %q", n.Value)
+		}
+		check(c, reflect.TypeOf(Case{}), where)
+		if x := mappingValue(c, "expect"); x != nil && x.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(x.Content); j += 2 {
+				check(x.Content[j+1], reflect.TypeOf(SinkExpect{}), fmt.Sprintf("expect.%s of %s", x.Content[j].Value, where))
+			}
+		}
+		if d := mappingValue(c, "dead_letters"); d != nil && d.Kind == yaml.SequenceNode {
+			for j, e := range d.Content {
+				check(e, reflect.TypeOf(DeadLetterExpect{}), fmt.Sprintf("dead_letters[%d] of %s", j, where))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// decodeError words the decoder's errors for the user: each of its
+// "line N: cannot unmarshal !!str `x` into int" becomes
+// "FILE:N:COL: `x` is not a whole number — write one there", without
+// Go's types; the column is that of the value on line N with that tag.
+func decodeError(path string, root *yaml.Node, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		// A syntax error, or one of our UnmarshalYAML's "line L:C: ...".
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if pos, rest, ok := strings.Cut(strings.TrimPrefix(msg, "line "), ": "); ok && pos != "" && strings.Trim(pos, "0123456789:") == "" {
+			return fmt.Errorf("%s:%s: %s", path, pos, rest)
+		}
+		return fmt.Errorf("%s: %s", path, msg)
+	}
+	errs := make([]error, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		m := unmarshalErrRe.FindStringSubmatch(e)
+		if m == nil {
+			line, msg, ok := strings.Cut(strings.TrimPrefix(e, "line "), ": ")
+			if !ok {
+				line, msg = "1", e
+			}
+			errs = append(errs, fmt.Errorf("%s:%s: %s", path, line, msg))
+			continue
+		}
+		line, tag, value, goType := m[1], m[2], m[3], m[4]
+		want := "a mapping"
+		switch {
+		case goType == "int":
+			want = "a whole number"
+		case goType == "bool":
+			want = "true or false"
+		case goType == "string":
+			want = "a string"
+		case strings.HasPrefix(goType, "[]"):
+			want = "a list"
+		}
+		got := value
+		switch {
+		case tag == "map":
+			got = "a mapping"
+		case tag == "seq":
+			got = "a list"
+		}
+		pos := line
+		if n, _ := strconv.Atoi(line); n > 0 {
+			if v := valueAt(root, n, "!!"+tag); v != nil {
+				pos = fmt.Sprintf("%d:%d", v.Line, v.Column)
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s:%s: %s is not %s — write %s there", path, pos, got, want, want))
+	}
+	return errors.Join(errs...)
+}
+
+// unmarshalErrRe matches one of yaml.v3's type errors: line, tag, the
+// value when a scalar, Go type.
+var unmarshalErrRe = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: (.*))? into (\\S+)$")
+
+// valueAt is the first value node (not a mapping's key) on line with tag.
+func valueAt(n *yaml.Node, line int, tag string) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	if n.Line == line && n.ShortTag() == tag && n.Kind != yaml.DocumentNode {
+		return n
+	}
+	for i, c := range n.Content {
+		if n.Kind == yaml.MappingNode && i%2 == 0 {
+			continue
+		}
+		if v := valueAt(c, line, tag); v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// yamlKeys lists the keys of struct t's yaml tags, in field order.
+func yamlKeys(t reflect.Type) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+// mappingValue is the value of key in mapping n, or nil.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // check reports what the YAML types cannot.

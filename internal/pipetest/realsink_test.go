@@ -130,7 +130,7 @@ func TestTestsSection(t *testing.T) {
 func TestTestsSectionErrors(t *testing.T) {
 	const head = "name: p\nsources: [{name: in, type: stdin}]\nsinks: [{name: out, type: stdout, inputs: [in]}]\n"
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"misspelt key", head + "tests:\n  - name: a\n    inputs: {in: [1]}\n    expct: {out: {count: 1}}\n", "p.yaml: line 7: field expct not found"},
+		{"misspelt key", head + "tests:\n  - name: a\n    inputs: {in: [1]}\n    expct: {out: {count: 1}}\n", `p.yaml:7:5: unknown field "expct" in test "a" — did you mean "expect"?`},
 		{"no section", head, "p.yaml: no tests: section: add the cases under tests: at the top of the pipeline file, or write them in p_test.yaml"},
 		{"no name", head + "tests:\n  - inputs: {in: [1]}\n", "p.yaml:5: tests[0] has no name"},
 	} {

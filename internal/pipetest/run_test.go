@@ -93,16 +93,32 @@ func TestPipelineTestExternal(t *testing.T) {
 func TestPipelineTestFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ name, text, want string }{
-		{"misspelt key", "pipeline: p.yaml\ntests:\n  - name: x\n    inputs: {in: []}\n    expct: {}\n", "line 5: field expct not found"},
+		{"misspelt key", "pipeline: p.yaml\ntests:\n  - name: x\n    inputs: {in: []}\n    expct: {}\n",
+			`misspelt_key_test.yaml:5:5: unknown field "expct" in test "x" — did you mean "expect"?`},
+		{"misspelt top key", "pipline: p.yaml\ntests:\n  - name: x\n    inputs: {in: []}\n",
+			`misspelt_top_key_test.yaml:1:1: unknown field "pipline" in the test file — did you mean "pipeline"?`},
+		{"misspelt expect key", "pipeline: p.yaml\ntests:\n  - name: x\n    inputs: {in: []}\n    expect:\n      out: {evnts: [], count: 1}\n",
+			`misspelt_expect_key_test.yaml:6:13: unknown field "evnts" in expect.out of test "x" — did you mean "events"?`},
+		{"misspelt dead letter key", "pipeline: p.yaml\ntests:\n  - name: x\n    inputs: {in: []}\n    dead_letters:\n      - {reson: bad}\n",
+			`misspelt_dead_letter_key_test.yaml:6:10: unknown field "reson" in dead_letters[0] of test "x" — did you mean "reason"?`},
+		{"every misspelt key at once", "pipeline: p.yaml\ntests:\n  - name: x\n    inputs: {in: []}\n    expct: {}\n  - name: y\n    inputs: {in: []}\n    zzz: 1\n",
+			`every_misspelt_key_at_once_test.yaml:8:5: unknown field "zzz" in test "y" — known fields: name, inputs, unused_sources, expect, dead_letters, timeout, sinks`},
+		{"misspelt key in a pipeline file", "name: p\nsources: []\ntests:\n  - name: x\n    inputs: {in: []}\n    expct: {}\n",
+			`misspelt_key_in_a_pipeline_file.yaml:6:5: unknown field "expct" in test "x" — did you mean "expect"?`},
 		{"no pipeline", "tests:\n  - name: x\n    inputs: {in: []}\n", "no pipeline"},
 		{"no tests", "pipeline: p.yaml\n", "no tests"},
 		{"duplicate", "pipeline: p.yaml\ntests:\n  - {name: x, inputs: {in: []}}\n  - {name: x, inputs: {in: []}}\n", `:4: two tests are named "x"`},
 		{"bad match", "pipeline: p.yaml\ntests:\n  - {name: x, inputs: {in: []}, expect: {out: {match: some, count: 1}}}\n", `match "some": use exact or subset`},
-		{"bad timeout", "pipeline: p.yaml\ntests:\n  - {name: x, inputs: {in: []}, timeout: soon}\n", `timeout "soon"`},
+		{"bad timeout", "pipeline: p.yaml\ntests:\n  - {name: x, inputs: {in: []}, timeout: soon}\n", `_test.yaml:3:42: timeout "soon" is not a positive duration — write one such as 30s`},
+		{"wrong type", "pipeline: p.yaml\ntests:\n  - name: x\n    inputs: {in: []}\n    expect:\n      out: {count: many}\n",
+			"wrong_type_test.yaml:6:20: `many` is not a whole number — write a whole number there"},
 		{"bad input", "pipeline: p.yaml\ntests:\n  - {name: x, inputs: {in: {path: a}}}\n", "a list of events or {file: PATH.jsonl}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+"_test.yaml")
+			if strings.HasSuffix(tc.name, "pipeline file") { // its tests: section
+				path = strings.TrimSuffix(path, "_test.yaml") + ".yaml"
+			}
 			if err := os.WriteFile(path, []byte(tc.text), 0o644); err != nil {
 				t.Fatal(err)
 			}

@@ -332,7 +332,8 @@ func runStateProto(s store.RunState) controlv1.RunState {
 
 func runProto(r store.Run) *controlv1.Run {
 	out := &controlv1.Run{Id: r.ID, Pipeline: r.Pipeline, Revision: r.Revision, State: runStateProto(r.State),
-		StartedAt: ts(r.StartedAt), EndedAt: ts(r.EndedAt), Pid: int32(r.PID), Reason: r.Reason}
+		StartedAt: ts(r.StartedAt), EndedAt: ts(r.EndedAt), Pid: int32(r.PID), Reason: r.Reason,
+		ExitCode: int32(r.ExitCode)}
 	byComp := map[string]*controlv1.ComponentCounters{}
 	var order []string
 	for k, v := range r.Counters {

@@ -677,7 +677,7 @@ func (r *reconciler) await(name string, o *observed, c *child) {
 	run := c.run
 	reloading := c.reloadingRev
 	c.mu.Unlock()
-	run.EndedAt = st.ExitedAt
+	run.EndedAt, run.ExitCode = st.ExitedAt, st.ExitCode
 	if run.EndedAt.IsZero() {
 		run.EndedAt = time.Now()
 	}

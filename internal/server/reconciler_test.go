@@ -297,6 +297,10 @@ func TestReconcilerRestartsCrashedChildWithBackoff(t *testing.T) {
 		if r.GetState() != controlv1.RunState_RUN_STATE_FAILED || r.GetReason() != "exit status 2: flowctl run: boom" {
 			t.Errorf("run %d = %v %q, want FAILED with the child's reason", r.GetId(), r.GetState(), r.GetReason())
 		}
+		// get runs -o wide shows it in EXIT-CODE: the child's, not 0.
+		if r.GetExitCode() != 2 {
+			t.Errorf("run %d has exit code %d, want the child's 2", r.GetId(), r.GetExitCode())
+		}
 	}
 	eventually(t, "restarts counted", func() bool {
 		s := ts.status(t, "tick")

@@ -275,6 +275,10 @@ func (p *parser) duration(n *yaml.Node, field string) (time.Duration, bool) {
 		if err == nil && d >= 0 {
 			return d, true
 		}
+		if err == nil { // a duration, but before zero
+			p.errorf(p.pos(n), fmt.Sprintf("write a positive duration, e.g. %s: 10s or 250ms", lastSegment(field)), "%s%s must not be negative, got %q", p.ctx, field, n.Value)
+			return 0, false
+		}
 	}
 	p.errorf(p.pos(n), fmt.Sprintf("write a duration with a unit, e.g. %s: 10s or 250ms", lastSegment(field)), "%s%s must be a duration, got %s", p.ctx, field, kindName(n))
 	return 0, false

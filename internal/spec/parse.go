@@ -498,14 +498,14 @@ func (p *parser) component(n *yaml.Node, role flow.Role, what string) *Component
 		case "buffer":
 			if b, ok := p.integer(v, "buffer"); ok {
 				if b < 1 {
-					p.errorf(p.pos(v), "use 1 or more (default 1024)", "buffer must be at least 1, got %d", b)
+					p.errorf(p.pos(v), "use 1 or more (default 1024)", "%sbuffer must be at least 1, got %d", p.ctx, b)
 				}
 				c.Buffer = b
 			}
 		case "parallelism":
 			if b, ok := p.integer(v, "parallelism"); ok {
 				if b < 1 {
-					p.errorf(p.pos(v), "use 1 or more (default 1)", "parallelism must be at least 1, got %d", b)
+					p.errorf(p.pos(v), "use 1 or more (default 1)", "%sparallelism must be at least 1, got %d", p.ctx, b)
 				}
 				c.Parallelism = b
 			}
@@ -541,7 +541,7 @@ func (p *parser) component(n *yaml.Node, role flow.Role, what string) *Component
 		case "replicas":
 			if r, ok := p.integer(v, "replicas"); ok {
 				if r < 0 {
-					p.errorf(p.pos(v), "use 0 or more", "replicas must not be negative, got %d", r)
+					p.errorf(p.pos(v), "use 0 or more", "%sreplicas must not be negative, got %d", p.ctx, r)
 				}
 				c.Replicas = r
 			}
@@ -649,7 +649,7 @@ func (p *parser) onError(c *Component, pc *parsed, n *yaml.Node) {
 		case "max_attempts":
 			if v, ok := p.integer(e.val, "max_attempts"); ok {
 				if v < 0 {
-					p.errorf(p.pos(e.val), "use 0 to retry for ever (a sink's default), or 1 or more", "max_attempts must not be negative, got %d", v)
+					p.errorf(p.pos(e.val), "use 0 to retry for ever (a sink's default), or 1 or more", "%smax_attempts must not be negative, got %d", p.ctx, v)
 				}
 				c.OnError.MaxAttempts, pc.onError.attempts = v, true
 			}

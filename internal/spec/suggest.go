@@ -64,3 +64,11 @@ func didYouMean(s string, candidates []string, what string) string {
 	}
 	return fmt.Sprintf("%s: %s", what, strings.Join(candidates, ", "))
 }
+
+// DidYouMean is the hint for a name that is not one of candidates: `did
+// you mean "X"?` naming the nearest when it is a plausible typo, else
+// "WHAT: a, b, c" listing them all. Other files with their own keys (a
+// test file) give the same hints as a pipeline file.
+func DidYouMean(name string, candidates []string, what string) string {
+	return didYouMean(name, candidates, what)
+}

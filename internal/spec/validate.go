@@ -320,7 +320,13 @@ func (p *parser) wiring(pl *Pipeline) {
 			switch {
 			case !ok:
 				p.inputsBroken = true
-				p.errorf(in.Pos, didYouMean(in.From, emitters, "components it can read from"), "%s reads from unknown component %q", what, in.From)
+				hint := didYouMean(in.From, emitters, "components it can read from")
+				if hint == "" {
+					// Nothing to suggest (no source or processor at all):
+					// the error must still say what to do.
+					hint = fmt.Sprintf("declare a source or processor named %q (the pipeline has none to read from)", in.From)
+				}
+				p.errorf(in.Pos, hint, "%s reads from unknown component %q", what, in.From)
 			case up.Role == flow.RoleSink:
 				p.errorf(in.Pos, "read from a source or processor; a sink emits nothing", "%s reads from %q, which is a sink", what, in.From)
 			case seen[in.From]:

@@ -242,6 +242,9 @@ type Run struct {
 	EndedAt   time.Time `json:"ended_at,omitzero"`
 	// PID is the child process's id.
 	PID int `json:"pid,omitempty"`
+	// ExitCode is the child's exit status once it ended (-1 when a signal
+	// ended it).
+	ExitCode int `json:"exit_code,omitempty"`
 	// Counters are the run's totals (events in/out, errors…) by name.
 	Counters map[string]int64 `json:"counters,omitempty"`
 }

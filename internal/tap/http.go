@@ -28,13 +28,23 @@ const Path = "/v1/tap"
 // Record is one line of a tap stream. Exactly one field is set: Watching
 // first (the subscription is in place: what crosses the point from now on
 // is seen), then Events, Dropped notices (the running total, at most once
-// a second, when it grew), and End when the stream stops by itself.
+// a second, when it grew), and End when the stream stops by itself: End
+// is EndLimit after Limit events, EndRun when the run is over.
 type Record struct {
 	Watching string `json:"watching,omitempty"`
 	Event    *Event `json:"event,omitempty"`
 	Dropped  int64  `json:"dropped,omitempty"`
 	End      string `json:"end,omitempty"`
 }
+
+// Why a stream ended by itself (Record.End).
+const (
+	// EndLimit: the request's limit of events was sent.
+	EndLimit = "limit"
+	// EndRun: the run ended (Hub.Close); every event it published to
+	// the stream was sent before.
+	EndRun = "run ended"
+)
 
 // Event is an event as a tap shows it: its attributes (CloudEvents
 // names) and data, as JSON when it is JSON, else as a string.
@@ -238,6 +248,31 @@ func serve(ctx context.Context, w http.ResponseWriter, h *Hub, points []Point, t
 	defer tick.Stop()
 	var reported int64
 	sent := 0
+	// item sends it when it passes the filters; false when the stream is
+	// over (the client left, or the limit was reached and said).
+	item := func(it Item) bool {
+		ev := it.Event
+		if len(types) > 0 && !slices.Contains(types, ev.Type) {
+			return true
+		}
+		if where != nil {
+			if ok, err := where.EvalBool(ev); err != nil || !ok {
+				return true
+			}
+		}
+		if !send(Record{Event: NewEvent(it.Point, ev)}) {
+			return false
+		}
+		sent++
+		if limit > 0 && sent >= limit {
+			if d := s.Dropped(); d > reported {
+				send(Record{Dropped: d})
+			}
+			send(Record{End: EndLimit})
+			return false
+		}
+		return true
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -250,26 +285,28 @@ func serve(ctx context.Context, w http.ResponseWriter, h *Hub, points []Point, t
 				}
 			}
 		case it := <-s.C:
-			ev := it.Event
-			if len(types) > 0 && !slices.Contains(types, ev.Type) {
-				continue
+			if !item(it) {
+				return
 			}
-			if where != nil {
-				if ok, err := where.EvalBool(ev); err != nil || !ok {
+		case <-h.Ended():
+			// Nothing more comes: send what is queued, then say why the
+			// stream ends, so that the client is not cut off mid-stream.
+			for {
+				select {
+				case it := <-s.C:
+					if !item(it) {
+						return
+					}
 					continue
+				default:
 				}
+				break
 			}
-			if !send(Record{Event: NewEvent(it.Point, ev)}) {
-				return
+			if d := s.Dropped(); d > reported {
+				send(Record{Dropped: d})
 			}
-			sent++
-			if limit > 0 && sent >= limit {
-				if d := s.Dropped(); d > reported {
-					send(Record{Dropped: d})
-				}
-				send(Record{End: "limit"})
-				return
-			}
+			send(Record{End: EndRun})
+			return
 		}
 	}
 }

@@ -44,14 +44,36 @@ const DefaultBuffer = 1024
 type Hub struct {
 	mu   sync.Mutex
 	subs atomic.Pointer[map[Point][]*Sub]
+	// ended is closed by Close: the run is over and nothing more will be
+	// published, so streams end instead of being cut by their server.
+	ended     chan struct{}
+	closeOnce sync.Once
 }
 
 // NewHub returns a hub with no subscribers.
 func NewHub() *Hub {
-	h := &Hub{}
+	h := &Hub{ended: make(chan struct{})}
 	empty := map[Point][]*Sub{}
 	h.subs.Store(&empty)
 	return h
+}
+
+// Close says that nothing more will be published (the run is over):
+// Ended is closed, and the streams Handler serves send what they still
+// hold, then an end record. It may be called more than once.
+func (h *Hub) Close() {
+	if h == nil {
+		return
+	}
+	h.closeOnce.Do(func() { close(h.ended) })
+}
+
+// Ended is closed once Close was called (never for a nil Hub).
+func (h *Hub) Ended() <-chan struct{} {
+	if h == nil {
+		return nil
+	}
+	return h.ended
 }
 
 // Sub is one watcher of one or more points. Events arrive on C until

@@ -159,3 +159,44 @@ func TestHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerEndsWhenTheRunEnds: after Hub.Close a stream sends the
+// events it still holds, then End EndRun, and the server ends it: the
+// client reads a complete stream, not one cut off when the run's server
+// closes.
+func TestHandlerEndsWhenTheRunEnds(t *testing.T) {
+	h := NewHub()
+	srv := httptest.NewServer(Handler(h, func() map[string]flow.Role { return comps }))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []Record
+	err := Watch(ctx, srv.Client(), srv.URL, Request{Points: []string{"src"}}, func(r Record) error {
+		got = append(got, r)
+		if r.Watching != "" {
+			// The run's last batch, then its end, at once: the batch
+			// is still queued for the stream when the hub closes.
+			h.Publish("src", false, events(50, "last"))
+			h.Close()
+			h.Close() // twice is fine
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Watch: %v (records %d)", err, len(got))
+	}
+	n := 0
+	for _, r := range got {
+		if r.Event != nil {
+			n++
+		}
+	}
+	if n != 50 || got[len(got)-1].End != EndRun {
+		t.Fatalf("%d events, last record %+v; want the 50 published, then End %q", n, got[len(got)-1], EndRun)
+	}
+	var nilHub *Hub
+	nilHub.Close()
+	if nilHub.Ended() != nil {
+		t.Error("a nil hub never ends")
+	}
+}

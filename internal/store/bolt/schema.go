@@ -117,15 +117,17 @@ type registrationV2 struct {
 }
 
 type runV2 struct {
-	ID        int64            `json:"id"`
-	Pipeline  string           `json:"pipeline"`
-	Revision  int64            `json:"revision"`
-	State     string           `json:"state"`
-	Reason    string           `json:"reason,omitempty"`
-	StartedAt time.Time        `json:"started_at"`
-	EndedAt   time.Time        `json:"ended_at"`
-	PID       int              `json:"pid,omitempty"`
-	Counters  map[string]int64 `json:"counters,omitempty"`
+	ID        int64     `json:"id"`
+	Pipeline  string    `json:"pipeline"`
+	Revision  int64     `json:"revision"`
+	State     string    `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	EndedAt   time.Time `json:"ended_at"`
+	PID       int       `json:"pid,omitempty"`
+	// ExitCode came after v2 was written: optional, 0 when absent.
+	ExitCode int              `json:"exit_code,omitempty"`
+	Counters map[string]int64 `json:"counters,omitempty"`
 }
 
 func pipelineToV2(p store.Pipeline, deleted bool) pipelineV2 {
@@ -188,13 +190,13 @@ func runToV2(r store.Run) runV2 {
 	r = r.Clone()
 	return runV2{
 		ID: r.ID, Pipeline: r.Pipeline, Revision: r.Revision, State: string(r.State), Reason: r.Reason,
-		StartedAt: r.StartedAt, EndedAt: r.EndedAt, PID: r.PID, Counters: r.Counters,
+		StartedAt: r.StartedAt, EndedAt: r.EndedAt, PID: r.PID, ExitCode: r.ExitCode, Counters: r.Counters,
 	}
 }
 
 func (r runV2) toStore() store.Run {
 	return store.Run{
 		ID: r.ID, Pipeline: r.Pipeline, Revision: r.Revision, State: store.RunState(r.State), Reason: r.Reason,
-		StartedAt: r.StartedAt, EndedAt: r.EndedAt, PID: r.PID, Counters: r.Counters,
+		StartedAt: r.StartedAt, EndedAt: r.EndedAt, PID: r.PID, ExitCode: r.ExitCode, Counters: r.Counters,
 	}.Clone()
 }

@@ -481,6 +481,7 @@ var cases = []testCase{
 		}
 		r.State = store.RunFailed
 		r.Reason = "sink: exit status 1"
+		r.ExitCode = 1
 		r.EndedAt = r.StartedAt.Add(time.Second)
 		r.Counters = map[string]int64{"events_in": 10, "events_out": 9, "errors": 1}
 		if err := s.UpdateRun(ctx, r); err != nil {

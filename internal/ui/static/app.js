@@ -236,7 +236,8 @@ function applyStats(s) {
     } else if (state.rates.has(c.name)) {
       ({ in: rin, out: rout } = state.rates.get(c.name));
     }
-    if (c.role === "source") emitted += c.out;
+    // A source's rejects (malformed lines) were read too, as in the run's summary.
+    if (c.role === "source") emitted += c.out + c.dead_lettered + c.dropped;
     if (c.role === "sink" && !c.dead_letter) written += c.out;
     dead += c.dead_lettered;
     dropped += c.dropped;
