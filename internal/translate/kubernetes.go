@@ -223,7 +223,7 @@ func buildKubernetes(pl *plan) (*kubeBuilder, error) {
 	if p.File == "" {
 		return nil, errors.New("translate: the Kubernetes manifest holds the pipeline file in a ConfigMap: give a file, not standard input")
 	}
-	b := &kubeBuilder{pl: pl, name: dnsName(p.Name, maxDNSLabel), claimNames: map[string]bool{},
+	b := &kubeBuilder{pl: pl, name: boundedName(p.Name, maxDNSLabel), claimNames: map[string]bool{},
 		secretFiles: map[string]string{}, configEnvs: map[string]bool{}, kubeNames: map[*node]string{}}
 	top := spec.Pos{Line: 1, Col: 1}
 	if p.Namespace != "" {
@@ -404,9 +404,9 @@ func (b *kubeBuilder) configMap() {
 		"${VAR} in it stays as written: each node expands it from its container's environment.", filepath.Base(pl.fileName()), pl.pipelinePath()), cm.node())
 }
 
-func (b *kubeBuilder) configMapName() string { return dnsName(b.name+"-pipeline", maxDNSLabel) }
+func (b *kubeBuilder) configMapName() string { return boundedName(b.name+"-pipeline", maxDNSLabel) }
 
-func (b *kubeBuilder) envSecretName() string { return dnsName(b.name+"-env", maxDNSLabel) }
+func (b *kubeBuilder) envSecretName() string { return boundedName(b.name+"-env", maxDNSLabel) }
 
 // node writes a node's Service (when it has one) and its workload.
 func (b *kubeBuilder) node(n *node) {
@@ -885,7 +885,7 @@ func (b *kubeBuilder) userVolumes(n *node, vols *kubeVolumes) []*yaml.Node {
 			pl.warn(c, at, fmt.Sprintf("volume %d of %s %q is the host directory %s (hostPath): the disk of whichever cluster node runs the pod", i+1, c.Role, c.Name, b.hostPathOf(v.HostPath)),
 				"fine on a one-node cluster; on a real cluster use a named volume (a PersistentVolumeClaim)")
 		case v.Name != "":
-			claim := dnsName(b.name+"-"+v.Name, maxDNSLabel)
+			claim := boundedName(b.name+"-"+v.Name, maxDNSLabel)
 			pvc := newMapping()
 			pvc.set("claimName", str(claim))
 			vols.add(vol, "persistentVolumeClaim", pvc.node())
@@ -922,9 +922,9 @@ func (b *kubeBuilder) secretMounts(n *node, vols *kubeVolumes, env map[string]*y
 			file = s.HostPath
 		}
 		file = b.localPath(file)
-		name := dnsName(b.name+"-"+short, maxDNSLabel)
+		name := boundedName(b.name+"-"+short, maxDNSLabel)
 		if prev, ok := b.secretFiles[name]; ok && prev != file {
-			name = dnsName(b.name+"-"+dnsName(c.Name, maxDNSLabel)+"-"+short, maxDNSLabel)
+			name = boundedName(b.name+"-"+dnsName(c.Name, maxDNSLabel)+"-"+short, maxDNSLabel)
 		}
 		key := configMapKey(s.Name)
 		target := s.ContainerPath
@@ -997,7 +997,7 @@ func (b *kubeBuilder) localPath(p string) string {
 func (b *kubeBuilder) hostPathOf(p string) string { return b.localPath(p) }
 
 func (b *kubeBuilder) tlsSecretName(n *node) string {
-	return dnsName(b.name+"-tls-"+n.service, maxDNSLabel)
+	return boundedName(b.name+"-tls-"+n.service, maxDNSLabel)
 }
 
 // varEnv sets, in a node container, every variable the pipeline file
@@ -1040,12 +1040,12 @@ func (b *kubeBuilder) configSecretMounts(n *node, vols *kubeVolumes) []*yaml.Nod
 	for i, f := range n.secretFiles {
 		file := b.localPath(f.rel)
 		key := configMapKey(path.Base(f.rel))
-		name := dnsName(b.name+"-file-"+f.rel, maxDNSLabel)
+		name := boundedName(b.name+"-file-"+f.rel, maxDNSLabel)
 		for j := 2; ; j++ {
 			if prev, taken := b.secretFiles[name]; !taken || prev == file {
 				break
 			}
-			name = fmt.Sprintf("%s-%d", dnsName(b.name+"-file-"+f.rel, maxDNSLabel-4), j)
+			name = fmt.Sprintf("%s-%d", boundedName(b.name+"-file-"+f.rel, maxDNSLabel-4), j)
 		}
 		vol := fmt.Sprintf("file-%d", i)
 		vols.add(vol, "secret", secretVolume(name, ""))

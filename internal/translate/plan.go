@@ -1,9 +1,12 @@
 package translate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"path"
@@ -422,6 +425,21 @@ func dnsName(s string, max int) string {
 		out = "component"
 	}
 	return out
+}
+
+// boundedName is s made a DNS label of at most max characters that stays
+// apart from every other s: where dnsName would cut it, the cut name ends
+// in a hash of the whole, so that names sharing a long prefix (a
+// pipeline's long name followed by each node's) do not become one. A name
+// that fits is dnsName's.
+func boundedName(s string, max int) string {
+	full := dnsName(s, math.MaxInt)
+	if len(full) <= max {
+		return full
+	}
+	sum := sha256.Sum256([]byte(full))
+	tag := hex.EncodeToString(sum[:4])
+	return strings.TrimRight(full[:max-len(tag)-1], "-") + "-" + tag
 }
 
 // pos finds where a field of c is written: the first of paths recorded,

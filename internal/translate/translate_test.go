@@ -604,3 +604,93 @@ func TestNodeMemLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestLongNamesStayApart translates a pipeline whose name fills a DNS
+// label: every name made of it and a node's (a Nomad service, a node's TLS
+// Secret) must still be one per node, and a DNS label; cut at 63
+// characters they all became the pipeline's name, so each Nomad node sent
+// to every node and every Kubernetes node mounted one certificate.
+func TestLongNamesStayApart(t *testing.T) {
+	long := strings.Repeat("payments-eu-west-", 3) + "production-cluster-1" // 71
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	src := "name: " + long + "\nsources:\n  - name: ledger\n    type: generate\n    config: {count: 1, data: {kind: ping}}\n" +
+		"processors:\n  - name: enrich-a\n    type: filter\n    inputs: [ledger]\n    config: {expr: 'true'}\n" +
+		"  - name: enrich-b\n    type: filter\n    inputs: [enrich-a]\n    config: {expr: 'true'}\n" +
+		"sinks:\n  - name: out\n    type: stdout\n    inputs: [enrich-b]\n"
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pl := load(t, file)
+	for _, tc := range []struct {
+		name string
+		// names are the per-node names, by component, and the
+		// pipeline-wide ones that must differ from them.
+		names func(t *testing.T) (perNode map[string]string, shared []string)
+	}{
+		{"nomad services", func(t *testing.T) (map[string]string, []string) {
+			job, err := decodeNomadJob(translateTo(t, pl, Nomad, false).Main().Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]string{}
+			for _, g := range job.TaskGroups {
+				out[g.Meta["flowctl.component"]] = g.Services[0].Name
+				// The peer template of each node asks for its
+				// downstream node's service, not its own.
+				for _, tpl := range g.Tasks[0].Templates {
+					if strings.Contains(*tpl.EmbeddedTmpl, "nomadService") && strings.Contains(*tpl.EmbeddedTmpl, fmt.Sprintf("nomadService %q", g.Services[0].Name)) {
+						t.Errorf("group %s's peers are looked up under its own service %q", *g.Name, g.Services[0].Name)
+					}
+				}
+			}
+			return out, nil
+		}},
+		{"kubernetes secrets", func(t *testing.T) (map[string]string, []string) {
+			secrets, err := KubernetesSecrets(pl, caseOptions(Kubernetes, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]string{}
+			for _, s := range secrets {
+				if s.Key == "node.crt" {
+					out[strings.TrimSuffix(strings.TrimPrefix(s.Output, "tls/"), ".crt")] = s.Name
+				}
+			}
+			b, err := buildKubernetes(mustPlan(t, pl, caseOptions(Kubernetes, true)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out, []string{b.envSecretName()}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			perNode, shared := tc.names(t)
+			if len(perNode) != 4 {
+				t.Fatalf("names of %d nodes, want 4: %v", len(perNode), perNode)
+			}
+			seen := map[string]string{}
+			for _, s := range shared {
+				seen[s] = "the pipeline"
+			}
+			for comp, name := range perNode {
+				if len(name) > maxDNSLabel || dnsName(name, maxDNSLabel) != name {
+					t.Errorf("%s: %q is not a DNS label", comp, name)
+				}
+				if other, ok := seen[name]; ok {
+					t.Errorf("%s and %s are both named %q", comp, other, name)
+				}
+				seen[name] = comp
+			}
+		})
+	}
+}
+
+func mustPlan(t *testing.T, p *spec.Pipeline, opts Options) *plan {
+	t.Helper()
+	pl, err := newPlan(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}
