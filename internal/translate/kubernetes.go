@@ -65,6 +65,12 @@ const (
 	kubeConfigMapMax = 1 << 20
 	// kubeStartupPeriod is the startup probe's period in seconds.
 	kubeStartupPeriod = 2
+	// kubeStatefulSetMax is the longest StatefulSet name whose pods can be
+	// created: the controller labels each pod controller-revision-hash =
+	// NAME-HASH (a hash of up to 10 characters), and a label value is at
+	// most 63 (kubernetes/kubernetes#64023). The API server takes a
+	// longer name and no pod ever appears.
+	kubeStatefulSetMax = maxDNSLabel - 11
 	// kubeNodeContainer is the name of the container running flowctl node.
 	kubeNodeContainer = "node"
 	// kubePipelineHash is the pod template annotation holding the pipeline
@@ -284,6 +290,7 @@ func buildKubernetes(pl *plan) (*kubeBuilder, error) {
 // a DNS-1035 label: it starts with a letter, where a component's DNS name
 // may start with a digit; such a node gets a prefix, and its certificate
 // is issued for that name (certFiles runs after the target, on n.service).
+// A StatefulSet's name is shorter still (kubeStatefulSetMax).
 func (b *kubeBuilder) names() error {
 	pl := b.pl
 	taken := map[string]*node{}
@@ -300,6 +307,18 @@ func (b *kubeBuilder) names() error {
 			}
 			pl.warn(n.c, "name", fmt.Sprintf("%s %q becomes Service %q: a Kubernetes Service name starts with a letter", n.c.Role, n.c.Name, name),
 				"rename the component to start with a letter to keep its name")
+			delete(taken, n.service)
+			taken[name] = n
+			n.service = name
+		}
+		if n.checkpoints && len(n.service) > kubeStatefulSetMax {
+			name := boundedName(n.service, kubeStatefulSetMax)
+			if other, ok := taken[name]; ok && other != n {
+				return fmt.Errorf("%s: %s %q becomes StatefulSet %q (at most %d characters), which %s %q has: rename one",
+					pl.posString(n.c.Pos), n.c.Role, n.c.Name, name, kubeStatefulSetMax, other.c.Role, other.c.Name)
+			}
+			pl.warn(n.c, "name", fmt.Sprintf("%s %q becomes StatefulSet and Service %q: the StatefulSet controller labels each pod with the StatefulSet's name and an 11-character suffix, which must fit in 63", n.c.Role, n.c.Name, name),
+				fmt.Sprintf("give the component a name of at most %d characters to keep it", kubeStatefulSetMax))
 			delete(taken, n.service)
 			taken[name] = n
 			n.service = name
