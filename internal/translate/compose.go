@@ -137,6 +137,12 @@ func (b *composeBuilder) nodeService(n *node) {
 		vol := n.service + "-state"
 		b.volumes.set(vol, newMapping().node())
 		mounts = append(mounts, volumeMount(vol, stateDir, false))
+		if c.Replicas > 1 {
+			// Compose mounts one named volume into every replica, and a
+			// node holds its state store locked while it runs.
+			pl.warn(c, "replicas", fmt.Sprintf("%s %q has replicas: %d, and Compose mounts its one state volume %q into every replica: the first to start locks the state, the others stop because it is in use by another process, and never run", c.Role, c.Name, c.Replicas, vol),
+				"run one replica under Compose; Kubernetes (a claim per pod) and Nomad (a disk per allocation) give each replica a state of its own")
+		}
 	}
 	if pl.opts.TLS {
 		mounts = append(mounts,

@@ -694,3 +694,35 @@ func mustPlan(t *testing.T, p *spec.Pipeline, opts Options) *plan {
 	}
 	return pl
 }
+
+// TestComposeReplicasSharedState: Compose mounts a service's named volume
+// into each of its replicas, and a node locks its state store while it
+// runs, so a node with state and replicas runs once, its other replicas
+// failing with "in use" (flowctl node refuses a state directory another
+// node holds). translate must say so instead of promising each replica
+// runs the whole component.
+func TestComposeReplicasSharedState(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// comps is the components section of the pipeline file.
+		comps string
+		warn  bool
+	}{
+		{"source with state, 2 replicas", "sources:\n  - name: in\n    type: generate\n    replicas: 2\n    config: {count: 1, data: {kind: ping}}\nsinks:\n  - name: out\n    type: stdout\n    inputs: [in]\n", true},
+		{"file sink, 3 replicas", "sources:\n  - name: in\n    type: generate\n    config: {count: 1, data: {kind: ping}}\nsinks:\n  - name: out\n    type: file\n    replicas: 3\n    inputs: [in]\n    config: {path: out.jsonl}\n", true},
+		{"source with state, 1 replica", "sources:\n  - name: in\n    type: generate\n    replicas: 1\n    config: {count: 1, data: {kind: ping}}\nsinks:\n  - name: out\n    type: stdout\n    inputs: [in]\n", false},
+		{"processor, 2 replicas", "sources:\n  - name: in\n    type: generate\n    config: {count: 1, data: {kind: ping}}\nprocessors:\n  - name: work\n    type: filter\n    replicas: 2\n    inputs: [in]\n    config: {expr: 'true'}\nsinks:\n  - name: out\n    type: stdout\n    inputs: [work]\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "p.yaml")
+			if err := os.WriteFile(file, []byte("name: p\n"+tc.comps), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res := translateCase(t, load(t, file), false)
+			warned := strings.Contains(string(warningsText(res)), "its one state volume")
+			if warned != tc.warn {
+				t.Errorf("warned about the shared state volume: %v, want %v; warnings:\n%s", warned, tc.warn, warningsText(res))
+			}
+		})
+	}
+}
