@@ -726,3 +726,46 @@ func TestComposeReplicasSharedState(t *testing.T) {
 		})
 	}
 }
+
+// TestListenAddressInContainer: an http source listens inside its node's
+// container. Its default, 127.0.0.1:8080, works under `flowctl run` and
+// reaches nothing from a container (not even through a published port);
+// 9090 or 7000 is the node's own port, and the node then stops with
+// "address already in use". Every target must say so.
+func TestListenAddressInContainer(t *testing.T) {
+	for _, tc := range []struct {
+		name, config string
+		loopback     bool
+		nodePort     bool
+	}{
+		{"default address", "", true, false},
+		{"loopback", "{address: '127.0.0.1:8080'}", true, false},
+		{"localhost", "{address: 'localhost:8081'}", true, false},
+		{"every interface", "{address: '0.0.0.0:8080'}", false, false},
+		{"the node's http port", "{address: '0.0.0.0:9090'}", false, true},
+		{"the node's http port, no host", "{address: ':9090'}", false, true},
+		// A source's node listens on no stream port.
+		{"the stream port of a node that sends only", "{address: '0.0.0.0:7000'}", false, false},
+	} {
+		for _, target := range []Target{DockerCompose, Kubernetes, Nomad} {
+			t.Run(tc.name+"/"+string(target), func(t *testing.T) {
+				file := filepath.Join(t.TempDir(), "p.yaml")
+				src := "name: p\nsources:\n  - name: hook\n    type: http\n"
+				if tc.config != "" {
+					src += "    config: " + tc.config + "\n"
+				}
+				src += "sinks:\n  - name: out\n    type: stdout\n    inputs: [hook]\n"
+				if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				w := string(warningsText(translateTo(t, load(t, file), target, false)))
+				if got := strings.Contains(w, "that is the container itself"); got != tc.loopback {
+					t.Errorf("loopback warning %v, want %v:\n%s", got, tc.loopback, w)
+				}
+				if got := strings.Contains(w, "which its node takes"); got != tc.nodePort {
+					t.Errorf("node port warning %v, want %v:\n%s", got, tc.nodePort, w)
+				}
+			})
+		}
+	}
+}
