@@ -769,3 +769,35 @@ func TestListenAddressInContainer(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeHostPortCollision: docker-compose config takes two services
+// publishing one host port, and docker-compose up then starts one and
+// fails on the other ("port is already allocated").
+func TestComposeHostPortCollision(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		ports1, port2 string
+		warn          bool
+	}{
+		{"same host port", "[{containerPort: 8080, hostPort: 18080}]", "[{containerPort: 8081, hostPort: 18080}]", true},
+		{"same port, udp and tcp", "[{containerPort: 8080, hostPort: 18080, protocol: udp}]", "[{containerPort: 8081, hostPort: 18080}]", false},
+		{"same port, tcp said and implied", "[{containerPort: 8080, hostPort: 18080, protocol: TCP}]", "[{containerPort: 8081, hostPort: 18080}]", true},
+		{"different host ports", "[{containerPort: 8080, hostPort: 18080}]", "[{containerPort: 8080, hostPort: 18081}]", false},
+		{"not published", "[{containerPort: 8080}]", "[{containerPort: 8080}]", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "p.yaml")
+			src := "name: p\nsources:\n" +
+				"  - name: a\n    type: http\n    config: {address: '0.0.0.0:8080'}\n    ports: " + tc.ports1 + "\n" +
+				"  - name: b\n    type: http\n    config: {address: '0.0.0.0:8081'}\n    ports: " + tc.port2 + "\n" +
+				"sinks:\n  - name: out\n    type: stdout\n    inputs: [a, b]\n"
+			if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			w := string(warningsText(translateCase(t, load(t, file), false)))
+			if got := strings.Contains(w, "port is already allocated"); got != tc.warn {
+				t.Errorf("collision warning %v, want %v:\n%s", got, tc.warn, w)
+			}
+		})
+	}
+}
