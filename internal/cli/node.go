@@ -164,14 +164,16 @@ func runNode(cmd *cobra.Command, g *globals, o nodeOptions) error {
 			}
 		},
 	})
-	printNodeSummary(g, o.component, res)
+	printNodeSummary(g, o.component, res, err)
 	if err != nil {
 		return fail("node %q: %v", o.component, err)
 	}
 	return nil
 }
 
-func printNodeSummary(g *globals, name string, res node.Result) {
+// printNodeSummary writes the node's last line: finished, stopped by a
+// signal (drained), or failed with err (which is printed after it).
+func printNodeSummary(g *globals, name string, res node.Result, err error) {
 	i := slices.IndexFunc(res.Stats.Components, func(c engine.ComponentStats) bool { return c.Name == name })
 	var in, out, failed int64
 	if i >= 0 {
@@ -179,7 +181,10 @@ func printNodeSummary(g *globals, name string, res node.Result) {
 		in, out, failed = c.In, c.Out, c.Errors
 	}
 	how := "stopped (drained; no End sent)"
-	if res.Completed {
+	switch {
+	case err != nil:
+		how = "failed (no End sent)"
+	case res.Completed:
 		how = "finished (End sent downstream)"
 	}
 	fmt.Fprintf(g.stderr, "flowctl node: %s %s: in %d, out %d, failed %d; from upstream nodes %d batches, %d redelivered (%d events, possible duplicates)\n",

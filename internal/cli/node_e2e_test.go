@@ -315,6 +315,10 @@ sinks:
 			if !strings.Contains(string(out), c.want) {
 				t.Fatalf("output lacks %q:\n%s", c.want, out)
 			}
+			// A node that did not start drained nothing.
+			if strings.Contains(string(out), "drained") {
+				t.Fatalf("a node refused at start says it drained:\n%s", out)
+			}
 		})
 	}
 }

@@ -691,34 +691,44 @@ sinks:
 
 // TestSinkNodeAppendsWhenRunAgain: a file sink node truncates on its first
 // run, and started again with the same state directory (a restarted
-// container) it appends instead of erasing what it wrote.
+// container) it appends instead of erasing what it wrote. A pipeline or
+// component name with a '/' (which flowctl run takes) must not keep the
+// node from starting: its marker is named as the state store is.
 func TestSinkNodeAppendsWhenRunAgain(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "p.yaml")
-	writeFile(t, file, `name: again
+	for _, tc := range []struct{ name, pipeline, sink string }{
+		{"plain names", "again", "out"},
+		{"names with slashes", "team/again", "out/main"},
+		{"names with a colon and a backslash", "team:again", `out\main`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "p.yaml")
+			writeFile(t, file, fmt.Sprintf(`name: %q
 sources:
   - name: gen
     type: generate
     config: {count: 20, expr: '{"id": i}'}
 sinks:
-  - name: out
+  - name: %q
     type: file
     inputs: [gen]
     config: {path: out.jsonl}
-`)
-	writeFile(t, filepath.Join(dir, "out.jsonl"), "{\"id\": -1}\n")
-	pl := loadFile(t, file)
-	sinkState := t.TempDir()
-	for run := 1; run <= 2; run++ {
-		out := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "out", StateDir: sinkState})
-		gen := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "gen",
-			Peers: map[string]Peer{"out": {Addrs: []string{out.addr}}}})
-		gen.wait(t, "gen")
-		out.wait(t, "out")
-		got := ids(t, filepath.Join(dir, "out.jsonl"))
-		if len(got) != 20*run || got[0] != 0 {
-			t.Fatalf("run %d: %d lines starting with id %d, want %d starting with 0", run, len(got), got[0], 20*run)
-		}
+`, tc.pipeline, tc.sink))
+			writeFile(t, filepath.Join(dir, "out.jsonl"), "{\"id\": -1}\n")
+			pl := loadFile(t, file)
+			sinkState := t.TempDir()
+			for run := 1; run <= 2; run++ {
+				out := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: tc.sink, StateDir: sinkState})
+				gen := startNode(t, Options{Pipeline: pl, Registry: components.NewRegistry(), Component: "gen",
+					Peers: map[string]Peer{tc.sink: {Addrs: []string{out.addr}}}})
+				gen.wait(t, "gen")
+				out.wait(t, tc.sink)
+				got := ids(t, filepath.Join(dir, "out.jsonl"))
+				if len(got) != 20*run || got[0] != 0 {
+					t.Fatalf("run %d: %d lines starting with id %d, want %d starting with 0", run, len(got), got[0], 20*run)
+				}
+			}
+		})
 	}
 }
 

@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/flowctl/flowctl/internal/flow"
 	"github.com/flowctl/flowctl/internal/spec"
+	"github.com/flowctl/flowctl/internal/state"
 )
 
 // A sink node's checkpoints cannot cut its output back as `flowctl run`
@@ -44,9 +44,12 @@ func AppendsOnRestart(c *spec.Component, reg *flow.Registry) bool {
 }
 
 // ranMarker is the file that says a node of this pipeline and component
-// ran with this state directory before.
+// ran with this state directory before: next to the node's state store,
+// named as it is (state.Dir), so that a name with a '/', a ':' or a
+// backslash is one path element; any other name gives the path earlier
+// versions wrote, so a node upgraded in place still finds its marker.
 func ranMarker(stateRoot, pipeline, component string) string {
-	return filepath.Join(stateRoot, pipeline+"."+component+".ran")
+	return state.Dir(stateRoot, pipeline+"."+component) + ".ran"
 }
 
 // appendIfRanBefore switches self to mode: append when the marker exists

@@ -50,10 +50,13 @@ type composeBuilder struct {
 	// vars are the pipeline file's ${VAR}s that every node service takes
 	// from docker-compose's environment (passedVars).
 	vars []varRef
+	// published maps a host port ("8080/tcp") to the component that
+	// publishes it first.
+	published map[string]*spec.Component
 }
 
 func composeFiles(pl *plan) (*Result, error) {
-	b := &composeBuilder{pl: pl, services: newMapping(), volumes: newMapping(), secrets: newMapping(), secretFiles: map[string]string{}}
+	b := &composeBuilder{pl: pl, services: newMapping(), volumes: newMapping(), secrets: newMapping(), secretFiles: map[string]string{}, published: map[string]*spec.Component{}}
 	p := pl.p
 	if p.Namespace != "" {
 		pl.warnAt(spec.Pos{Line: 1, Col: 1}, fmt.Sprintf("namespace %q is not written into the Compose file", p.Namespace),
@@ -137,6 +140,12 @@ func (b *composeBuilder) nodeService(n *node) {
 		vol := n.service + "-state"
 		b.volumes.set(vol, newMapping().node())
 		mounts = append(mounts, volumeMount(vol, stateDir, false))
+		if c.Replicas > 1 {
+			// Compose mounts one named volume into every replica, and a
+			// node holds its state store locked while it runs.
+			pl.warn(c, "replicas", fmt.Sprintf("%s %q has replicas: %d, and Compose mounts its one state volume %q into every replica: the first to start locks the state, the others stop because it is in use by another process, and never run", c.Role, c.Name, c.Replicas, vol),
+				"run one replica under Compose; Kubernetes (a claim per pod) and Nomad (a disk per allocation) give each replica a state of its own")
+		}
 	}
 	if pl.opts.TLS {
 		mounts = append(mounts,
@@ -260,12 +269,23 @@ func (b *composeBuilder) common(s *mapping, n *node) {
 		pm := newMapping()
 		pm.set("target", integer(p.ContainerPort))
 		pm.set("published", integer(p.HostPort))
-		switch proto := strings.ToLower(p.Protocol); proto {
+		proto := strings.ToLower(p.Protocol)
+		switch proto {
 		case "":
 		case "tcp", "udp":
 			pm.set("protocol", str(proto))
 		default:
 			pl.warn(c, fmt.Sprintf("ports[%d].protocol", i), fmt.Sprintf("port protocol %q is not one Compose publishes; tcp is used", p.Protocol), "use tcp or udp")
+		}
+		if proto != "udp" {
+			proto = "tcp"
+		}
+		key := fmt.Sprintf("%d/%s", p.HostPort, proto)
+		if other, ok := b.published[key]; ok && other != c {
+			pl.warn(c, fmt.Sprintf("ports[%d].hostPort|ports[%d].host_port", i, i), fmt.Sprintf("host port %s is published by %s %q (line %d) too: docker-compose up starts one and fails on the other with \"port is already allocated\"", key, other.Role, other.Name, other.Pos.Line),
+				"give each component its own hostPort, or drop one (the services reach each other's ports over the Compose network)")
+		} else if !ok {
+			b.published[key] = c
 		}
 		if c.Replicas > 1 {
 			pl.warn(c, fmt.Sprintf("ports[%d].hostPort|ports[%d].host_port", i, i), fmt.Sprintf("host port %d is published by each of %d replicas: only one can bind it", p.HostPort, c.Replicas),

@@ -65,6 +65,12 @@ const (
 	kubeConfigMapMax = 1 << 20
 	// kubeStartupPeriod is the startup probe's period in seconds.
 	kubeStartupPeriod = 2
+	// kubeStatefulSetMax is the longest StatefulSet name whose pods can be
+	// created: the controller labels each pod controller-revision-hash =
+	// NAME-HASH (a hash of up to 10 characters), and a label value is at
+	// most 63 (kubernetes/kubernetes#64023). The API server takes a
+	// longer name and no pod ever appears.
+	kubeStatefulSetMax = maxDNSLabel - 11
 	// kubeNodeContainer is the name of the container running flowctl node.
 	kubeNodeContainer = "node"
 	// kubePipelineHash is the pod template annotation holding the pipeline
@@ -223,7 +229,7 @@ func buildKubernetes(pl *plan) (*kubeBuilder, error) {
 	if p.File == "" {
 		return nil, errors.New("translate: the Kubernetes manifest holds the pipeline file in a ConfigMap: give a file, not standard input")
 	}
-	b := &kubeBuilder{pl: pl, name: dnsName(p.Name, maxDNSLabel), claimNames: map[string]bool{},
+	b := &kubeBuilder{pl: pl, name: boundedName(p.Name, maxDNSLabel), claimNames: map[string]bool{},
 		secretFiles: map[string]string{}, configEnvs: map[string]bool{}, kubeNames: map[*node]string{}}
 	top := spec.Pos{Line: 1, Col: 1}
 	if p.Namespace != "" {
@@ -284,6 +290,7 @@ func buildKubernetes(pl *plan) (*kubeBuilder, error) {
 // a DNS-1035 label: it starts with a letter, where a component's DNS name
 // may start with a digit; such a node gets a prefix, and its certificate
 // is issued for that name (certFiles runs after the target, on n.service).
+// A StatefulSet's name is shorter still (kubeStatefulSetMax).
 func (b *kubeBuilder) names() error {
 	pl := b.pl
 	taken := map[string]*node{}
@@ -300,6 +307,18 @@ func (b *kubeBuilder) names() error {
 			}
 			pl.warn(n.c, "name", fmt.Sprintf("%s %q becomes Service %q: a Kubernetes Service name starts with a letter", n.c.Role, n.c.Name, name),
 				"rename the component to start with a letter to keep its name")
+			delete(taken, n.service)
+			taken[name] = n
+			n.service = name
+		}
+		if n.checkpoints && len(n.service) > kubeStatefulSetMax {
+			name := boundedName(n.service, kubeStatefulSetMax)
+			if other, ok := taken[name]; ok && other != n {
+				return fmt.Errorf("%s: %s %q becomes StatefulSet %q (at most %d characters), which %s %q has: rename one",
+					pl.posString(n.c.Pos), n.c.Role, n.c.Name, name, kubeStatefulSetMax, other.c.Role, other.c.Name)
+			}
+			pl.warn(n.c, "name", fmt.Sprintf("%s %q becomes StatefulSet and Service %q: the StatefulSet controller labels each pod with the StatefulSet's name and an 11-character suffix, which must fit in 63", n.c.Role, n.c.Name, name),
+				fmt.Sprintf("give the component a name of at most %d characters to keep it", kubeStatefulSetMax))
 			delete(taken, n.service)
 			taken[name] = n
 			n.service = name
@@ -404,9 +423,9 @@ func (b *kubeBuilder) configMap() {
 		"${VAR} in it stays as written: each node expands it from its container's environment.", filepath.Base(pl.fileName()), pl.pipelinePath()), cm.node())
 }
 
-func (b *kubeBuilder) configMapName() string { return dnsName(b.name+"-pipeline", maxDNSLabel) }
+func (b *kubeBuilder) configMapName() string { return boundedName(b.name+"-pipeline", maxDNSLabel) }
 
-func (b *kubeBuilder) envSecretName() string { return dnsName(b.name+"-env", maxDNSLabel) }
+func (b *kubeBuilder) envSecretName() string { return boundedName(b.name+"-env", maxDNSLabel) }
 
 // node writes a node's Service (when it has one) and its workload.
 func (b *kubeBuilder) node(n *node) {
@@ -885,7 +904,7 @@ func (b *kubeBuilder) userVolumes(n *node, vols *kubeVolumes) []*yaml.Node {
 			pl.warn(c, at, fmt.Sprintf("volume %d of %s %q is the host directory %s (hostPath): the disk of whichever cluster node runs the pod", i+1, c.Role, c.Name, b.hostPathOf(v.HostPath)),
 				"fine on a one-node cluster; on a real cluster use a named volume (a PersistentVolumeClaim)")
 		case v.Name != "":
-			claim := dnsName(b.name+"-"+v.Name, maxDNSLabel)
+			claim := boundedName(b.name+"-"+v.Name, maxDNSLabel)
 			pvc := newMapping()
 			pvc.set("claimName", str(claim))
 			vols.add(vol, "persistentVolumeClaim", pvc.node())
@@ -922,9 +941,9 @@ func (b *kubeBuilder) secretMounts(n *node, vols *kubeVolumes, env map[string]*y
 			file = s.HostPath
 		}
 		file = b.localPath(file)
-		name := dnsName(b.name+"-"+short, maxDNSLabel)
+		name := boundedName(b.name+"-"+short, maxDNSLabel)
 		if prev, ok := b.secretFiles[name]; ok && prev != file {
-			name = dnsName(b.name+"-"+dnsName(c.Name, maxDNSLabel)+"-"+short, maxDNSLabel)
+			name = boundedName(b.name+"-"+dnsName(c.Name, maxDNSLabel)+"-"+short, maxDNSLabel)
 		}
 		key := configMapKey(s.Name)
 		target := s.ContainerPath
@@ -997,7 +1016,7 @@ func (b *kubeBuilder) localPath(p string) string {
 func (b *kubeBuilder) hostPathOf(p string) string { return b.localPath(p) }
 
 func (b *kubeBuilder) tlsSecretName(n *node) string {
-	return dnsName(b.name+"-tls-"+n.service, maxDNSLabel)
+	return boundedName(b.name+"-tls-"+n.service, maxDNSLabel)
 }
 
 // varEnv sets, in a node container, every variable the pipeline file
@@ -1040,12 +1059,12 @@ func (b *kubeBuilder) configSecretMounts(n *node, vols *kubeVolumes) []*yaml.Nod
 	for i, f := range n.secretFiles {
 		file := b.localPath(f.rel)
 		key := configMapKey(path.Base(f.rel))
-		name := dnsName(b.name+"-file-"+f.rel, maxDNSLabel)
+		name := boundedName(b.name+"-file-"+f.rel, maxDNSLabel)
 		for j := 2; ; j++ {
 			if prev, taken := b.secretFiles[name]; !taken || prev == file {
 				break
 			}
-			name = fmt.Sprintf("%s-%d", dnsName(b.name+"-file-"+f.rel, maxDNSLabel-4), j)
+			name = fmt.Sprintf("%s-%d", boundedName(b.name+"-file-"+f.rel, maxDNSLabel-4), j)
 		}
 		vol := fmt.Sprintf("file-%d", i)
 		vols.add(vol, "secret", secretVolume(name, ""))

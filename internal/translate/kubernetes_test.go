@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -686,5 +687,95 @@ func TestTranslateKubernetesPipelineFile(t *testing.T) {
 	}
 	if !bytes.Contains(without.Main().Data, []byte("name: linear-env")) {
 		t.Error("the file as written does not set OUT_DIR from the env Secret")
+	}
+}
+
+// TestTranslateKubernetesStatefulSetNames: a node with state is a
+// StatefulSet, whose pods the controller labels NAME-HASH (up to 10
+// characters of hash) — a label value of at most 63. The API server takes
+// a longer name, and then no pod is ever created, so such a node is named
+// shorter, and its senders find it under that name.
+func TestTranslateKubernetesStatefulSetNames(t *testing.T) {
+	long := strings.Repeat("ledger-", 8) + "src" // 59
+	for _, tc := range []struct {
+		name, source, source2, sink string
+		// renamed is true when the source's node must not keep its name.
+		renamed bool
+	}{
+		{"short", "ledger", "", "", false},
+		{"52 characters", long[:52], "", "", false},
+		{"59 characters", long, "", "", true},
+		{"two long ones", long, long[:56] + "dst", "", true},
+		{"a long sink that receives", "ledger", "", long[:56] + "out", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "p.yaml")
+			src := "name: p\nsources:\n  - name: " + tc.source + "\n    type: generate\n    config: {count: 1, data: {kind: ping}}\n"
+			inputs := tc.source
+			if tc.source2 != "" {
+				src += "  - name: " + tc.source2 + "\n    type: generate\n    config: {count: 1, data: {kind: ping}}\n"
+				inputs += ", " + tc.source2
+			}
+			if tc.sink == "" {
+				src += "sinks:\n  - name: out\n    type: stdout\n    inputs: [" + inputs + "]\n"
+			} else {
+				src += "sinks:\n  - name: " + tc.sink + "\n    type: file\n    inputs: [" + inputs + "]\n    config: {path: out.jsonl}\n"
+			}
+			if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			pl := load(t, file)
+			res := translateTo(t, pl, Kubernetes, true)
+			m, err := decodeManifest(res.Main().Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.statefulSets) == 0 {
+				t.Fatal("no StatefulSet")
+			}
+			services := map[string]bool{}
+			for _, s := range m.services {
+				services[s.Name] = true
+			}
+			for _, s := range m.statefulSets {
+				// What the controller labels its pods with.
+				if hash := s.Name + "-0123456789"; len(hash) > 63 {
+					t.Errorf("StatefulSet %q: its pods' controller-revision-hash %q is longer than 63", s.Name, hash)
+				}
+				if !services[s.Spec.ServiceName] || s.Spec.ServiceName != s.Name {
+					t.Errorf("StatefulSet %q: serviceName %q, Services %v", s.Name, s.Spec.ServiceName, services)
+				}
+				comp := s.Spec.Template.Labels[labelComponent]
+				renamed := s.Name != dnsName(comp, maxDNSLabel)
+				if comp == tc.source && renamed != tc.renamed {
+					t.Errorf("StatefulSet %q of %q: renamed %v, want %v", s.Name, comp, renamed, tc.renamed)
+				}
+			}
+			// Every sender finds its receiver under its Service's name.
+			for _, w := range m.workloads() {
+				args := w.template.Spec.Containers[0].Args
+				for i, a := range args {
+					if a != "--peer" || i+1 == len(args) {
+						continue
+					}
+					host, _, _ := strings.Cut(strings.SplitN(args[i+1], "=", 2)[1], ":")
+					if !services[host] && host != "127.0.0.1" {
+						t.Errorf("%s %s: --peer %s names no Service", w.kind, w.name, args[i+1])
+					}
+				}
+				if tc.sink != "" && w.template.Labels[labelComponent] == "ledger" && !slices.Contains(args, "--peer") {
+					t.Errorf("%s %s sends to the renamed sink without --peer: %q", w.kind, w.name, args)
+				}
+			}
+			if (tc.renamed || tc.sink != "") && !strings.Contains(string(warningsText(res)), "becomes StatefulSet") {
+				t.Errorf("no warning about the new name:\n%s", warningsText(res))
+			}
+			for _, f := range res.Files {
+				if strings.HasPrefix(f.Name, "tls/") && strings.HasSuffix(f.Name, ".crt") && f.Name != "tls/ca.crt" && !services[strings.TrimSuffix(strings.TrimPrefix(f.Name, "tls/"), ".crt")] && f.Name != "tls/out.crt" {
+					t.Errorf("certificate %s names no Service", f.Name)
+				}
+			}
+		})
 	}
 }

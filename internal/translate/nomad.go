@@ -78,8 +78,9 @@ type nomadBuilder struct {
 }
 
 // NomadJobID is the ID of the Nomad job a pipeline becomes: its name as a
-// DNS label, as apply, get and delete find it.
-func NomadJobID(pipeline string) string { return dnsName(pipeline, maxDNSLabel) }
+// DNS label, as apply, get and delete find it (a long name cut with a hash
+// of the whole, so two long names stay two jobs).
+func NomadJobID(pipeline string) string { return boundedName(pipeline, maxDNSLabel) }
 
 func nomadFiles(pl *plan) (*Result, error) {
 	p := pl.p
@@ -275,9 +276,11 @@ func (b *nomadBuilder) service(n *node) *api.Service {
 }
 
 // serviceName is a node's Nomad service: Nomad's services are per
-// namespace, so the job's ID comes first.
+// namespace, so the job's ID comes first. Cut to a DNS label, each keeps
+// a hash of the whole: cut alone, a long job ID would give every node the
+// same service, and each node would send to all of them.
 func (b *nomadBuilder) serviceName(n *node) string {
-	return dnsName(b.id+"-"+n.service, maxDNSLabel)
+	return boundedName(b.id+"-"+n.service, maxDNSLabel)
 }
 
 // nodeTask runs `flowctl node` for n's component.

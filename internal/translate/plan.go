@@ -1,14 +1,18 @@
 package translate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/flowctl/flowctl/internal/flow"
@@ -267,6 +271,9 @@ func (pl *plan) checkNode(n *node) {
 			pl.localFile(n, field, v)
 		}
 	}
+	if field, ok := listenFields[string(c.Role)+"."+c.Type]; ok && c.Runner == spec.RunBuiltin {
+		pl.listenAddress(n, field)
+	}
 	pl.secretFields(n)
 	if c.Replicas > 1 && c.Role != flow.RoleProcessor {
 		pl.warn(c, "replicas", fmt.Sprintf("%s %q has replicas: %d: each replica runs the whole %s", c.Role, c.Name, c.Replicas, c.Role),
@@ -305,6 +312,49 @@ func (pl *plan) localFile(n *node, field, p string) {
 		target:   path.Join(pipelineDir, dir),
 		readOnly: c.Role != flow.RoleSink, // a processor's file is its code (wasm module:)
 		field:    field,
+	}
+}
+
+// listenFields are the built-ins that listen inside their node's
+// container (by namespaced id, the config field with host:port).
+var listenFields = map[string]string{
+	"source.http": "address",
+}
+
+// listenAddress warns about where a built-in listens inside its node's
+// container: on loopback nothing outside the container reaches it (a
+// published port neither), which under `flowctl run` is this machine; on
+// the node's own stream or http port one of the two cannot bind, and the
+// node stops.
+func (pl *plan) listenAddress(n *node, field string) {
+	c := n.c
+	addr, _ := c.Config[field].(string)
+	if addr == "" && pl.opts.Registry != nil {
+		if cs, err := pl.opts.Registry.Lookup(c.Role, c.Type); err == nil {
+			for _, f := range cs.Fields {
+				if f.Name == field {
+					addr, _ = f.Default.(string)
+				}
+			}
+		}
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return
+	}
+	if host == "localhost" || net.ParseIP(host).IsLoopback() {
+		pl.warn(c, "config."+field, fmt.Sprintf("%s %q listens on %s: inside its container that is the container itself, so neither the other services nor a published port reach it", c.Role, c.Name, addr),
+			fmt.Sprintf("set config.%s: 0.0.0.0:%s (every interface of the container)", field, port))
+	}
+	taken := port == strconv.Itoa(httpPort)
+	what := fmt.Sprintf("%d: http", httpPort)
+	if pl.receives(n) {
+		taken = taken || port == strconv.Itoa(nodePort)
+		what = fmt.Sprintf("%d: stream, %s", nodePort, what)
+	}
+	if taken {
+		pl.warn(c, "config."+field, fmt.Sprintf("%s %q listens on port %s, which its node takes in the same container (%s): the node stops with \"address already in use\"", c.Role, c.Name, port, what),
+			"have the component listen on another port (and publish that one)")
 	}
 }
 
@@ -422,6 +472,21 @@ func dnsName(s string, max int) string {
 		out = "component"
 	}
 	return out
+}
+
+// boundedName is s made a DNS label of at most max characters that stays
+// apart from every other s: where dnsName would cut it, the cut name ends
+// in a hash of the whole, so that names sharing a long prefix (a
+// pipeline's long name followed by each node's) do not become one. A name
+// that fits is dnsName's.
+func boundedName(s string, max int) string {
+	full := dnsName(s, math.MaxInt)
+	if len(full) <= max {
+		return full
+	}
+	sum := sha256.Sum256([]byte(full))
+	tag := hex.EncodeToString(sum[:4])
+	return strings.TrimRight(full[:max-len(tag)-1], "-") + "-" + tag
 }
 
 // pos finds where a field of c is written: the first of paths recorded,

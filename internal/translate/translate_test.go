@@ -604,3 +604,200 @@ func TestNodeMemLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestLongNamesStayApart translates a pipeline whose name fills a DNS
+// label: every name made of it and a node's (a Nomad service, a node's TLS
+// Secret) must still be one per node, and a DNS label; cut at 63
+// characters they all became the pipeline's name, so each Nomad node sent
+// to every node and every Kubernetes node mounted one certificate.
+func TestLongNamesStayApart(t *testing.T) {
+	long := strings.Repeat("payments-eu-west-", 3) + "production-cluster-1" // 71
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	src := "name: " + long + "\nsources:\n  - name: ledger\n    type: generate\n    config: {count: 1, data: {kind: ping}}\n" +
+		"processors:\n  - name: enrich-a\n    type: filter\n    inputs: [ledger]\n    config: {expr: 'true'}\n" +
+		"  - name: enrich-b\n    type: filter\n    inputs: [enrich-a]\n    config: {expr: 'true'}\n" +
+		"sinks:\n  - name: out\n    type: stdout\n    inputs: [enrich-b]\n"
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pl := load(t, file)
+	for _, tc := range []struct {
+		name string
+		// names are the per-node names, by component, and the
+		// pipeline-wide ones that must differ from them.
+		names func(t *testing.T) (perNode map[string]string, shared []string)
+	}{
+		{"nomad services", func(t *testing.T) (map[string]string, []string) {
+			job, err := decodeNomadJob(translateTo(t, pl, Nomad, false).Main().Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]string{}
+			for _, g := range job.TaskGroups {
+				out[g.Meta["flowctl.component"]] = g.Services[0].Name
+				// The peer template of each node asks for its
+				// downstream node's service, not its own.
+				for _, tpl := range g.Tasks[0].Templates {
+					if strings.Contains(*tpl.EmbeddedTmpl, "nomadService") && strings.Contains(*tpl.EmbeddedTmpl, fmt.Sprintf("nomadService %q", g.Services[0].Name)) {
+						t.Errorf("group %s's peers are looked up under its own service %q", *g.Name, g.Services[0].Name)
+					}
+				}
+			}
+			return out, nil
+		}},
+		{"kubernetes secrets", func(t *testing.T) (map[string]string, []string) {
+			secrets, err := KubernetesSecrets(pl, caseOptions(Kubernetes, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]string{}
+			for _, s := range secrets {
+				if s.Key == "node.crt" {
+					out[strings.TrimSuffix(strings.TrimPrefix(s.Output, "tls/"), ".crt")] = s.Name
+				}
+			}
+			b, err := buildKubernetes(mustPlan(t, pl, caseOptions(Kubernetes, true)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out, []string{b.envSecretName()}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			perNode, shared := tc.names(t)
+			if len(perNode) != 4 {
+				t.Fatalf("names of %d nodes, want 4: %v", len(perNode), perNode)
+			}
+			seen := map[string]string{}
+			for _, s := range shared {
+				seen[s] = "the pipeline"
+			}
+			for comp, name := range perNode {
+				if len(name) > maxDNSLabel || dnsName(name, maxDNSLabel) != name {
+					t.Errorf("%s: %q is not a DNS label", comp, name)
+				}
+				if other, ok := seen[name]; ok {
+					t.Errorf("%s and %s are both named %q", comp, other, name)
+				}
+				seen[name] = comp
+			}
+		})
+	}
+}
+
+func mustPlan(t *testing.T, p *spec.Pipeline, opts Options) *plan {
+	t.Helper()
+	pl, err := newPlan(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}
+
+// TestComposeReplicasSharedState: Compose mounts a service's named volume
+// into each of its replicas, and a node locks its state store while it
+// runs, so a node with state and replicas runs once, its other replicas
+// failing with "in use" (flowctl node refuses a state directory another
+// node holds). translate must say so instead of promising each replica
+// runs the whole component.
+func TestComposeReplicasSharedState(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// comps is the components section of the pipeline file.
+		comps string
+		warn  bool
+	}{
+		{"source with state, 2 replicas", "sources:\n  - name: in\n    type: generate\n    replicas: 2\n    config: {count: 1, data: {kind: ping}}\nsinks:\n  - name: out\n    type: stdout\n    inputs: [in]\n", true},
+		{"file sink, 3 replicas", "sources:\n  - name: in\n    type: generate\n    config: {count: 1, data: {kind: ping}}\nsinks:\n  - name: out\n    type: file\n    replicas: 3\n    inputs: [in]\n    config: {path: out.jsonl}\n", true},
+		{"source with state, 1 replica", "sources:\n  - name: in\n    type: generate\n    replicas: 1\n    config: {count: 1, data: {kind: ping}}\nsinks:\n  - name: out\n    type: stdout\n    inputs: [in]\n", false},
+		{"processor, 2 replicas", "sources:\n  - name: in\n    type: generate\n    config: {count: 1, data: {kind: ping}}\nprocessors:\n  - name: work\n    type: filter\n    replicas: 2\n    inputs: [in]\n    config: {expr: 'true'}\nsinks:\n  - name: out\n    type: stdout\n    inputs: [work]\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "p.yaml")
+			if err := os.WriteFile(file, []byte("name: p\n"+tc.comps), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res := translateCase(t, load(t, file), false)
+			warned := strings.Contains(string(warningsText(res)), "its one state volume")
+			if warned != tc.warn {
+				t.Errorf("warned about the shared state volume: %v, want %v; warnings:\n%s", warned, tc.warn, warningsText(res))
+			}
+		})
+	}
+}
+
+// TestListenAddressInContainer: an http source listens inside its node's
+// container. Its default, 127.0.0.1:8080, works under `flowctl run` and
+// reaches nothing from a container (not even through a published port);
+// 9090 or 7000 is the node's own port, and the node then stops with
+// "address already in use". Every target must say so.
+func TestListenAddressInContainer(t *testing.T) {
+	for _, tc := range []struct {
+		name, config string
+		loopback     bool
+		nodePort     bool
+	}{
+		{"default address", "", true, false},
+		{"loopback", "{address: '127.0.0.1:8080'}", true, false},
+		{"localhost", "{address: 'localhost:8081'}", true, false},
+		{"every interface", "{address: '0.0.0.0:8080'}", false, false},
+		{"the node's http port", "{address: '0.0.0.0:9090'}", false, true},
+		{"the node's http port, no host", "{address: ':9090'}", false, true},
+		// A source's node listens on no stream port.
+		{"the stream port of a node that sends only", "{address: '0.0.0.0:7000'}", false, false},
+	} {
+		for _, target := range []Target{DockerCompose, Kubernetes, Nomad} {
+			t.Run(tc.name+"/"+string(target), func(t *testing.T) {
+				file := filepath.Join(t.TempDir(), "p.yaml")
+				src := "name: p\nsources:\n  - name: hook\n    type: http\n"
+				if tc.config != "" {
+					src += "    config: " + tc.config + "\n"
+				}
+				src += "sinks:\n  - name: out\n    type: stdout\n    inputs: [hook]\n"
+				if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				w := string(warningsText(translateTo(t, load(t, file), target, false)))
+				if got := strings.Contains(w, "that is the container itself"); got != tc.loopback {
+					t.Errorf("loopback warning %v, want %v:\n%s", got, tc.loopback, w)
+				}
+				if got := strings.Contains(w, "which its node takes"); got != tc.nodePort {
+					t.Errorf("node port warning %v, want %v:\n%s", got, tc.nodePort, w)
+				}
+			})
+		}
+	}
+}
+
+// TestComposeHostPortCollision: docker-compose config takes two services
+// publishing one host port, and docker-compose up then starts one and
+// fails on the other ("port is already allocated").
+func TestComposeHostPortCollision(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		ports1, port2 string
+		warn          bool
+	}{
+		{"same host port", "[{containerPort: 8080, hostPort: 18080}]", "[{containerPort: 8081, hostPort: 18080}]", true},
+		{"same port, udp and tcp", "[{containerPort: 8080, hostPort: 18080, protocol: udp}]", "[{containerPort: 8081, hostPort: 18080}]", false},
+		{"same port, tcp said and implied", "[{containerPort: 8080, hostPort: 18080, protocol: TCP}]", "[{containerPort: 8081, hostPort: 18080}]", true},
+		{"different host ports", "[{containerPort: 8080, hostPort: 18080}]", "[{containerPort: 8080, hostPort: 18081}]", false},
+		{"not published", "[{containerPort: 8080}]", "[{containerPort: 8080}]", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "p.yaml")
+			src := "name: p\nsources:\n" +
+				"  - name: a\n    type: http\n    config: {address: '0.0.0.0:8080'}\n    ports: " + tc.ports1 + "\n" +
+				"  - name: b\n    type: http\n    config: {address: '0.0.0.0:8081'}\n    ports: " + tc.port2 + "\n" +
+				"sinks:\n  - name: out\n    type: stdout\n    inputs: [a, b]\n"
+			if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			w := string(warningsText(translateCase(t, load(t, file), false)))
+			if got := strings.Contains(w, "port is already allocated"); got != tc.warn {
+				t.Errorf("collision warning %v, want %v:\n%s", got, tc.warn, w)
+			}
+		})
+	}
+}
