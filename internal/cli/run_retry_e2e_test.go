@@ -136,7 +136,10 @@ sinks:
 					t.Errorf("exit %v after %v, want 1 shortly after the 300ms grace", err, time.Since(start))
 				}
 				for _, want := range []string{
-					`pipeline "wait" stopped`, ` 0 written`,
+					// Stopped, but the drain could not deliver what the
+					// sources had emitted: the run failed (exit 1), and
+					// the summary says so (runOutcome).
+					`pipeline "wait" failed`, ` 0 written`,
 					`sink "out" was `, `when the run ended: retrying for `, `status 503: down for maintenance`,
 					`neither written nor acknowledged`,
 				} {
