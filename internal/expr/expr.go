@@ -485,8 +485,9 @@ func (p *Program) evalError(err error) error {
 	case strings.HasPrefix(msg, "no such key"):
 		return fmt.Errorf("expression %s: %w (guard an optional field with has(data.x) or data.?x.orValue(default))", p.label, err)
 	case strings.HasPrefix(msg, "no such overload"):
-		// The usual cause is arithmetic between a JSON int and a double.
-		return fmt.Errorf("expression %s: %w (CEL does not mix int and double in arithmetic: convert with double(...) or int(...))", p.label, err)
+		// The usual cause is arithmetic between a JSON int and a double;
+		// CEL does not say which types met, so name both usual mixes.
+		return fmt.Errorf("expression %s: %w (the operands' types do not go together: CEL does not mix int and double, convert with double(...) or int(...); nor strings and numbers, convert with string(...))", p.label, err)
 	}
 	return fmt.Errorf("expression %s: %w", p.label, err)
 }

@@ -176,7 +176,7 @@ func TestEvalErrors(t *testing.T) {
 		{"missing field", "data.missing > 1", Bool, "", `expression "data.missing > 1": no such key: missing (guard an optional field with has(data.x) or data.?x.orValue(default))`},
 		// The parser's own words follow; they belong to flow.ParseJSON.
 		{"bad json", "data.a == 1", Bool, `{"a":`, `expression "data.a == 1": event data: invalid JSON`},
-		{"int and double arithmetic", "data.amount / 2.0", Any, "", `expression "data.amount / 2.0": no such overload (CEL does not mix int and double in arithmetic: convert with double(...) or int(...))`},
+		{"int and double arithmetic", "data.amount / 2.0", Any, "", `expression "data.amount / 2.0": no such overload (the operands' types do not go together: CEL does not mix int and double, convert with double(...) or int(...); nor strings and numbers, convert with string(...))`},
 		{"division by zero", "data.id / 0", Any, "", `expression "data.id / 0": division by zero`},
 		{"dyn not bool", "data.amount", Bool, "", `expression "data.amount" returned int, want bool`},
 		{"dyn not string", "data.amount", String, "", `expression "data.amount" returned int, want string`},
