@@ -3,8 +3,11 @@
 // certificate), the bearer token sent with every call, and the rule that
 // plaintext (and a token over it) is for loopback addresses only.
 //
-// It is public because the SDK (pkg/sdk) dials flowctl with it and pkg/
-// must not import internal/; flowctl's own clients reach it through
-// internal/tlsutil, which also holds the server side. It imports only the
-// standard library and gRPC.
+// It also holds the server side of the token: TokenServerOptions, which
+// the control plane and a component served by the SDK install.
+//
+// It is public because the SDK (pkg/sdk) dials flowctl and checks the
+// stream token with it, and pkg/ must not import internal/; flowctl's own
+// code reaches it through internal/tlsutil. It imports only the standard
+// library and gRPC.
 package wiretls
